@@ -1,0 +1,1 @@
+"""tahub's partner-side connector (library and the ``tahub-connect`` CLI)."""

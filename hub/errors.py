@@ -1,0 +1,264 @@
+"""The one exception tree of tahub, shared by the hub and the connector.
+
+Every error a user can cause is a :class:`TahubError` with a stable ``code``, an HTTP
+``status`` and structured fields. The hub maps the whole tree to RFC 9457
+``application/problem+json`` in one place (``hub.api.problems``); the connector renders
+the same fields on the terminal. Anything that is not a ``TahubError`` is a bug: it is
+logged with a request id and answered with a generic 500 that never echoes its text.
+
+::
+
+    TahubError
+    ├── ConfigError                  settings, contract or mapping files that do not load
+    │   ├── ContractError            a contract file breaks the contract schema
+    │   └── MappingError             a partner mapping file is wrong for its contract
+    ├── NotFound                     unknown or someone else's object (404: existence hidden)
+    │   └── UnknownDataset           dataset or contract version the hub does not know
+    ├── AuthError                    missing, malformed or expired credentials (401)
+    │   └── Forbidden                authenticated but not allowed (403)
+    ├── InvalidInput                 a request that cannot be processed (422)
+    │   ├── SourceError              an export that cannot be read (delimiter, encoding)
+    │   ├── ExtractInvalid           rows or schema break the contract (lists every error)
+    │   ├── EmptyExtract             no rows at all
+    │   └── TooLarge                 over the configured size limit (413)
+    ├── Conflict                     state does not allow it (409), e.g. a wrong offset
+    ├── Unavailable                  a dependency is down; retry later (503)
+    └── HubRequestError              connector side: the hub answered with a problem
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+__all__ = [
+    "AuthError",
+    "ConfigError",
+    "Conflict",
+    "ContractError",
+    "EmptyExtract",
+    "ExtractInvalid",
+    "Forbidden",
+    "HubRequestError",
+    "InvalidInput",
+    "MappingError",
+    "NotFound",
+    "RowError",
+    "SourceError",
+    "TahubError",
+    "TooLarge",
+    "Unavailable",
+    "UnknownDataset",
+    "error_classes",
+]
+
+#: How many individual errors a report lists before saying "... and N more".
+MAX_LISTED_ERRORS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    """One reason one row (or one file location) is refused.
+
+    ``row`` is the 1-based data row (header excluded) or ``None`` for whole-file errors;
+    ``line`` is a line number in a YAML file. ``value`` is only ever set for fields that are
+    not identifiers, so that a report never carries a raw identifier.
+    """
+
+    field: str | None
+    reason: str
+    row: int | None = None
+    line: int | None = None
+    value: str | None = None
+
+    def __str__(self) -> str:
+        where = []
+        if self.line is not None:
+            where.append(f"line {self.line}")
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.field:
+            where.append(self.field)
+        prefix = ", ".join(where)
+        shown = f" (got {self.value!r})" if self.value is not None else ""
+        return f"{prefix}: {self.reason}{shown}" if prefix else f"{self.reason}{shown}"
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"field": self.field, "reason": self.reason}
+        for key in ("row", "line", "value"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
+
+
+class TahubError(Exception):
+    """Base of every error a user can cause. ``code`` is stable and documented."""
+
+    code: ClassVar[str] = "tahub_error"
+    status: ClassVar[int] = 400
+    title: ClassVar[str] = "Request refused"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        field: str | None = None,
+        errors: Sequence[RowError] = (),
+        total_errors: int | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+        self.errors = list(errors)
+        self.total_errors = total_errors if total_errors is not None else len(self.errors)
+        self.extra = extra
+
+    def __str__(self) -> str:
+        lines = [self.detail]
+        lines += [f"  - {e}" for e in self.errors[:MAX_LISTED_ERRORS]]
+        hidden = self.total_errors - min(len(self.errors), MAX_LISTED_ERRORS)
+        if hidden > 0:
+            lines.append(f"  ... and {hidden} more")
+        return "\n".join(lines)
+
+    def problem(self) -> dict[str, Any]:
+        """The RFC 9457 body, without ``instance``/request id (the HTTP layer adds them)."""
+        body: dict[str, Any] = {
+            "type": f"urn:tahub:problem:{self.code}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "code": self.code,
+        }
+        if self.field is not None:
+            body["field"] = self.field
+        if self.errors:
+            body["errors"] = [e.as_dict() for e in self.errors[:MAX_LISTED_ERRORS]]
+            body["total_errors"] = self.total_errors
+        body.update(self.extra)
+        return body
+
+
+class ConfigError(TahubError):
+    code = "config_error"
+    status = 500
+    title = "Configuration error"
+
+
+class ContractError(ConfigError):
+    code = "contract_invalid"
+    title = "Data contract is invalid"
+
+
+class MappingError(ConfigError):
+    code = "mapping_invalid"
+    status = 422
+    title = "Mapping file is invalid"
+
+
+class NotFound(TahubError):
+    code = "not_found"
+    status = 404
+    title = "Not found"
+
+
+class UnknownDataset(NotFound):
+    code = "unknown_dataset"
+    title = "Unknown dataset or contract version"
+
+
+class AuthError(TahubError):
+    code = "unauthenticated"
+    status = 401
+    title = "Authentication required"
+
+
+class Forbidden(AuthError):
+    code = "forbidden"
+    status = 403
+    title = "Not allowed"
+
+
+class InvalidInput(TahubError):
+    code = "invalid_input"
+    status = 422
+    title = "Invalid input"
+
+
+class SourceError(InvalidInput):
+    code = "source_unreadable"
+    title = "Source cannot be read"
+
+
+class ExtractInvalid(InvalidInput):
+    code = "extract_invalid"
+    title = "Extract breaks its data contract"
+
+
+class EmptyExtract(InvalidInput):
+    code = "extract_empty"
+    title = "Extract is empty"
+
+
+class TooLarge(InvalidInput):
+    code = "too_large"
+    status = 413
+    title = "Too large"
+
+
+class Conflict(TahubError):
+    code = "conflict"
+    status = 409
+    title = "Conflict"
+
+
+class Unavailable(TahubError):
+    code = "unavailable"
+    status = 503
+    title = "Service unavailable"
+
+
+class HubRequestError(TahubError):
+    """The hub answered a connector request with a problem document.
+
+    ``status`` is the instance's HTTP status (not a class constant), ``problem`` the
+    parsed body.
+    """
+
+    code = "hub_request_failed"
+    title = "The hub refused the request"
+
+    def __init__(self, detail: str, *, http_status: int, problem: dict[str, Any]) -> None:
+        errors = [
+            RowError(
+                field=e.get("field"),
+                reason=str(e.get("reason", "")),
+                row=e.get("row"),
+                line=e.get("line"),
+                value=e.get("value"),
+            )
+            for e in problem.get("errors", [])
+            if isinstance(e, dict)
+        ]
+        super().__init__(
+            detail,
+            field=problem.get("field"),
+            errors=errors,
+            total_errors=problem.get("total_errors"),
+        )
+        self.http_status = http_status
+        self.problem_body = problem
+        self.problem_code = str(problem.get("code", ""))
+
+
+def error_classes() -> list[type[TahubError]]:
+    """Every class of the tree, for the test that holds each one mapped and documented."""
+    seen: list[type[TahubError]] = []
+    stack: list[type[TahubError]] = [TahubError]
+    while stack:
+        cls = stack.pop()
+        seen.append(cls)
+        stack.extend(cls.__subclasses__())
+    return seen
