@@ -42,6 +42,7 @@ __all__ = [
     "Role",
     "Sensitivity",
     "contract_json_schema",
+    "json_schema_text",
     "default_contracts_dir",
     "months_between",
 ]
@@ -387,13 +388,16 @@ class ContractRegistry:
         return self.contracts[(dataset, version)]
 
 
-def contract_json_schema() -> dict[str, Any]:
-    """JSON Schema of contract files, for editors (``contracts/contract.schema.json``)."""
-    schema = Contract.model_json_schema()
+def contract_json_schema(kind: str = "contract") -> dict[str, Any]:
+    """JSON Schema for editors: ``contract`` (``contracts/contract.schema.json``) or ``domain``
+    (``contracts/domain.schema.json``, for the shared lists in ``contracts/domains/``)."""
+    model = {"contract": Contract, "domain": NamedDomain}[kind]
+    schema = model.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "tahub data contract"
+    schema["title"] = f"tahub data {kind}"
     return schema
 
 
-def dump_json_schema(path: Path) -> None:
-    path.write_text(json.dumps(contract_json_schema(), indent=2, sort_keys=True) + "\n")
+def json_schema_text(kind: str = "contract") -> str:
+    """The committed text of a schema file (stable key order, trailing newline)."""
+    return json.dumps(contract_json_schema(kind), indent=2, sort_keys=True) + "\n"

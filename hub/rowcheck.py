@@ -77,7 +77,12 @@ def write_rejects(con: duckdb.DuckDBPyConnection, path: Path, table: str = "__ch
         f"e.value AS value FROM (SELECT {quote_ident(ROW_COLUMN)}, "
         f"unnest({ERRORS_COLUMN}) AS e FROM {t} WHERE len({ERRORS_COLUMN}) > 0) ORDER BY 1"
     )
-    rel = con.sql(query)
-    count = rel.count("*").fetchone()
-    rel.write_csv(str(path), header=True)
+    con.execute(f"COPY ({query}) TO '{_sql_path(path)}' (HEADER, DELIMITER ',')")
+    count = con.execute(
+        f"SELECT coalesce(sum(len({ERRORS_COLUMN})), 0) FROM {t}"
+    ).fetchone()
     return int(count[0]) if count else 0
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
