@@ -19,6 +19,8 @@ from hub.errors import ConfigError, RowError
 __all__ = ["load_model", "validate_document"]
 
 M = TypeVar("M", bound=BaseModel)
+# libyaml's C loader when PyYAML was built with it: ten times faster on the 249-country lists.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
@@ -50,8 +52,8 @@ def validate_document(
 ) -> M:
     """Parse YAML ``text`` and validate it as ``model``; raise ``error`` listing every problem."""
     try:
-        data = yaml.safe_load(text)
-        tree = yaml.compose(text, Loader=yaml.SafeLoader)
+        tree = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader, C or Python
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
