@@ -42,21 +42,21 @@ __all__ = [
     "Role",
     "Sensitivity",
     "contract_json_schema",
-    "json_schema_text",
     "default_contracts_dir",
+    "json_schema_text",
     "months_between",
 ]
 
 PERIOD_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 NAME_RE = r"^[a-z][a-z0-9_]*$"
 #: Pseudonymised tokens as the connector writes them: ``<key id>.<64 hex of HMAC-SHA256>``.
-TOKEN_RE = r"^[0-9a-f]{8}\.[0-9a-f]{64}$"
+TOKEN_RE = r"^[0-9a-f]{8}\.[0-9a-f]{64}$"  # noqa: S105 - a pattern, not a secret
 #: Domain reference resolved by the hub from its registered members (used by partner fields).
 MEMBERS_REF = "members"
 
 
 class FieldType(StrEnum):
-    TOKEN = "token"  # pseudonymised identifier
+    TOKEN = "token"  # noqa: S105 - pseudonymised identifier, not a secret
     CATEGORY = "category"  # one code of a closed list
     CATEGORY_LIST = "category_list"  # several codes of a closed list (HTCDS multi-valued)
     INTEGER = "integer"
@@ -193,7 +193,7 @@ class ContractField(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _coherent(self) -> ContractField:  # noqa: C901 - one rule per branch, read top-down
+    def _coherent(self) -> ContractField:
         t, d = self.type, self.domain
         if (self.sensitivity is Sensitivity.IDENTIFIER) != (t is FieldType.TOKEN):
             raise ValueError("identifiers must have type token, and tokens must be identifiers")
@@ -391,7 +391,7 @@ class ContractRegistry:
 def contract_json_schema(kind: str = "contract") -> dict[str, Any]:
     """JSON Schema for editors: ``contract`` (``contracts/contract.schema.json``) or ``domain``
     (``contracts/domain.schema.json``, for the shared lists in ``contracts/domains/``)."""
-    model = {"contract": Contract, "domain": NamedDomain}[kind]
+    model: type[BaseModel] = {"contract": Contract, "domain": NamedDomain}[kind]
     schema = model.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = f"tahub data {kind}"

@@ -93,6 +93,7 @@ def _month(rng: random.Random, first: str = "2024-01", last: str = "2025-12") ->
 
 def _mobile(rng: random.Random, region: str) -> phonenumbers.PhoneNumber:
     example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+    assert example is not None  # noqa: S101 - every demo region has an example mobile number
     digits = str(example.national_number)
     while True:
         candidate = digits[:3] + "".join(rng.choice(string.digits) for _ in digits[3:])
@@ -126,12 +127,17 @@ MERIDIANA_TYPOLOGY = {"societa_di_comodo": "front_company",
 
 
 def _alerts(rng: random.Random, n: int, shared: list[str], shared_hits: int) -> Iterator[dict]:
-    """Alert rows in contract codes; the caller renames and recodes per bank."""
+    """Alert rows in contract codes; the caller renames and recodes per bank.
+
+    Each shared IBAN is flagged at least once (the planted hits cycle through them).
+    """
     indicators = list(NORTHBANK_RULES.values())
     for i in range(n + shared_hits):
         planted = i >= n
         yield {
-            "subject": rng.choice(shared) if planted else _iban(rng, rng.choice(["GB", "IT", "DE"])),
+            "subject": shared[(i - n) % len(shared)]
+            if planted
+            else _iban(rng, rng.choice(["GB", "IT", "DE"])),
             "indicator": rng.choice(["cash_deposits_no_payroll", "rapid_movement_of_funds"])
             if planted else rng.choice(indicators),
             "typology": "funnel_account" if planted else rng.choice(

@@ -76,8 +76,8 @@ def test_hub_side_refuses_each_kind_of_bad_value(
 
 
 def test_optional_fields_may_be_empty_but_not_wrong() -> None:
-    result, _ = _check([_alert(exploitation_stream=None), _alert(exploitation_stream="organ_removal"),
-                        _alert(exploitation_stream="cooking")], Side.HUB)
+    rows = [_alert(exploitation_stream=s) for s in (None, "organ_removal", "cooking")]
+    result, _ = _check(rows, Side.HUB)
     assert [(e.row, e.field) for e in result.errors] == [(3, "exploitation_stream")]
 
 
