@@ -391,7 +391,8 @@ class ContractRegistry:
 def contract_json_schema(kind: str = "contract") -> dict[str, Any]:
     """JSON Schema for editors: ``contract`` (``contracts/contract.schema.json``) or ``domain``
     (``contracts/domain.schema.json``, for the shared lists in ``contracts/domains/``)."""
-    model: type[BaseModel] = {"contract": Contract, "domain": NamedDomain}[kind]
+    models: dict[str, type[BaseModel]] = {"contract": Contract, "domain": NamedDomain}
+    model = models[kind]
     schema = model.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = f"tahub data {kind}"
