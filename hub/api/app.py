@@ -1,0 +1,140 @@
+"""The hub's FastAPI application, built by :func:`create_app` from one :class:`Settings`.
+
+Importing this module does nothing: ``create_app`` returns an app whose lifespan builds
+every service (:func:`build_services`: metadata store migrated to the latest schema,
+contract registry, object store, ingest and identity services), runs the ingest sweep
+(expired uploads, orphan objects) and keeps them on ``app.state``. The CLI's admin commands
+use the same :func:`build_services`, so the server and the CLI never wire things twice.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+import structlog
+from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+
+from hub import __version__
+from hub.api.oauth import TOKEN_PATH, TokenServer
+from hub.api.oauth import router as oauth_router
+from hub.api.problems import RequestContext, install_problem_handlers
+from hub.api.routes import extracts, meta, uploads
+from hub.contracts import ContractRegistry
+from hub.db import make_engine, upgrade
+from hub.errors import ConfigError
+from hub.identity import IdentityService
+from hub.ingest import IngestService
+from hub.logging import configure_logging
+from hub.settings import Settings
+from hub.storage import ObjectStore, open_store
+
+__all__ = ["Services", "build_services", "create_app"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything a running hub holds; one per process."""
+
+    settings: Settings
+    engine: sa.Engine
+    registry: ContractRegistry
+    store: ObjectStore
+    ingest: IngestService
+    identity: IdentityService
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def build_services(settings: Settings) -> Services:
+    """Open the metadata store (migrated to head), contracts, object store and services."""
+    registry = ContractRegistry.load(settings.contracts_dir)
+    store = open_store(settings.storage)
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(engine)
+        ingest = IngestService(engine=engine, store=store, registry=registry, settings=settings)
+        identity = IdentityService(engine=engine, settings=settings)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise ConfigError(
+            f"cannot open the metadata store ({type(exc).__name__}); "
+            "check TAHUB_DATABASE_URL",
+            field="TAHUB_DATABASE_URL",
+        ) from None
+    except BaseException:
+        engine.dispose()
+        raise
+    return Services(settings, engine, registry, store, ingest, identity)
+
+
+def _is_secure_issuer(url: str) -> bool:
+    """Whether authlib will accept token requests for this public URL (see hub.api.oauth)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return True
+    if parts.scheme != "http" or not parts.hostname:
+        return False
+    if parts.hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The hub's ASGI app; nothing is opened until its lifespan starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings)
+        services = await run_in_threadpool(build_services, settings)
+        try:
+            report = await run_in_threadpool(services.ingest.sweep)
+            log.info(
+                "hub started",
+                version=__version__,
+                public_url=settings.public_url,
+                expired_uploads=report.expired_uploads,
+                staging_files_removed=report.staging_files_removed,
+                orphan_objects_removed=report.orphan_objects_removed,
+            )
+            if not _is_secure_issuer(settings.public_url):
+                log.warning(
+                    "TAHUB_PUBLIC_URL is plain http on a non-loopback host: the token "
+                    "endpoint refuses requests (insecure_transport); use the https URL "
+                    "of the TLS-terminating proxy",
+                    public_url=settings.public_url,
+                )
+            app.state.services = services
+            app.state.token_server = TokenServer(
+                services.identity, settings.public_url + TOKEN_PATH
+            )
+            yield
+        finally:
+            services.close()
+
+    app = FastAPI(
+        title="tahub hub",
+        version=__version__,
+        summary="Privacy-preserving data-sharing hub: ingest API",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+    app.add_middleware(RequestContext)
+    app.include_router(meta.router)
+    app.include_router(oauth_router)
+    app.include_router(uploads.router)
+    app.include_router(extracts.router)
+    return app

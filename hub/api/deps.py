@@ -1,0 +1,86 @@
+"""FastAPI dependencies: the services on ``app.state`` and the calling actor.
+
+Routes declare what they need with the ``Annotated`` aliases below (``Ingest``,
+``Identity``, ``Registry``, ``AppSettings``, ``CurrentActor``, ``PartnerActor``); nothing is
+global, everything comes from the app that ``create_app`` built.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from hub.actors import Actor, Role
+from hub.contracts import ContractRegistry
+from hub.errors import AuthError
+from hub.identity import IdentityService
+from hub.ingest import IngestService
+from hub.settings import Settings
+
+__all__ = [
+    "AppSettings",
+    "CurrentActor",
+    "Identity",
+    "Ingest",
+    "PartnerActor",
+    "Registry",
+    "current_actor",
+]
+
+
+def _identity(request: Request) -> IdentityService:
+    identity: IdentityService = request.app.state.services.identity
+    return identity
+
+
+def _ingest(request: Request) -> IngestService:
+    ingest: IngestService = request.app.state.services.ingest
+    return ingest
+
+
+def _registry(request: Request) -> ContractRegistry:
+    registry: ContractRegistry = request.app.state.services.registry
+    return registry
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+Identity = Annotated[IdentityService, Depends(_identity)]
+Ingest = Annotated[IngestService, Depends(_ingest)]
+Registry = Annotated[ContractRegistry, Depends(_registry)]
+AppSettings = Annotated[Settings, Depends(_settings)]
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    bearerFormat="JWT",
+    description="Access token from POST /oauth/token (client credentials).",
+)
+
+
+def current_actor(
+    identity: Identity,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Actor:
+    """The actor behind ``Authorization: Bearer <token>`` (sync: runs in the threadpool)."""
+    if credentials is None:
+        raise AuthError(
+            "this route needs 'Authorization: Bearer <access token>' "
+            "(get one from POST /oauth/token)"
+        )
+    return identity.verify_token(credentials.credentials)
+
+
+CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+
+def _partner(actor: CurrentActor) -> Actor:
+    actor.require(Role.PARTNER)
+    return actor
+
+
+PartnerActor = Annotated[Actor, Depends(_partner)]

@@ -1,0 +1,85 @@
+"""Liveness, discovery documents, the caller, and the contracts the hub knows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from hub import __version__
+from hub.api.deps import AppSettings, CurrentActor, Identity, Registry
+from hub.api.oauth import TOKEN_PATH
+from hub.identity import GRANT_TYPE, TOKEN_AUTH_METHODS
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+
+
+class Me(BaseModel):
+    client_id: str
+    org: str
+    org_name: str
+    roles: list[str]
+
+
+class ContractSummary(BaseModel):
+    dataset: str
+    version: int
+    title: str
+
+
+@router.get("/health", tags=["meta"], summary="Liveness (no authentication)")
+def health() -> Health:
+    return Health(status="ok", version=__version__)
+
+
+@router.get("/.well-known/jwks.json", tags=["meta"], summary="Public token-signing keys")
+def jwks(identity: Identity) -> dict[str, Any]:
+    return identity.jwks()
+
+
+@router.get(
+    "/.well-known/openid-configuration", tags=["meta"], summary="Authorization-server metadata"
+)
+def openid_configuration(settings: AppSettings) -> dict[str, Any]:
+    base = settings.public_url
+    return {
+        "issuer": base,
+        "token_endpoint": base + TOKEN_PATH,
+        "jwks_uri": base + "/.well-known/jwks.json",
+        "grant_types_supported": [GRANT_TYPE],
+        "token_endpoint_auth_methods_supported": list(TOKEN_AUTH_METHODS),
+    }
+
+
+@router.get("/v1/me", tags=["meta"], summary="The calling client")
+def me(actor: CurrentActor) -> Me:
+    return Me(
+        client_id=actor.client_id,
+        org=actor.org,
+        org_name=actor.org_name,
+        roles=sorted(r.value for r in actor.roles),
+    )
+
+
+@router.get("/v1/contracts", tags=["contracts"], summary="Every contract the hub knows")
+def list_contracts(actor: CurrentActor, registry: Registry) -> list[ContractSummary]:
+    return [ContractSummary(dataset=c.dataset, version=c.version, title=c.title) for c in registry]
+
+
+@router.get(
+    "/v1/contracts/{dataset}/{version}", tags=["contracts"], summary="One contract version"
+)
+def get_contract(
+    dataset: str, version: int, actor: CurrentActor, registry: Registry
+) -> dict[str, Any]:
+    contract = registry.get(dataset, version)
+    body: dict[str, Any] = contract.model_dump(mode="json")
+    return body

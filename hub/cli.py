@@ -1,0 +1,425 @@
+"""``tahub``: run and administer a hub. A thin shell over the services.
+
+::
+
+    tahub serve [--host H] [--port P]          run the hub (uvicorn)
+    tahub admin migrate                          bring the metadata store to the latest schema
+    tahub admin sweep                            clean expired uploads and orphan objects
+    tahub admin member add NAME --kind K --role R [--role R]   new member + first client
+    tahub admin member list                      members and their clients (never secrets)
+    tahub admin client add ORG_ID --role R       another client for a member
+    tahub admin client revoke CLIENT_ID          revoke a client (its tokens stop working)
+    tahub admin settings-doc [--out FILE]        the settings reference (docs/settings.md)
+    tahub contracts list | schema [--kind K] [--out FILE] | check FILE...
+    tahub demo                                   the guided demo (hub.demo)
+
+Settings come from ``TAHUB_*`` environment variables (``docs/settings.md``). A user error
+prints its message and exits with status 1, without a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import importlib
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from hub.actors import MemberKind, Role
+from hub.contracts import Contract, ContractRegistry, NamedDomain, json_schema_text
+from hub.errors import ConfigError, ContractError, RowError, TahubError
+from hub.logging import configure_logging
+from hub.settings import Settings
+
+__all__ = ["SchemaKind", "app", "main"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    name="tahub",
+    help="Run and administer a tahub hub.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+admin_app = typer.Typer(help="Administer the hub: schema, clean-up, members.", no_args_is_help=True)
+member_app = typer.Typer(help="Member organisations.", no_args_is_help=True)
+client_app = typer.Typer(help="OAuth2 clients of members.", no_args_is_help=True)
+contracts_app = typer.Typer(help="Data contracts.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+app.add_typer(contracts_app, name="contracts")
+admin_app.add_typer(member_app, name="member")
+admin_app.add_typer(client_app, name="client")
+
+class SchemaKind(StrEnum):
+    CONTRACT = "contract"  # contracts/contract.schema.json
+    DOMAIN = "domain"  # contracts/domain.schema.json
+
+
+_FILE_RE = re.compile(r"^(?P<dataset>[a-z][a-z0-9_]*)\.v(?P<version>[1-9][0-9]*)\.yaml$")
+
+
+def _console() -> Console:
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console.width = 160  # piped or captured: do not fold ids across lines
+    return console
+
+
+def _user_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Print a TahubError's message (no traceback) and exit 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except TahubError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _settings(**overrides: Any) -> Settings:
+    """Settings from the environment; a bad value is a ConfigError naming its variable."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        errors = [
+            RowError(field=f"TAHUB_{'.'.join(map(str, e['loc'])).upper()}", reason=e["msg"])
+            for e in exc.errors(include_url=False)
+        ]
+        raise ConfigError("invalid settings", errors=errors) from None
+
+
+@contextmanager
+def _services(settings: Settings) -> Iterator[Any]:
+    from hub.api.app import build_services  # the web stack loads only when needed
+
+    configure_logging(settings)
+    services = build_services(settings)
+    try:
+        yield services
+    finally:
+        services.close()
+
+
+@contextmanager
+def _identity(settings: Settings) -> Iterator[Any]:
+    from hub.db import make_engine
+    from hub.identity import IdentityService
+
+    configure_logging(settings)
+    engine = make_engine(settings.database_url)
+    try:
+        _migrate(engine)
+        yield IdentityService(engine=engine, settings=settings)
+    finally:
+        engine.dispose()
+
+
+def _migrate(engine: Any) -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from hub.db import upgrade
+
+    try:
+        upgrade(engine)
+    except SQLAlchemyError as exc:
+        raise ConfigError(
+            f"cannot open the metadata store ({type(exc).__name__}); check TAHUB_DATABASE_URL"
+        ) from None
+
+
+# -- serve --------------------------------------------------------------------------------
+@app.command()
+@_user_errors
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on (TAHUB_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (TAHUB_PORT).")] = None,
+) -> None:
+    """Run the hub."""
+    import uvicorn
+
+    from hub.api.app import create_app
+
+    settings = _settings(host=host, port=port)
+    with _services(settings):
+        pass  # a bad setting, contract or database fails here with a clear message
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
+
+
+# -- admin --------------------------------------------------------------------------------
+@admin_app.command()
+@_user_errors
+def migrate() -> None:
+    """Bring the metadata store to the latest schema (also done at every start)."""
+    from hub.db import make_engine
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    try:
+        _migrate(engine)
+    finally:
+        engine.dispose()
+    typer.echo("metadata store is at the latest schema")
+
+
+@admin_app.command()
+@_user_errors
+def sweep() -> None:
+    """Expire stale uploads and remove staging files and orphan objects."""
+    with _services(_settings()) as services:
+        report = services.ingest.sweep()
+    typer.echo(
+        f"expired uploads: {report.expired_uploads}, "
+        f"staging files removed: {report.staging_files_removed}, "
+        f"orphan objects removed: {report.orphan_objects_removed}"
+    )
+
+
+@admin_app.command("settings-doc")
+@_user_errors
+def settings_doc(
+    out: Annotated[Path | None, typer.Option(help="Write to this file.")] = None,
+) -> None:
+    """Print the settings reference (docs/settings.md)."""
+    from hub.reference import settings_markdown
+
+    _write_or_print(settings_markdown(), out)
+
+
+def _show_credentials(creds: Any, title: str) -> None:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column(overflow="fold")
+    grid.add_row("organisation", f"{creds.org_name} ({creds.org_id})")
+    grid.add_row("client id", creds.client_id)
+    grid.add_row("client secret", creds.client_secret)
+    grid.add_row("roles", ", ".join(creds.roles))
+    console = _console()
+    console.print(Panel(grid, title=title, expand=False))
+    console.print(
+        "The client secret is shown only this once and cannot be recovered (the hub keeps "
+        "only a hash). Hand it to the member's system now; if it is lost, add a new client "
+        "and revoke this one."
+    )
+
+
+RoleOption = Annotated[
+    list[Role], typer.Option("--role", help="A role of the client (repeat for several).")
+]
+
+
+@member_app.command("add")
+@_user_errors
+def member_add(
+    name: Annotated[str, typer.Argument(help="The member organisation's name.")],
+    kind: Annotated[MemberKind, typer.Option(help="What kind of organisation it is.")],
+    role: RoleOption,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the credentials as JSON, for scripts.")
+    ] = False,
+) -> None:
+    """Register a member organisation and its first client (prints the secret once)."""
+    with _identity(_settings()) as identity:
+        creds = identity.register_member(name, kind, role)
+    if as_json:
+        typer.echo(json.dumps(dataclasses.asdict(creds)))
+    else:
+        _show_credentials(creds, f"New member: {creds.org_name}")
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
+
+
+@member_app.command("list")
+@_user_errors
+def member_list() -> None:
+    """Members and their clients (ids and roles; secrets are never shown)."""
+    with _identity(_settings()) as identity:
+        members = identity.members()
+    table = Table(title="Members")
+    for column in ("organisation", "name", "kind", "client id", "roles", "created", "status"):
+        table.add_column(column, overflow="fold")
+    for m in members:
+        rows = m["clients"] or [None]
+        for c in rows:
+            table.add_row(
+                m["id"],
+                m["name"],
+                m["kind"],
+                c["client_id"] if c else "",
+                ", ".join(c["roles"]) if c else "",
+                _when(c["created_at"] if c else m["created_at"]),
+                ("revoked " + _when(c["revoked_at"]) if c["revoked_at"] else "active")
+                if c
+                else "no clients",
+            )
+    _console().print(table)
+
+
+@client_app.command("add")
+@_user_errors
+def client_add(
+    org_id: Annotated[str, typer.Argument(help="The member organisation's id (org_...).")],
+    role: RoleOption,
+) -> None:
+    """Add a client to a member (prints the secret once)."""
+    with _identity(_settings()) as identity:
+        creds = identity.add_client(org_id, role)
+    _show_credentials(creds, f"New client for {creds.org_name}")
+
+
+@client_app.command("revoke")
+@_user_errors
+def client_revoke(
+    client_id: Annotated[str, typer.Argument(help="The client id (tahub_...).")],
+) -> None:
+    """Revoke a client: its tokens stop working at once."""
+    with _identity(_settings()) as identity:
+        identity.revoke_client(client_id)
+    typer.echo(f"client {client_id} revoked")
+
+
+# -- contracts ----------------------------------------------------------------------------
+@contracts_app.command("list")
+@_user_errors
+def contracts_list() -> None:
+    """The contracts this hub serves."""
+    registry = ContractRegistry.load(_settings().contracts_dir)
+    table = Table(title="Data contracts")
+    for column in ("dataset", "version", "title", "fields"):
+        table.add_column(column)
+    for contract in registry:
+        table.add_row(
+            contract.dataset, str(contract.version), contract.title, str(len(contract.fields))
+        )
+    _console().print(table)
+
+
+def _write_or_print(text: str, out: Path | None) -> None:
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {out} ({exc.strerror or exc})") from None
+    typer.echo(f"wrote {out}")
+
+
+@contracts_app.command("schema")
+@_user_errors
+def contracts_schema(
+    out: Annotated[Path | None, typer.Option(help="Write to this file.")] = None,
+    kind: Annotated[
+        SchemaKind, typer.Option(help="Contract files, or shared-domain files.")
+    ] = SchemaKind.CONTRACT,
+) -> None:
+    """Print the JSON Schema of contract (or shared-domain) files, for editors."""
+    _write_or_print(json_schema_text(kind.value), out)
+
+
+def _check_file(path: Path, default_domains: dict[str, NamedDomain]) -> list[str]:
+    """Every problem of one contract (or shared-domain) file, as 'file:line: field: reason'."""
+    from hub.yamlfile import load_model
+
+    try:
+        if path.parent.name == "domains":
+            load_model(path, NamedDomain, error=ContractError)
+            return []
+        domains = dict(default_domains)
+        for domain_file in sorted((path.parent / "domains").glob("*.yaml")):
+            named = load_model(domain_file, NamedDomain, error=ContractError)
+            domains[named.name] = named
+        contract = load_model(path, Contract, error=ContractError, context={"domains": domains})
+    except ContractError as exc:
+        if not exc.errors:
+            return [f"{path}: {exc.detail}"]
+        return [
+            f"{path}:{e.line}: {e.field + ': ' if e.field else ''}{e.reason}"
+            if e.line is not None
+            else f"{path}: {e}"
+            for e in exc.errors
+        ]
+    match = _FILE_RE.match(path.name)
+    if match is None:
+        return [f"{path}:1: contract files are named <dataset>.v<N>.yaml"]
+    if (contract.dataset, contract.version) != (match["dataset"], int(match["version"])):
+        return [
+            f"{path}:1: declares {contract.dataset} v{contract.version}, "
+            "which does not match the file name"
+        ]
+    return []
+
+
+@contracts_app.command("check")
+@_user_errors
+def contracts_check(
+    files: Annotated[list[Path], typer.Argument(help="Contract YAML files to check.")],
+) -> None:
+    """Check contract files; print every error as file:line and exit 1 if any."""
+    registry = ContractRegistry.load(_settings().contracts_dir)
+    problems: list[str] = []
+    for path in files:
+        found = _check_file(path, registry.domains)
+        problems += found
+        if not found:
+            typer.echo(f"ok: {path}")
+    for line in problems:
+        typer.echo(line, err=True)
+    if problems:
+        typer.echo(f"{len(problems)} error(s)", err=True)
+        raise typer.Exit(1)
+
+
+# -- demo ---------------------------------------------------------------------------------
+@app.command()
+@_user_errors
+def demo(
+    port: Annotated[int | None, typer.Option(help="Port to serve on (TAHUB_PORT).")] = None,
+    partners_dir: Annotated[
+        Path | None,
+        typer.Option(help="Partner-side folder. Default: tahub-demo-partners beside the data."),
+    ] = None,
+    reset: Annotated[bool, typer.Option(help="Delete earlier demo data first.")] = False,
+    serve: Annotated[
+        bool, typer.Option(help="Keep serving after loading the data (until Ctrl-C).")
+    ] = True,
+) -> None:
+    """Run the hub with five demo members whose synthetic data went through the connector."""
+    demo_module = importlib.import_module("hub.demo")  # loaded only for this command
+    settings = _settings(port=port)
+    configure_logging(settings)
+    demo_module.main(settings, partners_dir=partners_dir, reset=reset, serve=serve)
+
+
+def main() -> None:
+    """Entry point of the ``tahub`` command."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,593 @@
+"""The ingest service: resumable uploads, re-validation of every row, atomic commit, withdrawal.
+
+One upload goes ``receiving -> committed | rejected | aborted | expired``::
+
+    start_upload   declare dataset, version, size, sha256 -> a staging file (hub.staging)
+                   (or: the same content is already visible -> that extract, nothing stored;
+                    an unfinished upload of the same content -> that upload, to resume)
+    append_chunk   bytes at the current offset; the staging file's size is the offset
+    commit_upload  offset == size -> sha256 -> hub.extracts.check_extract, which also
+                   writes the canonical copy -> object put -> ONE transaction: extract row
+                   (visible) + upload committed
+
+The stored object is the hub's canonical copy of the checked rows, never the partner's
+bytes (see ``hub.extracts``); the extract keeps the uploaded file's size and sha256, which
+make uploads idempotent. Nothing is visible until the transaction commits, and a crash at
+any point leaves nothing visible: before the object put, the staging file is swept later;
+after the put but before the transaction, the object is an orphan (no visible extract
+references it) that :meth:`IngestService.sweep` removes once its upload is finished or
+expired. The unique index on visible (org, dataset, sha256) turns a concurrent commit of
+the same content into ``CommitResult(duplicate=True)``.
+
+Every upload and extract method needs the partner role and checks ownership on the object:
+another organisation's upload or extract is :class:`~hub.errors.NotFound`, exactly as a
+missing one. SQLAlchemy and OS errors are translated to :class:`~hub.errors.Unavailable`
+at this boundary. Logs carry ids and counts, never values.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path, PurePosixPath
+from typing import Any, ParamSpec, TypeVar
+
+import sqlalchemy as sa
+import structlog
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from hub.actors import Actor, Role
+from hub.contracts import ContractRegistry
+from hub.db import extracts, uploads, utcnow
+from hub.errors import (
+    Conflict,
+    EmptyExtract,
+    ExtractInvalid,
+    InvalidInput,
+    NotFound,
+    RowError,
+    TooLarge,
+    Unavailable,
+)
+from hub.extracts import ExtractReport, check_extract
+from hub.settings import Settings
+from hub.staging import StagedFile, Staging
+from hub.storage import ObjectStore
+
+__all__ = [
+    "CommitResult",
+    "CommittedExtract",
+    "ExtractView",
+    "IngestService",
+    "StartResult",
+    "SweepReport",
+    "UploadRequest",
+    "UploadView",
+    "object_key",
+]
+
+_log = structlog.get_logger("hub.ingest")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_RECEIVING, _COMMITTED, _REJECTED, _ABORTED, _EXPIRED = (
+    "receiving", "committed", "rejected", "aborted", "expired",
+)
+_VISIBLE, _WITHDRAWN = "visible", "withdrawn"
+_SPILL_MAX_AGE = timedelta(days=1)  # leftover DuckDB spill folders after a crash
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class UploadRequest(BaseModel):
+    """Body of ``POST /v1/uploads``; the service checks the values (typed errors)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str
+    contract_version: int
+    size: int
+    sha256: str
+    filename: str | None = None
+
+
+class UploadView(BaseModel):
+    id: str
+    dataset: str
+    contract_version: int
+    size: int
+    sha256: str
+    offset: int
+    status: str
+    chunk_bytes: int
+    expires_at: datetime
+
+
+class ExtractView(BaseModel):
+    id: str
+    partner: str
+    dataset: str
+    contract_version: int
+    rows: int
+    size: int
+    sha256: str
+    key_id: str
+    status: str
+    created_at: datetime
+    withdrawn_at: datetime | None
+    report: dict[str, Any]
+
+
+class StartResult(BaseModel):
+    upload: UploadView | None
+    extract: ExtractView | None
+    duplicate: bool
+    resumed: bool = False  # an unfinished upload of the same content was returned
+
+
+class CommitResult(BaseModel):
+    extract: ExtractView
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class CommittedExtract:
+    """A visible extract as later queries read it."""
+
+    id: str
+    org: str
+    dataset: str
+    contract_version: int
+    rows: int
+    object_key: str
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    expired_uploads: int
+    staging_files_removed: int
+    orphan_objects_removed: int
+
+
+def object_key(org: str, dataset: str, extract_id: str) -> str:
+    return f"extracts/{org}/{dataset}/{extract_id}.parquet"
+
+
+def _new_id(prefix: str) -> str:
+    return prefix + secrets.token_hex(12)
+
+
+def _boundary(fn: Callable[P, R]) -> Callable[P, R]:
+    """Translate metadata-store and file-system failures into ``Unavailable``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except SQLAlchemyError as exc:
+            _log.error("ingest.metadata_store_failed", op=fn.__name__, error=type(exc).__name__)
+            raise Unavailable("the metadata store is unavailable; retry later") from exc
+        except OSError as exc:
+            _log.error("ingest.storage_failed", op=fn.__name__, error=type(exc).__name__)
+            raise Unavailable("the hub's storage is unavailable; retry later") from exc
+
+    return wrapper
+
+
+class IngestService:
+    """Uploads and extracts over the metadata store (``hub.db``) and an object store."""
+
+    def __init__(
+        self,
+        *,
+        engine: sa.Engine,
+        store: ObjectStore,
+        registry: ContractRegistry,
+        settings: Settings,
+    ) -> None:
+        self._engine = engine
+        self._store = store
+        self._registry = registry
+        self._settings = settings
+        self._staging = Staging(settings.staging_dir)
+
+    # -- uploads -----------------------------------------------------------------------
+    @_boundary
+    def start_upload(self, actor: Actor, req: UploadRequest) -> StartResult:
+        actor.require(Role.PARTNER)
+        contract = self._registry.get(req.dataset, req.contract_version)
+        sha = self._check_request(req)
+        now = utcnow()
+        with self._engine.begin() as conn:
+            dup = conn.execute(
+                sa.select(extracts).where(
+                    extracts.c.org_id == actor.org,
+                    extracts.c.dataset == contract.dataset,
+                    extracts.c.sha256 == sha,
+                    extracts.c.status == _VISIBLE,
+                )
+            ).first()
+            if dup is not None:
+                _log.info("upload.duplicate", org=actor.org, extract_id=dup.id)
+                return StartResult(upload=None, extract=_extract_view(dup), duplicate=True)
+            unfinished = conn.execute(
+                sa.select(uploads).where(
+                    uploads.c.org_id == actor.org,
+                    uploads.c.sha256 == sha,
+                    uploads.c.dataset == contract.dataset,
+                    uploads.c.contract_version == contract.version,
+                    uploads.c.size == req.size,
+                    uploads.c.status == _RECEIVING,
+                    uploads.c.expires_at > now,
+                ).order_by(uploads.c.created_at.desc())
+            ).first()
+            if unfinished is not None:
+                _log.info("upload.resumed", org=actor.org, upload_id=unfinished.id)
+                view = self._upload_view(unfinished, now)
+                return StartResult(upload=view, extract=None, duplicate=False, resumed=True)
+            upload_id = _new_id("upl_")
+            conn.execute(sa.insert(uploads).values(
+                id=upload_id, org_id=actor.org, dataset=contract.dataset,
+                contract_version=contract.version, size=req.size, sha256=sha,
+                filename=_clean_filename(req.filename), status=_RECEIVING, created_at=now,
+                updated_at=now, expires_at=now + self._ttl, extract_id=None,
+            ))
+            row = conn.execute(sa.select(uploads).where(uploads.c.id == upload_id)).one()
+        self._staging.create(upload_id)
+        _log.info("upload.started", org=actor.org, upload_id=upload_id,
+                  dataset=contract.dataset, size=req.size)
+        return StartResult(upload=self._upload_view(row, now), extract=None, duplicate=False)
+
+    def _check_request(self, req: UploadRequest) -> str:
+        if req.size < 0:
+            raise InvalidInput("size must be the extract's size in bytes", field="size")
+        if req.size == 0:
+            raise EmptyExtract("the extract is empty (size 0); there is nothing to share",
+                               field="size")
+        limit = self._settings.max_extract_bytes
+        if req.size > limit:
+            raise TooLarge(f"the extract is {req.size} bytes; the hub accepts at most {limit}",
+                           field="size")
+        sha = req.sha256.strip().lower()
+        if not _SHA256_RE.match(sha):
+            raise InvalidInput("sha256 must be 64 hex digits (the SHA-256 of the whole file)",
+                               field="sha256")
+        if req.filename is not None and len(req.filename) > 1024:
+            raise InvalidInput("filename is too long", field="filename")
+        return sha
+
+    @property
+    def _ttl(self) -> timedelta:
+        return timedelta(hours=self._settings.upload_ttl_hours)
+
+    @_boundary
+    def get_upload(self, actor: Actor, upload_id: str) -> UploadView:
+        actor.require(Role.PARTNER)
+        return self._upload_view(self._own_upload(actor, upload_id), utcnow())
+
+    @_boundary
+    def append_chunk(self, actor: Actor, upload_id: str, offset: int, data: bytes) -> UploadView:
+        actor.require(Role.PARTNER)
+        now = utcnow()
+        up = self._own_upload(actor, upload_id)
+        self._require_receiving(up, now)
+        limit = self._settings.chunk_bytes
+        if len(data) > limit:
+            raise TooLarge(f"a chunk holds at most {limit} bytes; got {len(data)}", field="body")
+        with self._staging.locked(up.id) as staged:
+            current = staged.offset
+            if offset != current:
+                raise Conflict(
+                    f"the upload holds {current} bytes; send the chunk at offset {current}",
+                    offset=current,
+                )
+            if current + len(data) > up.size:
+                raise TooLarge(
+                    f"the chunk goes past the declared size of {up.size} bytes", field="body"
+                )
+            staged.append(data)
+        with self._engine.begin() as conn:  # sliding expiry: resumable TTL after last chunk
+            conn.execute(
+                sa.update(uploads)
+                .where(uploads.c.id == up.id, uploads.c.status == _RECEIVING)
+                .values(updated_at=now, expires_at=max(up.expires_at, now + self._ttl))
+            )
+        _log.debug("upload.chunk", upload_id=up.id, offset=current, bytes=len(data))
+        return self._upload_view(self._own_upload(actor, upload_id), now)
+
+    @_boundary
+    def commit_upload(self, actor: Actor, upload_id: str) -> CommitResult:
+        actor.require(Role.PARTNER)
+        now = utcnow()
+        up = self._own_upload(actor, upload_id)
+        if up.status == _COMMITTED and up.extract_id is not None:  # a retried commit
+            return CommitResult(extract=self._extract(actor, up.extract_id), duplicate=False)
+        self._require_receiving(up, now)
+        with self._staging.locked(up.id) as staged, self._staging.workspace() as work:
+            current = staged.offset
+            if current != up.size:
+                raise Conflict(
+                    f"the upload holds {current} of {up.size} bytes; send the rest first",
+                    offset=current,
+                )
+            canonical = work / "extract.parquet"
+            report = self._verify(actor, up, staged, canonical)
+            return self._publish(actor, up, canonical, report, now)
+
+    def _verify(
+        self, actor: Actor, up: Any, staged: StagedFile, canonical: Path
+    ) -> ExtractReport:
+        """Checksum and contract; any failure rejects the upload and discards its bytes."""
+        try:
+            contract = self._registry.get(up.dataset, up.contract_version)
+            if staged.sha256() != up.sha256:
+                raise ExtractInvalid(
+                    "the uploaded bytes do not match the declared sha256; "
+                    "the upload is discarded, start again",
+                    field="sha256",
+                    errors=[RowError(field="sha256", reason="checksum mismatch")],
+                )
+            return check_extract(staged.path, contract, canonical=canonical,
+                                 work_dir=canonical.parent)
+        except (InvalidInput, NotFound) as exc:
+            self._finish(up.id, _REJECTED)
+            _log.info("upload.rejected", org=actor.org, upload_id=up.id, code=exc.code,
+                      total_errors=exc.total_errors)
+            raise
+
+    def _publish(
+        self, actor: Actor, up: Any, canonical: Path, report: ExtractReport, now: datetime
+    ) -> CommitResult:
+        """Object put, then one transaction: extract row visible + upload committed."""
+        # Reserve the extract id first, so that sweep spares the object until the
+        # transaction below commits (or this upload expires).
+        extract_id = up.extract_id or _new_id("ext_")
+        key = object_key(actor.org, up.dataset, extract_id)
+        self._set_receiving(up.id, extract_id=extract_id, updated_at=now)
+        self._store.put_file(key, canonical)
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(sa.insert(extracts).values(
+                    id=extract_id, org_id=actor.org, dataset=up.dataset,
+                    contract_version=up.contract_version, rows=report.rows, size=up.size,
+                    sha256=up.sha256, key_id=report.key_id, object_key=key, status=_VISIBLE,
+                    created_at=utcnow(), withdrawn_at=None, report=report.as_dict(),
+                ))
+                done = conn.execute(
+                    sa.update(uploads)
+                    .where(uploads.c.id == up.id, uploads.c.status == _RECEIVING)
+                    .values(status=_COMMITTED, extract_id=extract_id, updated_at=utcnow())
+                )
+                if done.rowcount != 1:
+                    raise Conflict("the upload was aborted or expired while committing")
+        except IntegrityError:
+            self._store.delete(key)
+            return self._commit_duplicate(actor, up)
+        except Conflict:
+            self._store.delete(key)
+            raise
+        self._staging.remove(up.id)
+        _log.info("upload.committed", org=actor.org, upload_id=up.id, extract_id=extract_id,
+                  rows=report.rows)
+        return CommitResult(extract=self._extract(actor, extract_id), duplicate=False)
+
+    def _commit_duplicate(self, actor: Actor, up: Any) -> CommitResult:
+        """The same content became visible meanwhile (a concurrent commit): answer it."""
+        with self._engine.begin() as conn:
+            existing = conn.execute(
+                sa.select(extracts).where(
+                    extracts.c.org_id == actor.org,
+                    extracts.c.dataset == up.dataset,
+                    extracts.c.sha256 == up.sha256,
+                    extracts.c.status == _VISIBLE,
+                )
+            ).first()
+            if existing is None:  # withdrawn in between: the client may simply retry
+                raise Conflict("the same content was committed and withdrawn meanwhile; retry",
+                               offset=up.size)
+            conn.execute(
+                sa.update(uploads)
+                .where(uploads.c.id == up.id, uploads.c.status == _RECEIVING)
+                .values(status=_COMMITTED, extract_id=existing.id, updated_at=utcnow())
+            )
+        self._staging.remove(up.id)
+        _log.info("upload.duplicate_commit", org=actor.org, upload_id=up.id,
+                  extract_id=existing.id)
+        return CommitResult(extract=_extract_view(existing), duplicate=True)
+
+    @_boundary
+    def abort_upload(self, actor: Actor, upload_id: str) -> None:
+        actor.require(Role.PARTNER)
+        up = self._own_upload(actor, upload_id)
+        if up.status == _COMMITTED:
+            raise Conflict("the upload is committed; withdraw its extract instead")
+        if up.status != _RECEIVING:
+            return  # already finished: aborting again changes nothing
+        with self._staging.locked(up.id):
+            self._finish(up.id, _ABORTED)
+        _log.info("upload.aborted", org=actor.org, upload_id=up.id)
+
+    # -- extracts ----------------------------------------------------------------------
+    @_boundary
+    def list_extracts(
+        self, actor: Actor, *, dataset: str | None = None, include_withdrawn: bool = False
+    ) -> list[ExtractView]:
+        actor.require(Role.PARTNER)
+        query = sa.select(extracts).where(extracts.c.org_id == actor.org)
+        if dataset is not None:
+            query = query.where(extracts.c.dataset == dataset)
+        if not include_withdrawn:
+            query = query.where(extracts.c.status == _VISIBLE)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query.order_by(extracts.c.created_at, extracts.c.id)).all()
+        return [_extract_view(r) for r in rows]
+
+    @_boundary
+    def get_extract(self, actor: Actor, extract_id: str) -> ExtractView:
+        actor.require(Role.PARTNER)
+        return self._extract(actor, extract_id)
+
+    @_boundary
+    def withdraw_extract(self, actor: Actor, extract_id: str) -> ExtractView:
+        actor.require(Role.PARTNER)
+        row = self._extract_row(actor, extract_id)
+        if row.status == _VISIBLE:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    sa.update(extracts)
+                    .where(extracts.c.id == row.id, extracts.c.status == _VISIBLE)
+                    .values(status=_WITHDRAWN, withdrawn_at=utcnow())
+                )
+            _log.info("extract.withdrawn", org=actor.org, extract_id=row.id)
+        # After the row: a crash in between leaves an orphan object for sweep to remove.
+        self._store.delete(row.object_key)
+        return self._extract(actor, extract_id)
+
+    @_boundary
+    def visible_extracts(self, dataset: str) -> list[CommittedExtract]:
+        """Every organisation's visible extracts of ``dataset`` (what later queries read)."""
+        query = (
+            sa.select(extracts)
+            .where(extracts.c.dataset == dataset, extracts.c.status == _VISIBLE)
+            .order_by(extracts.c.created_at, extracts.c.id)
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            CommittedExtract(id=r.id, org=r.org_id, dataset=r.dataset,
+                             contract_version=r.contract_version, rows=r.rows,
+                             object_key=r.object_key)
+            for r in rows
+        ]
+
+    # -- housekeeping ------------------------------------------------------------------
+    @_boundary
+    def sweep(self, now: datetime | None = None) -> SweepReport:
+        """Expire stale uploads and remove staging files and objects nothing refers to.
+
+        Listings come before the database reads, so that a file or object created while
+        the sweep runs is never mistaken for an orphan.
+        """
+        now = now or utcnow()
+        staged = self._staging.upload_ids()
+        keys = list(self._store.keys("extracts/"))
+        with self._engine.begin() as conn:
+            expired = conn.execute(
+                sa.select(uploads.c.id).where(
+                    uploads.c.status == _RECEIVING, uploads.c.expires_at <= now
+                )
+            ).scalars().all()
+            if expired:
+                conn.execute(
+                    sa.update(uploads)
+                    .where(uploads.c.id.in_(expired), uploads.c.status == _RECEIVING)
+                    .values(status=_EXPIRED, updated_at=now)
+                )
+        with self._engine.connect() as conn:
+            receiving = set(conn.execute(
+                sa.select(uploads.c.id, uploads.c.extract_id)
+                .where(uploads.c.status == _RECEIVING)
+            ).all())
+            referenced = set(conn.execute(
+                sa.select(extracts.c.object_key).where(extracts.c.status == _VISIBLE)
+            ).scalars())
+        live = {upload_id for upload_id, _ in receiving}
+        reserved = {extract_id for _, extract_id in receiving if extract_id}
+        removed = 0
+        for upload_id in staged:
+            if upload_id not in live:
+                self._staging.remove(upload_id)
+                removed += 1
+        orphans = 0
+        for key in keys:
+            if key not in referenced and PurePosixPath(key).stem not in reserved:
+                self._store.delete(key)
+                orphans += 1
+        self._staging.remove_stale_workspaces(_SPILL_MAX_AGE)
+        report = SweepReport(len(expired), removed, orphans)
+        _log.info("ingest.swept", expired_uploads=report.expired_uploads,
+                  staging_files_removed=removed, orphan_objects_removed=orphans)
+        return report
+
+    # -- helpers -----------------------------------------------------------------------
+    def _own_upload(self, actor: Actor, upload_id: str) -> Any:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(uploads).where(uploads.c.id == upload_id, uploads.c.org_id == actor.org)
+            ).first()
+        if row is None:
+            raise NotFound(f"no upload {upload_id!r}")
+        return row
+
+    def _extract(self, actor: Actor, extract_id: str) -> ExtractView:
+        return _extract_view(self._extract_row(actor, extract_id))
+
+    def _extract_row(self, actor: Actor, extract_id: str) -> Any:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(extracts).where(
+                    extracts.c.id == extract_id, extracts.c.org_id == actor.org
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"no extract {extract_id!r}")
+        return row
+
+    def _require_receiving(self, up: Any, now: datetime) -> None:
+        if up.status == _RECEIVING and up.expires_at <= now:
+            raise Conflict("the upload expired before it was finished; start a new one")
+        if up.status != _RECEIVING:
+            raise Conflict(f"the upload is {up.status}; start a new one")
+
+    def _set_receiving(self, upload_id: str, **values: Any) -> None:
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                sa.update(uploads)
+                .where(uploads.c.id == upload_id, uploads.c.status == _RECEIVING)
+                .values(**values)
+            )
+        if done.rowcount != 1:
+            raise Conflict("the upload was aborted or expired meanwhile")
+
+    def _finish(self, upload_id: str, status: str) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                sa.update(uploads)
+                .where(uploads.c.id == upload_id, uploads.c.status == _RECEIVING)
+                .values(status=status, updated_at=utcnow())
+            )
+        self._staging.remove(upload_id)
+
+    def _upload_view(self, row: Any, now: datetime) -> UploadView:
+        offset = self._staging.offset(row.id)
+        if offset is None:
+            offset = row.size if row.status == _COMMITTED else 0
+        status = row.status
+        if status == _RECEIVING and row.expires_at <= now:
+            status = _EXPIRED
+        return UploadView(
+            id=row.id, dataset=row.dataset, contract_version=row.contract_version,
+            size=row.size, sha256=row.sha256, offset=offset, status=status,
+            chunk_bytes=self._settings.chunk_bytes, expires_at=row.expires_at,
+        )
+
+
+def _extract_view(row: Any) -> ExtractView:
+    return ExtractView(
+        id=row.id, partner=row.org_id, dataset=row.dataset,
+        contract_version=row.contract_version, rows=row.rows, size=row.size,
+        sha256=row.sha256, key_id=row.key_id, status=row.status, created_at=row.created_at,
+        withdrawn_at=row.withdrawn_at, report=dict(row.report),
+    )
+
+
+def _clean_filename(name: str | None) -> str | None:
+    """Keep only the base name (never a partner's folder layout), at most 255 characters."""
+    if name is None:
+        return None
+    base = PurePosixPath(name.replace("\\", "/")).name
+    return base[-255:] or None

@@ -1,0 +1,136 @@
+"""Object storage: atomic puts, safe keys, both backends behind one protocol, URL parsing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from hub.errors import ConfigError, InvalidInput, NotFound
+from hub.settings import Settings
+from hub.storage import LocalFolderStore, MemoryStore, ObjectStore, open_store
+
+KEY = "extracts/org_1/bank_alerts/ext_1.parquet"
+
+
+@pytest.fixture(params=["folder", "memory"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
+    if request.param == "folder":
+        return LocalFolderStore(tmp_path / "objects")
+    return MemoryStore()
+
+
+def _file(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_put_read_list_delete_round_trip(any_store: ObjectStore, tmp_path: Path) -> None:
+    assert isinstance(any_store, ObjectStore)
+    assert not any_store.exists(KEY)
+    any_store.put_file(KEY, _file(tmp_path, "a", b"first"))
+    any_store.put_file("extracts/org_2/x/ext_2.parquet", _file(tmp_path, "b", b"second"))
+    any_store.put_file("other/thing", _file(tmp_path, "c", b"third"))
+    assert any_store.exists(KEY)
+    assert any_store.local_path(KEY).read_bytes() == b"first"
+    assert list(any_store.keys("extracts/")) == [KEY, "extracts/org_2/x/ext_2.parquet"]
+    assert list(any_store.keys()) == [KEY, "extracts/org_2/x/ext_2.parquet", "other/thing"]
+    assert list(any_store.keys("extracts/org_2/")) == ["extracts/org_2/x/ext_2.parquet"]
+
+    any_store.put_file(KEY, _file(tmp_path, "d", b"replaced"))  # overwrite
+    assert any_store.local_path(KEY).read_bytes() == b"replaced"
+
+    any_store.delete(KEY)
+    any_store.delete(KEY)  # idempotent
+    assert not any_store.exists(KEY)
+    with pytest.raises(NotFound):
+        any_store.local_path(KEY)
+    assert KEY not in list(any_store.keys())
+
+
+def test_local_path_is_readable_by_pyarrow(any_store: ObjectStore, tmp_path: Path) -> None:
+    source = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"x": [1, 2, 3]}), source)
+    any_store.put_file(KEY, source)
+    assert pq.read_table(any_store.local_path(KEY)).column("x").to_pylist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "key", ["", "/etc/passwd", "../outside", "extracts/../../x", "a//b", "a/./b", "a/", ".tmp-x",
+            "a/.hidden", "back\\slash", "spa ce"],
+)
+def test_unsafe_keys_are_refused(any_store: ObjectStore, tmp_path: Path, key: str) -> None:
+    with pytest.raises(InvalidInput, match="invalid object key") as err:
+        any_store.put_file(key, _file(tmp_path, "a", b"x"))
+    assert err.value.field == "key"
+    with pytest.raises(InvalidInput):
+        any_store.exists(key)
+    with pytest.raises(InvalidInput):
+        any_store.delete(key)
+    assert list(any_store.keys()) == []
+    assert not (tmp_path.parent / "outside").exists()
+
+
+def test_folder_put_is_atomic_when_the_rename_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalFolderStore(tmp_path / "objects")
+    store.put_file(KEY, _file(tmp_path, "old", b"old content"))
+
+    def crash(*_args: object) -> None:
+        raise OSError("simulated crash before the rename")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="simulated"):
+        store.put_file(KEY, _file(tmp_path, "new", b"new content"))
+    # the old object is intact and no temporary file is left next to it
+    assert store.local_path(KEY).read_bytes() == b"old content"
+    assert sorted(p.name for p in store.local_path(KEY).parent.iterdir()) == ["ext_1.parquet"]
+
+
+def test_folder_put_of_a_missing_source_leaves_nothing(tmp_path: Path) -> None:
+    store = LocalFolderStore(tmp_path / "objects")
+    with pytest.raises(FileNotFoundError):
+        store.put_file(KEY, tmp_path / "missing.parquet")
+    assert list(store.keys()) == []
+    assert [p for p in (tmp_path / "objects").rglob("*") if p.is_file()] == []
+
+
+def test_folder_keys_skip_temporary_files_and_delete_prunes_empty_folders(tmp_path: Path) -> None:
+    root = tmp_path / "objects"
+    store = LocalFolderStore(root)
+    store.put_file(KEY, _file(tmp_path, "a", b"x"))
+    (root / "extracts" / ".tmp-abandoned").write_bytes(b"partial")
+    assert list(store.keys()) == [KEY]
+    store.delete(KEY)
+    assert not (root / "extracts" / "org_1").exists()  # emptied folders removed
+    assert root.is_dir()
+
+
+def test_open_store_reads_file_and_memory_urls(tmp_path: Path) -> None:
+    folder = tmp_path / "with space" / "objects"
+    store = open_store(folder.as_uri())  # percent-encoded, as Settings writes it
+    assert isinstance(store, LocalFolderStore)
+    assert store.root == folder
+    assert store.url == folder.resolve().as_uri()
+    assert isinstance(open_store("memory://"), MemoryStore)
+
+
+def test_the_default_storage_setting_opens_a_folder_under_data_dir(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "my data")
+    store = open_store(settings.storage)
+    assert isinstance(store, LocalFolderStore)
+    assert store.root == (tmp_path / "my data" / "objects").resolve()
+
+
+@pytest.mark.parametrize(
+    "url", ["s3://bucket/prefix", "objects", "/abs/path", "file://server/share", "file:rel",
+            "memory://elsewhere", "file:///x?y=1", ""],
+)
+def test_open_store_refuses_other_urls_naming_the_setting(url: str) -> None:
+    with pytest.raises(ConfigError, match="TAHUB_STORAGE"):
+        open_store(url)
