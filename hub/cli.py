@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import importlib
+import json
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager

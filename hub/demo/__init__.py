@@ -1,0 +1,240 @@
+"""``tahub demo``: a hub on the embedded default, five members and their data, in one command.
+
+What it does, in order:
+
+1. opens the hub's data folder (``TAHUB_DATA_DIR``, default ``./tahub-data``) and registers
+   five demo members: two banks, a money-transfer firm, an NGO and a police unit, each with
+   a partner client (``tahub admin member add`` does the same by hand);
+2. starts the real hub on a loopback port;
+3. on the *partner side* (a separate folder, ``./tahub-demo-partners`` by default, standing
+   for five partners' own machines: the hub never reads it) writes each partner's synthetic
+   export in its own format (:mod:`hub.demo.synthetic`), its mapping file, its credentials
+   and the network pseudonymisation key that only the partners share;
+4. pushes every export through the real connector code path over HTTP: mapping,
+   validation, pseudonymisation, zstd Parquet, resumable upload, server-side re-validation
+   and commit;
+5. prints where the hub is and how to use it, and keeps serving until Ctrl-C.
+
+Running it again reuses what exists (uploads are idempotent); ``--reset`` starts afresh.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import uvicorn
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from hub.actors import MemberKind, Role
+from hub.api.app import build_services, create_app
+from hub.demo.synthetic import PARTNERS, DemoPartner, write_exports
+from hub.errors import ConfigError
+from hub.settings import Settings
+
+__all__ = ["DemoPartnerState", "main", "seed"]
+
+_CREDENTIALS = "partner.env"
+
+
+@dataclass(frozen=True)
+class DemoPartnerState:
+    partner: DemoPartner
+    folder: Path
+    client_id: str
+    extract_id: str
+    rows: int
+    rejected: int
+    duplicate: bool
+
+
+def _register(settings: Settings, partners_dir: Path) -> dict[str, dict[str, str]]:
+    """Register the demo members once; their credentials live on the partner side only."""
+    creds: dict[str, dict[str, str]] = {}
+    missing = [p for p in PARTNERS if not (partners_dir / p.slug / _CREDENTIALS).exists()]
+    if missing:
+        services = build_services(settings)
+        try:
+            known = {m["name"] for m in services.identity.members()}
+            clash = [p.name for p in missing if p.name in known]
+            if clash:
+                raise ConfigError(
+                    f"{settings.data_dir} already has demo members ({', '.join(clash)}) whose "
+                    f"credentials are not in {partners_dir}; run `tahub demo --reset`"
+                )
+            for p in missing:
+                c = services.identity.register_member(p.name, MemberKind(p.kind), [Role.PARTNER])
+                folder = partners_dir / p.slug
+                folder.mkdir(parents=True, exist_ok=True)
+                fd = os.open(folder / _CREDENTIALS, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    fh.write(
+                        f"# {p.name}: hub credentials (shown once by `tahub admin member add`)\n"
+                        f"TAHUB_HUB_URL={settings.public_url}\n"
+                        f"TAHUB_CLIENT_ID={c.client_id}\nTAHUB_CLIENT_SECRET={c.client_secret}\n"
+                        f"TAHUB_NETWORK_KEY_FILE={(partners_dir / 'network.key').resolve()}\n"
+                    )
+        finally:
+            services.close()
+    for p in PARTNERS:
+        lines = (partners_dir / p.slug / _CREDENTIALS).read_text(encoding="utf-8").splitlines()
+        creds[p.slug] = dict(
+            line.split("=", 1) for line in lines if "=" in line and not line.startswith("#")
+        )
+    return creds
+
+
+def seed(
+    settings: Settings, partners_dir: Path, *, console: Console | None = None
+) -> list[DemoPartnerState]:
+    """Partner side: write exports, then push each through the connector to the running hub."""
+    from connectors import HubClient, NetworkKey, load_mapping, load_network_key, prepare_extract
+
+    console = console or Console()
+    creds = _register(settings, partners_dir)
+    key_file = partners_dir / "network.key"
+    if not key_file.exists():
+        NetworkKey.generate().write(key_file)
+    key = load_network_key(key_file)
+    with console.status("Writing the partners' synthetic exports..."):
+        exports = write_exports(partners_dir)
+    mappings = resources.files("hub.demo") / "mappings"
+    states = []
+    for p in PARTNERS:
+        folder = partners_dir / p.slug
+        mapping_path = folder / "mapping.yaml"
+        mapping_path.write_text((mappings / f"{p.slug}.yaml").read_text(encoding="utf-8"))
+        prepared = prepare_extract(
+            exports[p.slug],
+            load_mapping(mapping_path),
+            key=key,
+            out_path=folder / f"{p.dataset}.parquet",
+            rejects_path=folder / "rejects.csv",
+        )
+        c = creds[p.slug]
+        with (
+            HubClient(c["TAHUB_HUB_URL"], c["TAHUB_CLIENT_ID"], c["TAHUB_CLIENT_SECRET"]) as hub,
+            Progress(
+                TextColumn(f"[bold]{p.name:<42}"), BarColumn(), DownloadColumn(),
+                TransferSpeedColumn(), console=console, transient=True,
+            ) as bar,
+        ):
+            task = bar.add_task("upload", total=prepared.size)
+
+            def shown(done: int, _total: int, bar: Progress = bar, task: TaskID = task) -> None:
+                bar.update(task, completed=done)
+
+            outcome = hub.upload(
+                prepared.path,
+                dataset=prepared.dataset,
+                contract_version=prepared.contract_version,
+                sha256=prepared.sha256,
+                on_progress=shown,
+            )
+        states.append(
+            DemoPartnerState(p, folder, c["TAHUB_CLIENT_ID"], outcome.extract.id,
+                             outcome.extract.rows, prepared.rows_rejected, outcome.duplicate)
+        )
+    return states
+
+
+def _summary(console: Console, settings: Settings, partners_dir: Path,
+             states: list[DemoPartnerState]) -> None:
+    table = Table(title="Demo members and their extracts on the hub")
+    for column in ("member", "kind", "dataset", "rows", "extract", "client id"):
+        table.add_column(column)
+    for s in states:
+        table.add_row(s.partner.name, s.partner.kind,
+                      f"{s.partner.dataset} v{s.partner.contract_version}", f"{s.rows:,}",
+                      s.extract_id + (" (already there)" if s.duplicate else ""), s.client_id)
+    console.print(table)
+    env = partners_dir / PARTNERS[0].slug / _CREDENTIALS
+    console.print(
+        f"\n[bold green]The hub is running at {settings.public_url}[/]  "
+        f"(API docs: {settings.public_url}/docs)\n"
+        f"Hub data: {settings.data_dir.resolve()}   "
+        f"Partner side (never read by the hub): {partners_dir.resolve()}\n\n"
+        "Act as a partner, in another terminal:\n"
+        f"  set -a; . {env}; set +a\n"
+        "  tahub-connect list\n"
+        f"  tahub-connect push {partners_dir / PARTNERS[0].slug / PARTNERS[0].export} "
+        f"--mapping {partners_dir / PARTNERS[0].slug / 'mapping.yaml'}\n\n"
+        "Or get a token by hand:\n"
+        f"  curl -s -u \"$TAHUB_CLIENT_ID:$TAHUB_CLIENT_SECRET\" "
+        f"-d grant_type=client_credentials {settings.public_url}/oauth/token\n\n"
+        "Analysts' DP queries and the governance console arrive in later releases. "
+        "Press Ctrl-C to stop."
+    )
+
+
+class _Server(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # the main thread handles Ctrl-C
+        pass
+
+
+def _start(settings: Settings) -> tuple[_Server, threading.Thread]:
+    config = uvicorn.Config(
+        create_app(settings), host=settings.host, port=settings.port, log_level="warning",
+        lifespan="on",
+    )
+    server = _Server(config)
+    thread = threading.Thread(target=server.run, name="tahub-demo-hub", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise ConfigError(
+                f"the hub could not start on {settings.host}:{settings.port} "
+                "(is the port in use? set TAHUB_PORT)", field="TAHUB_PORT"
+            )
+        time.sleep(0.05)
+    return server, thread
+
+
+def main(
+    settings: Settings,
+    *,
+    partners_dir: Path | None = None,
+    reset: bool = False,
+    serve: bool = True,
+    console: Console | None = None,
+) -> list[DemoPartnerState]:
+    """Run the demo (see the module docstring); returns what each partner uploaded."""
+    console = console or Console()
+    partners_dir = partners_dir or settings.data_dir.resolve().parent / "tahub-demo-partners"
+    if reset:
+        for folder in (settings.data_dir, partners_dir):
+            shutil.rmtree(folder, ignore_errors=True)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    server, thread = _start(settings)
+    states: list[DemoPartnerState] = []
+    try:
+        states = seed(settings, partners_dir, console=console)
+        (partners_dir / "demo.json").write_text(json.dumps(
+            {s.partner.slug: {"extract": s.extract_id, "rows": s.rows} for s in states},
+            indent=2,
+        ))
+        _summary(console, settings, partners_dir, states)
+        while serve and thread.is_alive():
+            thread.join(0.5)
+    except KeyboardInterrupt:
+        console.print("\nStopping the hub...")
+    finally:
+        server.should_exit = True
+        thread.join(30)
+    return states
