@@ -2,14 +2,30 @@
 
 Map of the architecture (domain core first; adapters around it)::
 
-    domain core (no web framework, database driver, DuckDB or authlib)
+    domain core (no web framework, database driver, DuckDB or authlib; a test holds this)
       hub.errors       the one exception tree, mapped to problem+json at the edge
       hub.contracts    data contracts: pydantic models of contracts/*.yaml, the registry
       hub.validation   a contract compiled to one validating SQL query (partner or hub side)
+      hub.actors       who is asking: Actor, roles, member kinds
       hub.yamlfile     YAML -> pydantic with file:line errors
     adapters
-      hub.rowcheck     runs the validating query in DuckDB (shared with the connector)
       hub.settings     the one settings object (TAHUB_* environment variables)
+      hub.rowcheck     runs the validating query in DuckDB (shared with the connector)
+      hub.db           metadata tables (SQLAlchemy) and Alembic migrations (hub/migrations)
+      hub.storage      object storage: ObjectStore protocol, local folder, in-memory
+      hub.staging      resumable upload files (one .part per upload, offset = its size)
+      hub.extracts     an uploaded Parquet file checked against its contract, hub side
+      hub.ingest       IngestService: start/append/commit uploads, list/withdraw extracts
+      hub.identity     members, OAuth2 clients, EdDSA-signed JWT access tokens
+      hub.api          FastAPI app (create_app), problem+json, routes, token endpoint
+      hub.logging      structlog set-up, request ids, secret redaction
+      hub.cli          the `tahub` command (serve, admin, contracts, demo)
+      hub.reference    generated reference docs (docs/settings.md)
+      hub.demo         `tahub demo`: synthetic members and exports through the connector
+
+The path of an upload: connector -> POST /v1/uploads -> PATCH chunks (staging) ->
+POST .../commit -> hub.extracts re-validates every row -> object store -> one metadata
+transaction makes the extract visible. See docs/ingest-api.md.
 """
 
 __version__ = "0.1.0"
