@@ -1,1 +1,97 @@
-"""tahub's partner-side connector (library and the ``tahub-connect`` CLI)."""
+"""tahub's partner-side connector: the library behind the ``tahub-connect`` command.
+
+A partner's export goes one way, and nothing identifying leaves the partner's machine::
+
+    export (CSV, Parquet, Excel, SQLite, SQL)      connectors.sources
+      + mapping file (YAML)                        connectors.mapping
+      -> prepare_extract()                         connectors.pipeline
+           map + recode -> validate (hub.rowcheck, the same checks the hub runs)
+           -> normalise + pseudonymise identifiers connectors.pseudonymise (NetworkKey)
+           -> zstd Parquet extract + rejects CSV   connectors.extract, connectors.report
+      -> HubClient.upload()                        connectors.client (resumable, idempotent)
+
+Typical use::
+
+    from pathlib import Path
+    from connectors import HubClient, load_mapping, load_network_key, prepare_extract
+
+    mapping = load_mapping(Path("alerts.mapping.yaml"))
+    prepared = prepare_extract(
+        Path("alerts.csv"), mapping, key=load_network_key(), out_path=Path("alerts.parquet")
+    )
+    with HubClient.from_env() as hub:
+        hub.upload(prepared.path, dataset=prepared.dataset,
+                   contract_version=prepared.contract_version, sha256=prepared.sha256)
+
+Errors are the hub's one tree (``hub.errors``)::
+
+    TahubError
+    ├── ConfigError
+    │   └── MappingError        the mapping file is wrong for its contract (with lines)
+    ├── AuthError               the hub refused the client credentials
+    ├── InvalidInput
+    │   ├── SourceError         the export cannot be read (delimiter, encoding, column...)
+    │   ├── ExtractInvalid      every row, or too many, rejected: no extract written
+    │   └── EmptyExtract        the export has no data rows
+    ├── Conflict                an upload could not settle on an offset
+    ├── Unavailable             the hub cannot be reached, after retries
+    └── HubRequestError         the hub refused a request (its problem document attached)
+"""
+
+from connectors.client import (
+    BytesProgress,
+    ExtractInfo,
+    HubClient,
+    RetryPolicy,
+    UploadOutcome,
+    UploadState,
+)
+from connectors.extract import ExtractFile, extract_schema, read_extract_metadata, write_extract
+from connectors.mapping import (
+    FieldMapping,
+    Mapping,
+    SourceOptions,
+    load_mapping,
+    mapping_template,
+    parse_mapping,
+)
+from connectors.pipeline import ProgressHook, prepare_extract
+from connectors.pseudonymise import (
+    InvalidIdentifier,
+    NetworkKey,
+    Pseudonymiser,
+    load_network_key,
+    normalise,
+)
+from connectors.report import DroppedColumn, PreparedExtract, ReasonCount
+from hub import __version__
+
+__all__ = [
+    "BytesProgress",
+    "DroppedColumn",
+    "ExtractFile",
+    "ExtractInfo",
+    "FieldMapping",
+    "HubClient",
+    "InvalidIdentifier",
+    "Mapping",
+    "NetworkKey",
+    "PreparedExtract",
+    "ProgressHook",
+    "Pseudonymiser",
+    "ReasonCount",
+    "RetryPolicy",
+    "SourceOptions",
+    "UploadOutcome",
+    "UploadState",
+    "__version__",
+    "extract_schema",
+    "load_mapping",
+    "load_network_key",
+    "mapping_template",
+    "normalise",
+    "parse_mapping",
+    "prepare_extract",
+    "read_extract_metadata",
+    "write_extract",
+]

@@ -47,10 +47,11 @@ def check_relation(
         f"{validation_sql(contract, relation, side)}"
     )
     t = quote_ident(table)
-    rows, rejected, total = con.execute(
+    # fetchall, not fetchone: DuckDB 2.0 keeps a half-read result open on the connection.
+    ((rows, rejected, total),) = con.execute(
         f"SELECT count(*), count(*) FILTER (WHERE len({ERRORS_COLUMN}) > 0), "
         f"coalesce(sum(len({ERRORS_COLUMN})), 0) FROM {t}"
-    ).fetchone() or (0, 0, 0)
+    ).fetchall()
     listed = con.execute(
         f"SELECT {quote_ident(ROW_COLUMN)}, e.field, e.reason, e.value FROM "
         f"(SELECT {quote_ident(ROW_COLUMN)}, unnest({ERRORS_COLUMN}) AS e FROM {t} "
@@ -78,10 +79,10 @@ def write_rejects(con: duckdb.DuckDBPyConnection, path: Path, table: str = "__ch
         f"unnest({ERRORS_COLUMN}) AS e FROM {t} WHERE len({ERRORS_COLUMN}) > 0) ORDER BY 1"
     )
     con.execute(f"COPY ({query}) TO '{_sql_path(path)}' (HEADER, DELIMITER ',')")
-    count = con.execute(
+    ((count,),) = con.execute(
         f"SELECT coalesce(sum(len({ERRORS_COLUMN})), 0) FROM {t}"
-    ).fetchone()
-    return int(count[0]) if count else 0
+    ).fetchall()
+    return int(count)
 
 
 def _sql_path(path: Path) -> str:
