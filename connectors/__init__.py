@@ -46,7 +46,12 @@ from connectors.client import (
     UploadOutcome,
     UploadState,
 )
-from connectors.extract import ExtractFile, extract_schema, read_extract_metadata, write_extract
+from connectors.extract import (
+    ExtractFile,
+    connector_schema,
+    read_extract_metadata,
+    write_extract,
+)
 from connectors.mapping import (
     FieldMapping,
     Mapping,
@@ -85,7 +90,7 @@ __all__ = [
     "UploadOutcome",
     "UploadState",
     "__version__",
-    "extract_schema",
+    "connector_schema",
     "load_mapping",
     "load_network_key",
     "mapping_template",

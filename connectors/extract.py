@@ -20,34 +20,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hub import __version__
-from hub.contracts import Contract, FieldType
+from hub.contracts import Contract
 from hub.errors import ConfigError
+from hub.extractformat import (
+    META_CONNECTOR_VERSION,
+    META_CONTRACT_VERSION,
+    META_DATASET,
+    META_KEY_ID,
+    extract_schema,
+)
 
 __all__ = [
-    "META_CONNECTOR_VERSION",
-    "META_CONTRACT_VERSION",
-    "META_DATASET",
-    "META_KEY_ID",
     "ExtractFile",
-    "extract_schema",
+    "connector_schema",
     "file_sha256",
     "read_extract_metadata",
     "write_extract",
 ]
 
-META_DATASET = "tahub.dataset"
-META_CONTRACT_VERSION = "tahub.contract_version"
-META_KEY_ID = "tahub.key_id"
-META_CONNECTOR_VERSION = "tahub.connector_version"
-
-_ARROW_TYPES: dict[FieldType, pa.DataType] = {
-    FieldType.TOKEN: pa.string(),
-    FieldType.CATEGORY: pa.string(),
-    FieldType.PERIOD: pa.string(),
-    FieldType.INTEGER: pa.int64(),
-    FieldType.NUMBER: pa.float64(),
-    FieldType.CATEGORY_LIST: pa.list_(pa.string()),
-}
 _ROW_GROUP_ROWS = 1_000_000
 
 
@@ -59,11 +49,11 @@ class ExtractFile:
     sha256: str
 
 
-def extract_schema(contract: Contract, key_id: str) -> pa.Schema:
-    """The Arrow schema, with the ``tahub.*`` metadata, of ``contract``'s extracts."""
-    return pa.schema(
-        [pa.field(f.name, _ARROW_TYPES[f.type]) for f in contract.extract_fields],
-        metadata={
+def connector_schema(contract: Contract, key_id: str) -> pa.Schema:
+    """The Arrow schema, with the ``tahub.*`` metadata, of the extracts this connector writes."""
+    return extract_schema(
+        contract,
+        {
             META_DATASET: contract.dataset,
             META_CONTRACT_VERSION: str(contract.version),
             META_KEY_ID: key_id,
@@ -82,7 +72,7 @@ def file_sha256(path: Path) -> str:
 
 def write_extract(table: pa.Table, contract: Contract, key_id: str, path: Path) -> ExtractFile:
     """Write ``table`` as ``contract``'s extract at ``path`` (atomically: temp + rename)."""
-    schema = extract_schema(contract, key_id)
+    schema = connector_schema(contract, key_id)
     data = table.select(schema.names).cast(schema).combine_chunks()
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")

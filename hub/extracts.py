@@ -48,25 +48,22 @@ from stdnum import iban
 
 from hub.contracts import Contract, ContractField, FieldType
 from hub.errors import MAX_LISTED_ERRORS, EmptyExtract, ExtractInvalid, RowError, Unavailable
+from hub.extractformat import (
+    META_CONNECTOR_VERSION,
+    META_CONTRACT_VERSION,
+    META_DATASET,
+    META_KEY_ID,
+    extract_schema,
+)
 from hub.rowcheck import check_relation, valid_rows_sql
 from hub.validation import ROW_COLUMN, Side
 
 __all__ = [
-    "ARROW_TYPES",
     "KEY_ID_RE",
-    "META_CONNECTOR_VERSION",
-    "META_CONTRACT_VERSION",
-    "META_DATASET",
-    "META_KEY_ID",
     "ExtractReport",
-    "canonical_schema",
     "check_extract",
 ]
 
-META_DATASET = "tahub.dataset"
-META_CONTRACT_VERSION = "tahub.contract_version"
-META_KEY_ID = "tahub.key_id"
-META_CONNECTOR_VERSION = "tahub.connector_version"
 KEY_ID_RE = re.compile(r"^[0-9a-f]{8}$")
 
 _USE_CONNECTOR = "write extracts with tahub-connect, which records it"
@@ -94,22 +91,6 @@ _INTEGER_TYPES = (
 )
 
 
-#: The Arrow type of each field type in an extract as the connector and the hub write it.
-ARROW_TYPES: dict[FieldType, pa.DataType] = {
-    FieldType.TOKEN: pa.string(),
-    FieldType.CATEGORY: pa.string(),
-    FieldType.PERIOD: pa.string(),
-    FieldType.INTEGER: pa.int64(),
-    FieldType.NUMBER: pa.float64(),
-    FieldType.CATEGORY_LIST: pa.list_(pa.string()),
-}
-
-
-def canonical_schema(contract: Contract) -> pa.Schema:
-    """The extract fields of ``contract``, in order, with their canonical Arrow types."""
-    return pa.schema(
-        [pa.field(f.name, ARROW_TYPES[f.type]) for f in contract.extract_fields]
-    )
 
 
 @dataclass(frozen=True)
@@ -465,7 +446,7 @@ def _write_canonical(
     }
     if report.connector_version:
         meta[META_CONNECTOR_VERSION] = report.connector_version
-    schema = canonical_schema(contract).with_metadata(meta)
+    schema = extract_schema(contract, meta)
     rows = con.sql(valid_rows_sql(contract)).to_arrow_reader(_ROW_GROUP_ROWS)
     with pq.ParquetWriter(dest, schema, compression="zstd") as writer:
         for batch in rows:

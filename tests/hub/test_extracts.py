@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from hub.contracts import Contract, ContractRegistry
 from hub.errors import EmptyExtract, ExtractInvalid, RowError, Unavailable
-from hub.extracts import canonical_schema, check_extract
+from hub.extractformat import extract_schema
+from hub.extracts import check_extract
 from tests.hub.extract_files import KEY_ID, schema_for, token, valid_rows, write_extract
 
 REGISTRY = ContractRegistry.load()
@@ -350,7 +351,7 @@ def test_the_canonical_copy_holds_the_checked_rows_in_contract_types(tmp_path: P
     out = tmp_path / "canonical.parquet"
     report = check_extract(source, FLOWS, canonical=out)
     written = pq.read_table(out)
-    assert written.schema.remove_metadata() == canonical_schema(FLOWS)
+    assert written.schema.remove_metadata() == extract_schema(FLOWS)
     assert written.to_pylist() == rows  # same values, same order
     meta = written.schema.metadata
     assert meta[b"tahub.dataset"] == b"corridor_flows"
