@@ -34,7 +34,7 @@ from connectors.mapping import FieldMapping, Mapping
 from connectors.pseudonymise import NetworkKey, Pseudonymiser
 from connectors.report import DroppedColumn, PreparedExtract, ReasonCount, column_hint
 from connectors.sources import SourceTable, load_source, open_duckdb
-from hub.contracts import Contract, ContractField, ContractRegistry, FieldType
+from hub.contracts import Contract, ContractField, ContractRegistry, FieldType, IdentifierKind
 from hub.errors import MAX_LISTED_ERRORS, EmptyExtract, ExtractInvalid, RowError, SourceError
 from hub.rowcheck import check_relation, valid_rows_sql, write_rejects
 from hub.validation import ERRORS_COLUMN, ROW_COLUMN, Side, quote_ident
@@ -139,6 +139,18 @@ def _check_columns(mapping: Mapping, src: SourceTable) -> None:
     )
 
 
+# Cheap respelling in DuckDB before the distinct values go to Python: it only drops what
+# the kind's normaliser drops anyway (separators, case), so that "GB29 NWBK ..." and
+# "gb29nwbk..." are normalised and hashed once instead of once per spelling.
+_PRESPELL = {
+    IdentifierKind.IBAN: "upper(regexp_replace({v}, '[\\s.-]+', '', 'g'))",
+    IdentifierKind.DOCUMENT: "upper(regexp_replace({v}, '[\\s.-]+', '', 'g'))",
+    IdentifierKind.PHONE: "regexp_replace({v}, '[\\s().-]+', '', 'g')",
+    IdentifierKind.EMAIL: "lower(trim({v}))",
+    IdentifierKind.GENERIC: "{v}",
+}
+
+
 def _pseudonymise(
     con: duckdb.DuckDBPyConnection,
     contract: Contract,
@@ -173,8 +185,9 @@ def _pseudonymise(
             region = f"NULLIF(upper(trim(CAST(s.{quote_ident(fm.region_column)} AS VARCHAR))), '')"
             source_join = by_row
         alias = f"__tokens_{len(joins)}"
+        raw = _PRESPELL[f.identifier_kind].format(v=f"c.{col}")
         pairs = con.execute(
-            f"SELECT DISTINCT c.{col}, {region} FROM {_CHECKED} AS c {source_join} "
+            f"SELECT DISTINCT {raw}, {region} FROM {_CHECKED} AS c {source_join} "
             f"WHERE c.{col} IS NOT NULL"
         ).fetchall()
         values = [p[0] for p in pairs]
@@ -198,7 +211,7 @@ def _pseudonymise(
             ),
         )
         same_region = f" AND {alias}.region IS NOT DISTINCT FROM {region}" if source_join else ""
-        joins.append(f"LEFT JOIN {alias} ON c.{col} = {alias}.raw{same_region}")
+        joins.append(f"LEFT JOIN {alias} ON {raw} = {alias}.raw{same_region}")
         needs_source = needs_source or bool(source_join)
         select.append(f"{alias}.token AS {col}")
         problems.append(

@@ -220,3 +220,32 @@ def test_load_network_key_precedence(tmp_path: Path) -> None:
         load_network_key(None, {})
     with pytest.raises(ConfigError, match="does not exist"):
         load_network_key(tmp_path / "missing", {})
+
+
+def test_fast_iban_check_agrees_with_python_stdnum() -> None:
+    """The connector's IBAN check skips stdnum's per-value overhead; its verdicts must not
+    differ (stdnum also tolerates letters as check digits, which the standard does not)."""
+    import random
+    import string
+
+    from stdnum import iban as stdnum_iban
+
+    from hub.contracts import IdentifierKind
+    from hub.demo.synthetic import _iban as demo_iban
+
+    rng = random.Random(11)  # noqa: S311 - test data
+    samples = ["BE31435411161155", "BE31435411161156", "FR1420041010050500013M02606",
+               "FR1420041010050500013M02607", "ES9121000418450200051332",
+               "NL91ABNA0417164300", "XX12ABCD1234567890", "gb29 nwbk-6016.1331 9268 19"]
+    for country in ("GB", "DE", "IT"):
+        for _ in range(200):
+            good = demo_iban(rng, country)
+            i = rng.randrange(4, len(good))
+            samples += [good, good[:i] + rng.choice(string.digits) + good[i + 1 :]]
+    for value in samples:
+        try:
+            normalise(IdentifierKind.IBAN, value)
+            ours = True
+        except InvalidIdentifier:
+            ours = False
+        assert ours == stdnum_iban.is_valid(value), value
