@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -164,6 +165,10 @@ def _summary(console: Console, settings: Settings, partners_dir: Path,
                       s.extract_id + (" (already there)" if s.duplicate else ""), s.client_id)
     console.print(table)
     env = partners_dir / PARTNERS[0].slug / _CREDENTIALS
+    beside = Path(sys.executable).parent / "tahub-connect"  # the venv's, if not on PATH
+    connect = str(beside) if beside.exists() and not shutil.which("tahub-connect") else (
+        "tahub-connect"
+    )
     console.print(
         f"\n[bold green]The hub is running at {settings.public_url}[/]  "
         f"(API docs: {settings.public_url}/docs)\n"
@@ -171,8 +176,8 @@ def _summary(console: Console, settings: Settings, partners_dir: Path,
         f"Partner side (never read by the hub): {partners_dir.resolve()}\n\n"
         "Act as a partner, in another terminal:\n"
         f"  set -a; . {env}; set +a\n"
-        "  tahub-connect list\n"
-        f"  tahub-connect push {partners_dir / PARTNERS[0].slug / PARTNERS[0].export} "
+        f"  {connect} list\n"
+        f"  {connect} push {partners_dir / PARTNERS[0].slug / PARTNERS[0].export} "
         f"--mapping {partners_dir / PARTNERS[0].slug / 'mapping.yaml'}\n\n"
         "Or get a token by hand:\n"
         f"  curl -s -u \"$TAHUB_CLIENT_ID:$TAHUB_CLIENT_SECRET\" "
