@@ -39,6 +39,11 @@ class Settings(BaseSettings):
         default=None,
         description="Folder of data contracts. Empty: the contracts shipped with tahub.",
     )
+    policies_dir: Path | None = Field(
+        default=None,
+        description="Folder of sharing policies, reloaded when a file changes. Empty: the "
+        "policies shipped with tahub.",
+    )
     host: str = Field(default="127.0.0.1", description="Address `tahub serve` listens on.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port `tahub serve` listens on.")
     public_url: str = Field(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 HUB = Path(__file__).resolve().parents[2] / "hub"
-CORE = ["errors", "contracts", "validation", "actors", "yamlfile"]
+CORE = ["errors", "contracts", "validation", "actors", "yamlfile", "accounting"]
 FORBIDDEN = {"fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "duckdb", "authlib",
              "joserfc", "httpx", "pyarrow", "minio", "boto3"}
 

@@ -1,0 +1,123 @@
+"""Exact privacy-loss amounts: what a query costs, what a budget holds, what has been spent.
+
+Domain core. Amounts are :class:`fractions.Fraction`, never floats, so that a thousand small
+debits add up to exactly their sum and a budget edge is decided exactly. Two accounting
+measures exist, chosen per policy:
+
+* ``zcdp``: zero-concentrated DP, amounts are rho (the default; discrete Gaussian noise);
+* ``pure``: pure epsilon-DP, amounts are epsilon (discrete Laplace noise).
+
+Amounts of different measures never mix: adding or comparing them raises ``ValueError``.
+An explicit zero is allowed; infinity is not representable on purpose (no unbounded budget).
+In files and JSON an amount is written as a decimal or fraction string (``"0.05"``,
+``"1/20"``) or an integer, never as a float literal, so that ``0.1`` means exactly 1/10.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from fractions import Fraction
+from typing import Any
+
+__all__ = ["Cost", "Measure", "parse_amount"]
+
+
+class Measure(StrEnum):
+    ZCDP = "zcdp"  # amounts are rho
+    PURE = "pure"  # amounts are epsilon
+
+    @property
+    def symbol(self) -> str:
+        return "rho" if self is Measure.ZCDP else "epsilon"
+
+
+def parse_amount(value: Any) -> Fraction:
+    """An exact, non-negative amount from a decimal/fraction string or an integer."""
+    if isinstance(value, bool | float):
+        raise ValueError(
+            "write privacy amounts as a string (\"0.1\", \"1/10\") or an integer, "
+            "so that they are exact"
+        )
+    if isinstance(value, Fraction):
+        amount = value
+    elif isinstance(value, int):
+        amount = Fraction(value)
+    elif isinstance(value, str):
+        try:
+            amount = Fraction(value.strip())
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"{value!r} is not a decimal or fraction") from None
+    else:
+        raise ValueError(f"{value!r} is not a privacy amount")
+    if amount < 0:
+        raise ValueError("a privacy amount cannot be negative")
+    return amount
+
+
+@dataclass(frozen=True, slots=True, order=False)
+class Cost:
+    """An amount of privacy loss in one measure."""
+
+    measure: Measure
+    amount: Fraction
+
+    @classmethod
+    def zero(cls, measure: Measure) -> Cost:
+        return cls(measure, Fraction(0))
+
+    @classmethod
+    def parse(cls, measure: Measure | str, value: Any) -> Cost:
+        return cls(Measure(measure), parse_amount(value))
+
+    def _same(self, other: Cost) -> None:
+        if self.measure is not other.measure:
+            raise ValueError(f"cannot combine {self.measure.value} and {other.measure.value}")
+
+    def __add__(self, other: Cost) -> Cost:
+        self._same(other)
+        return Cost(self.measure, self.amount + other.amount)
+
+    def __sub__(self, other: Cost) -> Cost:
+        self._same(other)
+        return Cost(self.measure, self.amount - other.amount)
+
+    def __le__(self, other: Cost) -> bool:
+        self._same(other)
+        return self.amount <= other.amount
+
+    def __lt__(self, other: Cost) -> bool:
+        self._same(other)
+        return self.amount < other.amount
+
+    def __ge__(self, other: Cost) -> bool:
+        self._same(other)
+        return self.amount >= other.amount
+
+    def __gt__(self, other: Cost) -> bool:
+        self._same(other)
+        return self.amount > other.amount
+
+    def __str__(self) -> str:
+        return f"{self.measure.symbol}={_decimal(self.amount)}"
+
+    def as_json(self) -> dict[str, Any]:
+        """Exact (``"1/20"``) and readable (``0.05``) forms, for APIs and the ledger."""
+        return {
+            "measure": self.measure.value,
+            "amount": str(self.amount),
+            "value": float(self.amount),
+        }
+
+
+def _decimal(x: Fraction) -> str:
+    """A short exact decimal when there is one, else the fraction."""
+    d = x.denominator
+    while d % 2 == 0:
+        d //= 2
+    while d % 5 == 0:
+        d //= 5
+    if d != 1:
+        return str(x)
+    text = f"{x.numerator / x.denominator:.12f}".rstrip("0").rstrip(".")
+    return text if Fraction(text) == x else str(x)
