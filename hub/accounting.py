@@ -16,11 +16,12 @@ In files and JSON an amount is written as a decimal or fraction string (``"0.05"
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from fractions import Fraction
 from typing import Any
 
-__all__ = ["Cost", "Measure", "parse_amount"]
+__all__ = ["BudgetLimits", "Cost", "Measure", "parse_amount"]
 
 
 class Measure(StrEnum):
@@ -121,3 +122,30 @@ def _decimal(x: Fraction) -> str:
         return str(x)
     text = f"{x.numerator / x.denominator:.12f}".rstrip("0").rstrip(".")
     return text if Fraction(text) == x else str(x)
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetLimits:
+    """The limits a sharing policy sets on one dataset, all in one measure.
+
+    ``global_total`` bounds what all members together may ever spend on the dataset since
+    ``opened`` (so that colluding members cannot average the noise away); ``per_member`` what
+    one member organisation may ever spend; ``per_query`` the most one query may cost;
+    ``per_month``, when set, what one member may spend in one calendar month (UTC). None of
+    them renews by itself: raising one is an explicit, audited governance change.
+    """
+
+    measure: Measure
+    global_total: Fraction
+    per_member: Fraction
+    per_query: Fraction
+    opened: date
+    per_month: Fraction | None = None
+
+    def __post_init__(self) -> None:
+        if self.per_member > self.global_total:
+            raise ValueError("the per-member budget cannot exceed the global budget")
+        if self.per_query > self.per_member:
+            raise ValueError("the per-query cap cannot exceed the per-member budget")
+        if self.per_month is not None and self.per_month > self.per_member:
+            raise ValueError("the monthly cap cannot exceed the per-member budget")

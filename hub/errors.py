@@ -15,7 +15,8 @@ logged with a request id and answered with a generic 500 that never echoes its t
     ├── NotFound                     unknown or someone else's object (404: existence hidden)
     │   └── UnknownDataset           dataset or contract version the hub does not know
     ├── AuthError                    missing, malformed or expired credentials (401)
-    │   └── Forbidden                authenticated but not allowed (403)
+    │   └── Forbidden                authenticated but not allowed (403), names the ``rule``
+    │       └── BudgetExceeded       the query costs more than a budget or cap has left
     ├── InvalidInput                 a request that cannot be processed (422)
     │   ├── SourceError              an export that cannot be read (delimiter, encoding)
     │   ├── ExtractInvalid           rows or schema break the contract (lists every error)
@@ -34,6 +35,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "AuthError",
+    "BudgetExceeded",
     "ConfigError",
     "Conflict",
     "ContractError",
@@ -179,6 +181,15 @@ class Forbidden(AuthError):
     code = "forbidden"
     status = 403
     title = "Not allowed"
+
+
+class BudgetExceeded(Forbidden):
+    """Refused before anything is spent; ``rule`` names the budget (``budget:member``,
+    ``budget:global``, ``budget:month``, ``budget:per_query``), with ``requested`` and
+    ``remaining`` as exact amounts."""
+
+    code = "budget_exceeded"
+    title = "Privacy budget exceeded"
 
 
 class InvalidInput(TahubError):
