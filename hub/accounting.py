@@ -112,16 +112,19 @@ class Cost:
 
 
 def _decimal(x: Fraction) -> str:
-    """A short exact decimal when there is one, else the fraction."""
+    """The exact decimal when there is a short one (``0.05``), else the fraction (``1/3``)."""
+    twos = fives = 0
     d = x.denominator
     while d % 2 == 0:
-        d //= 2
+        d, twos = d // 2, twos + 1
     while d % 5 == 0:
-        d //= 5
-    if d != 1:
+        d, fives = d // 5, fives + 1
+    places = max(twos, fives)
+    if d != 1 or places > 12:
         return str(x)
-    text = f"{x.numerator / x.denominator:.12f}".rstrip("0").rstrip(".")
-    return text if Fraction(text) == x else str(x)
+    digits = str(x.numerator * 10**places // x.denominator).rjust(places + 1, "0")
+    whole, frac = digits[: len(digits) - places], digits[len(digits) - places :]
+    return f"{whole}.{frac}".rstrip("0").rstrip(".") if places else whole
 
 
 @dataclass(frozen=True, slots=True)

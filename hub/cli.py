@@ -10,7 +10,9 @@
     tahub admin client add ORG_ID --role R       another client for a member
     tahub admin client revoke CLIENT_ID          revoke a client (its tokens stop working)
     tahub admin settings-doc [--out FILE]        the settings reference (docs/settings.md)
+    tahub admin budget show [--dataset D]        privacy budget spent per dataset and member
     tahub contracts list | schema [--kind K] [--out FILE] | check FILE...
+    tahub policy check FILE... | schema [--out FILE]   sharing policies (docs/policies.md)
     tahub demo                                   the guided demo (hub.demo)
 
 Settings come from ``TAHUB_*`` environment variables (``docs/settings.md``). A user error
@@ -59,10 +61,14 @@ admin_app = typer.Typer(help="Administer the hub: schema, clean-up, members.", n
 member_app = typer.Typer(help="Member organisations.", no_args_is_help=True)
 client_app = typer.Typer(help="OAuth2 clients of members.", no_args_is_help=True)
 contracts_app = typer.Typer(help="Data contracts.", no_args_is_help=True)
+policy_app = typer.Typer(help="Sharing policies.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
 app.add_typer(contracts_app, name="contracts")
+app.add_typer(policy_app, name="policy")
 admin_app.add_typer(member_app, name="member")
 admin_app.add_typer(client_app, name="client")
+budget_app = typer.Typer(help="The privacy-budget ledger.", no_args_is_help=True)
+admin_app.add_typer(budget_app, name="budget")
 
 class SchemaKind(StrEnum):
     CONTRACT = "contract"  # contracts/contract.schema.json
@@ -254,6 +260,45 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
 
 
+@budget_app.command("show")
+@_user_errors
+def budget_show(
+    dataset: Annotated[str | None, typer.Option(help="Only this dataset.")] = None,
+) -> None:
+    """Privacy budget spent per dataset and member since the ledger began (exact amounts).
+
+    What is left depends on each dataset's policy; members see it with their own balance.
+    """
+    from hub.db import make_engine
+    from hub.ledger import Ledger
+
+    settings = _settings()
+    configure_logging(settings)
+    engine = make_engine(settings.database_url)
+    try:
+        _migrate(engine)
+        rows = Ledger(engine).spending(dataset)
+    finally:
+        engine.dispose()
+    if not rows:
+        typer.echo("nothing spent yet" + (f" on {dataset}" if dataset else ""))
+        return
+    table = Table(title="Privacy budget spent")
+    for column in ("dataset", "organisation", "measure", "spent", "≈", "queries", "released",
+                   "charged", "failed"):
+        table.add_column(column, overflow="fold")
+    totals: dict[tuple[str, str], Any] = {}
+    for r in rows:
+        table.add_row(r.dataset, r.org, r.measure.value, str(r.spent), f"{float(r.spent):.6g}",
+                      str(r.entries), str(r.released), str(r.charged), str(r.failed))
+        key = (r.dataset, r.measure.value)
+        totals[key] = totals.get(key, 0) + r.spent
+    for (name, measure), spent in sorted(totals.items()):
+        table.add_row(name, "(all members: cumulative loss)", measure, str(spent),
+                      f"{float(spent):.6g}", "", "", "", "")
+    _console().print(table)
+
+
 @member_app.command("list")
 @_user_errors
 def member_list() -> None:
@@ -393,6 +438,47 @@ def contracts_check(
     if problems:
         typer.echo(f"{len(problems)} error(s)", err=True)
         raise typer.Exit(1)
+
+
+# -- policies -----------------------------------------------------------------------------
+@policy_app.command("check")
+@_user_errors
+def policy_check(
+    files: Annotated[list[Path], typer.Argument(help="Policy YAML files to check.")],
+) -> None:
+    """Check policy files against the contracts; print each error as file:line: reason."""
+    from hub.policies import PolicyError, load_policy_file
+
+    registry = ContractRegistry.load(_settings().contracts_dir)
+    problems: list[str] = []
+    for path in files:
+        try:
+            load_policy_file(path, registry)
+        except PolicyError as exc:
+            problems += [
+                f"{path}:{e.line}: {e.field + ': ' if e.field else ''}{e.reason}"
+                if e.line is not None
+                else f"{path}: {e}"
+                for e in exc.errors
+            ] or [f"{path}: {exc.detail}"]
+            continue
+        typer.echo(f"ok: {path}")
+    for line in problems:
+        typer.echo(line, err=True)
+    if problems:
+        typer.echo(f"{len(problems)} error(s)", err=True)
+        raise typer.Exit(1)
+
+
+@policy_app.command("schema")
+@_user_errors
+def policy_schema(
+    out: Annotated[Path | None, typer.Option(help="Write to this file.")] = None,
+) -> None:
+    """Print the JSON Schema of policy files (policies/policy.schema.json), for editors."""
+    from hub.policies import policy_schema_text
+
+    _write_or_print(policy_schema_text(), out)
 
 
 # -- demo ---------------------------------------------------------------------------------

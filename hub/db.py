@@ -31,11 +31,14 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "budget_locks",
     "clients",
     "extracts",
+    "ledger_entries",
     "make_engine",
     "metadata",
     "organisations",
+    "releases",
     "upgrade",
     "uploads",
     "utcnow",
@@ -135,6 +138,50 @@ extracts = Table(
         sqlite_where=text("status = 'visible'"),
         postgresql_where=text("status = 'visible'"),
     ),
+)
+
+
+# The privacy-budget ledger (hub.ledger). Amounts are exact: numerator and denominator as
+# integers, never a float column. ``shape`` describes the query, never a value from the data.
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("dataset", String(63), nullable=False),
+    Column("org_id", String(64), ForeignKey("organisations.id"), nullable=False),
+    Column("measure", String(8), nullable=False),  # zcdp | pure
+    Column("amount_num", BigInteger, nullable=False),
+    Column("amount_den", BigInteger, nullable=False),
+    Column("query_key", String(64), nullable=False),  # sha256 of the canonical plan
+    Column("status", String(16), nullable=False),  # charged | released | failed
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("released_at", UTCDateTime(), nullable=True),
+    Column("shape", JSON, nullable=False),
+    Index("ix_ledger_entries_dataset_created", "dataset", "created_at"),
+    Index("ix_ledger_entries_org_dataset", "org_id", "dataset"),
+)
+
+releases = Table(
+    "releases",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("entry_id", String(64), ForeignKey("ledger_entries.id"), nullable=False,
+           unique=True),
+    Column("dataset", String(63), nullable=False),
+    Column("org_id", String(64), ForeignKey("organisations.id"), nullable=False),
+    Column("query_key", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("result", JSON, nullable=False),
+    # one stored release per member, dataset and canonical query: a repeat costs nothing
+    Index("uq_releases_org_dataset_key", "org_id", "dataset", "query_key", unique=True),
+)
+
+# One row per dataset, locked (SELECT ... FOR UPDATE) by every charge on PostgreSQL so that
+# charges to one dataset are serialised; SQLite serialises writers with BEGIN IMMEDIATE.
+budget_locks = Table(
+    "budget_locks",
+    metadata,
+    Column("dataset", String(63), primary_key=True),
 )
 
 

@@ -11,7 +11,8 @@ logged with a request id and answered with a generic 500 that never echoes its t
     TahubError
     ├── ConfigError                  settings, contract or mapping files that do not load
     │   ├── ContractError            a contract file breaks the contract schema
-    │   └── MappingError             a partner mapping file is wrong for its contract
+    │   ├── MappingError             a partner mapping file is wrong for its contract
+    │   └── PolicyError              a sharing policy file is invalid (hub.policies)
     ├── NotFound                     unknown or someone else's object (404: existence hidden)
     │   └── UnknownDataset           dataset or contract version the hub does not know
     ├── AuthError                    missing, malformed or expired credentials (401)

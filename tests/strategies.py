@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import string
 from dataclasses import dataclass
+from typing import Any
 
 import phonenumbers
 from hypothesis import strategies as st
@@ -25,6 +26,8 @@ __all__ = [
     "ibans",
     "network_keys",
     "phone_numbers",
+    "policy_documents",
+    "query_documents",
     "spellings",
     "valid_rows",
 ]
@@ -197,3 +200,101 @@ def _corruptions_of(f: ContractField) -> list[Corruption]:
 def corruptions(contract: Contract) -> st.SearchStrategy[Corruption]:
     """One bad cell of ``contract``, with the field and the reason the checks must report."""
     return st.sampled_from([c for f in contract.extract_fields for c in _corruptions_of(f)])
+
+
+# -- sharing policies and query requests ------------------------------------------------------
+_JUNK_NAMES = ("iban", "period; DROP TABLE extracts", "Period", "amount)--")
+
+
+def _closed(contract: Contract) -> list[str]:
+    from hub.policies import closed_domain_refusal
+
+    return [f.name for f in contract.fields if closed_domain_refusal(f) is None]
+
+
+def _measure_rules(contract: Contract) -> list[Any]:
+    from hub.contracts import Role as FieldRole
+
+    plain: list[Any] = ["count", "count_units", "linked_units"]
+    for f in contract.fields:
+        if f.role is FieldRole.MEASURE:
+            plain += [{"function": fn, "field": f.name} for fn in ("sum", "mean", "quantile")]
+    return plain
+
+
+@st.composite
+def policy_documents(draw: st.DrawFn, contract: Contract) -> dict[str, Any]:
+    """Valid policy documents for ``contract``: random rules over its closed-domain fields."""
+    closed = _closed(contract)
+    measures = _measure_rules(contract)
+    rules = []
+    for i in range(draw(st.integers(1, 3))):
+        rules.append({
+            "name": f"rule-{i}",
+            "who": {
+                "roles": draw(st.lists(st.sampled_from(["analyst", "analyst", "governance"]),
+                                       unique=True, min_size=1, max_size=2)),
+                "members": draw(st.lists(st.sampled_from(["org_met", "Northbank plc"]),
+                                         unique=True, max_size=1)),
+            },
+            "dimensions": draw(st.lists(st.sampled_from(closed), unique=True, max_size=4)),
+            "max_dimensions": draw(st.integers(1, 3)),
+            "filters": draw(st.lists(st.sampled_from(closed), unique=True, max_size=3)),
+            "measures": draw(st.lists(st.sampled_from(measures), min_size=1, max_size=4,
+                                      unique_by=lambda m: str(m))),
+        })
+    return {
+        "dataset": contract.dataset,
+        "accounting": draw(st.sampled_from(["zcdp", "pure"])),
+        "opened": "2026-01-01",
+        "min_partners": 2,
+        "contribution_bounds": {"max_rows": draw(st.integers(1, 50))},
+        "budget": {"global": "4", "per_member": "2", "per_query": "1/2"},
+        "rules": rules,
+    }
+
+
+def _spec(m: Any) -> dict[str, Any]:
+    if isinstance(m, str):
+        return {"function": m}
+    extra = {"quantile": 0.5} if m["function"] == "quantile" else {}
+    return {"function": m["function"], "field": m["field"], **extra}
+
+
+@st.composite
+def query_documents(
+    draw: st.DrawFn, contract: Contract, policy: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Query bodies for ``contract`` that name *any* field (identifiers, partner, measures,
+    unknown names with SQL in them), so that authorisation has something to refuse. Given
+    a policy document, names its rules list are drawn more often, so that some succeed."""
+    names = [f.name for f in contract.fields] + list(_JUNK_NAMES)
+    specs = [{"function": fn} for fn in ("count", "count_units", "linked_units")] + [
+        {"function": fn, "field": name, **({"quantile": 0.5} if fn == "quantile" else {})}
+        for fn in ("sum", "mean", "quantile") for name in names
+    ]
+    dims, filter_names = list(names), list(names)
+    if policy is not None:
+        rule = draw(st.sampled_from(policy["rules"]))
+        dims += rule["dimensions"] * 8
+        filter_names += rule["filters"] * 8
+        specs += [_spec(m) for m in rule["measures"]] * 20
+    filters: dict[str, Any] = {}
+    for name in draw(st.lists(st.sampled_from(filter_names), unique=True, max_size=2)):
+        try:
+            f = contract.field(name)
+        except KeyError:
+            filters[name] = ["x"]
+            continue
+        if f.type is FieldType.PERIOD:
+            filters[name] = {"from": "2025-01", "to": "2025-06"}
+        else:
+            filters[name] = list(f.codes[:2]) or ["x"]
+    return {
+        "dataset": contract.dataset,
+        "group_by": draw(st.lists(st.sampled_from(dims), unique=True, max_size=3)),
+        "measures": draw(st.lists(st.sampled_from(specs), min_size=1, max_size=3,
+                                  unique_by=lambda m: str(m))),
+        "filters": filters,
+        "cost": draw(st.sampled_from(["1/100", "1/2", "3/4"])),
+    }

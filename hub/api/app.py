@@ -32,6 +32,7 @@ from hub.errors import ConfigError
 from hub.identity import IdentityService
 from hub.ingest import IngestService
 from hub.logging import configure_logging
+from hub.policystore import PolicyStore
 from hub.settings import Settings
 from hub.storage import ObjectStore, open_store
 
@@ -50,14 +51,17 @@ class Services:
     store: ObjectStore
     ingest: IngestService
     identity: IdentityService
+    policies: PolicyStore
 
     def close(self) -> None:
+        self.policies.stop_watching()
         self.engine.dispose()
 
 
 def build_services(settings: Settings) -> Services:
     """Open the metadata store (migrated to head), contracts, object store and services."""
     registry = ContractRegistry.load(settings.contracts_dir)
+    policies = PolicyStore.load(settings.policies_dir, registry)
     store = open_store(settings.storage)
     engine = make_engine(settings.database_url)
     try:
@@ -74,7 +78,7 @@ def build_services(settings: Settings) -> Services:
     except BaseException:
         engine.dispose()
         raise
-    return Services(settings, engine, registry, store, ingest, identity)
+    return Services(settings, engine, registry, store, ingest, identity, policies)
 
 
 def _is_secure_issuer(url: str) -> bool:
@@ -117,6 +121,7 @@ def create_app(settings: Settings) -> FastAPI:
                     public_url=settings.public_url,
                 )
             app.state.services = services
+            services.policies.start_watching()  # reloads policy files when they change
             app.state.token_server = TokenServer(
                 services.identity, settings.public_url + TOKEN_PATH
             )

@@ -1,8 +1,8 @@
 """FastAPI dependencies: the services on ``app.state`` and the calling actor.
 
 Routes declare what they need with the ``Annotated`` aliases below (``Ingest``,
-``Identity``, ``Registry``, ``AppSettings``, ``CurrentActor``, ``PartnerActor``); nothing is
-global, everything comes from the app that ``create_app`` built.
+``Identity``, ``Registry``, ``Policies``, ``AppSettings``, ``CurrentActor``,
+``PartnerActor``); nothing is global, everything comes from the app that ``create_app`` built.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from hub.contracts import ContractRegistry
 from hub.errors import AuthError
 from hub.identity import IdentityService
 from hub.ingest import IngestService
+from hub.policystore import PolicyStore
 from hub.settings import Settings
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "Identity",
     "Ingest",
     "PartnerActor",
+    "Policies",
     "Registry",
     "current_actor",
 ]
@@ -45,6 +47,11 @@ def _registry(request: Request) -> ContractRegistry:
     return registry
 
 
+def _policies(request: Request) -> PolicyStore:
+    policies: PolicyStore = request.app.state.services.policies
+    return policies
+
+
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -53,6 +60,7 @@ def _settings(request: Request) -> Settings:
 Identity = Annotated[IdentityService, Depends(_identity)]
 Ingest = Annotated[IngestService, Depends(_ingest)]
 Registry = Annotated[ContractRegistry, Depends(_registry)]
+Policies = Annotated[PolicyStore, Depends(_policies)]
 AppSettings = Annotated[Settings, Depends(_settings)]
 
 _bearer = HTTPBearer(

@@ -12,8 +12,10 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -94,11 +96,17 @@ def basic(client_id: str, secret: str) -> str:
 
 @pytest.fixture(scope="session")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    with running_hub(tmp_path_factory.mktemp("hub")) as started:
+        yield started
+
+
+@contextmanager
+def running_hub(data_dir: Path, **settings_overrides: Any) -> Iterator[Hub]:
+    """A real hub on a free loopback port until the block ends (settings can be overridden)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    data_dir: Path = tmp_path_factory.mktemp("hub")
     settings = Settings(
         data_dir=data_dir,
         host="127.0.0.1",
@@ -106,6 +114,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         chunk_bytes=CHUNK_BYTES,
         max_extract_bytes=4 * 1024 * 1024,
         log_level="WARNING",
+        **settings_overrides,
     )
     app = create_app(settings)
     _add_test_routes(app)

@@ -61,7 +61,9 @@ def test_request_ids_are_generated_and_insane_ones_replaced(hub: Hub) -> None:
         injected = http.get("/health", headers={"X-Request-ID": "bad id\u2028; rm -rf".encode()})
     assert re.fullmatch(r"[0-9a-f]{32}", fresh.headers["x-request-id"])
     assert re.fullmatch(r"[0-9a-f]{32}", injected.headers["x-request-id"])
-    assert fresh.json() == {"status": "ok", "version": "0.1.0"}
+    assert {k: fresh.json()[k] for k in ("status", "version")} == {
+        "status": "ok", "version": "0.1.0"
+    }
 
 
 def test_request_validation_is_a_422_problem_naming_each_field(hub: Hub) -> None:

@@ -43,3 +43,10 @@ def test_display_and_json() -> None:
     assert str(Cost.parse("pure", "1/3")) == "epsilon=1/3"
     assert Cost.parse("pure", "0.25").as_json() == {"measure": "pure", "amount": "1/4",
                                                     "value": 0.25}
+
+
+@pytest.mark.parametrize(("amount", "text"), [("0.05", "0.05"), ("1/3", "1/3"), ("12", "12"),
+                                              ("1.5", "1.5"), ("10" + "0" * 400, "1" + "0" * 401),
+                                              ("1/1024", "0.0009765625")])
+def test_display_is_exact_for_any_size(amount: str, text: str) -> None:
+    assert str(Cost.parse("pure", amount)) == f"epsilon={text}"

@@ -86,3 +86,14 @@ def partner_b() -> Actor:
 @pytest.fixture
 def analyst_a() -> Actor:
     return _actor(ORG_A, "Bank A", Role.ANALYST)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway, migrated PostgreSQL database for the session (see tests/hub/postgres.py:
+    fails if the server is unreachable, unless TAHUB_TEST_POSTGRES=0)."""
+    from tests.hub.postgres import migrated_database, postgres_database
+
+    with postgres_database() as url:
+        migrated_database(url)
+        yield url

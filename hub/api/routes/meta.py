@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from hub import __version__
-from hub.api.deps import AppSettings, CurrentActor, Identity, Registry
+from hub.api.deps import AppSettings, CurrentActor, Identity, Policies, Registry
 from hub.api.oauth import TOKEN_PATH
 from hub.identity import GRANT_TYPE, TOKEN_AUTH_METHODS
 
@@ -17,9 +17,16 @@ __all__ = ["router"]
 router = APIRouter()
 
 
+class PolicyHealth(BaseModel):
+    status: str  # "ok" | "errors"
+    active: list[str]  # datasets with an active policy
+    errors: list[dict[str, Any]]  # refused files: {file, line, field, reason}
+
+
 class Health(BaseModel):
     status: str
     version: str
+    policies: PolicyHealth
 
 
 class Me(BaseModel):
@@ -36,8 +43,12 @@ class ContractSummary(BaseModel):
 
 
 @router.get("/health", tags=["meta"], summary="Liveness (no authentication)")
-def health() -> Health:
-    return Health(status="ok", version=__version__)
+def health(policies: Policies) -> Health:
+    return Health(
+        status="ok",
+        version=__version__,
+        policies=PolicyHealth.model_validate(policies.current().health()),
+    )
 
 
 @router.get("/.well-known/jwks.json", tags=["meta"], summary="Public token-signing keys")

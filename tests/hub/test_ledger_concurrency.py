@@ -1,0 +1,166 @@
+"""The ledger never overspends under concurrency, survives a crash, and ignores clock skew.
+
+Real backends only: a SQLite file (``BEGIN IMMEDIATE``) and a throwaway PostgreSQL database
+(``SELECT ... FOR UPDATE`` on the dataset's lock row); real threads and real processes
+(multiprocessing with spawn), all released together by a barrier at the budget edge.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import secrets
+import threading
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from hub.accounting import Cost, Measure
+from hub.db import ledger_entries, make_engine, releases
+from hub.errors import BudgetExceeded
+from hub.ledger import Ledger
+from tests.hub import ledger_workers
+from tests.hub.ledger_workers import key, limits
+from tests.hub.postgres import ORGS, migrated_database
+
+SPAWN = multiprocessing.get_context("spawn")
+MEMBER_EDGE = {"global_total": "2", "per_member": "1", "per_query": "1/2"}
+GLOBAL_EDGE = {"global_total": "1", "per_member": "1", "per_query": "1/2"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        pg: str = request.getfixturevalue("postgres_url")
+        return pg
+    sqlite = f"sqlite:///{tmp_path / 'tahub.db'}"
+    migrated_database(sqlite)
+    return sqlite
+
+
+@pytest.fixture
+def dataset() -> str:
+    """A fresh dataset per test, so tests sharing the session's PostgreSQL stay apart."""
+    return f"ds_{secrets.token_hex(6)}"
+
+
+def _ledger_state(url: str, dataset: str) -> tuple[Fraction, int, int]:
+    """(total spent, entries, releases) read straight from the tables."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(ledger_entries.c.amount_num, ledger_entries.c.amount_den)
+                                .where(ledger_entries.c.dataset == dataset)).all()
+            n_releases = conn.execute(sa.select(sa.func.count()).select_from(releases)
+                                      .where(releases.c.dataset == dataset)).scalar_one()
+    finally:
+        engine.dispose()
+    return sum((Fraction(n, d) for n, d in rows), Fraction(0)), len(rows), n_releases
+
+
+def _run_processes(jobs: list[tuple[Any, ...]]) -> list[tuple[str, int, list[str]]]:
+    barrier, results = SPAWN.Barrier(len(jobs)), SPAWN.Queue()
+    procs = [SPAWN.Process(target=ledger_workers.spend_until_refused,
+                           args=(*job, barrier, results)) for job in jobs]
+    for p in procs:
+        p.start()
+    try:
+        out = [results.get(timeout=120) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+    assert [p.exitcode for p in procs] == [0] * len(procs)
+    return out
+
+
+def test_threads_at_the_member_edge_spend_exactly_the_budget(url: str, dataset: str) -> None:
+    engine = make_engine(url)
+    ledger, n = Ledger(engine), 8
+    barrier, lock = threading.Barrier(n), threading.Lock()
+    won: list[int] = []
+    rules: list[str] = []
+
+    def worker(t: int) -> None:
+        barrier.wait(timeout=30)
+        for i in range(2):
+            try:
+                ledger.charge(dataset=dataset, org=ORGS[0], limits=limits(**MEMBER_EDGE),
+                              cost=Cost(Measure.ZCDP, Fraction(1, 7)),
+                              query_key=key(f"{t}/{i}"), shape={})
+                with lock:
+                    won.append(t)
+            except BudgetExceeded as exc:
+                with lock:
+                    rules.append(exc.extra["rule"])
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=60)
+    engine.dispose()
+    assert len(won) == 7 and set(rules) == {"budget:member"} and len(rules) == 2 * n - 7
+    assert _ledger_state(url, dataset) == (Fraction(1), 7, 0)
+
+
+def test_processes_at_the_member_edge_spend_exactly_floor_limit_over_cost(
+        url: str, dataset: str) -> None:
+    out = _run_processes([(url, dataset, ORGS[0], MEMBER_EDGE, "1/7", 3, None)] * 6)
+    assert sum(ok for _, ok, _ in out) == 7  # floor(1 / (1/7))
+    assert {r for _, _, refused in out for r in refused} == {"budget:member"}
+    assert _ledger_state(url, dataset) == (Fraction(1), 7, 0)
+
+
+def test_processes_of_different_members_cannot_overspend_the_global_budget(
+        url: str, dataset: str) -> None:
+    out = _run_processes([(url, dataset, org, GLOBAL_EDGE, "3/10", 2, None)
+                          for org in ORGS[:6]])
+    assert sum(ok for _, ok, _ in out) == 3  # floor(1 / (3/10))
+    assert {r for _, _, refused in out for r in refused} == {"budget:global"}
+    assert _ledger_state(url, dataset) == (Fraction(9, 10), 3, 0)
+
+
+def test_processes_with_skewed_clocks_cannot_spend_more_than_the_member_budget(
+        url: str, dataset: str) -> None:
+    budget = {"global_total": "2", "per_member": "1", "per_query": "1/2", "per_month": "1/2"}
+    nows = ["2025-01-31T23:59:59", "2025-03-01T00:00:00", "2025-05-20T12:00:00"]
+    out = _run_processes([(url, dataset, ORGS[1], budget, "1/4", 4, now) for now in nows])
+    # each month alone would allow 2 charges (6 in all); the member budget allows 4
+    assert sum(ok for _, ok, _ in out) == 4
+    assert _ledger_state(url, dataset) == (Fraction(1), 4, 0)
+
+
+def test_a_process_killed_between_charge_and_release_leaves_the_budget_spent(
+        url: str, dataset: str) -> None:
+    out = SPAWN.Queue()
+    proc = SPAWN.Process(target=ledger_workers.charge_then_hang,
+                         args=(url, dataset, ORGS[2], out))
+    proc.start()
+    try:
+        entry_id = out.get(timeout=60)
+    except queue.Empty:  # pragma: no cover - a failure report, not a path
+        proc.kill()
+        raise
+    proc.kill()
+    proc.join(timeout=30)
+    assert proc.exitcode is not None and proc.exitcode < 0  # killed, not finished
+    engine = make_engine(url)
+    try:
+        ledger = Ledger(engine)
+        [entry] = ledger.history(ORGS[2], dataset)
+        assert (entry.id, entry.status, entry.released_at) == (entry_id, "charged", None)
+        assert ledger.find_release(dataset=dataset, org=ORGS[2], query_key=key("crash")) is None
+        bal = ledger.balance(dataset=dataset, org=ORGS[2],
+                             limits=limits(global_total="1", per_member="1", per_query="1/2"))
+        assert bal.member_spent == Fraction(1, 4) and bal.member_left == Fraction(3, 4)
+        with engine.connect() as conn:  # no release anywhere lacks its entry
+            orphans = conn.execute(
+                sa.select(sa.func.count()).select_from(
+                    releases.outerjoin(ledger_entries, ledger_entries.c.id == releases.c.entry_id))
+                .where(ledger_entries.c.id.is_(None))).scalar_one()
+        assert orphans == 0
+    finally:
+        engine.dispose()
