@@ -8,6 +8,11 @@ Map of the architecture (domain core first; adapters around it)::
       hub.validation   a contract compiled to one validating SQL query (partner or hub side)
       hub.actors       who is asking: Actor, roles, member kinds
       hub.yamlfile     YAML -> pydantic with file:line errors
+      hub.accounting   exact privacy amounts (rho / epsilon as fractions), budget limits
+      hub.policies     sharing policies: who may ask what, at what cost (policies/*.yaml)
+      hub.queries      a query request -> an authorised, immutable QueryPlan (deny by default)
+      hub.privacy      sensitivities, OpenDP noise and calibration, honest intervals
+      hub.budget       the budget rules: may this charge go through, what is left
     adapters
       hub.settings     the one settings object (TAHUB_* environment variables)
       hub.rowcheck     runs the validating query in DuckDB (shared with the connector)
@@ -17,6 +22,8 @@ Map of the architecture (domain core first; adapters around it)::
       hub.extracts     an uploaded Parquet file checked against its contract, hub side
       hub.ingest       IngestService: start/append/commit uploads, list/withdraw extracts
       hub.identity     members, OAuth2 clients, EdDSA-signed JWT access tokens
+      hub.policystore  the active policies, reloaded when a file changes (errors on /health)
+      hub.ledger       the privacy-budget ledger and stored releases (atomic, exact)
       hub.api          FastAPI app (create_app), problem+json, routes, token endpoint
       hub.logging      structlog set-up, request ids, secret redaction
       hub.cli          the `tahub` command (serve, admin, contracts, demo)
