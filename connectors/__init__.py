@@ -10,6 +10,14 @@ A partner's export goes one way, and nothing identifying leaves the partner's ma
            -> zstd Parquet extract + rejects CSV   connectors.extract, connectors.report
       -> HubClient.upload()                        connectors.client (resumable, idempotent)
 
+A member analyst queries everyone's pooled data, differentially private::
+
+    AnalystClient.query() -> QueryResult           connectors.analyst
+      .to_pandas() / .to_arrow(): value and 95% interval per cell, cost, budget left
+
+Both clients share one session (OAuth2 client credentials, retries, error translation):
+connectors.session.
+
 Typical use::
 
     from pathlib import Path
@@ -38,6 +46,15 @@ Errors are the hub's one tree (``hub.errors``)::
     └── HubRequestError         the hub refused a request (its problem document attached)
 """
 
+from connectors.analyst import (
+    AnalystClient,
+    BudgetBalance,
+    MeasureInfo,
+    PrivacyCost,
+    QueryEstimate,
+    QueryRecord,
+    QueryResult,
+)
 from connectors.client import (
     BytesProgress,
     ExtractInfo,
@@ -72,6 +89,8 @@ from connectors.report import DroppedColumn, PreparedExtract, ReasonCount
 from hub import __version__
 
 __all__ = [
+    "AnalystClient",
+    "BudgetBalance",
     "BytesProgress",
     "DroppedColumn",
     "ExtractFile",
@@ -80,10 +99,15 @@ __all__ = [
     "HubClient",
     "InvalidIdentifier",
     "Mapping",
+    "MeasureInfo",
     "NetworkKey",
     "PreparedExtract",
+    "PrivacyCost",
     "ProgressHook",
     "Pseudonymiser",
+    "QueryEstimate",
+    "QueryRecord",
+    "QueryResult",
     "ReasonCount",
     "RetryPolicy",
     "SourceOptions",

@@ -14,6 +14,8 @@
     tahub contracts list | schema [--kind K] [--out FILE] | check FILE...
     tahub policy check FILE... | schema [--out FILE]   sharing policies (docs/policies.md)
     tahub demo                                   the guided demo (hub.demo)
+    tahub query run|estimate|budget|policies|history|show   an analyst's DP queries
+                                                 (connectors.analystcli, docs/analyst.md)
 
 Settings come from ``TAHUB_*`` environment variables (``docs/settings.md``). A user error
 prints its message and exits with status 1, without a traceback.
@@ -39,6 +41,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from connectors.analystcli import app as query_app
 from hub.actors import MemberKind, Role
 from hub.contracts import Contract, ContractRegistry, NamedDomain, json_schema_text
 from hub.errors import ConfigError, ContractError, RowError, TahubError
@@ -69,6 +72,7 @@ admin_app.add_typer(member_app, name="member")
 admin_app.add_typer(client_app, name="client")
 budget_app = typer.Typer(help="The privacy-budget ledger.", no_args_is_help=True)
 admin_app.add_typer(budget_app, name="budget")
+app.add_typer(query_app, name="query")
 
 class SchemaKind(StrEnum):
     CONTRACT = "contract"  # contracts/contract.schema.json

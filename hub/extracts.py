@@ -56,6 +56,7 @@ from hub.extractformat import (
     extract_schema,
 )
 from hub.rowcheck import check_relation, valid_rows_sql
+from hub.units import BOUND_FIELDS, UnitIndex
 from hub.validation import ROW_COLUMN, Side
 
 __all__ = [
@@ -125,16 +126,24 @@ def check_extract(
     work_dir: Path | None = None,
     threads: int = 2,
     memory_limit: str = "512MB",
+    units: UnitIndex | None = None,
+    partner: str | None = None,
 ) -> ExtractReport:
     """Check the Parquet file ``path`` against ``contract`` (see the module docstring).
 
     When every check passes and ``canonical`` is given, the checked rows are written there
     as zstd Parquet with the contract's types and the ``tahub.*`` metadata. ``work_dir``
     holds DuckDB's spill files meanwhile (a temporary folder inside it, removed
-    afterwards); ``threads`` and ``memory_limit`` bound DuckDB.
+    afterwards); ``threads`` and ``memory_limit`` bound DuckDB. With ``units`` (and the
+    uploading ``partner``), the rows are numbered for contribution bounding before they
+    are written (``hub.units``): the copy gets the ``__unit``, ``__seq`` and ``__partner``
+    columns and the index is updated.
     """
+    if (units is None) != (partner is None):
+        raise ValueError("units and partner go together")
+    bounding = None if units is None or partner is None else (units, partner)
     with _open(path) as parquet:
-        return _check(parquet, contract, canonical, work_dir, threads, memory_limit)
+        return _check(parquet, contract, canonical, work_dir, threads, memory_limit, bounding)
 
 
 def _check(
@@ -144,6 +153,7 @@ def _check(
     work_dir: Path | None,
     threads: int,
     memory_limit: str,
+    bounding: tuple[UnitIndex, str] | None = None,
 ) -> ExtractReport:
     schema = parquet.schema_arrow
     meta = {k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
@@ -167,7 +177,8 @@ def _check(
         connector_version=meta.get(META_CONNECTOR_VERSION, "")[:40] or None,
         checked_at=datetime.now(UTC),
     )
-    rows = _check_rows(parquet, contract, report, canonical, work_dir, threads, memory_limit)
+    rows = _check_rows(parquet, contract, report, canonical, work_dir, threads, memory_limit,
+                       bounding)
     return replace(report, rows=rows)
 
 
@@ -393,6 +404,7 @@ def _check_rows(
     work_dir: Path | None,
     threads: int,
     memory_limit: str,
+    bounding: tuple[UnitIndex, str] | None = None,
 ) -> int:
     names = [f.name for f in contract.extract_fields]
     schema = pa.schema([parquet.schema_arrow.field(n) for n in names])
@@ -405,7 +417,7 @@ def _check_rows(
             con.register("extract", stream)
             result = check_relation(con, contract, "extract", Side.HUB)
             if result.rows and not result.total_errors and canonical is not None:
-                _write_canonical(con, contract, report, canonical)
+                _write_canonical(con, contract, report, canonical, bounding)
     except (duckdb.Error, pa.ArrowException, OSError, ValueError) as exc:
         if canonical is not None:
             canonical.unlink(missing_ok=True)
@@ -436,9 +448,14 @@ def _check_rows(
 
 
 def _write_canonical(
-    con: duckdb.DuckDBPyConnection, contract: Contract, report: ExtractReport, dest: Path
+    con: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    report: ExtractReport,
+    dest: Path,
+    bounding: tuple[UnitIndex, str] | None = None,
 ) -> None:
-    """Write the checked rows, typed by the validating query and in file order, to ``dest``."""
+    """Write the checked rows, typed by the validating query and in file order, to ``dest``;
+    numbered for contribution bounding first when ``bounding`` is given."""
     meta = {
         META_DATASET: contract.dataset,
         META_CONTRACT_VERSION: str(contract.version),
@@ -447,7 +464,13 @@ def _write_canonical(
     if report.connector_version:
         meta[META_CONNECTOR_VERSION] = report.connector_version
     schema = extract_schema(contract, meta)
-    rows = con.sql(valid_rows_sql(contract)).to_arrow_reader(_ROW_GROUP_ROWS)
+    query = valid_rows_sql(contract)
+    if bounding is not None:
+        units, partner = bounding
+        query = units.number(con, contract, partner)
+        for f in BOUND_FIELDS:
+            schema = schema.append(f)
+    rows = con.sql(query).to_arrow_reader(_ROW_GROUP_ROWS)
     with pq.ParquetWriter(dest, schema, compression="zstd") as writer:
         for batch in rows:
             writer.write_batch(batch.cast(schema))

@@ -7,8 +7,9 @@ One upload goes ``receiving -> committed | rejected | aborted | expired``::
                     an unfinished upload of the same content -> that upload, to resume)
     append_chunk   bytes at the current offset; the staging file's size is the offset
     commit_upload  offset == size -> sha256 -> hub.extracts.check_extract, which also
-                   writes the canonical copy -> object put -> ONE transaction: extract row
-                   (visible) + upload committed
+                   numbers the rows for contribution bounding (hub.units, index committed
+                   first) and writes the canonical copy -> object put -> ONE transaction:
+                   extract row (visible) + upload committed
 
 The stored object is the hub's canonical copy of the checked rows, never the partner's
 bytes (see ``hub.extracts``); the extract keeps the uploaded file's size and sha256, which
@@ -58,6 +59,7 @@ from hub.extracts import ExtractReport, check_extract
 from hub.settings import Settings
 from hub.staging import StagedFile, Staging
 from hub.storage import ObjectStore
+from hub.units import UnitIndex
 
 __all__ = [
     "CommitResult",
@@ -194,6 +196,7 @@ class IngestService:
         self._registry = registry
         self._settings = settings
         self._staging = Staging(settings.staging_dir)
+        self.units = UnitIndex(settings.data_dir / "index" / "units")
 
     # -- uploads -----------------------------------------------------------------------
     @_boundary
@@ -332,7 +335,8 @@ class IngestService:
                     errors=[RowError(field="sha256", reason="checksum mismatch")],
                 )
             return check_extract(staged.path, contract, canonical=canonical,
-                                 work_dir=canonical.parent)
+                                 work_dir=canonical.parent, units=self.units,
+                                 partner=actor.org)
         except (InvalidInput, NotFound) as exc:
             self._finish(up.id, _REJECTED)
             _log.info("upload.rejected", org=actor.org, upload_id=up.id, code=exc.code,

@@ -25,14 +25,17 @@ from hub import __version__
 from hub.api.oauth import TOKEN_PATH, TokenServer
 from hub.api.oauth import router as oauth_router
 from hub.api.problems import RequestContext, install_problem_handlers
-from hub.api.routes import extracts, meta, uploads
+from hub.api.routes import extracts, meta, queries, uploads
 from hub.contracts import ContractRegistry
 from hub.db import make_engine, upgrade
+from hub.engine import QueryEngine
 from hub.errors import ConfigError
 from hub.identity import IdentityService
 from hub.ingest import IngestService
+from hub.ledger import Ledger
 from hub.logging import configure_logging
 from hub.policystore import PolicyStore
+from hub.query_service import QueryService
 from hub.settings import Settings
 from hub.storage import ObjectStore, open_store
 
@@ -43,7 +46,11 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True)
 class Services:
-    """Everything a running hub holds; one per process."""
+    """Everything a running hub holds; one per process.
+
+    ``engine`` is the metadata store's SQLAlchemy engine; ``query_engine`` the DuckDB query
+    engine over the committed extracts (hub.engine), which ``queries`` answers with.
+    """
 
     settings: Settings
     engine: sa.Engine
@@ -52,6 +59,9 @@ class Services:
     ingest: IngestService
     identity: IdentityService
     policies: PolicyStore
+    ledger: Ledger
+    query_engine: QueryEngine
+    queries: QueryService
 
     def close(self) -> None:
         self.policies.stop_watching()
@@ -68,6 +78,10 @@ def build_services(settings: Settings) -> Services:
         upgrade(engine)
         ingest = IngestService(engine=engine, store=store, registry=registry, settings=settings)
         identity = IdentityService(engine=engine, settings=settings)
+        ledger = Ledger(engine)
+        query_engine = QueryEngine(store=store, ingest=ingest, settings=settings)
+        queries = QueryService(policies=policies, registry=registry, ledger=ledger,
+                               engine=query_engine)
     except SQLAlchemyError as exc:
         engine.dispose()
         raise ConfigError(
@@ -78,7 +92,11 @@ def build_services(settings: Settings) -> Services:
     except BaseException:
         engine.dispose()
         raise
-    return Services(settings, engine, registry, store, ingest, identity, policies)
+    return Services(
+        settings=settings, engine=engine, registry=registry, store=store, ingest=ingest,
+        identity=identity, policies=policies, ledger=ledger, query_engine=query_engine,
+        queries=queries,
+    )
 
 
 def _is_secure_issuer(url: str) -> bool:
@@ -132,7 +150,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(
         title="tahub hub",
         version=__version__,
-        summary="Privacy-preserving data-sharing hub: ingest API",
+        summary="Privacy-preserving data-sharing hub: ingest and DP query API",
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -142,4 +160,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(oauth_router)
     app.include_router(uploads.router)
     app.include_router(extracts.router)
+    app.include_router(queries.router)
+    app.include_router(queries.budgets_router)
+    app.include_router(queries.policies_router)
     return app

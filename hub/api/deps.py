@@ -1,8 +1,9 @@
 """FastAPI dependencies: the services on ``app.state`` and the calling actor.
 
 Routes declare what they need with the ``Annotated`` aliases below (``Ingest``,
-``Identity``, ``Registry``, ``Policies``, ``AppSettings``, ``CurrentActor``,
-``PartnerActor``); nothing is global, everything comes from the app that ``create_app`` built.
+``Identity``, ``Registry``, ``Policies``, ``Queries``, ``AppSettings``, ``CurrentActor``,
+``PartnerActor``, ``AnalystActor``); nothing is global, everything comes from the app that
+``create_app`` built.
 """
 
 from __future__ import annotations
@@ -18,15 +19,18 @@ from hub.errors import AuthError
 from hub.identity import IdentityService
 from hub.ingest import IngestService
 from hub.policystore import PolicyStore
+from hub.query_service import QueryService
 from hub.settings import Settings
 
 __all__ = [
+    "AnalystActor",
     "AppSettings",
     "CurrentActor",
     "Identity",
     "Ingest",
     "PartnerActor",
     "Policies",
+    "Queries",
     "Registry",
     "current_actor",
 ]
@@ -52,6 +56,11 @@ def _policies(request: Request) -> PolicyStore:
     return policies
 
 
+def _queries(request: Request) -> QueryService:
+    queries: QueryService = request.app.state.services.queries
+    return queries
+
+
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -61,6 +70,7 @@ Identity = Annotated[IdentityService, Depends(_identity)]
 Ingest = Annotated[IngestService, Depends(_ingest)]
 Registry = Annotated[ContractRegistry, Depends(_registry)]
 Policies = Annotated[PolicyStore, Depends(_policies)]
+Queries = Annotated[QueryService, Depends(_queries)]
 AppSettings = Annotated[Settings, Depends(_settings)]
 
 _bearer = HTTPBearer(
@@ -92,3 +102,11 @@ def _partner(actor: CurrentActor) -> Actor:
 
 
 PartnerActor = Annotated[Actor, Depends(_partner)]
+
+
+def _analyst(actor: CurrentActor) -> Actor:
+    actor.require(Role.ANALYST)
+    return actor
+
+
+AnalystActor = Annotated[Actor, Depends(_analyst)]

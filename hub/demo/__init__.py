@@ -4,16 +4,19 @@ What it does, in order:
 
 1. opens the hub's data folder (``TAHUB_DATA_DIR``, default ``./tahub-data``) and registers
    five demo members: two banks, a money-transfer firm, an NGO and a police unit, each with
-   a partner client (``tahub admin member add`` does the same by hand);
+   a partner client for uploads and an analyst client for DP queries (``tahub admin member
+   add`` and ``tahub admin client add`` do the same by hand);
 2. starts the real hub on a loopback port;
 3. on the *partner side* (a separate folder, ``./tahub-demo-partners`` by default, standing
    for five partners' own machines: the hub never reads it) writes each partner's synthetic
    export in its own format (:mod:`hub.demo.synthetic`), its mapping file, its credentials
-   and the network pseudonymisation key that only the partners share;
+   (``partner.env``, ``analyst.env``) and the network pseudonymisation key that only the
+   partners share;
 4. pushes every export through the real connector code path over HTTP: mapping,
    validation, pseudonymisation, zstd Parquet, resumable upload, server-side re-validation
    and commit;
-5. prints where the hub is and how to use it, and keeps serving until Ctrl-C.
+5. prints where the hub is and how to use it (as a partner and as an analyst: a first DP
+   query, docs/analyst.md), and keeps serving until Ctrl-C.
 
 Running it again reuses what exists (uploads are idempotent); ``--reset`` starts afresh.
 """
@@ -51,6 +54,7 @@ from hub.settings import Settings
 __all__ = ["DemoPartnerState", "main", "seed"]
 
 _CREDENTIALS = "partner.env"
+_ANALYST = "analyst.env"
 
 
 @dataclass(frozen=True)
@@ -64,14 +68,37 @@ class DemoPartnerState:
     duplicate: bool
 
 
+def _write_secret(path: Path, text: str) -> None:
+    """A credentials file only its owner can read, never overwritten."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+def _analyst_env(settings: Settings, p: DemoPartner, client_id: str, secret: str) -> str:
+    return (
+        f"# {p.name}: an analyst's hub credentials (role analyst: DP queries only;\n"
+        f"# `tahub admin client add ORG_ID --role analyst` does the same by hand)\n"
+        f"TAHUB_HUB_URL={settings.public_url}\n"
+        f"TAHUB_CLIENT_ID={client_id}\nTAHUB_CLIENT_SECRET={secret}\n"
+    )
+
+
 def _register(settings: Settings, partners_dir: Path) -> dict[str, dict[str, str]]:
-    """Register the demo members once; their credentials live on the partner side only."""
+    """Register the demo members once; their credentials live on the partner side only.
+
+    Each member gets a partner client (``partner.env``: uploads) and an analyst client
+    (``analyst.env``: DP queries), as a real member would keep its upload system's and its
+    analysts' credentials apart.
+    """
     creds: dict[str, dict[str, str]] = {}
     missing = [p for p in PARTNERS if not (partners_dir / p.slug / _CREDENTIALS).exists()]
-    if missing:
+    no_analyst = [p for p in PARTNERS if not (partners_dir / p.slug / _ANALYST).exists()]
+    if missing or no_analyst:
         services = build_services(settings)
         try:
-            known = {m["name"] for m in services.identity.members()}
+            known = {m["name"]: m["id"] for m in services.identity.members()}
             clash = [p.name for p in missing if p.name in known]
             if clash:
                 raise ConfigError(
@@ -80,16 +107,23 @@ def _register(settings: Settings, partners_dir: Path) -> dict[str, dict[str, str
                 )
             for p in missing:
                 c = services.identity.register_member(p.name, MemberKind(p.kind), [Role.PARTNER])
-                folder = partners_dir / p.slug
-                folder.mkdir(parents=True, exist_ok=True)
-                fd = os.open(folder / _CREDENTIALS, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(
-                        f"# {p.name}: hub credentials (shown once by `tahub admin member add`)\n"
-                        f"TAHUB_HUB_URL={settings.public_url}\n"
-                        f"TAHUB_CLIENT_ID={c.client_id}\nTAHUB_CLIENT_SECRET={c.client_secret}\n"
-                        f"TAHUB_NETWORK_KEY_FILE={(partners_dir / 'network.key').resolve()}\n"
+                known[p.name] = c.org_id
+                _write_secret(
+                    partners_dir / p.slug / _CREDENTIALS,
+                    f"# {p.name}: hub credentials (shown once by `tahub admin member add`)\n"
+                    f"TAHUB_HUB_URL={settings.public_url}\n"
+                    f"TAHUB_CLIENT_ID={c.client_id}\nTAHUB_CLIENT_SECRET={c.client_secret}\n"
+                    f"TAHUB_NETWORK_KEY_FILE={(partners_dir / 'network.key').resolve()}\n",
+                )
+            for p in no_analyst:
+                if p.name not in known:
+                    raise ConfigError(
+                        f"{p.name} is not a member of the hub in {settings.data_dir}; "
+                        "run `tahub demo --reset`"
                     )
+                a = services.identity.add_client(known[p.name], [Role.ANALYST])
+                _write_secret(partners_dir / p.slug / _ANALYST,
+                              _analyst_env(settings, p, a.client_id, a.client_secret))
         finally:
             services.close()
     for p in PARTNERS:
@@ -165,10 +199,13 @@ def _summary(console: Console, settings: Settings, partners_dir: Path,
                       s.extract_id + (" (already there)" if s.duplicate else ""), s.client_id)
     console.print(table)
     env = partners_dir / PARTNERS[0].slug / _CREDENTIALS
+    analyst_env = partners_dir / PARTNERS[0].slug / _ANALYST
     beside = Path(sys.executable).parent / "tahub-connect"  # the venv's, if not on PATH
     connect = str(beside) if beside.exists() and not shutil.which("tahub-connect") else (
         "tahub-connect"
     )
+    beside_hub = Path(sys.executable).parent / "tahub"
+    tahub = str(beside_hub) if beside_hub.exists() and not shutil.which("tahub") else "tahub"
     console.print(
         f"\n[bold green]The hub is running at {settings.public_url}[/]  "
         f"(API docs: {settings.public_url}/docs)\n"
@@ -182,8 +219,14 @@ def _summary(console: Console, settings: Settings, partners_dir: Path,
         "Or get a token by hand:\n"
         f"  curl -s -u \"$TAHUB_CLIENT_ID:$TAHUB_CLIENT_SECRET\" "
         f"-d grant_type=client_credentials {settings.public_url}/oauth/token\n\n"
-        "Analysts' DP queries and the governance console arrive in later releases. "
-        "Press Ctrl-C to stop."
+        "Act as an analyst (differentially private queries over all members' data; "
+        "walkthrough: docs/analyst.md):\n"
+        f"  set -a; . {analyst_env}; set +a\n"
+        f"  {tahub} query policies\n"
+        f"  {tahub} query run bank_alerts --by destination_country "
+        "--filter origin_country=RO --measure count --measure linked_units --cost 1/10 "
+        "--sort linked_units --limit 5\n\n"
+        "The governance console arrives in a later release. Press Ctrl-C to stop."
     )
 
 

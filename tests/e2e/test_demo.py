@@ -21,6 +21,7 @@ def test_demo_loads_five_members_and_the_planted_patterns(tmp_path: Path) -> Non
     out = run([str(BIN / "tahub"), "demo", "--no-serve"], env, cwd=tmp_path, timeout=300)
     assert out.returncode == 0, out.stderr + out.stdout
     assert "The hub is running at http://127.0.0.1:" in out.stdout
+    assert "analyst.env" in out.stdout and "query run bank_alerts" in out.stdout
 
     uploaded = json.loads((tmp_path / "tahub-demo-partners" / "demo.json").read_text())
     assert sorted(uploaded) == ["meridiana", "metpolice", "northbank", "safepassage", "swiftsend"]
@@ -52,8 +53,25 @@ def test_demo_loads_five_members_and_the_planted_patterns(tmp_path: Path) -> Non
     ).fetchone()
     assert alone == (0, 0)  # neither side alone recorded both ends of these journeys
 
+    # Each member also has an analyst client, kept apart from its upload client.
+    partners = tmp_path / "tahub-demo-partners"
+    for slug in uploaded:
+        analyst, partner = (_env(partners / slug / name) for name in ("analyst.env",
+                                                                       "partner.env"))
+        assert (partners / slug / "analyst.env").stat().st_mode & 0o777 == 0o600
+        assert analyst["TAHUB_CLIENT_ID"] != partner["TAHUB_CLIENT_ID"]
+        assert analyst["TAHUB_HUB_URL"] == partner["TAHUB_HUB_URL"]
+    lost = _env(partners / "metpolice" / "analyst.env")["TAHUB_CLIENT_ID"]
+    (partners / "metpolice" / "analyst.env").unlink()  # an older demo folder: added again
+
     # Running it again reuses the members, and the uploads are idempotent.
     again = run([str(BIN / "tahub"), "demo", "--no-serve"], env, cwd=tmp_path, timeout=300)
     assert again.returncode == 0, again.stderr
     assert "already there" in again.stdout
     assert sum(1 for _ in objects.rglob("*.parquet")) == 5
+    assert _env(partners / "metpolice" / "analyst.env")["TAHUB_CLIENT_ID"] != lost
+
+
+def _env(path: Path) -> dict[str, str]:
+    lines = path.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))

@@ -1,0 +1,255 @@
+"""A bounded DP group-by through the HTTP API, against exact DuckDB and OpenDP's Context.
+
+Run:  .venv/bin/python bench/query_dp.py [--rows 10000000] [--units 2500000] [--repeat 3]
+
+Data: ``--rows`` synthetic bank alerts from 5 partners (equal shares), about ``--units``
+privacy units, skewed: 90% of rows fall uniformly on the units (most units get 1-5 rows),
+10% on 1% of the units (those get 50+ rows). 60 origin x 60 destination countries.
+
+Commit: each partner's Parquet file goes through :class:`hub.ingest.IngestService` in this
+process (start_upload, append_chunk, commit_upload: the same code the HTTP routes call:
+every row re-validated, the canonical copy written, the rows numbered for contribution
+bounding by hub.units). The commit time per million rows is reported.
+
+Query (median of ``--repeat``), all in the same run over the same committed files:
+
+* **tahub**: ``POST /v1/queries`` to a real uvicorn server on loopback: count + sum(amount)
+  by (origin_country, destination_country) filtered to the 60 x 60 = 3,600 public cells,
+  bounded to 10 rows per unit, zCDP rho = 1 (each repeat a different cost, so no reuse);
+* **(a)** the plain exact DuckDB aggregate of the same grouping, no bounding;
+* **(b)** OpenDP's Polars ``Context``: the same DP query (identifier = subject, 10 rows per
+  unit via ``truncate_per_group``, public keys via ``with_keys``, rho = 1).
+
+Results are appended to ``bench/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import os
+import platform
+import socket
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+import uvicorn
+
+from hub.actors import Actor, MemberKind, Role
+from hub.api import create_app
+from hub.api.app import Services
+from hub.ingest import UploadRequest
+from hub.settings import Settings
+
+COUNTRIES = ["RO", "NG", "GB", "IT", "DE", "FR", "ES", "PL", "BG", "UA", "VN", "PH", "TH", "IN",
+             "PK", "BD", "CN", "AL", "MD", "RS", "HU", "GR", "TR", "LY", "EG", "MA", "DZ", "TN",
+             "SN", "GH", "CI", "CM", "ER", "ET", "SO", "SD", "KE", "UG", "TZ", "ZA", "BR", "CO",
+             "VE", "MX", "GT", "HN", "SV", "DO", "US", "CA", "AE", "SA", "QA", "KW", "LB", "JO",
+             "IQ", "SY", "AF", "NP"]
+POLICY = """
+dataset: bank_alerts
+accounting: zcdp
+opened: "2020-01-01"
+min_partners: 2
+contribution_bounds: {max_rows: 10}
+budget: {global: "1000", per_member: "1000", per_query: "10"}
+rules:
+  - name: bench
+    who: {roles: [analyst]}
+    dimensions: [origin_country, destination_country]
+    max_dimensions: 2
+    filters: [origin_country, destination_country]
+    measures: [count, {function: sum, field: amount}]
+"""
+KEY_ID = "0badc0de"
+
+
+def _extract(path: Path, partner: int, rows: int, units: int, indicator: str) -> None:
+    """One partner's extract, written by DuckDB (tokens: <key id>.<sha256 hex>)."""
+    heavy = max(units // 100, 1)
+    codes = "[" + ", ".join(f"'{c}'" for c in COUNTRIES) + "]"
+    con = duckdb.connect()
+    con.execute("SET threads = 2")
+    con.execute(f"""
+        COPY (
+          WITH r AS (SELECT i, hash(i * 7 + {partner}) AS h FROM range({rows}) t(i))
+          SELECT '{KEY_ID}.' || sha256(CAST(CASE WHEN h % 10 = 0 THEN (h // 10) % {heavy}
+                                       ELSE (h // 10) % {units} END AS VARCHAR)) AS subject,
+                 '{indicator}' AS indicator, 'funnel_account' AS typology,
+                 CAST(NULL AS VARCHAR) AS exploitation_stream,
+                 list_extract({codes}, CAST((h >> 20) % 60 AS INTEGER) + 1) AS origin_country,
+                 list_extract({codes}, CAST((h >> 30) % 60 AS INTEGER) + 1)
+                     AS destination_country,
+                 round(CAST((h >> 40) % 5000000 AS DOUBLE) / 100, 2) AS amount,
+                 '2025-' || lpad(CAST((h >> 50) % 12 + 1 AS VARCHAR), 2, '0') AS period
+          FROM r
+        ) TO '{path}' (FORMAT parquet, COMPRESSION zstd, KV_METADATA {{
+            'tahub.dataset': 'bank_alerts', 'tahub.contract_version': '1',
+            'tahub.key_id': '{KEY_ID}', 'tahub.connector_version': 'bench'}})
+    """)
+    con.close()
+
+
+def _fincen_code(services: Services) -> str:
+    return services.registry.get("bank_alerts", 1).field("indicator").codes[0]
+
+
+def _commit(services: Services, actor: Actor, path: Path) -> None:
+    data = path.read_bytes()
+    started = services.ingest.start_upload(actor, UploadRequest(
+        dataset="bank_alerts", contract_version=1, size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(), filename=path.name))
+    upload = started.upload
+    if upload is None:
+        raise RuntimeError("this content is already committed; use a fresh data folder")
+    offset, chunk = upload.offset, services.settings.chunk_bytes
+    while offset < len(data):
+        upload = services.ingest.append_chunk(actor, upload.id, offset,
+                                              data[offset:offset + chunk])
+        offset = upload.offset
+    services.ingest.commit_upload(actor, upload.id)
+
+
+def _serve(settings: Settings) -> tuple[uvicorn.Server, threading.Thread, Any]:
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port,
+                                           log_config=None, access_log=False, lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    return server, thread, app
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _median(fn: Any, repeat: int) -> float:
+    times = []
+    for i in range(repeat):
+        t = time.perf_counter()
+        fn(i)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--units", type=int, default=2_500_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-opendp", action="store_true", help="skip (b)")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="tahub-bench-"))
+    (work / "policies").mkdir()
+    (work / "policies" / "bank_alerts.yaml").write_text(POLICY)
+    settings = Settings(data_dir=work / "data", host="127.0.0.1", port=_port(),
+                        policies_dir=work / "policies", log_level="WARNING",
+                        chunk_bytes=64 * 1024 * 1024)
+    server, thread, app = _serve(settings)
+    services: Services = app.state.services
+    fincen = _fincen_code(services)
+    per = args.rows // 5
+    commit_s = 0.0
+    for p in range(5):
+        path = work / f"partner{p}.parquet"
+        _extract(path, p, per, args.units, fincen)
+        creds = services.identity.register_member(f"Bench Bank {p}", MemberKind.BANK,
+                                                  (Role.PARTNER,))
+        actor = Actor(creds.client_id, creds.org_id, creds.org_name, frozenset({Role.PARTNER}))
+        t = time.perf_counter()
+        _commit(services, actor, path)
+        commit_s += time.perf_counter() - t
+        path.unlink()
+    files = [str(services.store.local_path(e.object_key))
+             for e in services.ingest.visible_extracts("bank_alerts")]
+    analyst = services.identity.register_member("Bench Analysts", MemberKind.OTHER,
+                                                (Role.ANALYST,))
+    url = f"http://127.0.0.1:{settings.port}"
+    token = httpx.post(url + "/oauth/token", data={"grant_type": "client_credentials"},
+                       auth=(analyst.client_id, analyst.client_secret)).json()["access_token"]
+    http = httpx.Client(base_url=url, timeout=600,
+                        headers={"Authorization": f"Bearer {token}"})
+
+    def tahub(i: int) -> None:
+        resp = http.post("/v1/queries", json={
+            "dataset": "bank_alerts", "group_by": ["origin_country", "destination_country"],
+            "measures": ["count", {"function": "sum", "field": "amount"}],
+            "filters": {"origin_country": COUNTRIES, "destination_country": COUNTRIES},
+            "cost": f"{10**6 + i}/{10**6}"})
+        if resp.status_code != 200 or len(resp.json()["rows"]) != 3600:
+            raise RuntimeError(resp.text[:500])
+
+    def exact(_: int) -> None:
+        con = duckdb.connect()
+        con.execute("SET threads = 2")
+        con.execute("SELECT origin_country, destination_country, count(*), sum(amount) "
+                    "FROM read_parquet(?) GROUP BY ALL", [files]).fetchall()
+        con.close()
+
+    def opendp(_: int) -> None:
+        import opendp.prelude as dp
+        import polars as pl
+
+        dp.enable_features("contrib")
+        keys = pl.LazyFrame({"origin_country": [o for o in COUNTRIES for _ in COUNTRIES],
+                             "destination_country": COUNTRIES * len(COUNTRIES)})
+        data = pl.scan_parquet(files).select(
+            "subject", "origin_country", "destination_country",
+            pl.col("amount").clip(0, 50000).round(0).cast(pl.Int64).alias("amount"))
+        ctx = dp.Context.compositor(
+            data=data, privacy_unit=dp.unit_of(contributions=10, identifier="subject"),
+            privacy_loss=dp.loss_of(rho=1.0), split_evenly_over=1,
+            margins=[dp.polars.Margin(max_length=args.rows * 2)])
+        query = (ctx.query().truncate_per_group(10)
+                 .group_by(["origin_country", "destination_country"])
+                 .agg(dp.len(signed=True),
+                      pl.col("amount").fill_null(0).dp.sum((0, 50_000)))  # type: ignore[attr-defined]
+                 .with_keys(keys))
+        out = query.release().collect()
+        if out.height != 3600:
+            raise RuntimeError(f"OpenDP released {out.height} cells")
+
+    tahub_s = _median(tahub, args.repeat)
+    exact_s = _median(exact, args.repeat)
+    opendp_s = None if args.no_opendp else _median(opendp, args.repeat)
+    http.close()
+    server.should_exit = True
+    thread.join(30)
+
+    report = [
+        f"\n## query_dp, {dt.date.today().isoformat()}\n",
+        f"{args.rows:,} rows from 5 partners (~{args.units:,} privacy units, skewed), "
+        f"count + sum by 2 dimensions (3,600 public cells), 10 rows per unit, rho = 1; "
+        f"median of {args.repeat}; {os.cpu_count()} cores, Python {platform.python_version()}."
+        " Commit: IngestService in-process (the code path of the HTTP routes).\n",
+        "| what | seconds |", "|---|---|",
+        f"| tahub, POST /v1/queries end to end (HTTP, bounded, DP, ledger) | {tahub_s:.2f} |",
+        f"| (a) DuckDB exact aggregate, no bounding | {exact_s:.2f} |",
+    ]
+    if opendp_s is not None:
+        report.append(f"| (b) OpenDP Polars Context, same DP query | {opendp_s:.2f} |")
+    report += ["", f"tahub / (a): **{tahub_s / exact_s:.2f}x** (target <= 2x)"]
+    if opendp_s is not None:
+        report.append(f"(b) / tahub: **{opendp_s / tahub_s:.1f}x faster** (target >= 10x)")
+    report.append(f"Commit (validate + canonical copy + unit numbering): "
+                  f"**{commit_s / (args.rows / 1e6):.2f} s per million rows** "
+                  f"({commit_s:.1f} s in all)\n")
+    text = "\n".join(report)
+    print(text)
+    with (Path(__file__).parent / "RESULTS.md").open("a") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    main()

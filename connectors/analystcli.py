@@ -1,0 +1,489 @@
+"""``tahub query``: an analyst's command line, a thin shell over :class:`AnalystClient`.
+
+::
+
+    tahub query run DATASET --by DIM... --measure M... --filter F... --cost C | --target HW
+                    [--csv FILE] [--parquet FILE] [--json] [--sort MEASURE] [--limit N]
+    tahub query estimate DATASET ...the same question...     cost and accuracy, spends nothing
+    tahub query budget [DATASET]                               what is spent and left
+    tahub query policies                                       what you may ask
+    tahub query history                                        your organisation's queries
+    tahub query show QUERY_ID                                  a past release again, free
+
+Credentials: ``--hub``, ``--client-id``, ``--client-secret`` or ``TAHUB_HUB_URL``,
+``TAHUB_CLIENT_ID``, ``TAHUB_CLIENT_SECRET`` (a client with the ``analyst`` role). A refusal
+prints the hub's reason with the rule that refused and exits 1, without a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from connectors.analyst import (
+    AnalystClient,
+    BudgetBalance,
+    MeasureInfo,
+    QueryEstimate,
+    QueryResult,
+    parse_filter,
+)
+from hub.errors import ConfigError, TahubError
+
+__all__ = ["app"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    name="query",
+    help="Differentially private queries over all partners' data (an analyst's client).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+Hub = Annotated[str | None, typer.Option("--hub", envvar="TAHUB_HUB_URL", help="The hub's URL.")]
+ClientId = Annotated[
+    str | None, typer.Option("--client-id", envvar="TAHUB_CLIENT_ID", help="OAuth2 client id.")
+]
+ClientSecret = Annotated[
+    str | None,
+    typer.Option(
+        "--client-secret",
+        envvar="TAHUB_CLIENT_SECRET",
+        help="OAuth2 client secret (prefer the environment variable).",
+        show_default=False,
+    ),
+]
+Dataset = Annotated[str, typer.Argument(help="The dataset, e.g. bank_alerts.")]
+By = Annotated[
+    list[str] | None,
+    typer.Option("--by", "-b", help="A dimension to group by (repeat; output order)."),
+]
+Measures = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--measure", "-m",
+        help="count, count_units, linked_units, sum:FIELD, mean:FIELD, quantile:FIELD:Q "
+        "(repeat). Default: count.",
+    ),
+]
+Filters = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--filter", "-f",
+        help="FIELD=CODE[,CODE...] or FIELD=YYYY-MM..YYYY-MM for a period (repeat).",
+    ),
+]
+Cost = Annotated[
+    str | None,
+    typer.Option(help="Exact privacy cost in the policy's measure (rho or epsilon): 1/10, 0.1."),
+]
+Target = Annotated[
+    float | None,
+    typer.Option(
+        help="Instead of --cost: the 95% interval half-width wanted; the hub solves for the "
+        "cost (refused above the per-query cap).",
+    ),
+]
+TargetMeasure = Annotated[
+    int, typer.Option(help="Which measure --target applies to (0 = the first).")
+]
+AllowNegative = Annotated[
+    bool, typer.Option(help="Keep negative noisy counts (unbiased) instead of flooring at 0.")
+]
+ConsistentTotals = Annotated[
+    bool, typer.Option(help="Also release totals that add up across the dimensions.")
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the hub's JSON, for scripts.")]
+
+
+def _console() -> Console:
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console.width = 160  # piped or captured: do not fold ids across lines
+    return console
+
+
+def _user_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Print a TahubError's message (no traceback) and exit 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except TahubError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _client(hub: str | None, client_id: str | None, client_secret: str | None) -> AnalystClient:
+    return AnalystClient.from_env(hub, client_id, client_secret)
+
+
+def _question(
+    by: list[str] | None,
+    measures: list[str] | None,
+    filters: list[str] | None,
+    cost: str | None,
+    target: float | None,
+    target_measure: int,
+    allow_negative: bool,
+    consistent_totals: bool,
+) -> dict[str, Any]:
+    """The keyword arguments of AnalystClient.query/estimate for these options."""
+    chosen: dict[str, Any] = {}
+    for text in filters or []:
+        name, value = parse_filter(text)
+        if name in chosen:
+            raise ConfigError(f"--filter {name}=... is given twice: list its codes once, "
+                              "separated by commas", field="filters")
+        chosen[name] = value
+    return {
+        "group_by": by or [],
+        "measures": measures or ["count"],
+        "filters": chosen,
+        "cost": cost,
+        "target": None
+        if target is None
+        else {"ci_halfwidth": target, "measure": target_measure},
+        "postprocess": {"nonnegative": not allow_negative,
+                        "consistent_totals": consistent_totals},
+    }
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+# -- rendering --------------------------------------------------------------------------------
+def _num(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    number = float(value)
+    return f"{number:.0f}" if abs(number) >= 1000 else f"{number:.4g}"
+
+
+def _cell(cell: Any) -> str:
+    if not isinstance(cell, dict):
+        return ""
+    if cell.get("low") is None or cell.get("high") is None:
+        return _num(cell.get("value"))
+    return f"{_num(cell.get('value'))} [{_num(cell['low'])}, {_num(cell['high'])}]"
+
+
+def _sort_value(row: dict[str, Any], name: str) -> float:
+    cell = row.get(name)
+    value = cell.get("value") if isinstance(cell, dict) else None
+    return float("-inf") if value is None else float(value)
+
+
+def _noise(m: MeasureInfo) -> str:
+    parts = [m.mechanism or "?"]
+    if m.noise_scale is not None:
+        parts.append(f"scale {m.noise_scale:.4g}")
+    if m.halfwidth_95 is not None:
+        parts.append(f"95% +/-{m.halfwidth_95:.4g}")
+    elif m.note:
+        parts.append(m.note)
+    return ", ".join(parts)
+
+
+def _budget_line(b: BudgetBalance | None) -> str:
+    if b is None:
+        return ""
+    month = f", this month {b.month.left}" if b.month.left is not None else ""
+    return (f"budget left ({b.measure}): yours {b.member.left}{month}, "
+            f"all members {b.global_.left}; next query at most {b.can_spend}")
+
+
+def _show_result(result: QueryResult, *, sort: str | None, limit: int) -> None:
+    console = _console()
+    names = result.measure_names
+    rows = result.rows
+    if sort is not None:
+        if sort not in names:
+            raise ConfigError(f"--sort {sort}: not a measure of this release ({', '.join(names)})",
+                              field="sort")
+        rows = sorted(rows, key=lambda r: _sort_value(r, sort), reverse=True)
+    shown = rows if limit <= 0 else rows[:limit]
+    table = Table(title=f"{result.dataset}: {', '.join(names)}"
+                  + (f" by {', '.join(result.dimensions)}" if result.dimensions else ""),
+                  caption=escape("value [low, high] = noisy value and its 95% interval"))
+    for name in result.dimensions:
+        table.add_column(name)
+    for name in names:
+        table.add_column(name, justify="right")
+    for row in shown:
+        keys = ["(unknown)" if row.get(d) is None else str(row.get(d))
+                for d in result.dimensions]
+        table.add_row(*map(escape, keys), *(escape(_cell(row.get(n))) for n in names))
+    console.print(table)
+    if len(shown) < len(rows):
+        console.print(f"... {len(rows) - len(shown):,} more cells (of {len(rows):,}): "
+                      "--limit 0 shows all, --csv/--parquet saves them")
+    for m in result.measures:
+        console.print(f"  {m.name}: {_noise(m)}")
+    if result.bounding and result.bounding.get("note"):
+        console.print(f"  bounding: {result.bounding['note']}")
+    if result.reused:
+        console.print(f"[bold]Asked before:[/] the stored release {result.query_id} "
+                      f"(it cost {result.cost}); nothing charged now.")
+    else:
+        eps = result.epsilon_delta or {}
+        implied = (f" (epsilon {eps['epsilon']:.4g} at delta {eps['delta']:.3g})"
+                   if eps.get("epsilon") is not None else "")
+        console.print(f"[bold]Charged:[/] {result.charged or result.cost}{implied}; "
+                      f"query id {result.query_id}")
+    console.print(_budget_line(result.budget))
+
+
+def _save(result: QueryResult, csv: Path | None, parquet: Path | None) -> None:
+    if csv is None and parquet is None:
+        return
+    table = result.to_arrow()
+    try:
+        if csv is not None:
+            import pyarrow.csv as pacsv
+
+            pacsv.write_csv(table.replace_schema_metadata(None), csv)
+            typer.echo(f"wrote {csv} ({table.num_rows:,} rows)")
+        if parquet is not None:
+            import pyarrow.parquet as pq
+
+            pq.write_table(table, parquet)
+            typer.echo(f"wrote {parquet} ({table.num_rows:,} rows)")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the release ({exc.strerror or exc})") from None
+
+
+def _show_estimate(est: QueryEstimate) -> None:
+    console = _console()
+    table = Table(title=f"Estimate: {est.dataset}, {est.cells:,} cells (nothing spent)")
+    for column in ("measure", "mechanism", "noise scale", "95% +/-", "cost share"):
+        table.add_column(column)
+    for m in est.measures:
+        table.add_row(m.name, m.mechanism or "", _num(m.noise_scale),
+                      "depends on the data" if m.halfwidth_95 is None else _num(m.halfwidth_95),
+                      "" if m.cost is None else str(m.cost))
+    console.print(table)
+    eps = est.epsilon_delta or {}
+    implied = (f" (epsilon {eps['epsilon']:.4g} at delta {eps['delta']:.3g})"
+               if eps.get("epsilon") is not None else "")
+    console.print(f"cost: {est.cost}{implied}" + (f"; allowed by rule {est.rule}"
+                                                   if est.rule else ""))
+    if est.reused:
+        console.print("asked before: running it returns the stored release, at no cost")
+    console.print(_budget_line(est.budget))
+    if est.budget_after:
+        console.print("after it: " + ", ".join(f"{k.replace('_', ' ')} {v}"
+                                                for k, v in est.budget_after.items()))
+    if est.would_be_refused is not None:
+        console.print(f"[bold red]would be refused[/] ({est.would_be_refused.rule}): "
+                      f"{est.would_be_refused.detail}")
+
+
+# -- commands ---------------------------------------------------------------------------------
+@app.command()
+@_user_errors
+def run(
+    dataset: Dataset,
+    by: By = None,
+    measure: Measures = None,
+    filter_: Filters = None,
+    cost: Cost = None,
+    target: Target = None,
+    target_measure: TargetMeasure = 0,
+    allow_negative: AllowNegative = False,
+    consistent_totals: ConsistentTotals = False,
+    csv: Annotated[Path | None, typer.Option(help="Save every cell as CSV.")] = None,
+    parquet: Annotated[Path | None, typer.Option(help="Save every cell as Parquet.")] = None,
+    sort: Annotated[
+        str | None, typer.Option(help="Show cells by this measure's value, largest first.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Cells shown (0 = all); files get all.")] = 40,
+    as_json: AsJson = False,
+    hub: Hub = None,
+    client_id: ClientId = None,
+    client_secret: ClientSecret = None,
+) -> None:
+    """Run a DP query: spends its cost from your budget (a repeated question is free)."""
+    question = _question(by, measure, filter_, cost, target, target_measure, allow_negative,
+                         consistent_totals)
+    with _client(hub, client_id, client_secret) as client:
+        result = client.query(dataset, **question)
+    if as_json:
+        _echo_json(result.model_dump(mode="json", by_alias=True))
+    else:
+        _show_result(result, sort=sort, limit=limit)
+    _save(result, csv, parquet)
+
+
+@app.command()
+@_user_errors
+def estimate(
+    dataset: Dataset,
+    by: By = None,
+    measure: Measures = None,
+    filter_: Filters = None,
+    cost: Cost = None,
+    target: Target = None,
+    target_measure: TargetMeasure = 0,
+    allow_negative: AllowNegative = False,
+    consistent_totals: ConsistentTotals = False,
+    as_json: AsJson = False,
+    hub: Hub = None,
+    client_id: ClientId = None,
+    client_secret: ClientSecret = None,
+) -> None:
+    """What a query would cost and how accurate it would be; spends nothing."""
+    question = _question(by, measure, filter_, cost, target, target_measure, allow_negative,
+                         consistent_totals)
+    with _client(hub, client_id, client_secret) as client:
+        est = client.estimate(dataset, **question)
+    if as_json:
+        _echo_json(est.model_dump(mode="json", by_alias=True))
+    else:
+        _show_estimate(est)
+
+
+@app.command()
+@_user_errors
+def budget(
+    dataset: Annotated[str | None, typer.Argument(help="Only this dataset.")] = None,
+    as_json: AsJson = False,
+    hub: Hub = None,
+    client_id: ClientId = None,
+    client_secret: ClientSecret = None,
+) -> None:
+    """Your organisation's privacy budget: spent and left, per dataset (exact amounts)."""
+    with _client(hub, client_id, client_secret) as client:
+        balances = [client.budget(dataset)] if dataset else client.budgets()
+    if as_json:
+        _echo_json([b.model_dump(mode="json", by_alias=True) for b in balances])
+        return
+    table = Table(title="Your privacy budget (budgets never renew by themselves)")
+    for column in ("dataset", "measure", "you spent", "you have left", "month left",
+                   "all members left", "per query", "next query at most",
+                   "cumulative loss (all members)"):
+        table.add_column(column)
+    for b in balances:
+        cumulative = "0"
+        if (b.cumulative is not None and b.cumulative.epsilon is not None
+                and b.cumulative.amount not in (None, "0")):
+            cumulative = f"{b.cumulative.amount} (epsilon {b.cumulative.epsilon:.4g}"
+            cumulative += f", delta {b.cumulative.delta:.3g})" if b.cumulative.delta else ")"
+        table.add_row(b.dataset, b.measure, b.member.spent or "0", b.member.left or "",
+                      b.month.left or "no cap", b.global_.left or "", b.per_query or "",
+                      b.can_spend or "", cumulative)
+    _console().print(table)
+
+
+@app.command()
+@_user_errors
+def policies(
+    as_json: AsJson = False,
+    hub: Hub = None,
+    client_id: ClientId = None,
+    client_secret: ClientSecret = None,
+) -> None:
+    """What you may ask: per dataset, the policy rules that apply to you."""
+    with _client(hub, client_id, client_secret) as client:
+        views = client.policies()
+    if as_json:
+        _echo_json(views)
+        return
+    console = _console()
+    if not views:
+        console.print("No policy lets you query anything (deny by default).")
+    for view in views:
+        table = Table(
+            title=f"{view.get('dataset')}: {view.get('accounting')} accounting, at most "
+            f"{view.get('per_query')} per query, rows per unit <= {view.get('max_rows')}, "
+            f"needs {view.get('min_partners')} partners"
+        )
+        for column in ("rule", "dimensions (max per query)", "filters", "measures"):
+            table.add_column(column, overflow="fold")
+        for rule in view.get("rules", []):
+            measures = []
+            for m in rule.get("measures", []):
+                text = m.get("function", "?") + (f":{m['field']}" if m.get("field") else "")
+                if m.get("clamp"):
+                    text += f" (clamped to {_num(m['clamp'][0])}..{_num(m['clamp'][1])})"
+                measures.append(text)
+            table.add_row(
+                str(rule.get("name")),
+                f"{', '.join(rule.get('dimensions', []))} ({rule.get('max_dimensions')})",
+                ", ".join(rule.get("filters", [])) or "none",
+                "\n".join(measures),
+            )
+        console.print(table)
+
+
+@app.command()
+@_user_errors
+def history(
+    as_json: AsJson = False,
+    hub: Hub = None,
+    client_id: ClientId = None,
+    client_secret: ClientSecret = None,
+) -> None:
+    """Your organisation's queries: shape, cost and status (never values)."""
+    with _client(hub, client_id, client_secret) as client:
+        records = client.history()
+    if as_json:
+        _echo_json([r.model_dump(mode="json") for r in records])
+        return
+    table = Table(title="Your organisation's queries")
+    for column in ("query id", "dataset", "cost", "status", "created", "shape"):
+        table.add_column(column, overflow="fold")
+    for r in records:
+        shape = r.shape or {}
+        dims = ", ".join(str(d.get("name")) for d in shape.get("dimensions", [])
+                         if isinstance(d, dict))
+        measures = ", ".join(
+            str(m.get("function")) + (f":{m['field']}" if m.get("field") else "")
+            for m in shape.get("measures", []) if isinstance(m, dict)
+        )
+        table.add_row(r.id, r.dataset, "" if r.cost is None else str(r.cost), r.status or "",
+                      "" if r.created_at is None else r.created_at.strftime("%Y-%m-%d %H:%M"),
+                      measures + (f" by {dims}" if dims else ""))
+    _console().print(table)
+
+
+@app.command()
+@_user_errors
+def show(
+    query_id: Annotated[str, typer.Argument(help="A query id from `tahub query history`.")],
+    csv: Annotated[Path | None, typer.Option(help="Save every cell as CSV.")] = None,
+    parquet: Annotated[Path | None, typer.Option(help="Save every cell as Parquet.")] = None,
+    sort: Annotated[
+        str | None, typer.Option(help="Show cells by this measure's value, largest first.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Cells shown (0 = all); files get all.")] = 40,
+    as_json: AsJson = False,
+    hub: Hub = None,
+    client_id: ClientId = None,
+    client_secret: ClientSecret = None,
+) -> None:
+    """A past release of your organisation again, at no cost."""
+    with _client(hub, client_id, client_secret) as client:
+        result = client.release(query_id)
+    if as_json:
+        _echo_json(result.model_dump(mode="json", by_alias=True))
+    else:
+        _show_result(result, sort=sort, limit=limit)
+    _save(result, csv, parquet)

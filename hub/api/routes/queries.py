@@ -1,0 +1,88 @@
+"""Differentially private queries for analysts: answer, estimate, history, budgets, policies.
+
+Thin: each route takes the analyst actor and the JSON body, calls one
+:class:`~hub.query_service.QueryService` method (sync, so FastAPI runs it in its threadpool)
+and returns its JSON. The shapes are documented in docs/queries.md. Every route needs the
+``analyst`` role (403 ``role:analyst``); every refusal is problem+json naming its ``rule``
+or ``field``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body
+from fastapi.responses import Response
+
+from hub.api.deps import AnalystActor, Queries
+
+__all__ = ["budgets_router", "policies_router", "router"]
+
+router = APIRouter(prefix="/v1/queries", tags=["queries"])
+budgets_router = APIRouter(prefix="/v1/budgets", tags=["queries"])
+policies_router = APIRouter(prefix="/v1/policies", tags=["queries"])
+
+_QUERY_EXAMPLE = {
+    "dataset": "bank_alerts",
+    "group_by": ["origin_country", "destination_country"],
+    "measures": ["count", {"function": "sum", "field": "amount"}],
+    "filters": {"period": {"from": "2025-01", "to": "2025-12"}},
+    "cost": "0.01",
+}
+QueryBody = Annotated[
+    Any,
+    Body(
+        description="A QueryRequest (docs/queries.md): structured JSON, never SQL.",
+        examples=[_QUERY_EXAMPLE],
+    ),
+]
+
+
+class _JSON(Response):
+    """Plain ``json.dumps`` (results can hold a million cells: no per-value re-encoding)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":"), allow_nan=False).encode()
+
+
+@router.post("", summary="Run a DP query (spends budget)", response_class=_JSON)
+def run_query(actor: AnalystActor, queries: Queries, body: QueryBody) -> _JSON:
+    return _JSON(queries.run(actor, body))
+
+
+@router.post("/estimate", summary="Cost and accuracy of a query (spends nothing)",
+             response_class=_JSON)
+def estimate_query(actor: AnalystActor, queries: Queries, body: QueryBody) -> _JSON:
+    return _JSON(queries.estimate(actor, body))
+
+
+@router.get("", summary="Your organisation's query history (never values)",
+            response_class=_JSON)
+def list_queries(actor: AnalystActor, queries: Queries, dataset: str | None = None) -> _JSON:
+    return _JSON(queries.history(actor, dataset))
+
+
+@router.get("/{query_id}", summary="One of your organisation's releases again (free)",
+            response_class=_JSON)
+def get_query(query_id: str, actor: AnalystActor, queries: Queries) -> _JSON:
+    return _JSON(queries.get(actor, query_id))
+
+
+@budgets_router.get("", summary="Your budget on every dataset you may query",
+                    response_class=_JSON)
+def list_budgets(actor: AnalystActor, queries: Queries) -> _JSON:
+    return _JSON(queries.budgets(actor))
+
+
+@budgets_router.get("/{dataset}", summary="Your budget on one dataset", response_class=_JSON)
+def get_budget(dataset: str, actor: AnalystActor, queries: Queries) -> _JSON:
+    return _JSON(queries.budget(actor, dataset))
+
+
+@policies_router.get("/mine", summary="The policy rules that apply to you",
+                     response_class=_JSON)
+def my_policies(actor: AnalystActor, queries: Queries) -> _JSON:
+    return _JSON(queries.my_policies(actor))
