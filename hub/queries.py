@@ -20,7 +20,8 @@ Refusals, in the order they are checked (the first one met is raised):
 4. the first matching rule that allows the whole request wins; if none does, the first
    refusal of the first matching rule is raised: ``Forbidden(rule="<rule>:dimensions")``,
    ``"<rule>:max_dimensions"``, ``"<rule>:measures"`` or ``"<rule>:filters"``;
-5. more than :data:`MAX_CELLS` cells -> ``InvalidInput(field="group_by")``; a cost above the
+5. more than :data:`MAX_CELLS` cells -> ``InvalidInput(field="group_by")`` (with a quantile,
+   more than :data:`MAX_QUANTILE_CELLS` -> ``InvalidInput(field="measures")``); a cost above the
    per-query cap -> ``BudgetExceeded(rule="budget:per_query")``.
 
 The plan's :attr:`QueryPlan.key` is the SHA-256 of a canonical JSON of what the release
@@ -70,6 +71,7 @@ from hub.policies import (
 
 __all__ = [
     "MAX_CELLS",
+    "MAX_QUANTILE_CELLS",
     "DimensionPlan",
     "FilterPlan",
     "Function",
@@ -86,6 +88,8 @@ __all__ = [
 
 #: The most cells (product of the dimensions' key counts) one query may release.
 MAX_CELLS = 1_000_000
+#: Quantiles run one OpenDP exponential mechanism per cell (~1 ms each on 2 cores).
+MAX_QUANTILE_CELLS = 2_500
 #: Version of the canonical form hashed into :attr:`QueryPlan.key`.
 KEY_FORMAT = 1
 
@@ -429,6 +433,13 @@ def authorise(
             f"the query would release {cells:,} cells ({sizes}); the most one query may release "
             f"is {MAX_CELLS:,}: filter some dimensions or group by fewer",
             field="group_by", rule="cells", cells=cells, max_cells=MAX_CELLS,
+        )
+    if cells > MAX_QUANTILE_CELLS and any(m.function == "quantile" for m in request.measures):
+        raise InvalidInput(
+            f"a quantile is computed cell by cell (OpenDP's exponential mechanism, about a "
+            f"millisecond each): at most {MAX_QUANTILE_CELLS:,} cells, and this query has "
+            f"{cells:,}; filter some dimensions or group by fewer",
+            field="measures", rule="cells:quantile", cells=cells, max_cells=MAX_QUANTILE_CELLS,
         )
 
     limits = policy.limits

@@ -15,7 +15,7 @@ from hub.actors import Actor, Role
 from hub.contracts import ContractRegistry, FieldType, months_between
 from hub.errors import BudgetExceeded, Forbidden, InvalidInput, TahubError, UnknownDataset
 from hub.policies import Function, Policy, PolicySet, policy_context
-from hub.queries import MAX_CELLS, QueryPlan, QueryRequest, authorise
+from hub.queries import MAX_CELLS, MAX_QUANTILE_CELLS, QueryPlan, QueryRequest, authorise
 from tests.strategies import policy_documents, query_documents
 
 REGISTRY = ContractRegistry.load()
@@ -227,6 +227,15 @@ def test_refusals_say_why_and_what_is_allowed() -> None:
     with pytest.raises(InvalidInput) as cells:
         plan(POLICE, group_by=["origin_country", "destination_country", "indicator"])
     assert "1,000,000" in cells.value.detail and cells.value.extra["cells"] > MAX_CELLS
+
+
+def test_quantiles_are_limited_to_a_grid_they_can_finish() -> None:
+    quantile = [{"function": "quantile", "field": "amount", "quantile": 0.5}]
+    assert plan(POLICE, group_by=["indicator"], measures=quantile).cells == 19
+    with pytest.raises(InvalidInput) as err:  # 250 x 250 origin/destination cells
+        plan(POLICE, group_by=["origin_country", "destination_country"], measures=quantile)
+    assert err.value.field == "measures" and err.value.extra["rule"] == "cells:quantile"
+    assert err.value.extra["max_cells"] == MAX_QUANTILE_CELLS
 
 
 def test_a_later_rule_allows_what_the_first_refuses() -> None:
