@@ -313,14 +313,16 @@ def compile_plan(
             expr = (_fixed_sql if part.kind == "sum" else _clamped_sql)(
                 _column(f, columns), part, part_params)
             values.append(f"{expr} AS v{j}")
-    select += [*values, UNIT_COLUMN, PARTNER_COLUMN]
+    two_level = any(p.kind in ("count_units", "linked_units") for p in parts)
+    # Read the unit and partner columns only when a measure needs them.
+    select += [*values, UNIT_COLUMN, PARTNER_COLUMN] if two_level else values
+    select = select or ["NULL AS __row"]  # a bare count(*) with no dimensions
     keys = [f"k{i}" for i in range(len(dims))]
     base = (
         f"SELECT {', '.join(select)} FROM read_parquet(?, union_by_name = true) AS __t"
         + "".join(f", {lat}" for lat in laterals)
         + f" WHERE {' AND '.join(where)}"
     )
-    two_level = any(p.kind in ("count_units", "linked_units") for p in parts)
     aggs = []
     if two_level:  # per (cell, unit) first, then per cell
         inner = []
