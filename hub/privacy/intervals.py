@@ -56,6 +56,40 @@ def _alpha(alpha: float) -> float:
     return float(alpha)
 
 
+#: Above this scale, OpenDP's exact discrete Gaussian accuracy helper (time linear in the
+#: scale: 0.1 s at 5e5) gives way to the proven bound of :func:`_gaussian_tail_steps`.
+_EXACT_GAUSSIAN_SCALE = 2_000.0
+
+
+def _gaussian_tail_steps(scale: float, alpha: float) -> int:
+    """The least integer h whose bound below gives P(|X| > h) <= alpha, X discrete Gaussian
+    with scale s; never narrower than the exact quantile, and at most a step or so wider at
+    the scales it is used for (a test checks both against OpenDP).
+
+    With f(x) = exp(-x^2 / 2s^2) and Z = sum of f over the integers:
+
+    * Z >= sqrt(2 pi) s, by Poisson summation: Z = sqrt(2 pi) s (1 + 2 sum_k exp(-2 pi^2 s^2 k^2));
+    * for an integer t >= 1, sum_{x >= t} f(x) <= f(t) + integral_t^inf f(x) dx, as f decreases
+      on [t, inf), and the integral is sqrt(2 pi) s Q(t/s) (Q the normal upper tail).
+
+    So P(|X| >= t) <= 2 (Q(t/s) + f(t) / (sqrt(2 pi) s)), and P(|X| > h) = P(|X| >= h + 1).
+    A relative margin of 1e-9 absorbs floating-point error in erfc and exp.
+    """
+
+    def bound(t: int) -> float:
+        z = t / scale
+        q = 0.5 * math.erfc(z / math.sqrt(2))
+        return 2 * (q + math.exp(-z * z / 2) / (math.sqrt(2 * math.pi) * scale)) * (1 + 1e-9)
+
+    lo, hi = 1, 1
+    while bound(hi) > alpha:  # the bound decreases in t: find a t that satisfies it...
+        lo, hi = hi, hi * 2
+    while lo < hi:  # ...then the least one
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if bound(mid) <= alpha else (mid + 1, hi)
+    return hi - 1
+
+
 @functools.lru_cache(maxsize=1024)
 def _halfwidth_steps(noise: NoiseSpec, alpha: float) -> int:
     """The least integer h with P(|noise| > h) <= alpha, from OpenDP's accuracy helpers.
@@ -68,6 +102,8 @@ def _halfwidth_steps(noise: NoiseSpec, alpha: float) -> int:
     (OpenDP's proofs); X is an integer, so P(|X| > ceil(a) - 1) = P(|X| >= ceil(a)) <= alpha.
     """
     lib = _opendp()
+    if noise.mechanism is Mechanism.DISCRETE_GAUSSIAN and noise.scale > _EXACT_GAUSSIAN_SCALE:
+        return _gaussian_tail_steps(noise.scale, _alpha(alpha))
     if noise.mechanism is Mechanism.DISCRETE_GAUSSIAN:
         acc = lib.discrete_gaussian_scale_to_accuracy(noise.scale, _alpha(alpha))
     elif noise.mechanism is Mechanism.DISCRETE_LAPLACE:
@@ -238,18 +274,27 @@ def cost_for_halfwidth(
     scale = float(to_scale(float(steps + 1), _alpha(alpha)))
     exact = _loss(NoiseSpec(mech, scale, Cost(measure, Fraction(1)), sens))
     amount = max(math.ceil(exact / COST_GRID), 1) * COST_GRID
-    step = COST_GRID
-    for _ in range(64):
+    def reaches(amount: Fraction) -> bool:
         if cap is not None and amount > cap:
             raise InvalidInput(
                 f"reaching +/-{float(goal)} would cost {Cost(measure, amount)}, above the cap "
                 f"{Cost(measure, cap)}", field="target", requested=str(amount), cap=str(cap))
-        spec = calibrate(Cost(measure, amount), sens)
-        if _halfwidth_steps(spec, alpha) <= steps:
-            return spec.cost
-        amount += step
-        step *= 2
-    raise RuntimeError("cost search did not converge")  # pragma: no cover - a bug
+        return _halfwidth_steps(calibrate(Cost(measure, amount), sens), alpha) <= steps
+
+    # Up in doubling steps from OpenDP's inverse until the half-width is reached (the
+    # large-scale tail bound can be a step wider than OpenDP's exact one)...
+    below, step = amount - COST_GRID, COST_GRID
+    for _ in range(64):
+        if reaches(amount):
+            break
+        below, amount, step = amount, amount + step, step * 2
+    else:  # pragma: no cover - a bug
+        raise RuntimeError("cost search did not converge")
+    # ...then the least grid point that reaches it (the half-width shrinks as cost grows).
+    while amount - below > COST_GRID:
+        mid = below + ((amount - below) / COST_GRID // 2) * COST_GRID
+        below, amount = (below, mid) if reaches(mid) else (mid, amount)
+    return Cost(measure, amount)
 
 
 def to_epsilon_delta(cost: Cost, delta: float | Fraction = DEFAULT_DELTA) -> tuple[float, float]:

@@ -215,3 +215,21 @@ def test_quantile_release(cost: Cost) -> None:
         calibrate_quantile(cost, sens, 2)
     with pytest.raises(InvalidInput):
         calibrate(cost, sens)
+
+
+@pytest.mark.parametrize("scale", [2_000.5, 7_321.0, 40_000.0, 250_000.0])
+@pytest.mark.parametrize("alpha", [0.05, 0.01])
+def test_large_scale_gaussian_halfwidth_is_never_narrower_than_opendps(
+    scale: float, alpha: float
+) -> None:
+    """The proven tail bound used at large scales (OpenDP's exact helper is slow there)."""
+    import math
+
+    import opendp.prelude as dp
+
+    from hub.privacy.intervals import _gaussian_tail_steps
+
+    dp.enable_features("contrib")
+    exact = max(math.ceil(dp.discrete_gaussian_scale_to_accuracy(scale, alpha)) - 1, 0)
+    ours = _gaussian_tail_steps(scale, alpha)
+    assert exact <= ours <= exact + 2
