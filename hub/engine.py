@@ -27,7 +27,7 @@ Parts and their SQL (``lo``/``hi`` the clamp, ``d`` the fixed-point digits):
 
 =============== ===========================================================================
 ``count``       ``count(*)``
-``sum``         ``sum(CAST(round_even(least(greatest(v, lo), hi) * 10^d, 0) AS BIGINT))``
+``sum``         ``sum(CAST(round(least(greatest(v, lo), hi) * 10^d) AS BIGINT))``
                 (the :func:`hub.privacy.to_fixed` semantics; a NULL value adds nothing)
 ``count_units`` ``count(DISTINCT __unit)``
 ``linked_units``units of the cell seen at >= 2 distinct ``__partner`` (two-level aggregate)
@@ -119,8 +119,9 @@ class QueryEngine:
         fixed-point ints of clamped values); ``values`` gives per cell the list of clamped
         float values. Only bounded rows (``__seq <= plan.max_rows``) passing the filters.
         """
-        paths, columns = self._files(plan.dataset)
-        compiled = compile_plan(plan, parts, paths, columns)  # refuses unknown names
+        paths, columns, uniform = self._files(plan.dataset)
+        # refuses unknown names
+        compiled = compile_plan(plan, parts, paths, columns, union=not uniform)
         grid = _Grid(plan)
         out: list[list[Any]] = [
             [[] for _ in range(grid.cells)] if p.kind == "values" else [0] * grid.cells
@@ -140,10 +141,12 @@ class QueryEngine:
         return out
 
     # -- helpers -------------------------------------------------------------------------
-    def _files(self, dataset: str) -> tuple[list[Path], frozenset[str]]:
-        """The visible extracts' local files and the union of their columns."""
+    def _files(self, dataset: str) -> tuple[list[Path], frozenset[str], bool]:
+        """The visible extracts' local files, the union of their columns, and whether every
+        file has the same columns (then DuckDB need not match columns by name)."""
         paths: list[Path] = []
         columns: set[str] = set()
+        layouts: set[frozenset[str]] = set()
         for extract in self._ingest.visible_extracts(dataset):
             try:
                 path = self._store.local_path(extract.object_key)
@@ -153,8 +156,9 @@ class QueryEngine:
             if names is None:
                 names = self._columns[extract.object_key] = self._bounded(extract.id, path)
             columns |= names
+            layouts.add(names)
             paths.append(path)
-        return paths, frozenset(columns)
+        return paths, frozenset(columns), len(layouts) <= 1
 
     def _bounded(self, extract_id: str, path: Path) -> frozenset[str]:
         """The file's columns; refused if it lacks the bounding columns (hub.units)."""
@@ -245,7 +249,7 @@ def _fixed_sql(value: str, part: Part, params: list[Any]) -> str:
     if not 0 <= part.decimals <= _MAX_DECIMALS:
         raise InvalidInput(f"decimals must be in 0..{_MAX_DECIMALS}", field="decimals")
     params += [lo, hi, float(10**part.decimals)]
-    return (f"CAST(round_even(least(greatest(CAST({value} AS DOUBLE), ?), ?) * ?, 0) "
+    return (f"CAST(round(least(greatest(CAST({value} AS DOUBLE), ?), ?) * ?) "
             "AS BIGINT)")
 
 
@@ -269,6 +273,8 @@ def compile_plan(
     parts: Sequence[Part],
     paths: Sequence[Path],
     columns: frozenset[str] | None = None,
+    *,
+    union: bool = True,
 ) -> Compiled:
     """The SQL and parameters of ``plan`` over the Parquet files ``paths`` (whose columns,
     together, are ``columns``; None: assume every contract field is there).
@@ -289,7 +295,7 @@ def compile_plan(
         if f.type is FieldType.CATEGORY_LIST:
             where.append(f"list_has_any({col}, CAST(? AS VARCHAR[]))")
         else:
-            where.append(f"{col} IN (SELECT unnest(CAST(? AS VARCHAR[])))")
+            where.append(f"list_contains(CAST(? AS VARCHAR[]), {col})")
         scan_params.append(list(fp.values))
     # The group keys: k0, k1, ...; list dimensions unnested by lateral joins (cross product).
     select = []
@@ -319,7 +325,8 @@ def compile_plan(
     select = select or ["NULL AS __row"]  # a bare count(*) with no dimensions
     keys = [f"k{i}" for i in range(len(dims))]
     base = (
-        f"SELECT {', '.join(select)} FROM read_parquet(?, union_by_name = true) AS __t"
+        f"SELECT {', '.join(select)} FROM read_parquet(?"
+        + (", union_by_name = true) AS __t" if union else ") AS __t")
         + "".join(f", {lat}" for lat in laterals)
         + f" WHERE {' AND '.join(where)}"
     )

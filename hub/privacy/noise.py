@@ -108,13 +108,17 @@ class Sensitivity:
 
 
 def to_fixed(value: float | Fraction, decimals: int) -> int:
-    """A (clamped) value as the fixed-point integer the engine sums: round(value * 10**d).
+    """A (clamped) value as the fixed-point integer the engine sums: value * 10**d rounded
+    to the nearest integer, ties away from zero (DuckDB's ``round``, cheaper than its
+    ``round_even``).
 
     The engine's SQL is ``CAST(round(least(greatest(x, lo), hi) * 10^d) AS BIGINT)``; any
     monotone rounding keeps the result inside ``[to_fixed(lo), to_fixed(hi)]``, which is all
     the sensitivity below relies on. Each value moves by at most half a resolution step.
     """
-    return round(Fraction(value) * 10**decimals)
+    scaled = Fraction(value) * 10**decimals
+    whole = math.floor(abs(scaled) + Fraction(1, 2))
+    return whole if scaled >= 0 else -whole
 
 
 def from_fixed(value: int, decimals: int) -> float:

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from hub.contracts import Contract, ContractRegistry, FieldType
 from hub.engine import Part, QueryEngine, compile_plan
 from hub.errors import InvalidInput, Unavailable
+from hub.privacy import to_fixed
 from hub.queries import DimensionPlan, FilterPlan, QueryPlan
 from tests.hub.conftest import ORG_A, ORG_B
 from tests.hub.extract_files import token, valid_rows
@@ -84,7 +85,8 @@ def reference(commits: Sequence[tuple[str, list[dict[str, Any]]]], withdrawn: se
                     out[j][cell] += 1
                 elif part.kind == "sum" and value is not None:
                     lo, hi = part.clamp or (0, 0)
-                    out[j][cell] += round(min(max(value, lo), hi) * float(10**part.decimals))
+                    scaled = min(max(value, lo), hi) * float(10**part.decimals)
+                    out[j][cell] += to_fixed(scaled, 0)  # ties away from zero, as the SQL
                 elif part.kind == "values" and value is not None:
                     lo, hi = part.clamp or (0, 0)
                     out[j][cell].append(min(max(value, lo), hi))

@@ -233,3 +233,15 @@ def test_large_scale_gaussian_halfwidth_is_never_narrower_than_opendps(
     exact = max(math.ceil(dp.discrete_gaussian_scale_to_accuracy(scale, alpha)) - 1, 0)
     ours = _gaussian_tail_steps(scale, alpha)
     assert exact <= ours <= exact + 2
+
+
+def test_fixed_point_rounds_ties_away_from_zero_like_duckdb() -> None:
+    import duckdb
+
+    values = [2.5, -2.5, 0.125, 1234.565, 0.49999999999999994, -0.5]
+    ours = [to_fixed(v, 2 if v == 0.125 else 0) for v in values]
+    assert ours[:3] == [3, -3, 13]
+    sql = [duckdb.execute("SELECT CAST(round(? * ?) AS BIGINT)",
+                          [v, float(10 ** (2 if v == 0.125 else 0))]).fetchall()[0][0]
+           for v in values]
+    assert ours == sql
