@@ -24,6 +24,9 @@ Map of the architecture (domain core first; adapters around it)::
       hub.identity     members, OAuth2 clients, EdDSA-signed JWT access tokens
       hub.policystore  the active policies, reloaded when a file changes (errors on /health)
       hub.ledger       the privacy-budget ledger and stored releases (atomic, exact)
+      hub.units        the unit index: compact unit ids and commit-time row numbering (bounding)
+      hub.engine       QueryEngine: a plan's exact cell aggregates over bounded rows, in DuckDB
+      hub.query_service  check, charge, run, release: one DP query end to end
       hub.api          FastAPI app (create_app), problem+json, routes, token endpoint
       hub.logging      structlog set-up, request ids, secret redaction
       hub.cli          the `tahub` command (serve, admin, contracts, demo)
@@ -33,6 +36,11 @@ Map of the architecture (domain core first; adapters around it)::
 The path of an upload: connector -> POST /v1/uploads -> PATCH chunks (staging) ->
 POST .../commit -> hub.extracts re-validates every row -> object store -> one metadata
 transaction makes the extract visible. See docs/ingest-api.md.
+
+The path of a query: POST /v1/queries -> hub.queries.authorise (deny by default) -> a stored
+release of the same plan? return it, free -> hub.privacy calibrates every measure -> the
+ledger debits the cost (or refuses) -> hub.engine aggregates the bounded rows -> OpenDP noise
+and intervals -> the release is stored -> response. See docs/queries.md.
 """
 
 __version__ = "0.1.0"
