@@ -17,14 +17,11 @@ prints the hub's reason with the rule that refused and exits 1, without a traceb
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -36,7 +33,8 @@ from connectors.analyst import (
     QueryResult,
     parse_filter,
 )
-from hub.errors import ConfigError, TahubError
+from hub.cliutil import console, user_errors
+from hub.errors import ConfigError
 
 __all__ = ["app"]
 
@@ -105,27 +103,6 @@ ConsistentTotals = Annotated[
     bool, typer.Option(help="Also release totals that add up across the dimensions.")
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the hub's JSON, for scripts.")]
-
-
-def _console() -> Console:
-    console = Console(highlight=False)
-    if not console.is_terminal:
-        console.width = 160  # piped or captured: do not fold ids across lines
-    return console
-
-
-def _user_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Print a TahubError's message (no traceback) and exit 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except TahubError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
-
-    return wrapper
 
 
 def _client(hub: str | None, client_id: str | None, client_secret: str | None) -> AnalystClient:
@@ -211,7 +188,7 @@ def _budget_line(b: BudgetBalance | None) -> str:
 
 
 def _show_result(result: QueryResult, *, sort: str | None, limit: int) -> None:
-    console = _console()
+    out = console()
     names = result.measure_names
     rows = result.rows
     if sort is not None:
@@ -231,24 +208,24 @@ def _show_result(result: QueryResult, *, sort: str | None, limit: int) -> None:
         keys = ["(unknown)" if row.get(d) is None else str(row.get(d))
                 for d in result.dimensions]
         table.add_row(*map(escape, keys), *(escape(_cell(row.get(n))) for n in names))
-    console.print(table)
+    out.print(table)
     if len(shown) < len(rows):
-        console.print(f"... {len(rows) - len(shown):,} more cells (of {len(rows):,}): "
+        out.print(f"... {len(rows) - len(shown):,} more cells (of {len(rows):,}): "
                       "--limit 0 shows all, --csv/--parquet saves them")
     for m in result.measures:
-        console.print(f"  {m.name}: {_noise(m)}")
+        out.print(f"  {m.name}: {_noise(m)}")
     if result.bounding and result.bounding.get("note"):
-        console.print(f"  bounding: {result.bounding['note']}")
+        out.print(f"  bounding: {result.bounding['note']}")
     if result.reused:
-        console.print(f"[bold]Asked before:[/] the stored release {result.query_id} "
+        out.print(f"[bold]Asked before:[/] the stored release {result.query_id} "
                       f"(it cost {result.cost}); nothing charged now.")
     else:
         eps = result.epsilon_delta or {}
         implied = (f" (epsilon {eps['epsilon']:.4g} at delta {eps['delta']:.3g})"
                    if eps.get("epsilon") is not None else "")
-        console.print(f"[bold]Charged:[/] {result.charged or result.cost}{implied}; "
+        out.print(f"[bold]Charged:[/] {result.charged or result.cost}{implied}; "
                       f"query id {result.query_id}")
-    console.print(_budget_line(result.budget))
+    out.print(_budget_line(result.budget))
 
 
 def _save(result: QueryResult, csv: Path | None, parquet: Path | None) -> None:
@@ -271,7 +248,7 @@ def _save(result: QueryResult, csv: Path | None, parquet: Path | None) -> None:
 
 
 def _show_estimate(est: QueryEstimate) -> None:
-    console = _console()
+    out = console()
     table = Table(title=f"Estimate: {est.dataset}, {est.cells:,} cells (nothing spent)")
     for column in ("measure", "mechanism", "noise scale", "95% +/-", "cost share"):
         table.add_column(column)
@@ -279,26 +256,26 @@ def _show_estimate(est: QueryEstimate) -> None:
         table.add_row(m.name, m.mechanism or "", _num(m.noise_scale),
                       "depends on the data" if m.halfwidth_95 is None else _num(m.halfwidth_95),
                       "" if m.cost is None else str(m.cost))
-    console.print(table)
+    out.print(table)
     eps = est.epsilon_delta or {}
     implied = (f" (epsilon {eps['epsilon']:.4g} at delta {eps['delta']:.3g})"
                if eps.get("epsilon") is not None else "")
-    console.print(f"cost: {est.cost}{implied}" + (f"; allowed by rule {est.rule}"
+    out.print(f"cost: {est.cost}{implied}" + (f"; allowed by rule {est.rule}"
                                                    if est.rule else ""))
     if est.reused:
-        console.print("asked before: running it returns the stored release, at no cost")
-    console.print(_budget_line(est.budget))
+        out.print("asked before: running it returns the stored release, at no cost")
+    out.print(_budget_line(est.budget))
     if est.budget_after:
-        console.print("after it: " + ", ".join(f"{k.replace('_', ' ')} {v}"
+        out.print("after it: " + ", ".join(f"{k.replace('_', ' ')} {v}"
                                                 for k, v in est.budget_after.items()))
     if est.would_be_refused is not None:
-        console.print(f"[bold red]would be refused[/] ({est.would_be_refused.rule}): "
+        out.print(f"[bold red]would be refused[/] ({est.would_be_refused.rule}): "
                       f"{est.would_be_refused.detail}")
 
 
 # -- commands ---------------------------------------------------------------------------------
 @app.command()
-@_user_errors
+@user_errors
 def run(
     dataset: Dataset,
     by: By = None,
@@ -333,7 +310,7 @@ def run(
 
 
 @app.command()
-@_user_errors
+@user_errors
 def estimate(
     dataset: Dataset,
     by: By = None,
@@ -361,7 +338,7 @@ def estimate(
 
 
 @app.command()
-@_user_errors
+@user_errors
 def budget(
     dataset: Annotated[str | None, typer.Argument(help="Only this dataset.")] = None,
     as_json: AsJson = False,
@@ -389,11 +366,11 @@ def budget(
         table.add_row(b.dataset, b.measure, b.member.spent or "0", b.member.left or "",
                       b.month.left or "no cap", b.global_.left or "", b.per_query or "",
                       b.can_spend or "", cumulative)
-    _console().print(table)
+    console().print(table)
 
 
 @app.command()
-@_user_errors
+@user_errors
 def policies(
     as_json: AsJson = False,
     hub: Hub = None,
@@ -406,9 +383,9 @@ def policies(
     if as_json:
         _echo_json(views)
         return
-    console = _console()
+    out = console()
     if not views:
-        console.print("No policy lets you query anything (deny by default).")
+        out.print("No policy lets you query anything (deny by default).")
     for view in views:
         table = Table(
             title=f"{view.get('dataset')}: {view.get('accounting')} accounting, at most "
@@ -430,11 +407,11 @@ def policies(
                 ", ".join(rule.get("filters", [])) or "none",
                 "\n".join(measures),
             )
-        console.print(table)
+        out.print(table)
 
 
 @app.command()
-@_user_errors
+@user_errors
 def history(
     as_json: AsJson = False,
     hub: Hub = None,
@@ -461,11 +438,11 @@ def history(
         table.add_row(r.id, r.dataset, "" if r.cost is None else str(r.cost), r.status or "",
                       "" if r.created_at is None else r.created_at.strftime("%Y-%m-%d %H:%M"),
                       measures + (f" by {dims}" if dims else ""))
-    _console().print(table)
+    console().print(table)
 
 
 @app.command()
-@_user_errors
+@user_errors
 def show(
     query_id: Annotated[str, typer.Argument(help="A query id from `tahub query history`.")],
     csv: Annotated[Path | None, typer.Option(help="Save every cell as CSV.")] = None,

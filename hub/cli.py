@@ -24,11 +24,10 @@ prints its message and exits with status 1, without a traceback.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from enum import StrEnum
@@ -37,14 +36,14 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
 from connectors.analystcli import app as query_app
 from hub.actors import MemberKind, Role
+from hub.cliutil import console, user_errors
 from hub.contracts import Contract, ContractRegistry, NamedDomain, json_schema_text
-from hub.errors import ConfigError, ContractError, RowError, TahubError
+from hub.errors import ConfigError, ContractError, RowError
 from hub.logging import configure_logging
 from hub.settings import Settings
 
@@ -80,27 +79,6 @@ class SchemaKind(StrEnum):
 
 
 _FILE_RE = re.compile(r"^(?P<dataset>[a-z][a-z0-9_]*)\.v(?P<version>[1-9][0-9]*)\.yaml$")
-
-
-def _console() -> Console:
-    console = Console(highlight=False)
-    if not console.is_terminal:
-        console.width = 160  # piped or captured: do not fold ids across lines
-    return console
-
-
-def _user_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Print a TahubError's message (no traceback) and exit 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except TahubError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
-
-    return wrapper
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -156,7 +134,7 @@ def _migrate(engine: Any) -> None:
 
 # -- serve --------------------------------------------------------------------------------
 @app.command()
-@_user_errors
+@user_errors
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (TAHUB_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (TAHUB_PORT).")] = None,
@@ -181,7 +159,7 @@ def serve(
 
 # -- admin --------------------------------------------------------------------------------
 @admin_app.command()
-@_user_errors
+@user_errors
 def migrate() -> None:
     """Bring the metadata store to the latest schema (also done at every start)."""
     from hub.db import make_engine
@@ -196,7 +174,7 @@ def migrate() -> None:
 
 
 @admin_app.command()
-@_user_errors
+@user_errors
 def sweep() -> None:
     """Expire stale uploads and remove staging files and orphan objects."""
     with _services(_settings()) as services:
@@ -209,7 +187,7 @@ def sweep() -> None:
 
 
 @admin_app.command("settings-doc")
-@_user_errors
+@user_errors
 def settings_doc(
     out: Annotated[Path | None, typer.Option(help="Write to this file.")] = None,
 ) -> None:
@@ -227,9 +205,9 @@ def _show_credentials(creds: Any, title: str) -> None:
     grid.add_row("client id", creds.client_id)
     grid.add_row("client secret", creds.client_secret)
     grid.add_row("roles", ", ".join(creds.roles))
-    console = _console()
-    console.print(Panel(grid, title=title, expand=False))
-    console.print(
+    out = console()
+    out.print(Panel(grid, title=title, expand=False))
+    out.print(
         "The client secret is shown only this once and cannot be recovered (the hub keeps "
         "only a hash). Hand it to the member's system now; if it is lost, add a new client "
         "and revoke this one."
@@ -242,7 +220,7 @@ RoleOption = Annotated[
 
 
 @member_app.command("add")
-@_user_errors
+@user_errors
 def member_add(
     name: Annotated[str, typer.Argument(help="The member organisation's name.")],
     kind: Annotated[MemberKind, typer.Option(help="What kind of organisation it is.")],
@@ -265,7 +243,7 @@ def _when(value: datetime | None) -> str:
 
 
 @budget_app.command("show")
-@_user_errors
+@user_errors
 def budget_show(
     dataset: Annotated[str | None, typer.Option(help="Only this dataset.")] = None,
 ) -> None:
@@ -300,11 +278,11 @@ def budget_show(
     for (name, measure), spent in sorted(totals.items()):
         table.add_row(name, "(all members: cumulative loss)", measure, str(spent),
                       f"{float(spent):.6g}", "", "", "", "")
-    _console().print(table)
+    console().print(table)
 
 
 @member_app.command("list")
-@_user_errors
+@user_errors
 def member_list() -> None:
     """Members and their clients (ids and roles; secrets are never shown)."""
     with _identity(_settings()) as identity:
@@ -326,11 +304,11 @@ def member_list() -> None:
                 if c
                 else "no clients",
             )
-    _console().print(table)
+    console().print(table)
 
 
 @client_app.command("add")
-@_user_errors
+@user_errors
 def client_add(
     org_id: Annotated[str, typer.Argument(help="The member organisation's id (org_...).")],
     role: RoleOption,
@@ -342,7 +320,7 @@ def client_add(
 
 
 @client_app.command("revoke")
-@_user_errors
+@user_errors
 def client_revoke(
     client_id: Annotated[str, typer.Argument(help="The client id (tahub_...).")],
 ) -> None:
@@ -354,7 +332,7 @@ def client_revoke(
 
 # -- contracts ----------------------------------------------------------------------------
 @contracts_app.command("list")
-@_user_errors
+@user_errors
 def contracts_list() -> None:
     """The contracts this hub serves."""
     registry = ContractRegistry.load(_settings().contracts_dir)
@@ -365,7 +343,7 @@ def contracts_list() -> None:
         table.add_row(
             contract.dataset, str(contract.version), contract.title, str(len(contract.fields))
         )
-    _console().print(table)
+    console().print(table)
 
 
 def _write_or_print(text: str, out: Path | None) -> None:
@@ -380,7 +358,7 @@ def _write_or_print(text: str, out: Path | None) -> None:
 
 
 @contracts_app.command("schema")
-@_user_errors
+@user_errors
 def contracts_schema(
     out: Annotated[Path | None, typer.Option(help="Write to this file.")] = None,
     kind: Annotated[
@@ -425,7 +403,7 @@ def _check_file(path: Path, default_domains: dict[str, NamedDomain]) -> list[str
 
 
 @contracts_app.command("check")
-@_user_errors
+@user_errors
 def contracts_check(
     files: Annotated[list[Path], typer.Argument(help="Contract YAML files to check.")],
 ) -> None:
@@ -446,7 +424,7 @@ def contracts_check(
 
 # -- policies -----------------------------------------------------------------------------
 @policy_app.command("check")
-@_user_errors
+@user_errors
 def policy_check(
     files: Annotated[list[Path], typer.Argument(help="Policy YAML files to check.")],
 ) -> None:
@@ -475,7 +453,7 @@ def policy_check(
 
 
 @policy_app.command("schema")
-@_user_errors
+@user_errors
 def policy_schema(
     out: Annotated[Path | None, typer.Option(help="Write to this file.")] = None,
 ) -> None:
@@ -487,7 +465,7 @@ def policy_schema(
 
 # -- demo ---------------------------------------------------------------------------------
 @app.command()
-@_user_errors
+@user_errors
 def demo(
     port: Annotated[int | None, typer.Option(help="Port to serve on (TAHUB_PORT).")] = None,
     partners_dir: Annotated[
