@@ -33,6 +33,7 @@ from connectors.analyst import (
     QueryResult,
     parse_filter,
 )
+from connectors.cli import ClientId, ClientSecret, Hub
 from hub.cliutil import console, user_errors
 from hub.errors import ConfigError
 
@@ -49,19 +50,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-Hub = Annotated[str | None, typer.Option("--hub", envvar="TAHUB_HUB_URL", help="The hub's URL.")]
-ClientId = Annotated[
-    str | None, typer.Option("--client-id", envvar="TAHUB_CLIENT_ID", help="OAuth2 client id.")
-]
-ClientSecret = Annotated[
-    str | None,
-    typer.Option(
-        "--client-secret",
-        envvar="TAHUB_CLIENT_SECRET",
-        help="OAuth2 client secret (prefer the environment variable).",
-        show_default=False,
-    ),
-]
 Dataset = Annotated[str, typer.Argument(help="The dataset, e.g. bank_alerts.")]
 By = Annotated[
     list[str] | None,

@@ -14,24 +14,11 @@ import pytest
 from stdnum import iban as stdiban
 
 from tests.e2e.conftest import BIN, Hub, run
+from tests.e2e.test_partner_journey import MAPPING
 
 pytestmark = pytest.mark.e2e
 
 SHARED = 40  # customers flagged at both banks on RO -> GB
-MAPPING = """\
-dataset: bank_alerts
-contract_version: 1
-fields:
-  subject: customer_iban
-  indicator:
-    column: rule
-    recode: {R01: cash_deposits_no_payroll, R02: rapid_movement_of_funds}
-  typology: {constant: funnel_account}
-  origin_country: from_country
-  destination_country: to_country
-  amount: amount_eur
-  period: alert_date
-"""
 QUESTION = ["bank_alerts", "--by", "destination_country", "--filter", "origin_country=RO",
             "--measure", "linked_units", "--cost", "1/5"]
 
