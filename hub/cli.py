@@ -27,7 +27,7 @@ import dataclasses
 import importlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from enum import StrEnum
@@ -369,6 +369,31 @@ def contracts_schema(
     _write_or_print(json_schema_text(kind.value), out)
 
 
+def _problem_lines(path: Path, exc: ConfigError) -> list[str]:
+    """A file's errors as 'file:line: field: reason' lines (the detail when none is listed)."""
+    return [
+        f"{path}:{e.line}: {e.field + ': ' if e.field else ''}{e.reason}"
+        if e.line is not None
+        else f"{path}: {e}"
+        for e in exc.errors
+    ] or [f"{path}: {exc.detail}"]
+
+
+def _report_checks(files: list[Path], check: Callable[[Path], list[str]]) -> None:
+    """Print 'ok' per clean file and every problem; exit 1 if there is any."""
+    problems: list[str] = []
+    for path in files:
+        found = check(path)
+        problems += found
+        if not found:
+            typer.echo(f"ok: {path}")
+    for line in problems:
+        typer.echo(line, err=True)
+    if problems:
+        typer.echo(f"{len(problems)} error(s)", err=True)
+        raise typer.Exit(1)
+
+
 def _check_file(path: Path, default_domains: dict[str, NamedDomain]) -> list[str]:
     """Every problem of one contract (or shared-domain) file, as 'file:line: field: reason'."""
     from hub.yamlfile import load_model
@@ -383,14 +408,7 @@ def _check_file(path: Path, default_domains: dict[str, NamedDomain]) -> list[str
             domains[named.name] = named
         contract = load_model(path, Contract, error=ContractError, context={"domains": domains})
     except ContractError as exc:
-        if not exc.errors:
-            return [f"{path}: {exc.detail}"]
-        return [
-            f"{path}:{e.line}: {e.field + ': ' if e.field else ''}{e.reason}"
-            if e.line is not None
-            else f"{path}: {e}"
-            for e in exc.errors
-        ]
+        return _problem_lines(path, exc)
     match = _FILE_RE.match(path.name)
     if match is None:
         return [f"{path}:1: contract files are named <dataset>.v<N>.yaml"]
@@ -409,17 +427,7 @@ def contracts_check(
 ) -> None:
     """Check contract files; print every error as file:line and exit 1 if any."""
     registry = ContractRegistry.load(_settings().contracts_dir)
-    problems: list[str] = []
-    for path in files:
-        found = _check_file(path, registry.domains)
-        problems += found
-        if not found:
-            typer.echo(f"ok: {path}")
-    for line in problems:
-        typer.echo(line, err=True)
-    if problems:
-        typer.echo(f"{len(problems)} error(s)", err=True)
-        raise typer.Exit(1)
+    _report_checks(files, lambda path: _check_file(path, registry.domains))
 
 
 # -- policies -----------------------------------------------------------------------------
@@ -432,24 +440,15 @@ def policy_check(
     from hub.policies import PolicyError, load_policy_file
 
     registry = ContractRegistry.load(_settings().contracts_dir)
-    problems: list[str] = []
-    for path in files:
+
+    def check(path: Path) -> list[str]:
         try:
             load_policy_file(path, registry)
         except PolicyError as exc:
-            problems += [
-                f"{path}:{e.line}: {e.field + ': ' if e.field else ''}{e.reason}"
-                if e.line is not None
-                else f"{path}: {e}"
-                for e in exc.errors
-            ] or [f"{path}: {exc.detail}"]
-            continue
-        typer.echo(f"ok: {path}")
-    for line in problems:
-        typer.echo(line, err=True)
-    if problems:
-        typer.echo(f"{len(problems)} error(s)", err=True)
-        raise typer.Exit(1)
+            return _problem_lines(path, exc)
+        return []
+
+    _report_checks(files, check)
 
 
 @policy_app.command("schema")

@@ -8,7 +8,8 @@ Routes declare what they need with the ``Annotated`` aliases below (``Ingest``,
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -36,29 +37,14 @@ __all__ = [
 ]
 
 
-def _identity(request: Request) -> IdentityService:
-    identity: IdentityService = request.app.state.services.identity
-    return identity
+def _service(name: str) -> Callable[[Request], Any]:
+    """A dependency returning ``Services.<name>`` of the app that serves the request."""
 
+    def get(request: Request) -> Any:
+        return getattr(request.app.state.services, name)
 
-def _ingest(request: Request) -> IngestService:
-    ingest: IngestService = request.app.state.services.ingest
-    return ingest
-
-
-def _registry(request: Request) -> ContractRegistry:
-    registry: ContractRegistry = request.app.state.services.registry
-    return registry
-
-
-def _policies(request: Request) -> PolicyStore:
-    policies: PolicyStore = request.app.state.services.policies
-    return policies
-
-
-def _queries(request: Request) -> QueryService:
-    queries: QueryService = request.app.state.services.queries
-    return queries
+    get.__name__ = f"_{name}"
+    return get
 
 
 def _settings(request: Request) -> Settings:
@@ -66,11 +52,11 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-Identity = Annotated[IdentityService, Depends(_identity)]
-Ingest = Annotated[IngestService, Depends(_ingest)]
-Registry = Annotated[ContractRegistry, Depends(_registry)]
-Policies = Annotated[PolicyStore, Depends(_policies)]
-Queries = Annotated[QueryService, Depends(_queries)]
+Identity = Annotated[IdentityService, Depends(_service("identity"))]
+Ingest = Annotated[IngestService, Depends(_service("ingest"))]
+Registry = Annotated[ContractRegistry, Depends(_service("registry"))]
+Policies = Annotated[PolicyStore, Depends(_service("policies"))]
+Queries = Annotated[QueryService, Depends(_service("queries"))]
 AppSettings = Annotated[Settings, Depends(_settings)]
 
 _bearer = HTTPBearer(
