@@ -10,7 +10,11 @@ One query over ``read_parquet([visible extracts of the dataset], union_by_name=t
 
 * ``__seq <= max_rows`` keeps each unit's first ``max_rows`` rows in arrival order, numbered
   once at commit (``hub.units``): contribution bounding costs a filter, not a window;
-* the plan's filters, with their values bound as parameters (``?``), never spliced;
+* the plan's filters, with their values bound as parameters (``?``), never spliced. A filter
+  on a grouped scalar dimension whose keys are all among the filter's values (as
+  ``authorise`` makes them) is not evaluated per row at all: a row outside the filter can
+  only fall in a group that the grid below drops, whatever the measure (DuckDB would push a
+  ``HAVING`` on the group keys back down to every row);
 * ``GROUP BY`` the dimensions; a ``category_list`` dimension is unnested (one group per
   listed code; a NULL or empty list is the unknown key ``None``);
 * the groups are laid onto the full public key grid in Python: every cell exists, zeros
@@ -28,7 +32,9 @@ Parts and their SQL (``lo``/``hi`` the clamp, ``d`` the fixed-point digits):
 =============== ===========================================================================
 ``count``       ``count(*)``
 ``sum``         ``sum(CAST(round(least(greatest(v, lo), hi) * 10^d) AS BIGINT))``
-                (the :func:`hub.privacy.to_fixed` semantics; a NULL value adds nothing)
+                (the :func:`hub.privacy.to_fixed` semantics; a NULL value adds nothing), or
+                ``sum(__fx_v)`` when every file stores that very expression for this clamp
+                and these decimals (:class:`hub.units.FixedColumn`, computed at commit)
 ``count_units`` ``count(DISTINCT __unit)``
 ``linked_units``units of the cell seen at >= 2 distinct ``__partner`` (two-level aggregate)
 ``values``      the cell's clamped non-NULL values (for quantiles)
@@ -43,7 +49,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -60,7 +66,7 @@ from hub.ingest import IngestService
 from hub.queries import QueryPlan
 from hub.settings import Settings
 from hub.storage import ObjectStore
-from hub.units import PARTNER_COLUMN, SEQ_COLUMN, UNIT_COLUMN
+from hub.units import PARTNER_COLUMN, SEQ_COLUMN, UNIT_COLUMN, FixedColumn
 from hub.validation import quote_ident
 
 __all__ = ["Compiled", "Part", "PartKind", "QueryEngine", "compile_plan"]
@@ -106,7 +112,8 @@ class QueryEngine:
         self._store = store
         self._ingest = ingest
         self._settings = settings
-        self._columns: dict[str, frozenset[str]] = {}  # object key -> its columns (immutable)
+        # object key -> its columns and fixed-point columns (committed files are immutable)
+        self._layouts: dict[str, _Layout] = {}
 
     def partners(self, dataset: str) -> int:
         """How many distinct organisations have a visible extract of ``dataset``."""
@@ -119,9 +126,9 @@ class QueryEngine:
         fixed-point ints of clamped values); ``values`` gives per cell the list of clamped
         float values. Only bounded rows (``__seq <= plan.max_rows``) passing the filters.
         """
-        paths, columns, uniform = self._files(plan.dataset)
+        paths, columns, uniform, fixed = self._files(plan.dataset)
         # refuses unknown names
-        compiled = compile_plan(plan, parts, paths, columns, union=not uniform)
+        compiled = compile_plan(plan, parts, paths, columns, union=not uniform, fixed=fixed)
         grid = _Grid(plan)
         out: list[list[Any]] = [
             [[] for _ in range(grid.cells)] if p.kind == "values" else [0] * grid.cells
@@ -141,39 +148,29 @@ class QueryEngine:
         return out
 
     # -- helpers -------------------------------------------------------------------------
-    def _files(self, dataset: str) -> tuple[list[Path], frozenset[str], bool]:
-        """The visible extracts' local files, the union of their columns, and whether every
-        file has the same columns (then DuckDB need not match columns by name)."""
+    def _files(
+        self, dataset: str
+    ) -> tuple[list[Path], frozenset[str], bool, dict[str, FixedColumn]]:
+        """The visible extracts' local files, the union of their columns, whether every file
+        has the same columns (then DuckDB need not match columns by name), and the
+        fixed-point columns every file has with the same clamp and decimals."""
         paths: list[Path] = []
-        columns: set[str] = set()
-        layouts: set[frozenset[str]] = set()
+        layouts: list[_Layout] = []
         for extract in self._ingest.visible_extracts(dataset):
             try:
                 path = self._store.local_path(extract.object_key)
             except NotFound as exc:  # withdrawn meanwhile
                 raise Unavailable("the dataset changed while the query ran; retry") from exc
-            names = self._columns.get(extract.object_key)
-            if names is None:
-                names = self._columns[extract.object_key] = self._bounded(extract.id, path)
-            columns |= names
-            layouts.add(names)
+            layout = self._layouts.get(extract.object_key)
+            if layout is None:
+                layout = self._layouts[extract.object_key] = _layout(extract.id, path)
+            layouts.append(layout)
             paths.append(path)
-        return paths, frozenset(columns), len(layouts) <= 1
-
-    def _bounded(self, extract_id: str, path: Path) -> frozenset[str]:
-        """The file's columns; refused if it lacks the bounding columns (hub.units)."""
-        try:
-            names = frozenset(pq.read_schema(path).names)
-        except (pa.ArrowException, OSError) as exc:
-            raise Unavailable("the dataset changed while the query ran; retry") from exc
-        if not {UNIT_COLUMN, SEQ_COLUMN, PARTNER_COLUMN} <= names:
-            _log.error("engine.unbounded_extract", extract_id=extract_id)
-            raise Unavailable(
-                f"extract {extract_id} was committed before contribution bounding and cannot "
-                "be queried; its partner must withdraw it and upload it again",
-                rule="bounding",
-            )
-        return names
+        columns = frozenset().union(*(names for names, _ in layouts))
+        shared = dict(layouts[0][1]) if layouts else {}
+        for _, fixed in layouts[1:]:
+            shared = {k: c for k, c in shared.items() if fixed.get(k) == c}
+        return paths, columns, len({names for names, _ in layouts}) <= 1, shared
 
     def _run(self, compiled: Compiled) -> list[tuple[Any, ...]]:
         spill_root = self._settings.data_dir / "tmp"
@@ -198,6 +195,28 @@ class QueryEngine:
         except (duckdb.Error, OSError) as exc:
             _log.error("engine.query_failed", error=type(exc).__name__)
             raise Unavailable("the query could not run; retry later") from exc
+
+
+_Layout = tuple[frozenset[str], dict[str, FixedColumn]]
+
+
+def _layout(extract_id: str, path: Path) -> _Layout:
+    """The file's columns and fixed-point columns; refused if it lacks the bounding columns
+    (hub.units)."""
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise Unavailable("the dataset changed while the query ran; retry") from exc
+    names = frozenset(schema.names)
+    if not {UNIT_COLUMN, SEQ_COLUMN, PARTNER_COLUMN} <= names:
+        _log.error("engine.unbounded_extract", extract_id=extract_id)
+        raise Unavailable(
+            f"extract {extract_id} was committed before contribution bounding and cannot "
+            "be queried; its partner must withdraw it and upload it again",
+            rule="bounding",
+        )
+    fixed = {k: c for k, c in FixedColumn.parse(schema.metadata).items() if c.column in names}
+    return names, fixed
 
 
 class _Grid:
@@ -244,13 +263,15 @@ def _column(f: ContractField, columns: frozenset[str] | None) -> str:
     return quote_ident(f.name)
 
 
-def _fixed_sql(value: str, part: Part, params: list[Any]) -> str:
+def _fixed_sql(value: str, part: Part, params: list[Any],
+               stored: FixedColumn | None = None) -> str:
     lo, hi = _clamp(part)
     if not 0 <= part.decimals <= _MAX_DECIMALS:
         raise InvalidInput(f"decimals must be in 0..{_MAX_DECIMALS}", field="decimals")
+    if stored is not None and stored.clamp == (lo, hi) and stored.decimals == part.decimals:
+        return quote_ident(stored.column)  # the same expression, evaluated at commit
     params += [lo, hi, float(10**part.decimals)]
-    return (f"CAST(round(least(greatest(CAST({value} AS DOUBLE), ?), ?) * ?) "
-            "AS BIGINT)")
+    return FixedColumn.sql(value, "?", "?", "?")
 
 
 def _clamped_sql(value: str, part: Part, params: list[Any]) -> str:
@@ -275,13 +296,16 @@ def compile_plan(
     columns: frozenset[str] | None = None,
     *,
     union: bool = True,
+    fixed: Mapping[str, FixedColumn] | None = None,
 ) -> Compiled:
     """The SQL and parameters of ``plan`` over the Parquet files ``paths`` (whose columns,
-    together, are ``columns``; None: assume every contract field is there).
+    together, are ``columns``; None: assume every contract field is there; ``fixed``: the
+    fixed-point columns every file has).
 
-    Parameters, in order: the file list, ``max_rows``, each filter's values, then the
-    parts' clamps and scales. Only contract names (quoted) and the engine's own columns
-    appear as identifiers.
+    Parameters, in textual order: the parts' clamps and scales, the file list, ``max_rows``,
+    then the values of the filters evaluated per row (one on a grouped scalar dimension
+    whose keys it covers only drops grid cells, see the module docstring). Only contract
+    names (quoted) and the engine's own columns appear as identifiers.
     """
     for part in parts:
         if part.kind not in _KINDS:
@@ -290,7 +314,12 @@ def compile_plan(
     filters = [(_field(plan, f.field, "filters"), f) for f in plan.filters]
     scan_params: list[Any] = [[str(p) for p in paths], int(plan.max_rows)]
     where = [f"{SEQ_COLUMN} <= ?"]
+    scalar_keys = {d.name: set(d.keys) for d in plan.dimensions
+                   if d.type is not FieldType.CATEGORY_LIST}
     for f, fp in filters:
+        grid_keys = scalar_keys.get(f.name)
+        if grid_keys is not None and grid_keys <= set(fp.values):  # drops cells (docstring)
+            continue
         col = _column(f, columns)
         if f.type is FieldType.CATEGORY_LIST:
             where.append(f"list_has_any({col}, CAST(? AS VARCHAR[]))")
@@ -316,8 +345,9 @@ def compile_plan(
     for j, part in enumerate(parts):
         if part.kind in ("sum", "values"):
             f = _field(plan, part.field, "measures")
-            expr = (_fixed_sql if part.kind == "sum" else _clamped_sql)(
-                _column(f, columns), part, part_params)
+            col = _column(f, columns)
+            expr = (_fixed_sql(col, part, part_params, (fixed or {}).get(f.name))
+                    if part.kind == "sum" else _clamped_sql(col, part, part_params))
             values.append(f"{expr} AS v{j}")
     two_level = any(p.kind in ("count_units", "linked_units") for p in parts)
     # Read the unit and partner columns only when a measure needs them.
@@ -361,6 +391,4 @@ def compile_plan(
     outer = ", ".join([*keys, *aggs]) or "count(*)"
     group_by = f" GROUP BY {', '.join(keys)}" if keys else ""
     sql = f"WITH base AS ({base}) SELECT {outer} FROM {source}{group_by}"
-    # Positional parameters in textual order: the SELECT list's value expressions (clamps,
-    # scales) come before read_parquet(?), __seq <= ? and the filters' values.
     return Compiled(sql, [*part_params, *scan_params])

@@ -56,7 +56,7 @@ from hub.extractformat import (
     extract_schema,
 )
 from hub.rowcheck import check_relation, valid_rows_sql
-from hub.units import BOUND_FIELDS, UnitIndex
+from hub.units import BOUND_FIELDS, FIXED_META, FixedColumn, UnitIndex
 from hub.validation import ROW_COLUMN, Side
 
 __all__ = [
@@ -468,8 +468,12 @@ def _write_canonical(
     if bounding is not None:
         units, partner = bounding
         query = units.number(con, contract, partner)
-        for f in BOUND_FIELDS:
+        fixed = FixedColumn.of(contract)
+        for f in (*BOUND_FIELDS, *(pa.field(c.column, c.arrow_type) for c in fixed)):
             schema = schema.append(f)
+        if fixed:
+            schema = schema.with_metadata(
+                {**(schema.metadata or {}), FIXED_META.encode(): FixedColumn.metadata(fixed)})
     rows = con.sql(query).to_arrow_reader(_ROW_GROUP_ROWS)
     with pq.ParquetWriter(dest, schema, compression="zstd") as writer:
         for batch in rows:

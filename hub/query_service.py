@@ -41,7 +41,6 @@ The service needs only a small engine interface (:class:`Aggregator`), which
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -74,6 +73,7 @@ from hub.privacy import (
     release_counts,
     sensitivity,
     split_cost,
+    sum_decimals,
     to_epsilon_delta,
 )
 from hub.queries import MeasurePlan, QueryPlan, QueryRequest, authorise
@@ -88,10 +88,6 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-#: A sum's fixed-point step is at most 10**-SUM_STEPS_EXPONENT of its clamp range.
-SUM_STEPS_EXPONENT = 4
-#: Most decimals a sum keeps (hub.privacy allows up to MAX_DECIMALS).
-MAX_SUM_DECIMALS = 4
 _ADDITIVE = (Function.COUNT, Function.SUM)
 _KIND: dict[Function, PartKind] = {Function.COUNT: "count", Function.COUNT_UNITS: "count_units",
                                    Function.LINKED_UNITS: "linked_units"}
@@ -120,22 +116,8 @@ class PolicySource(Protocol):
 
 
 def decimals_for(m: MeasurePlan) -> int:
-    """Fixed-point decimals of the sum of ``m``'s field.
-
-    0 for integer fields. For number fields, the fewest decimals (at most
-    :data:`MAX_SUM_DECIMALS`) whose step is at most 1/10,000 of the clamp range: amounts
-    clamped to [0, 50000] EUR are summed in whole euros, [0, 1000] in tenths, [0, 1] in
-    1/10,000. Rounding moves a value by at most half a step (0.005% of its range), far
-    below the noise, whose size in the value's unit does not depend on the step; a finer
-    step would only make the noise scale, in steps, larger (and OpenDP's discrete Gaussian
-    accuracy helper takes time linear in it).
-    """
-    if m.integer or m.clamp is None:
-        return 0
-    width = m.clamp[1] - m.clamp[0]
-    if width <= 0:
-        return MAX_SUM_DECIMALS
-    return min(max(0, math.ceil(SUM_STEPS_EXPONENT - math.log10(width))), MAX_SUM_DECIMALS)
+    """Fixed-point decimals of the sum of ``m``'s field (:func:`hub.privacy.sum_decimals`)."""
+    return 0 if m.clamp is None else sum_decimals(m.clamp, m.integer)
 
 
 def measure_name(m: MeasurePlan) -> str:

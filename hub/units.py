@@ -18,6 +18,16 @@ and before it becomes visible, :meth:`UnitIndex.number` gives each checked row
 and adds the extract's rows to ``rows_seen``. The window function runs once, over this
 extract only. The canonical copy (``hub.extracts``) stores the three columns.
 
+Fixed-point measure columns are paid for at commit too: for every numeric measure field of
+the contract, ``__fx_<field>`` holds the value clamped to the contract's clamp range and
+rounded to the fixed-point integer a sum adds (:func:`hub.privacy.sum_decimals` decimals,
+:func:`hub.privacy.to_fixed` rounding; the very SQL expression the engine would otherwise
+evaluate per row in every query). The file's ``tahub.fixed`` metadata records each column's
+clamp and decimals, and the engine reads a column only for a sum with exactly that clamp and
+those decimals (a policy that narrows the clamp gets the per-query expression). The
+precomputed integers are a deterministic function of each row alone, so the privacy argument
+of the sum (docs/privacy.md) is unchanged.
+
 Why the privacy argument holds: a unit's numbers depend only on that unit's own rows and the
 order in which they arrived, never on another unit's rows; so adding or removing one unit
 changes at most that unit's ``max_rows`` kept rows. ``rows_seen`` never goes down: the index
@@ -33,23 +43,28 @@ only while the lock is held.
 from __future__ import annotations
 
 import fcntl
+import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from hub.contracts import Contract
+from hub.contracts import Contract, FieldType, Role
+from hub.privacy import sum_decimals, to_fixed
 from hub.validation import ERRORS_COLUMN, ROW_COLUMN, quote_ident
 
 __all__ = [
     "BOUND_FIELDS",
+    "FIXED_META",
     "PARTNER_COLUMN",
     "SEQ_COLUMN",
     "UNIT_COLUMN",
+    "FixedColumn",
     "UnitIndex",
 ]
 
@@ -62,11 +77,70 @@ BOUND_FIELDS: tuple[pa.Field, ...] = (
     pa.field(SEQ_COLUMN, pa.int32()),
     pa.field(PARTNER_COLUMN, pa.string()),
 )
+#: Parquet metadata key of the fixed-point columns: {field: {column, clamp, decimals}} JSON.
+FIXED_META = "tahub.fixed"
 _MAX_SEQ = 2**31 - 1
 _DATASET_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _BOUNDS_TABLE = "__bounds"
 _TOKENS_TABLE = "__unit_tokens"
 _ALIAS = "__unit_index"
+
+
+@dataclass(frozen=True)
+class FixedColumn:
+    """A measure field's clamped fixed-point integers, stored at commit (module docstring)."""
+
+    field: str
+    clamp: tuple[float, float]
+    decimals: int
+
+    @property
+    def column(self) -> str:
+        return f"__fx_{self.field}"
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        steps = max(abs(to_fixed(x, self.decimals)) for x in self.clamp)
+        return pa.int32() if steps < 2**31 else pa.int64()
+
+    @staticmethod
+    def sql(value: str, lo: str, hi: str, scale: str) -> str:
+        """The per-row expression (``lo``/``hi``/``scale`` as SQL: literals or ``?``)."""
+        return f"CAST(round(least(greatest(CAST({value} AS DOUBLE), {lo}), {hi}) * {scale}) " \
+            "AS BIGINT)"
+
+    def select(self, value: str) -> str:
+        lo, hi = (f"CAST({float(x)!r} AS DOUBLE)" for x in self.clamp)
+        expr = self.sql(value, lo, hi, f"CAST({float(10**self.decimals)!r} AS DOUBLE)")
+        kind = "INTEGER" if self.arrow_type == pa.int32() else "BIGINT"
+        return f"CAST({expr} AS {kind}) AS {quote_ident(self.column)}"
+
+    @classmethod
+    def of(cls, contract: Contract) -> list[FixedColumn]:
+        """One per numeric measure field of ``contract`` (each has a clamp range)."""
+        return [
+            cls(f.name, f.domain.clamp, sum_decimals(f.domain.clamp, f.type is FieldType.INTEGER))
+            for f in contract.extract_fields
+            if f.role is Role.MEASURE and f.type in (FieldType.INTEGER, FieldType.NUMBER)
+            and f.domain is not None and f.domain.clamp is not None
+        ]
+
+    @staticmethod
+    def metadata(columns: list[FixedColumn]) -> str:
+        return json.dumps({c.field: {"column": c.column, "clamp": list(c.clamp),
+                                     "decimals": c.decimals} for c in columns}, sort_keys=True)
+
+    @classmethod
+    def parse(cls, meta: Mapping[bytes, bytes] | None) -> dict[str, FixedColumn]:
+        """The fixed-point columns a file's metadata declares (none if absent or malformed)."""
+        raw = (meta or {}).get(FIXED_META.encode())
+        try:
+            spec = json.loads(raw) if raw else {}
+            out = {name: cls(name, (float(v["clamp"][0]), float(v["clamp"][1])),
+                             int(v["decimals"])) for name, v in spec.items()}
+        except (ValueError, TypeError, KeyError, IndexError):
+            return {}
+        return {n: c for n, c in out.items() if spec[n].get("column") == c.column}
 
 
 class UnitIndex:
@@ -102,8 +176,9 @@ class UnitIndex:
         """Number the valid rows of the checked ``table`` on ``con``; update the index.
 
         Returns the SQL of the valid rows in file order: the contract's extract fields, then
-        ``__unit``, ``__seq``, ``__partner`` (:data:`BOUND_FIELDS`). The index is committed
-        before this returns, i.e. before the extract can become visible.
+        ``__unit``, ``__seq``, ``__partner`` (:data:`BOUND_FIELDS`), then the
+        :class:`FixedColumn` s of the contract. The index is committed before this returns,
+        i.e. before the extract can become visible.
         """
         unit = quote_ident(contract.privacy_unit.name)
         src, row = quote_ident(table), quote_ident(ROW_COLUMN)
@@ -154,9 +229,11 @@ class UnitIndex:
             finally:
                 con.execute(f"DETACH {_ALIAS}")
         cols = ", ".join(f"c.{quote_ident(f.name)}" for f in contract.extract_fields)
+        fixed = "".join(f", {c.select('c.' + quote_ident(c.field))}"
+                        for c in FixedColumn.of(contract))
         return (
             f"SELECT {cols}, b.{UNIT_COLUMN}, b.{SEQ_COLUMN}, "
-            f"CAST({_lit(partner)} AS VARCHAR) AS {PARTNER_COLUMN} "
+            f"CAST({_lit(partner)} AS VARCHAR) AS {PARTNER_COLUMN}{fixed} "
             f"FROM {src} c JOIN {_BOUNDS_TABLE} b ON b.{row} = c.{row} "
             f"ORDER BY c.{row}"
         )

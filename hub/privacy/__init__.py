@@ -59,6 +59,7 @@ from hub.privacy.noise import (
     release_sums,
     sensitivity,
     split_cost,
+    sum_decimals,
     to_fixed,
 )
 
@@ -88,6 +89,7 @@ __all__ = [
     "release_sums",
     "sensitivity",
     "split_cost",
+    "sum_decimals",
     "to_epsilon_delta",
     "to_fixed",
 ]

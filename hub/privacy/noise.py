@@ -37,6 +37,7 @@ __all__ = [
     "release_sums",
     "sensitivity",
     "split_cost",
+    "sum_decimals",
     "to_fixed",
 ]
 
@@ -46,6 +47,10 @@ COST_GRID = Fraction(1, 10**6)
 DEFAULT_DELTA = Fraction(1, 10**7)
 #: Most decimals a fixed-point sum keeps (resolution 10**-6).
 MAX_DECIMALS = 6
+#: A sum's fixed-point step is at most 10**-SUM_STEPS_EXPONENT of its clamp range.
+SUM_STEPS_EXPONENT = 4
+#: Most decimals a sum keeps by :func:`sum_decimals` (<= MAX_DECIMALS).
+MAX_SUM_DECIMALS = 4
 #: Largest noise scale tahub samples: beyond it a release is noise and i64 sums could overflow.
 MAX_SCALE = 1e14
 _I64 = 2**63 - 1
@@ -119,6 +124,25 @@ def to_fixed(value: float | Fraction, decimals: int) -> int:
     scaled = Fraction(value) * 10**decimals
     whole = math.floor(abs(scaled) + Fraction(1, 2))
     return whole if scaled >= 0 else -whole
+
+
+def sum_decimals(clamp: tuple[float, float], integer: bool = False) -> int:
+    """Fixed-point decimals of a sum of values clamped to ``clamp``.
+
+    0 for integer fields. For number fields, the fewest decimals (at most
+    :data:`MAX_SUM_DECIMALS`) whose step is at most 1/10,000 of the clamp range: amounts
+    clamped to [0, 50000] EUR are summed in whole euros, [0, 1000] in tenths, [0, 1] in
+    1/10,000. Rounding moves a value by at most half a step (0.005% of its range), far
+    below the noise, whose size in the value's unit does not depend on the step; a finer
+    step would only make the noise scale, in steps, larger (and OpenDP's discrete Gaussian
+    accuracy helper takes time linear in it).
+    """
+    if integer:
+        return 0
+    width = clamp[1] - clamp[0]
+    if width <= 0:
+        return MAX_SUM_DECIMALS
+    return min(max(0, math.ceil(SUM_STEPS_EXPONENT - math.log10(width))), MAX_SUM_DECIMALS)
 
 
 def from_fixed(value: int, decimals: int) -> float:

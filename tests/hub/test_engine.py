@@ -31,6 +31,7 @@ TYPOLOGIES = ("front_company", "exploitative_employment", "funnel_account",
 STREAMS = ("sexual_exploitation", "forced_labour", "organ_removal")
 MONTHS = ("2025-01", "2025-02", "2025-03")
 CLAMP = (10.0, 1000.0)
+CONTRACT_CLAMP = (0.0, 50000.0)  # bank_alerts' amount: its __fx_amount column is stored
 
 
 @pytest.fixture
@@ -122,6 +123,7 @@ ALL_PARTS = (
     Part("count"),
     Part("sum", "amount", CLAMP, 0),
     Part("sum", "amount", CLAMP, 2),
+    Part("sum", "amount", CONTRACT_CLAMP, 0),  # read from the column stored at commit
     Part("count_units"),
     Part("linked_units"),
     Part("values", "amount", CLAMP),
@@ -285,6 +287,48 @@ def test_sql_has_only_contract_names_and_values_are_parameters(alerts: Contract)
     bad_filter = dataclasses.replace(p, filters=(FilterPlan(evil, FieldType.CATEGORY, ("a",)),))
     with pytest.raises(InvalidInput, match="not a field"):
         compile_plan(bad_filter, [Part("count")], [])
+
+
+def test_sums_read_the_column_stored_at_commit_only_for_its_own_clamp_and_decimals(
+    pool: Pool, alerts: Contract
+) -> None:
+    pool.commit(ORG_A, alerts, [alert(alerts, "x", amount=12.5), alert(alerts, "y", amount=2.4),
+                                alert(alerts, "z", amount=80_000.0)])
+    pool.commit(ORG_B, alerts, [alert(alerts, "x", amount=0.5)])
+    stored = Part("sum", "amount", CONTRACT_CLAMP, 0)
+    per_query = [Part("sum", "amount", CONTRACT_CLAMP, 1), Part("sum", "amount", (0.0, 100.0))]
+    p = plan(alerts)
+    # ties away from zero (12.5 -> 13, 0.5 -> 1), clamped to 50,000: either way
+    assert pool.engine.aggregate(p, [stored, *per_query]) == [
+        [13 + 2 + 50_000 + 1], [125 + 24 + 500_000 + 5], [13 + 2 + 100 + 1]]
+    paths, columns, uniform, fixed = pool.engine._files("bank_alerts")
+    assert set(fixed) == {"amount"} and uniform
+    sql = compile_plan(p, [stored], paths, columns, fixed=fixed).sql
+    assert 'sum(v0)' in sql and '"__fx_amount" AS v0' in sql and "round(" not in sql
+    for part in per_query:
+        assert '"__fx_amount"' not in compile_plan(p, [part], paths, columns, fixed=fixed).sql
+    # one file without the column (e.g. committed by an older hub): every file falls back
+    (first, _) = pool.ingest.visible_extracts("bank_alerts")
+    path = pool.store.local_path(first.object_key)
+    pq.write_table(pq.read_table(path).drop_columns(["__fx_amount"]), path)
+    fresh = QueryEngine(store=pool.store, ingest=pool.ingest, settings=pool.settings)
+    assert fresh._files("bank_alerts")[3] == {}
+    assert fresh.aggregate(p, [stored]) == [[13 + 2 + 50_000 + 1]]
+
+
+def test_a_filter_on_a_grouped_dimension_restricts_groups_not_rows(
+    pool: Pool, alerts: Contract
+) -> None:
+    pool.commit(ORG_A, alerts, [alert(alerts, "a", "front_company"),
+                                alert(alerts, "a", "unknown"),
+                                alert(alerts, "b", "funnel_account")])
+    keys = ("front_company", "unknown")
+    p = dataclasses.replace(
+        plan(alerts, [("typology", TYPOLOGIES)], {"typology": keys}),
+        dimensions=(DimensionPlan("typology", FieldType.CATEGORY, keys),))
+    compiled = compile_plan(p, [Part("count")], [Path("/x/a.parquet")])
+    assert "list_contains" not in compiled.sql and list(keys) not in compiled.params
+    assert pool.engine.aggregate(p, [Part("count"), Part("count_units")]) == [[1, 1], [1, 1]]
 
 
 def test_an_extract_without_bounding_columns_is_refused(pool: Pool, alerts: Contract) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -31,6 +32,7 @@ from hub.errors import (
     UnknownDataset,
 )
 from hub.ingest import CommitResult, IngestService, UploadRequest, object_key
+from hub.privacy import to_fixed
 from hub.settings import Settings
 from hub.storage import LocalFolderStore
 from tests.hub.conftest import ORG_A
@@ -126,10 +128,18 @@ def test_upload_in_chunks_then_commit_makes_one_visible_extract(
     key = object_key(ORG_A, "bank_alerts", ext.id)
     assert list(store.keys()) == [key]
     stored = pq.read_table(store.local_path(key))
-    # the checked rows, plus the bounding columns numbered at commit (hub.units)
-    assert stored.column_names[-3:] == ["__unit", "__seq", "__partner"]
-    assert stored.drop_columns(["__unit", "__seq", "__partner"]).to_pylist() == pq.read_table(
-        alerts_file).to_pylist()
+    # the checked rows, plus the bounding columns numbered at commit and the amount's
+    # fixed-point integers (hub.units): clamped to [0, 50000], whole euros, ties away from 0
+    assert stored.column_names[-4:] == ["__unit", "__seq", "__partner", "__fx_amount"]
+    original = pq.read_table(alerts_file)
+    assert stored.drop_columns(["__unit", "__seq", "__partner", "__fx_amount"]).to_pylist() \
+        == original.to_pylist()
+    assert stored.schema.field("__fx_amount").type == pa.int32()
+    assert stored.column("__fx_amount").to_pylist() == [
+        None if a is None else to_fixed(min(max(a, 0.0), 50000.0), 0)
+        for a in original.column("amount").to_pylist()]
+    assert json.loads(stored.schema.metadata[b"tahub.fixed"]) == {
+        "amount": {"column": "__fx_amount", "clamp": [0.0, 50000.0], "decimals": 0}}
     assert [c.key for c in [alerts]] == [("bank_alerts", 1)]
     assert [(v.id, v.org, v.rows, v.object_key) for v in service.visible_extracts("bank_alerts")] \
         == [(ext.id, ORG_A, 300, key)]
