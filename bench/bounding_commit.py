@@ -167,7 +167,7 @@ def main() -> None:
             conn.execute(sa.insert(organisations), [
                 {"id": o, "name": o, "kind": MemberKind.BANK, "created_at": utcnow()}
                 for o in orgs])
-        store = open_store(settings.storage)
+        store = open_store(settings.storage, settings)
         registry = ContractRegistry.load()
         ingest = IngestService(engine=db, store=store, registry=registry, settings=settings)
         commit_s, check_s, numbered_s = 0.0, 0.0, 0.0

@@ -12,6 +12,13 @@ An upload is::
     PATCH /v1/uploads/{id}      x N, chunks of the hub's chunk_bytes at Upload-Offset
     POST /v1/uploads/{id}/commit
 
+When the hub keeps extracts in an S3 object store it answers ``"transfer": "direct"``: the
+bytes then go straight to the store, never through the hub::
+
+    POST /v1/uploads/{id}/parts  presigned URLs for the parts the store does not hold yet
+    PUT <presigned URL>          x N (no hub credentials are sent to the store)
+    POST /v1/uploads/{id}/commit (a 409 lists parts that did not arrive whole: sent again)
+
 Connection failures and 5xx answers are retried with bounded exponential backoff; after a
 failure the client continues from the offset the hub reports (a 409 carries it), so a
 chunk is never sent twice and a broken upload resumes where it stopped, even in a new
@@ -24,17 +31,19 @@ problem document) for any other 4xx. ``httpx`` and authlib exceptions never esca
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 from pydantic import BaseModel, ConfigDict
 
 from connectors.extract import file_sha256
-from connectors.session import HubSession, RetryPolicy
-from hub.errors import Conflict, HubRequestError
+from connectors.session import HubSession, RetryPolicy, Transient
+from hub.errors import Conflict, HubRequestError, Unavailable
 
 __all__ = [
     "BytesProgress",
@@ -45,6 +54,8 @@ __all__ = [
     "UploadState",
 ]
 
+#: Parts of a direct upload in flight at once (as the minio SDK's own uploads).
+PARALLEL_PARTS = 3
 #: Called with (bytes the hub holds, total bytes) as an upload progresses.
 BytesProgress = Callable[[int, int], None]
 
@@ -63,6 +74,10 @@ class UploadState(BaseModel):
     status: str
     chunk_bytes: int
     expires_at: datetime
+    transfer: str = "chunks"
+    part_bytes: int | None = None
+    parts: int | None = None
+    received_parts: list[int] | None = None
 
 
 class ExtractInfo(BaseModel):
@@ -97,6 +112,8 @@ class HubClient(HubSession):
 
     The session (token, retries, error translation) is :class:`connectors.session.HubSession`.
     """
+
+    _store_http: httpx.Client | None = None  # direct uploads: to presigned URLs, no token
 
     # -- simple routes ------------------------------------------------------------------
     def contracts(self) -> list[dict[str, Any]]:
@@ -174,7 +191,10 @@ class HubClient(HubSession):
             resumed_from = started.offset
             report(resumed_from, size)
             try:
-                self._send(path, started, report)
+                if started.transfer == "direct":
+                    self._send_parts(path, started, report)
+                else:
+                    self._send(path, started, report)
                 extract, duplicate = self._commit(path, started, report)
             except HubRequestError as exc:
                 if exc.http_status == 404 and exc.problem_code == "not_found":
@@ -213,6 +233,65 @@ class HubClient(HubSession):
                 offset = state.offset
                 report(offset, upload.size)
 
+    # -- direct uploads: parts PUT straight to the object store ----------------------------
+    def _send_parts(
+        self, path: Path, upload: UploadState, report: BytesProgress,
+        only: Iterable[int] | None = None,
+    ) -> None:
+        """PUT every part the store does not hold whole yet (or exactly ``only``)."""
+        part_bytes, parts = upload.part_bytes or 0, upload.parts or 0
+        held = set(upload.received_parts or []) if only is None else set()
+        todo = sorted(set(only) if only is not None else set(range(1, parts + 1)) - held)
+        done = upload.size - sum(self._part_size(upload, n) for n in todo)
+        if self._store_http is None:
+            self._store_http = httpx.Client(timeout=self._timeout)
+
+        def put(part: dict[str, Any]) -> int:
+            with path.open("rb") as handle:
+                handle.seek((part["part_number"] - 1) * part_bytes)
+                data = handle.read(part["size"])
+            self._put_part(part["url"], data, part["part_number"])
+            return len(data)
+
+        with ThreadPoolExecutor(PARALLEL_PARTS, thread_name_prefix="tahub-part") as pool:
+            for start in range(0, len(todo), 100):
+                batch = todo[start:start + 100]
+                urls = self._request("POST", f"/v1/uploads/{upload.id}/parts",
+                                     json={"part_numbers": batch}).json()["parts"]
+                for sent in pool.map(put, urls):  # in order; the first failure raises
+                    done += sent
+                    report(done, upload.size)
+
+    @staticmethod
+    def _part_size(upload: UploadState, number: int) -> int:
+        part_bytes = upload.part_bytes or 0
+        return min(part_bytes, upload.size - (number - 1) * part_bytes)
+
+    def _put_part(self, url: str, data: bytes, number: int) -> None:
+        """One part to its presigned URL: a plain HTTP client, never the hub's token."""
+        http = self._store_http
+        assert http is not None  # noqa: S101 - made by _send_parts before its threads start
+
+        def attempt() -> None:
+            try:
+                response = http.put(url, content=data)
+            except httpx.TransportError as exc:
+                raise Transient(f"object store: {exc.__class__.__name__}") from None
+            if response.status_code >= 500:
+                raise Transient(f"object store: HTTP {response.status_code}")
+            if response.status_code >= 400:
+                raise Unavailable(
+                    f"the object store refused part {number} (HTTP {response.status_code}); "
+                    "run the upload again: it resumes with fresh URLs"
+                )
+
+        self._retried(f"PUT part {number}", attempt)
+
+    def close(self) -> None:
+        if self._store_http is not None:
+            self._store_http.close()
+        super().close()
+
     def _resume_offset(self, exc: HubRequestError, conflicts: int) -> int:
         offset = exc.problem_body.get("offset")
         if exc.http_status != 409 or not isinstance(offset, int):
@@ -232,6 +311,13 @@ class HubClient(HubSession):
             try:
                 response = self._request("POST", f"/v1/uploads/{upload.id}/commit")
             except HubRequestError as exc:
+                missing = exc.problem_body.get("missing_parts")
+                if exc.http_status == 409 and isinstance(missing, list) and missing:
+                    if conflicts >= self.retry.max_conflicts:
+                        raise
+                    conflicts += 1
+                    self._send_parts(path, upload, report, only=missing)
+                    continue
                 offset = self._resume_offset(exc, conflicts)  # not everything arrived
                 conflicts += 1
                 self._send(path, upload.model_copy(update={"offset": offset}), report)

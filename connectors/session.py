@@ -45,7 +45,7 @@ from hub.errors import AuthError, ConfigError, HubRequestError, Unavailable
 if TYPE_CHECKING:
     from authlib.integrations.httpx_client import OAuth2Client
 
-__all__ = ["HubSession", "RetryPolicy"]
+__all__ = ["HubSession", "RetryPolicy", "Transient"]
 
 ENV_URL = "TAHUB_HUB_URL"
 ENV_CLIENT_ID = "TAHUB_CLIENT_ID"
@@ -66,7 +66,9 @@ class RetryPolicy:
     max_conflicts: int = 20  # offset corrections tolerated in one upload before giving up
 
 
-class _Transient(Exception):
+class Transient(Exception):
+    """A failure worth retrying (connection, 5xx); raised inside :meth:`HubSession._retried`."""
+
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -113,6 +115,7 @@ class HubSession:
         self.url = url.rstrip("/")
         self.client_id = client_id
         self.retry = retry or RetryPolicy()
+        self._timeout = timeout
         self._oauth_error = _oauth_error_class()
         self._http = _oauth_client_class()(
             client_id=client_id,
@@ -173,7 +176,7 @@ class HubSession:
         return Retrying(
             stop=stop_after_attempt(self.retry.attempts),
             wait=wait_exponential(multiplier=self.retry.initial_wait, max=self.retry.max_wait),
-            retry=retry_if_exception_type(_Transient),
+            retry=retry_if_exception_type(Transient),
             reraise=True,
         )
 
@@ -185,13 +188,13 @@ class HubSession:
         except httpx.HTTPStatusError as exc:  # from the token endpoint, via authlib
             status = exc.response.status_code
             if status >= 500:
-                raise _Transient(f"HTTP {status} from the token endpoint") from None
+                raise Transient(f"HTTP {status} from the token endpoint") from None
             raise AuthError(
                 f"the hub refused the credentials of client {self.client_id} (HTTP {status})"
             ) from None
         except httpx.TransportError as exc:
             if resend or isinstance(exc, _NOT_SENT):
-                raise _Transient(exc.__class__.__name__) from None
+                raise Transient(exc.__class__.__name__) from None
             raise Unavailable(
                 f"the connection to {self.url} broke after {what} was sent "
                 f"({exc.__class__.__name__}); the hub may have carried it out, so it is not "
@@ -229,7 +232,7 @@ class HubSession:
                     "it may have carried it out, so it is not sent again: check before "
                     "repeating it"
                 )
-            raise _Transient(f"HTTP {response.status_code}")
+            raise Transient(f"HTTP {response.status_code}")
         if response.status_code >= 400:
             raise self._refusal(method, path, response)
         return response
@@ -240,8 +243,8 @@ class HubSession:
             for attempt in self._retrying():
                 with attempt:
                     return call()
-        except (_Transient, RetryError) as exc:
-            reason = exc.reason if isinstance(exc, _Transient) else "retries exhausted"
+        except (Transient, RetryError) as exc:
+            reason = exc.reason if isinstance(exc, Transient) else "retries exhausted"
             raise Unavailable(
                 f"the hub at {self.url} did not answer {what} after "
                 f"{self.retry.attempts} attempts ({reason}); try again later"

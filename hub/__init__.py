@@ -14,10 +14,13 @@ Map of the architecture (domain core first; adapters around it)::
       hub.privacy      sensitivities, OpenDP noise and calibration, honest intervals
       hub.budget       the budget rules: may this charge go through, what is left
     adapters
-      hub.settings     the one settings object (TAHUB_* environment variables)
+      hub.settings     the one settings object (TAHUB_* environment variables, settings file)
       hub.rowcheck     runs the validating query in DuckDB (shared with the connector)
       hub.db           metadata tables (SQLAlchemy) and Alembic migrations (hub/migrations)
-      hub.storage      object storage: ObjectStore protocol, local folder, in-memory
+      hub.storage      object storage: ObjectStore protocol, local folder, in-memory, open_store
+      hub.objectkeys   the rules of object keys (relative, safe segments)
+      hub.s3store      S3Store: S3/MinIO via minio, sha256 metadata, SSE, presigned multipart
+      hub.extractcache local copies of committed extracts for queries (LRU, multi-process)
       hub.staging      resumable upload files (one .part per upload, offset = its size)
       hub.extracts     an uploaded Parquet file checked against its contract, hub side
       hub.ingest       IngestService: start/append/commit uploads, list/withdraw extracts
@@ -29,7 +32,9 @@ Map of the architecture (domain core first; adapters around it)::
       hub.query_service  check, charge, run, release: one DP query end to end
       hub.api          FastAPI app (create_app), problem+json, routes, token endpoint
       hub.logging      structlog set-up, request ids, secret redaction
-      hub.cli          the `tahub` command (serve, admin, contracts, demo)
+      hub.metrics      Prometheus metrics (requests, uploads, queries, budget; multiprocess)
+      hub.readiness    /readyz: the metadata store and the object store answer
+      hub.cli          the `tahub` command (serve [--workers N], admin, contracts, demo)
       hub.reference    generated reference docs (docs/settings.md)
       hub.demo         `tahub demo`: synthetic members and exports through the connector
 

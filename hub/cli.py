@@ -2,7 +2,7 @@
 
 ::
 
-    tahub serve [--host H] [--port P]          run the hub (uvicorn)
+    tahub serve [--host H] [--port P] [--workers N]   run the hub (uvicorn; N processes)
     tahub admin migrate                          bring the metadata store to the latest schema
     tahub admin sweep                            clean expired uploads and orphan objects
     tahub admin member add NAME --kind K --role R [--role R]   new member + first client
@@ -17,8 +17,10 @@
     tahub query run|estimate|budget|policies|history|show   an analyst's DP queries
                                                  (connectors.analystcli, docs/analyst.md)
 
-Settings come from ``TAHUB_*`` environment variables (``docs/settings.md``). A user error
-prints its message and exits with status 1, without a traceback.
+Settings come from ``TAHUB_*`` environment variables and the TOML file
+``TAHUB_SETTINGS_FILE`` names (``docs/settings.md``); health, metrics, logs, workers and
+shutdown are in ``docs/operations.md``. A user error prints its message and exits with
+status 1, without a traceback.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,8 +37,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
+import structlog
 import typer
-from pydantic import ValidationError
 from rich.panel import Panel
 from rich.table import Table
 
@@ -43,11 +46,13 @@ from connectors.analystcli import app as query_app
 from hub.actors import MemberKind, Role
 from hub.cliutil import console, user_errors
 from hub.contracts import Contract, ContractRegistry, NamedDomain, json_schema_text
-from hub.errors import ConfigError, ContractError, RowError
+from hub.errors import ConfigError, ContractError
 from hub.logging import configure_logging
-from hub.settings import Settings
+from hub.settings import Settings, load_settings
 
 __all__ = ["SchemaKind", "app", "main"]
+
+log = structlog.get_logger("hub.cli")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -82,15 +87,9 @@ _FILE_RE = re.compile(r"^(?P<dataset>[a-z][a-z0-9_]*)\.v(?P<version>[1-9][0-9]*)
 
 
 def _settings(**overrides: Any) -> Settings:
-    """Settings from the environment; a bad value is a ConfigError naming its variable."""
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        errors = [
-            RowError(field=f"TAHUB_{'.'.join(map(str, e['loc'])).upper()}", reason=e["msg"])
-            for e in exc.errors(include_url=False)
-        ]
-        raise ConfigError("invalid settings", errors=errors) from None
+    """Settings from the environment and the settings file; a bad value is a ConfigError
+    naming its variable (or file and key)."""
+    return load_settings(**overrides)
 
 
 @contextmanager
@@ -138,23 +137,49 @@ def _migrate(engine: Any) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (TAHUB_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (TAHUB_PORT).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Hub processes on the one port (TAHUB_WORKERS).")
+    ] = None,
 ) -> None:
-    """Run the hub."""
+    """Run the hub (docs/operations.md).
+
+    Migrations run here, once; a bad setting, contract or database fails here with a clear
+    message. With several workers, the ingest sweep runs here too, and uvicorn then starts
+    the worker processes, each building its app from the environment
+    (``hub.api.app:app_from_env``); their metrics are summed through
+    ``PROMETHEUS_MULTIPROC_DIR`` (default ``<data_dir>/prometheus``, emptied here). On
+    SIGTERM the hub stops accepting connections and gives in-flight requests
+    ``TAHUB_SHUTDOWN_GRACE_SECONDS`` to finish.
+    """
     import uvicorn
 
-    from hub.api.app import create_app
+    settings = _settings(host=host, port=port, workers=workers)
+    swept: dict[str, int] = {}
+    with _services(settings) as services:
+        if settings.workers > 1:  # once here; the workers do not sweep
+            swept = dataclasses.asdict(services.ingest.sweep())
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+        "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
+    }
+    if settings.workers == 1:
+        from hub.api.app import create_app
 
-    settings = _settings(host=host, port=port)
-    with _services(settings):
-        pass  # a bad setting, contract or database fails here with a clear message
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-    )
+        uvicorn.run(create_app(settings), **common)
+        return
+    from hub.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+
+    # The workers read their settings from the environment: pass the options given here.
+    given = {"TAHUB_HOST": host, "TAHUB_PORT": port, "TAHUB_WORKERS": workers}
+    os.environ.update({name: str(value) for name, value in given.items() if value is not None})
+    metrics_dir = os.environ.get(MULTIPROC_ENV) or str(settings.data_dir / "prometheus")
+    os.environ[MULTIPROC_ENV] = str(prepare_multiprocess_dir(Path(metrics_dir)).resolve())
+    log.info("starting workers", workers=settings.workers, **swept)
+    uvicorn.run("hub.api.app:app_from_env", factory=True, workers=settings.workers, **common)
 
 
 # -- admin --------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     TypeDecorator,
     create_engine,
     event,
@@ -39,6 +40,9 @@ __all__ = [
     "metadata",
     "organisations",
     "releases",
+    "schema_is_current",
+    "unit_datasets",
+    "unit_tokens",
     "upgrade",
     "uploads",
     "utcnow",
@@ -108,6 +112,10 @@ uploads = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
     Column("extract_id", String(64), nullable=True),
+    # chunks: PATCHed to the hub's staging; direct: presigned multipart to the object store
+    Column("transfer", String(16), nullable=False, server_default="chunks"),
+    Column("multipart_id", String(1024), nullable=True),
+    Column("part_bytes", BigInteger, nullable=True),
     Index("ix_uploads_org_sha", "org_id", "sha256"),
 )
 
@@ -184,6 +192,30 @@ budget_locks = Table(
     Column("dataset", String(63), primary_key=True),
 )
 
+# The unit index when the metadata store is PostgreSQL (hub.units.PostgresUnitIndex; the
+# embedded default keeps it in DuckDB files, and these tables stay empty on SQLite). One row
+# per dataset, locked (SELECT ... FOR UPDATE) by every commit of that dataset, with the last
+# unit id handed out; and per dataset, each privacy-unit token's id and rows seen so far.
+unit_datasets = Table(
+    "unit_datasets",
+    metadata,
+    Column("dataset", String(63), primary_key=True),
+    Column("last_unit", BigInteger, nullable=False),
+)
+
+unit_tokens = Table(
+    "unit_tokens",
+    metadata,
+    Column("dataset", String(63), primary_key=True),
+    Column("token", Text, primary_key=True),
+    Column("unit", BigInteger, nullable=False),
+    Column("rows_seen", BigInteger, nullable=False),
+    # one token per id: the lock hands out each id once, and the database holds it too
+    Index("uq_unit_tokens_dataset_unit", "dataset", "unit", unique=True),
+    # room on every page, so that each commit's rows_seen updates are HOT (no index writes)
+    postgresql_with={"fillfactor": 50},
+)
+
 
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
@@ -213,3 +245,21 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+
+
+def schema_is_current(engine: Engine) -> bool:
+    """Whether the database is at the newest migration (what :func:`upgrade` leaves).
+
+    Hub worker processes check this instead of migrating: ``tahub serve`` migrates once
+    before it starts them, so that they never race each other over a migration.
+    """
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    heads = set(ScriptDirectory.from_config(cfg).get_heads())
+    with engine.connect() as conn:
+        current = set(MigrationContext.configure(conn).get_current_heads())
+    return current == heads

@@ -119,6 +119,11 @@ class QueryEngine:
         """How many distinct organisations have a visible extract of ``dataset``."""
         return len({e.org for e in self._ingest.visible_extracts(dataset)})
 
+    def prefetch(self, dataset: str) -> None:
+        """Make every visible extract of ``dataset`` a local file (an S3 store's cache), so
+        that an unreachable store refuses the query before its cost is charged."""
+        self._files(dataset)
+
     def aggregate(self, plan: QueryPlan, parts: Sequence[Part]) -> list[list[Any]]:
         """One list per part, each with one entry per cell of the plan's public key grid.
 

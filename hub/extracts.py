@@ -56,7 +56,7 @@ from hub.extractformat import (
     extract_schema,
 )
 from hub.rowcheck import check_relation, valid_rows_sql
-from hub.units import BOUND_FIELDS, FIXED_META, FixedColumn, UnitIndex
+from hub.units import BOUND_FIELDS, FIXED_META, FixedColumn, UnitNumbering
 from hub.validation import ROW_COLUMN, Side
 
 __all__ = [
@@ -126,7 +126,7 @@ def check_extract(
     work_dir: Path | None = None,
     threads: int = 2,
     memory_limit: str = "512MB",
-    units: UnitIndex | None = None,
+    units: UnitNumbering | None = None,
     partner: str | None = None,
 ) -> ExtractReport:
     """Check the Parquet file ``path`` against ``contract`` (see the module docstring).
@@ -153,7 +153,7 @@ def _check(
     work_dir: Path | None,
     threads: int,
     memory_limit: str,
-    bounding: tuple[UnitIndex, str] | None = None,
+    bounding: tuple[UnitNumbering, str] | None = None,
 ) -> ExtractReport:
     schema = parquet.schema_arrow
     meta = {k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
@@ -404,7 +404,7 @@ def _check_rows(
     work_dir: Path | None,
     threads: int,
     memory_limit: str,
-    bounding: tuple[UnitIndex, str] | None = None,
+    bounding: tuple[UnitNumbering, str] | None = None,
 ) -> int:
     names = [f.name for f in contract.extract_fields]
     schema = pa.schema([parquet.schema_arrow.field(n) for n in names])
@@ -452,7 +452,7 @@ def _write_canonical(
     contract: Contract,
     report: ExtractReport,
     dest: Path,
-    bounding: tuple[UnitIndex, str] | None = None,
+    bounding: tuple[UnitNumbering, str] | None = None,
 ) -> None:
     """Write the checked rows, typed by the validating query and in file order, to ``dest``;
     numbered for contribution bounding first when ``bounding`` is given."""

@@ -8,7 +8,9 @@ the client-credentials grant (``POST /oauth/token``, see ``docs/ingest-api.md``)
   secret is returned once; only its argon2 hash is stored.
 * Access tokens are JWTs signed with the hub's Ed25519 key (``alg: EdDSA``, ``kid`` = the
   key's RFC 7638 thumbprint), made and checked with joserfc. The private key lives as a JWK
-  in ``<data_dir>/keys`` (mode 0600); ``jwks()`` publishes only the public parts.
+  in ``<data_dir>/keys`` (mode 0600), or, with several hub processes or replicas, in the
+  PEM file ``TAHUB_SIGNING_KEY_FILE`` they all share; ``jwks()`` publishes only the public
+  parts.
 * ``verify_token`` turns a bearer token into an :class:`~hub.actors.Actor`, refusing every
   other algorithm, unknown keys, another issuer or audience, an expired or not-yet-valid
   token (30 s leeway for clock skew) and revoked clients, each with a clear
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import time
 from collections.abc import Iterable, Iterator
@@ -247,6 +250,52 @@ class _Keys:
         return {"keys": keys}
 
 
+_PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----.+?-----END \1-----", re.DOTALL)
+
+
+class _FileKeys(_Keys):
+    """The signing key of ``TAHUB_SIGNING_KEY_FILE``, the same in every hub process.
+
+    The file holds PEM blocks: the first is the private Ed25519 key that signs; any later
+    block (a public or private Ed25519 key) only verifies. During a key rotation the
+    previous key stays as a later block until the tokens it signed have expired (the
+    procedure is in docs/operations.md).
+    """
+
+    def __init__(self, path: Path) -> None:  # the folder-based constructor does not apply
+        field = "TAHUB_SIGNING_KEY_FILE"
+        try:
+            text = path.read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not PEM text"
+            raise ConfigError(f"cannot read the signing key file {path} ({reason})",
+                              field=field) from None
+        blocks = [m.group(0) for m in _PEM_BLOCK.finditer(text)]
+        if not blocks:
+            raise ConfigError(f"signing key file {path} holds no PEM key", field=field)
+        self.by_kid = {}
+        for n, block in enumerate(blocks, 1):
+            try:
+                key = OKPKey.import_key(block.encode("ascii"))
+            except (ValueError, JoseError) as exc:
+                raise ConfigError(
+                    f"signing key file {path}: PEM block {n} is not an Ed25519 key "
+                    f"({type(exc).__name__})", field=field,
+                ) from None
+            if key.as_dict().get("crv") != "Ed25519":
+                raise ConfigError(f"signing key file {path}: PEM block {n} is not an Ed25519 "
+                                  "key", field=field)
+            if n == 1 and not key.is_private:
+                raise ConfigError(f"signing key file {path}: the first PEM block must be the "
+                                  "private key that signs (later blocks may be public keys)",
+                                  field=field)
+            self.by_kid.setdefault(key.thumbprint(), key)
+            if n == 1:
+                self.signing = key
+        if path.stat().st_mode & 0o007:  # group bits: Kubernetes mounts secrets 0440 (fsGroup)
+            log.warning("signing key file readable by others; chmod 600 it", path=str(path))
+
+
 class IdentityService:
     """Members, clients and tokens. Thread-safe: each call uses its own connection."""
 
@@ -255,7 +304,8 @@ class IdentityService:
         self._issuer = settings.public_url
         self._ttl = settings.token_ttl_seconds
         self._hasher = PasswordHasher()
-        self._keys = _Keys(settings.keys_dir)
+        key_file = settings.signing_key_file
+        self._keys = _FileKeys(key_file) if key_file else _Keys(settings.keys_dir)
         self._jws = _TokenRegistry(algorithms=[ALGORITHM])
 
     # -- members and clients ------------------------------------------------------------

@@ -11,6 +11,15 @@ One upload goes ``receiving -> committed | rejected | aborted | expired``::
                    first) and writes the canonical copy -> object put -> ONE transaction:
                    extract row (visible) + upload committed
 
+**Direct uploads** (``transfer = "direct"``, the default when the object store is S3):
+the bytes never pass through the hub. ``start_upload`` opens a multipart upload at
+``staging/<org>/<upload id>.parquet`` in the object store; the partner asks for presigned
+URLs of the parts (:meth:`IngestService.part_urls`) and PUTs them straight to the store;
+``commit_upload`` lists the parts (a missing or short part is a 409 naming it), completes
+the multipart upload, streams the object to a work file (never into memory), then runs the
+same checks and publication as a chunked upload, and deletes the staging object. An upload
+abandoned before commit is aborted by :meth:`IngestService.sweep`.
+
 The stored object is the hub's canonical copy of the checked rows, never the partner's
 bytes (see ``hub.extracts``); the extract keeps the uploaded file's size and sha256, which
 make uploads idempotent. Nothing is visible until the transaction commits, and a crash at
@@ -29,13 +38,15 @@ at this boundary. Logs carry ids and counts, never values.
 from __future__ import annotations
 
 import functools
+import hashlib
+import math
 import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 import structlog
@@ -56,10 +67,12 @@ from hub.errors import (
     Unavailable,
 )
 from hub.extracts import ExtractReport, check_extract
+from hub.metrics import Metrics
+from hub.s3store import S3Store
 from hub.settings import Settings
-from hub.staging import StagedFile, Staging
-from hub.storage import ObjectStore
-from hub.units import UnitIndex
+from hub.staging import Staging
+from hub.storage import MultipartStore, ObjectStore
+from hub.units import open_unit_index
 
 __all__ = [
     "CommitResult",
@@ -80,6 +93,12 @@ _RECEIVING, _COMMITTED, _REJECTED, _ABORTED, _EXPIRED = (
 )
 _VISIBLE, _WITHDRAWN = "visible", "withdrawn"
 _SPILL_MAX_AGE = timedelta(days=1)  # leftover DuckDB spill folders after a crash
+_CHUNKS, _DIRECT = "chunks", "direct"
+_MiB = 1024 * 1024
+_MIN_PART_BYTES = 5 * _MiB  # S3's least size of every part but the last
+_MAX_PARTS = 10_000  # S3's most parts of one multipart upload
+_MAX_URLS = 1000  # presigned part URLs per request
+_PART_URL_TTL = timedelta(hours=1)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -95,6 +114,9 @@ class UploadRequest(BaseModel):
     size: int
     sha256: str
     filename: str | None = None
+    #: chunks: PATCH the bytes to the hub; direct: PUT parts to presigned object-store
+    #: URLs; auto: direct when the hub's object store is S3, else chunks.
+    transfer: Literal["auto", "chunks", "direct"] = "auto"
 
 
 class UploadView(BaseModel):
@@ -103,9 +125,20 @@ class UploadView(BaseModel):
     contract_version: int
     size: int
     sha256: str
-    offset: int
+    offset: int  # bytes received (direct: the parts received, whatever their order)
     status: str
     chunk_bytes: int
+    expires_at: datetime
+    transfer: str = _CHUNKS
+    part_bytes: int | None = None  # direct: every part but the last has this size
+    parts: int | None = None  # direct: how many parts
+    received_parts: list[int] | None = None  # direct: part numbers the store holds
+
+
+class PartURL(BaseModel):
+    part_number: int
+    size: int
+    url: str
     expires_at: datetime
 
 
@@ -159,6 +192,22 @@ def object_key(org: str, dataset: str, extract_id: str) -> str:
     return f"extracts/{org}/{dataset}/{extract_id}.parquet"
 
 
+def staging_key(org: str, upload_id: str) -> str:
+    """Where a direct upload's bytes land in the object store before commit."""
+    return f"staging/{org}/{upload_id}.parquet"
+
+
+def _part_bytes(size: int, chunk_bytes: int) -> int:
+    """Part size of a direct upload: at least S3's 5 MiB, at most 10,000 parts, whole MiB."""
+    wanted = max(chunk_bytes, _MIN_PART_BYTES, math.ceil(size / _MAX_PARTS))
+    return math.ceil(wanted / _MiB) * _MiB
+
+
+def _part_sizes(size: int, part_bytes: int) -> list[int]:
+    count = max(1, math.ceil(size / part_bytes))
+    return [part_bytes] * (count - 1) + [size - part_bytes * (count - 1)]
+
+
 def _new_id(prefix: str) -> str:
     return prefix + secrets.token_hex(12)
 
@@ -190,13 +239,15 @@ class IngestService:
         store: ObjectStore,
         registry: ContractRegistry,
         settings: Settings,
+        metrics: Metrics | None = None,
     ) -> None:
         self._engine = engine
+        self._metrics = metrics
         self._store = store
         self._registry = registry
         self._settings = settings
         self._staging = Staging(settings.staging_dir)
-        self.units = UnitIndex(settings.data_dir / "index" / "units")
+        self.units = open_unit_index(engine, settings.data_dir / "index" / "units")
 
     # -- uploads -----------------------------------------------------------------------
     @_boundary
@@ -204,6 +255,7 @@ class IngestService:
         actor.require(Role.PARTNER)
         contract = self._registry.get(req.dataset, req.contract_version)
         sha = self._check_request(req)
+        transfer = self._transfer(req)
         now = utcnow()
         with self._engine.begin() as conn:
             dup = conn.execute(
@@ -233,17 +285,27 @@ class IngestService:
                 view = self._upload_view(unfinished, now)
                 return StartResult(upload=view, extract=None, duplicate=False, resumed=True)
             upload_id = _new_id("upl_")
+            multipart_id, part_bytes = None, None
+            if transfer == _DIRECT:  # an orphan if the insert fails: sweep aborts it
+                part_bytes = self.part_bytes_for(req.size)
+                multipart_id = self._multipart().start_multipart(
+                    staging_key(actor.org, upload_id))
             conn.execute(sa.insert(uploads).values(
                 id=upload_id, org_id=actor.org, dataset=contract.dataset,
                 contract_version=contract.version, size=req.size, sha256=sha,
                 filename=_clean_filename(req.filename), status=_RECEIVING, created_at=now,
                 updated_at=now, expires_at=now + self._ttl, extract_id=None,
+                transfer=transfer, multipart_id=multipart_id, part_bytes=part_bytes,
             ))
             row = conn.execute(sa.select(uploads).where(uploads.c.id == upload_id)).one()
-        self._staging.create(upload_id)
+        if transfer == _CHUNKS:
+            self._staging.create(upload_id)
         _log.info("upload.started", org=actor.org, upload_id=upload_id,
-                  dataset=contract.dataset, size=req.size)
-        return StartResult(upload=self._upload_view(row, now), extract=None, duplicate=False)
+                  dataset=contract.dataset, size=req.size, transfer=transfer)
+        if self._metrics is not None:
+            self._metrics.upload_started(contract.dataset)
+        return StartResult(upload=self._upload_view(row, now, fresh=True), extract=None,
+                           duplicate=False)
 
     def _check_request(self, req: UploadRequest) -> str:
         if req.size < 0:
@@ -263,6 +325,28 @@ class IngestService:
             raise InvalidInput("filename is too long", field="filename")
         return sha
 
+    def _transfer(self, req: UploadRequest) -> str:
+        direct = isinstance(self._store, MultipartStore)
+        if req.transfer == "auto":
+            return _DIRECT if direct else _CHUNKS
+        if req.transfer == _DIRECT and not direct:
+            raise InvalidInput(
+                "direct uploads need an S3 object store; this hub keeps extracts on its own "
+                "disk: use transfer 'chunks' (or 'auto')",
+                field="transfer",
+            )
+        return req.transfer
+
+    def part_bytes_for(self, size: int) -> int:
+        """The part size of a direct upload of ``size`` bytes."""
+        return _part_bytes(size, self._settings.chunk_bytes)
+
+    def _multipart(self) -> MultipartStore:
+        if not isinstance(self._store, MultipartStore):  # only for uploads made on S3
+            raise Unavailable("this upload was started for an S3 object store the hub no "
+                              "longer uses; start a new upload")
+        return self._store
+
     @property
     def _ttl(self) -> timedelta:
         return timedelta(hours=self._settings.upload_ttl_hours)
@@ -278,6 +362,9 @@ class IngestService:
         now = utcnow()
         up = self._own_upload(actor, upload_id)
         self._require_receiving(up, now)
+        if up.transfer == _DIRECT:
+            raise Conflict("this is a direct upload: PUT its parts to the URLs of "
+                           f"POST /v1/uploads/{up.id}/parts, then commit")
         limit = self._settings.chunk_bytes
         if len(data) > limit:
             raise TooLarge(f"a chunk holds at most {limit} bytes; got {len(data)}", field="body")
@@ -303,6 +390,29 @@ class IngestService:
         return self._upload_view(self._own_upload(actor, upload_id), now)
 
     @_boundary
+    def part_urls(self, actor: Actor, upload_id: str, numbers: list[int]) -> list[PartURL]:
+        """Presigned URLs to PUT the given parts of a direct upload straight to the store."""
+        actor.require(Role.PARTNER)
+        now = utcnow()
+        up = self._own_upload(actor, upload_id)
+        self._require_receiving(up, now)
+        if up.transfer != _DIRECT:
+            raise Conflict("this upload goes through the hub: PATCH its chunks instead")
+        sizes = _part_sizes(up.size, up.part_bytes)
+        if not numbers or len(numbers) > _MAX_URLS:
+            raise InvalidInput(f"ask for 1 to {_MAX_URLS} part numbers at a time",
+                               field="part_numbers")
+        bad = [n for n in numbers if not 1 <= n <= len(sizes)]
+        if bad:
+            raise InvalidInput(f"part {bad[0]} does not exist: this upload has parts 1 to "
+                               f"{len(sizes)}", field="part_numbers")
+        ttl = min(_PART_URL_TTL, up.expires_at - now)
+        store, key = self._multipart(), staging_key(up.org_id, up.id)
+        return [PartURL(part_number=n, size=sizes[n - 1], expires_at=now + ttl,
+                        url=store.presign_part(key, up.multipart_id, n, ttl))
+                for n in sorted(set(numbers))]
+
+    @_boundary
     def commit_upload(self, actor: Actor, upload_id: str) -> CommitResult:
         actor.require(Role.PARTNER)
         now = utcnow()
@@ -310,6 +420,8 @@ class IngestService:
         if up.status == _COMMITTED and up.extract_id is not None:  # a retried commit
             return CommitResult(extract=self._extract(actor, up.extract_id), duplicate=False)
         self._require_receiving(up, now)
+        if up.transfer == _DIRECT:
+            return self._commit_direct(actor, up, now)
         with self._staging.locked(up.id) as staged, self._staging.workspace() as work:
             current = staged.offset
             if current != up.size:
@@ -318,29 +430,63 @@ class IngestService:
                     offset=current,
                 )
             canonical = work / "extract.parquet"
-            report = self._verify(actor, up, staged, canonical)
+            report = self._verify(actor, up, staged.path, canonical)
             return self._publish(actor, up, canonical, report, now)
 
-    def _verify(
-        self, actor: Actor, up: Any, staged: StagedFile, canonical: Path
-    ) -> ExtractReport:
+    def _commit_direct(self, actor: Actor, up: Any, now: datetime) -> CommitResult:
+        """Parts complete -> one object -> streamed to a work file -> the same checks."""
+        store, key = self._multipart(), staging_key(up.org_id, up.id)
+        if not self._store.exists(key):  # not assembled yet (a retried commit may find it done)
+            sizes = _part_sizes(up.size, up.part_bytes)
+            held = {int(n): (etag, int(size)) for n, etag, size in
+                    store.list_parts(key, up.multipart_id)}
+            missing = [n for n, size in enumerate(sizes, 1) if held.get(n, ("", -1))[1] != size]
+            if missing:
+                raise Conflict(
+                    f"{len(missing)} of {len(sizes)} parts have not arrived whole (first: part "
+                    f"{missing[0]}); PUT them again, then commit",
+                    missing_parts=missing[:_MAX_URLS],
+                    offset=sum(s for n, s in enumerate(sizes, 1) if n not in missing),
+                )
+            store.complete_multipart(key, up.multipart_id,
+                                     [(n, held[n][0]) for n in range(1, len(sizes) + 1)])
+        with self._staging.workspace() as work:
+            raw = work / "upload.parquet"
+            try:
+                store.download(key, raw)
+            except NotFound:  # a concurrent commit published it and removed the bytes
+                again = self._own_upload(actor, up.id)
+                if again.status == _COMMITTED and again.extract_id is not None:
+                    return CommitResult(extract=self._extract(actor, again.extract_id),
+                                        duplicate=False)
+                raise Conflict("the upload's bytes are gone from the object store; "
+                               "start a new upload") from None
+            canonical = work / "extract.parquet"
+            report = self._verify(actor, up, raw, canonical)
+            result = self._publish(actor, up, canonical, report, now)
+        self._store.delete(key)
+        return result
+
+    def _verify(self, actor: Actor, up: Any, raw: Path, canonical: Path) -> ExtractReport:
         """Checksum and contract; any failure rejects the upload and discards its bytes."""
         try:
             contract = self._registry.get(up.dataset, up.contract_version)
-            if staged.sha256() != up.sha256:
+            if _sha256(raw) != up.sha256:
                 raise ExtractInvalid(
                     "the uploaded bytes do not match the declared sha256; "
                     "the upload is discarded, start again",
                     field="sha256",
                     errors=[RowError(field="sha256", reason="checksum mismatch")],
                 )
-            return check_extract(staged.path, contract, canonical=canonical,
+            return check_extract(raw, contract, canonical=canonical,
                                  work_dir=canonical.parent, units=self.units,
                                  partner=actor.org)
         except (InvalidInput, NotFound) as exc:
-            self._finish(up.id, _REJECTED)
+            self._finish(up, _REJECTED)
             _log.info("upload.rejected", org=actor.org, upload_id=up.id, code=exc.code,
                       total_errors=exc.total_errors)
+            if self._metrics is not None:
+                self._metrics.upload_rejected(up.dataset)
             raise
 
     def _publish(
@@ -377,6 +523,8 @@ class IngestService:
         self._staging.remove(up.id)
         _log.info("upload.committed", org=actor.org, upload_id=up.id, extract_id=extract_id,
                   rows=report.rows)
+        if self._metrics is not None:
+            self._metrics.upload_committed(up.dataset, up.size)
         return CommitResult(extract=self._extract(actor, extract_id), duplicate=False)
 
     def _commit_duplicate(self, actor: Actor, up: Any) -> CommitResult:
@@ -411,8 +559,11 @@ class IngestService:
             raise Conflict("the upload is committed; withdraw its extract instead")
         if up.status != _RECEIVING:
             return  # already finished: aborting again changes nothing
-        with self._staging.locked(up.id):
-            self._finish(up.id, _ABORTED)
+        if up.transfer == _DIRECT:
+            self._finish(up, _ABORTED)
+        else:
+            with self._staging.locked(up.id):
+                self._finish(up, _ABORTED)
         _log.info("upload.aborted", org=actor.org, upload_id=up.id)
 
     # -- extracts ----------------------------------------------------------------------
@@ -479,6 +630,9 @@ class IngestService:
         now = now or utcnow()
         staged = self._staging.upload_ids()
         keys = list(self._store.keys("extracts/"))
+        multipart = self._store if isinstance(self._store, MultipartStore) else None
+        direct_keys = list(self._store.keys("staging/")) if multipart else []
+        pending = list(multipart.list_multipart("staging/")) if multipart else []
         with self._engine.begin() as conn:
             expired = conn.execute(
                 sa.select(uploads.c.id).where(
@@ -511,7 +665,18 @@ class IngestService:
             if key not in referenced and PurePosixPath(key).stem not in reserved:
                 self._store.delete(key)
                 orphans += 1
+        # direct uploads: multipart uploads and assembled objects of finished uploads
+        for key, multipart_id, _initiated in pending:
+            if PurePosixPath(key).stem not in live and multipart is not None:
+                multipart.abort_multipart(key, multipart_id)
+                removed += 1
+        for key in direct_keys:
+            if PurePosixPath(key).stem not in live:
+                self._store.delete(key)
+                removed += 1
         self._staging.remove_stale_workspaces(_SPILL_MAX_AGE)
+        if isinstance(self._store, S3Store):  # local copies of extracts withdrawn anywhere
+            self._store.prune_cache(referenced)
         report = SweepReport(len(expired), removed, orphans)
         _log.info("ingest.swept", expired_uploads=report.expired_uploads,
                   staging_files_removed=removed, orphan_objects_removed=orphans)
@@ -557,26 +722,45 @@ class IngestService:
         if done.rowcount != 1:
             raise Conflict("the upload was aborted or expired meanwhile")
 
-    def _finish(self, upload_id: str, status: str) -> None:
+    def _finish(self, up: Any, status: str) -> None:
         with self._engine.begin() as conn:
             conn.execute(
                 sa.update(uploads)
-                .where(uploads.c.id == upload_id, uploads.c.status == _RECEIVING)
+                .where(uploads.c.id == up.id, uploads.c.status == _RECEIVING)
                 .values(status=status, updated_at=utcnow())
             )
-        self._staging.remove(upload_id)
+        if up.transfer == _DIRECT:  # what remains of it in the store; sweep retries on failure
+            key = staging_key(up.org_id, up.id)
+            self._multipart().abort_multipart(key, up.multipart_id)
+            self._store.delete(key)
+        else:
+            self._staging.remove(up.id)
 
-    def _upload_view(self, row: Any, now: datetime) -> UploadView:
-        offset = self._staging.offset(row.id)
-        if offset is None:
-            offset = row.size if row.status == _COMMITTED else 0
+    def _upload_view(self, row: Any, now: datetime, *, fresh: bool = False) -> UploadView:
         status = row.status
         if status == _RECEIVING and row.expires_at <= now:
             status = _EXPIRED
+        direct: dict[str, Any] = {}
+        if row.transfer == _DIRECT:
+            sizes = _part_sizes(row.size, row.part_bytes)
+            received = list(range(1, len(sizes) + 1)) if status == _COMMITTED else []
+            if status == _RECEIVING and not fresh:
+                whole = {int(n) for n, _etag, size in self._multipart().list_parts(
+                    staging_key(row.org_id, row.id), row.multipart_id)
+                    if 1 <= int(n) <= len(sizes) and int(size) == sizes[int(n) - 1]}
+                received = sorted(whole)
+            offset = sum(sizes[n - 1] for n in received)
+            direct = {"part_bytes": row.part_bytes, "parts": len(sizes),
+                      "received_parts": received}
+        else:
+            staged = self._staging.offset(row.id)
+            offset = staged if staged is not None else (
+                row.size if row.status == _COMMITTED else 0)
         return UploadView(
             id=row.id, dataset=row.dataset, contract_version=row.contract_version,
             size=row.size, sha256=row.sha256, offset=offset, status=status,
             chunk_bytes=self._settings.chunk_bytes, expires_at=row.expires_at,
+            transfer=row.transfer, **direct,
         )
 
 
@@ -587,6 +771,11 @@ def _extract_view(row: Any) -> ExtractView:
         sha256=row.sha256, key_id=row.key_id, status=row.status, created_at=row.created_at,
         withdrawn_at=row.withdrawn_at, report=dict(row.report),
     )
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _clean_filename(name: str | None) -> str | None:

@@ -23,6 +23,13 @@ engine's ``busy_timeout``); on PostgreSQL the transaction first locks the datase
 ``budget_locks`` with ``SELECT ... FOR UPDATE`` and then, under READ COMMITTED, reads the
 spending committed by every earlier holder of the lock.
 
+Clock: entry timestamps and the month a charge falls in come from the database server's
+clock on PostgreSQL (``clock_timestamp()``, read inside the locked transaction, or
+:meth:`Ledger.now`), so hub processes on hosts whose clocks disagree still agree on which
+period is current and cannot each spend a period's cap. On SQLite, whose hub processes share
+one host, it is that host's clock (:func:`hub.db.utcnow`). An explicit ``now`` (tests,
+administration) overrides it.
+
 Zero cost: a zero-cost charge is written like any other (amount 0), so that every release
 still has its entry and the audit trail shows every query.
 
@@ -105,9 +112,7 @@ def _new_id(prefix: str) -> str:
     return prefix + secrets.token_hex(12)
 
 
-def _utc(value: datetime | None) -> datetime:
-    if value is None:
-        return utcnow()
+def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -172,6 +177,20 @@ class Ledger:
         except SQLAlchemyError as exc:
             raise Unavailable("the metadata store is unavailable; retry later") from exc
 
+    def _now(self, conn: Connection) -> datetime:
+        """The ledger's clock on ``conn``: the server's on PostgreSQL (module docstring)."""
+        if self.engine.dialect.name != "postgresql":
+            return utcnow()
+        return _utc(conn.execute(sa.select(sa.func.clock_timestamp())).scalar_one())
+
+    def now(self) -> datetime:
+        """The ledger's clock (the database server's on PostgreSQL), for callers that decide
+        which period is current, as :class:`hub.query_service.QueryService` does."""
+        if self.engine.dialect.name != "postgresql":
+            return utcnow()
+        with self._reading() as conn:
+            return self._now(conn)
+
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
         try:
@@ -212,15 +231,16 @@ class Ledger:
         rules of :func:`hub.budget.check_charge` (raising ``BudgetExceeded`` naming the
         rule, with ``requested`` and ``remaining``), then insert a ``charged`` entry.
         ``shape`` describes the query (fields, functions, bounds), never a data value.
+        ``now`` defaults to the ledger's clock, read once the lock is held.
         """
-        when = _utc(now)
         if not isinstance(query_key, str) or not _QUERY_KEY.fullmatch(query_key):
             raise InvalidInput("query_key must be a lowercase hex sha256 digest",
                                field="query_key")
         if not dataset:
             raise InvalidInput("dataset is required", field="dataset")
-        if cost.measure is not limits.measure:
-            check_charge(limits, cost, Spend(Fraction(0), Fraction(0), Fraction(0)), now=when)
+        if cost.measure is not limits.measure:  # refused on the measure, whatever the time
+            check_charge(limits, cost, Spend(Fraction(0), Fraction(0), Fraction(0)),
+                         now=utcnow() if now is None else _utc(now))
         amount = Fraction(cost.amount)
         if amount.numerator > _INT64 or amount.denominator > _INT64:
             raise InvalidInput(f"the cost {amount} cannot be stored exactly; use a simpler "
@@ -228,6 +248,7 @@ class Ledger:
         summary = _json_object(shape, "shape")
         entry_id = _new_id("led_")
         with self._locked(dataset) as conn:
+            when = self._now(conn) if now is None else _utc(now)
             spent = self._spent(conn, dataset=dataset, org=org, limits=limits, now=when)
             check_charge(limits, cost, spent, now=when)
             conn.execute(sa.insert(ledger_entries).values(
@@ -249,10 +270,10 @@ class Ledger:
         stored release is returned and this entry is marked ``failed``: its budget stays
         spent, and the member keeps seeing one answer per question.
         """
-        when = _utc(now)
         stored = _json_object(result, "result")
         le, rel = ledger_entries, releases
         with self._locked(charge.dataset) as conn:
+            when = self._now(conn) if now is None else _utc(now)
             existing = self._find(conn, dataset=charge.dataset, org=charge.org,
                                   query_key=charge.query_key)
             new_status = FAILED if existing is not None else RELEASED
@@ -309,8 +330,8 @@ class Ledger:
     def balance(self, *, dataset: str, org: str, limits: BudgetLimits,
                 now: datetime | None = None) -> Balance:
         """What ``org`` has spent and has left on ``dataset`` under ``limits`` (exact)."""
-        when = _utc(now)
         with self._reading() as conn:
+            when = self._now(conn) if now is None else _utc(now)
             spent = self._spent(conn, dataset=dataset, org=org, limits=limits, now=when)
         return Balance.of(dataset=dataset, org=org, limits=limits, spent=spent)
 

@@ -3,7 +3,8 @@
 ``configure_logging(settings)`` is called by the app's lifespan and the CLI, never at import.
 The standard library's loggers (uvicorn, alembic) go through the same renderer, so one
 deployment writes one format. The HTTP layer binds ``request_id`` into structlog's
-context variables; every line logged while serving that request carries it.
+context variables; every line logged while serving that request carries it. With several
+worker processes (``TAHUB_WORKERS`` > 1) every line also carries the worker's ``pid``.
 
 Secrets never reach a log line: a processor replaces the value of any key that names a
 secret, token or credential (``client_secret``, ``access_token``, ``authorization``...),
@@ -13,6 +14,7 @@ and the code logs client ids and token ids (``jti``), never the tokens themselve
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import MutableMapping
 from typing import Any
@@ -50,6 +52,14 @@ def redact_secrets(
     return event_dict
 
 
+def _add_pid(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: the process id (``tahub serve --workers N``)."""
+    event_dict.setdefault("pid", os.getpid())
+    return event_dict
+
+
 def configure_logging(settings: Settings) -> None:
     """Route structlog and the standard library's logging through one renderer (idempotent)."""
     level = logging.getLevelName(settings.log_level.upper())
@@ -62,6 +72,8 @@ def configure_logging(settings: Settings) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         redact_secrets,
     ]
+    if settings.workers > 1:  # which worker process wrote the line
+        shared.insert(-1, _add_pid)
     renderer: Any
     if settings.log_json:
         renderer = structlog.processors.JSONRenderer()

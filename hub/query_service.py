@@ -10,6 +10,7 @@ The path of a query (STYLE.md: check, then spend, then run; a repeated request s
       -> ledger.find_release(plan.key)         the same question again: stored, free
       -> cost: the plan's, or solved from a target accuracy (cap: per_query)
       -> calibration of every measure (hub.privacy), BEFORE anything is spent
+      -> engine.prefetch(dataset)              extracts in the local cache (S3 down: 503)
       -> ledger.charge                         BudgetExceeded refusals write nothing
       -> engine.aggregate(plan, parts)         exact cells over the bounded rows (DuckDB)
       -> OpenDP noise, intervals, post-processing (hub.privacy)
@@ -56,6 +57,7 @@ from hub.contracts import ContractRegistry, FieldType
 from hub.engine import Part, PartKind
 from hub.errors import BudgetExceeded, Forbidden, InvalidInput, NotFound, TahubError, Unavailable
 from hub.ledger import Charge, Ledger, Release
+from hub.metrics import Metrics
 from hub.policies import Function, Policy, PolicySet, contract_clamp, shared_field
 from hub.privacy import (
     Estimate,
@@ -105,6 +107,8 @@ class Aggregator(Protocol):
     """What the service needs of the query engine (hub.engine.QueryEngine)."""
 
     def partners(self, dataset: str) -> int: ...
+
+    def prefetch(self, dataset: str) -> None: ...
 
     def aggregate(self, plan: QueryPlan, parts: Sequence[Part]) -> list[list[Any]]: ...
 
@@ -218,12 +222,14 @@ class QueryService:
     """
 
     def __init__(self, *, policies: PolicySource, registry: ContractRegistry, ledger: Ledger,
-                 engine: Aggregator, clock: Callable[[], datetime] | None = None) -> None:
+                 engine: Aggregator, clock: Callable[[], datetime] | None = None,
+                 metrics: Metrics | None = None) -> None:
+        self._metrics = metrics
         self._policies = policies
         self._registry = registry
         self._ledger = ledger
         self._engine = engine
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock or ledger.now  # the database server's clock on PostgreSQL
 
     # -- planning (writes nothing) --------------------------------------------------------
     def _plan(self, actor: Actor, data: Any) -> QueryPlan:
@@ -282,13 +288,18 @@ class QueryService:
                                            query_key=plan.key)
         if stored is not None:
             log.info("query.reused", dataset=plan.dataset, query_id=stored.entry_id)
+            if self._metrics is not None:
+                self._metrics.query(plan.dataset, "reused")
             return self._reused(stored, plan)
         cost = self._cost(plan)
         measures = _compile(plan, cost)  # every scale checked before anything is spent
+        self._engine.prefetch(plan.dataset)  # an object store outage: 503, nothing spent
         charge = self._ledger.charge(
             dataset=plan.dataset, org=actor.org, limits=plan.limits, cost=cost,
             query_key=plan.key, shape=_shape(plan), now=self._clock(),
         )
+        if self._metrics is not None:  # spent from here on, whatever happens next
+            self._metrics.budget_spent(plan.dataset, cost.measure.symbol, cost.amount)
         try:
             result = self._release(plan, measures, charge)
             release = self._ledger.record_release(charge, result)
@@ -303,6 +314,8 @@ class QueryService:
             raise
         log.info("query.released", dataset=plan.dataset, query_id=charge.id,
                  cells=plan.cells, cost=str(cost.amount))
+        if self._metrics is not None:
+            self._metrics.query(plan.dataset, "released")
         if release.entry_id != charge.id:  # an identical query raced us: one answer
             return self._reused(release, plan)
         out = dict(release.result)
@@ -312,6 +325,8 @@ class QueryService:
     def _failed(self, charge: Charge, exc: BaseException) -> None:
         log.error("query.failed_after_charge", query_id=charge.id, dataset=charge.dataset,
                   error=type(exc).__name__)
+        if self._metrics is not None:
+            self._metrics.query(charge.dataset, "failed")
         try:
             self._ledger.mark_failed(charge)
         except TahubError:  # already released, or the store is down: the entry stays spent

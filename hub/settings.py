@@ -7,12 +7,23 @@ generated from the field descriptions below and a test keeps the two in step.
 
 from __future__ import annotations
 
+import os
+import re
+import tomllib
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
-__all__ = ["Settings"]
+from hub.errors import ConfigError, RowError
+
+__all__ = ["Settings", "load_settings"]
 
 MiB = 1024 * 1024
 
@@ -32,8 +43,43 @@ class Settings(BaseSettings):
     )
     storage: str = Field(
         default="",
-        description="Object storage for committed extracts. Empty: the local folder "
-        "<data_dir>/objects (file:// URLs are accepted too).",
+        description="Object storage for committed extracts: `s3://<bucket>[/<prefix>]` "
+        "(S3 or MinIO, see the `TAHUB_S3_*` settings; the bucket must exist), "
+        "`file:///abs/path` or `memory://` (tests). Empty: the local folder "
+        "<data_dir>/objects.",
+    )
+    s3_endpoint: str = Field(
+        default="",
+        description="URL of the S3-compatible server, e.g. `https://minio.internal:9000`; "
+        "the scheme decides TLS. Empty: AWS S3.",
+    )
+    s3_public_endpoint: str = Field(
+        default="",
+        description="The object store's URL as connectors reach it, written into presigned "
+        "upload URLs. Empty: the same as TAHUB_S3_ENDPOINT.",
+    )
+    s3_access_key: str = Field(default="", description="Access key of the hub's S3 user.")
+    s3_secret_key: SecretStr = Field(
+        default=SecretStr(""), description="Secret key of the hub's S3 user."
+    )
+    s3_region: str = Field(default="us-east-1", description="Region of the bucket.")
+    s3_sse: str = Field(
+        default="none",
+        pattern=r"^(none|s3|kms:\S+)$",
+        description="Server-side encryption of every object the hub writes: `none`, `s3` "
+        "(keys managed by the store, SSE-S3) or `kms:<key id>` (SSE-KMS, needs https).",
+    )
+    cache_dir: Path | None = Field(
+        default=None,
+        description="Folder of local copies of committed extracts that queries read when "
+        "the storage is S3 (shared safely by the hub processes of one host). Empty: "
+        "<data_dir>/cache.",
+    )
+    cache_bytes: int = Field(
+        default=20 * 1024 * MiB,
+        ge=1,
+        description="Size bound of TAHUB_CACHE_DIR, in bytes; the least recently used "
+        "copies not in use by a query are removed first.",
     )
     contracts_dir: Path | None = Field(
         default=None,
@@ -68,10 +114,58 @@ class Settings(BaseSettings):
         ge=1,
         description="Hours an unfinished upload can be resumed before it is cleaned up.",
     )
+    sweep_interval_minutes: int = Field(
+        default=60,
+        ge=0,
+        description="Minutes between sweeps of expired uploads (and their multipart parts in "
+        "S3), orphan objects and stale cache copies while the hub runs; 0: only at start.",
+    )
     log_level: str = Field(default="INFO", description="Log level (DEBUG, INFO, WARNING...).")
     log_json: bool = Field(
         default=False, description="Write logs as JSON lines instead of console text."
     )
+    settings_file: Path | None = Field(
+        default=None,
+        description="A TOML file of these settings: the names below without `TAHUB_`, in "
+        "lower case (`storage = \"s3://tahub\"`, `workers = 4`). Environment variables "
+        "override it.",
+    )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="Hub processes `tahub serve` starts on the one port (`--workers`); "
+        "migrations run once before they start.",
+    )
+    shutdown_grace_seconds: int = Field(
+        default=30,
+        ge=0,
+        le=3600,
+        description="On SIGTERM, how long in-flight requests (an upload chunk, a query) "
+        "may take to finish before they are cancelled.",
+    )
+    signing_key_file: Path | None = Field(
+        default=None,
+        description="PEM file of the Ed25519 private key that signs access tokens, shared "
+        "by every hub process and replica; later PEM blocks in it only verify (key "
+        "rotation, docs/operations.md). Empty: a key made in <data_dir>/keys.",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then ``TAHUB_*`` variables, then the settings file, then defaults."""
+        path = init_settings().get("settings_file") or env_settings().get("settings_file")
+        if not path:
+            return init_settings, env_settings, dotenv_settings, file_secret_settings
+        toml = _toml_source(settings_cls, Path(path))
+        return init_settings, env_settings, dotenv_settings, toml, file_secret_settings
 
     @model_validator(mode="after")
     def _defaults_from_data_dir(self) -> Settings:
@@ -91,3 +185,73 @@ class Settings(BaseSettings):
     @property
     def keys_dir(self) -> Path:
         return self.data_dir / "keys"
+
+    @property
+    def extract_cache_dir(self) -> Path:
+        return self.cache_dir if self.cache_dir is not None else self.data_dir / "cache"
+
+
+_FILE_FIELD = "TAHUB_SETTINGS_FILE"
+
+
+def _toml_source(settings_cls: type[BaseSettings], path: Path) -> TomlConfigSettingsSource:
+    """The settings file as a source; a missing or malformed file is a ConfigError."""
+    if not path.is_file():
+        raise ConfigError(f"settings file {path} does not exist", field=_FILE_FIELD)
+    try:
+        source = TomlConfigSettingsSource(settings_cls, toml_file=path)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"settings file {path} is not valid TOML: {exc}",
+                          field=_FILE_FIELD) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read settings file {path} ({exc.strerror or exc})",
+                          field=_FILE_FIELD) from None
+    if "settings_file" in source.toml_data:
+        raise ConfigError(f"settings file {path}: settings_file cannot be set inside a "
+                          "settings file", field=_FILE_FIELD)
+    return source
+
+
+def _file_line(path: Path, key: str) -> int | None:
+    """The line of ``path`` that sets ``key`` (for error messages), if there is one."""
+    pattern = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return next((n for n, line in enumerate(lines, 1) if pattern.match(line)), None)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from ``overrides`` (None values ignored), ``TAHUB_*`` variables and the
+    settings file, in that order of precedence.
+
+    A bad value is a :class:`~hub.errors.ConfigError` listing every problem, each named by
+    its environment variable, or by the settings file, line and key it came from.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+    env = {k.upper() for k in os.environ}
+    path_value = given.get("settings_file") or next(
+        (v for k, v in os.environ.items() if k.upper() == _FILE_FIELD), None
+    )
+    path = Path(path_value) if path_value else None
+    file_keys = set(_toml_source(Settings, path).toml_data) if path is not None else set()
+    rows = []
+    for e in errors:
+        key = ".".join(map(str, e["loc"]))
+        variable = f"TAHUB_{key.upper()}"
+        if path is not None and key in file_keys and key not in given and variable not in env:
+            line = _file_line(path, key)
+            reason = e["msg"]
+            if e["type"] == "extra_forbidden":
+                reason = ("unknown setting (keys are the setting names without TAHUB_, in "
+                          "lower case; docs/settings.md)")
+            where = f"{path}:{line}" if line is not None else str(path)
+            rows.append(RowError(field=f"{where}: {key}", reason=reason))
+        else:
+            rows.append(RowError(field=variable, reason=e["msg"]))
+    raise ConfigError("invalid settings", errors=rows)

@@ -2,35 +2,52 @@
 
 The hub keeps each committed extract as one immutable object under
 ``extracts/<org id>/<dataset>/<extract id>.parquet``. The metadata store (``hub.db``) says
-which objects are visible; the store only holds bytes. Two backends:
+which objects are visible; the store only holds bytes. Three backends:
 
 * :class:`LocalFolderStore` (``file:///abs/path``), the embedded default: every write goes
   to a temporary file in the destination folder, is fsynced, then renamed over the key, so
   a reader never sees a partial object, even after a crash;
-* :class:`MemoryStore` (``memory://``), for unit tests.
+* :class:`MemoryStore` (``memory://``), for unit tests;
+* :class:`S3Store` (``s3://bucket[/prefix]``), S3 or MinIO (:mod:`hub.s3store`): sha256
+  metadata on every object, server-side encryption, a local cache of extracts for queries,
+  and the multipart primitives of :class:`MultipartStore` (parts sent by the connector
+  straight to the bucket through presigned URLs).
 
-An S3/MinIO backend comes later behind the same :class:`ObjectStore` protocol.
+Key rules are in :mod:`hub.objectkeys`. ``ping()`` is the readiness check; a store that
+cannot be reached raises :class:`~hub.errors.Unavailable`, never a driver exception.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import tempfile
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
-from hub.errors import ConfigError, InvalidInput, NotFound
+from hub.errors import ConfigError, NotFound, Unavailable
+from hub.objectkeys import TMP_PREFIX, check_key, check_prefix
+from hub.s3store import MultipartUpload, S3Store, UploadPart, open_s3
 
-__all__ = ["LocalFolderStore", "MemoryStore", "ObjectStore", "check_key", "open_store"]
+if TYPE_CHECKING:
+    from hub.settings import Settings
 
-_SEGMENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.=-]*$")
-_TMP_PREFIX = ".tmp-"
+__all__ = [
+    "LocalFolderStore",
+    "MemoryStore",
+    "MultipartStore",
+    "MultipartUpload",
+    "ObjectStore",
+    "S3Store",
+    "UploadPart",
+    "check_key",
+    "open_store",
+]
 
 
 @runtime_checkable
@@ -57,23 +74,47 @@ class ObjectStore(Protocol):
         """Every key starting with ``prefix``, sorted."""
         ...
 
-
-def check_key(key: str) -> str:
-    """Refuse keys that could escape the store: absolute, empty segments, '.' or '..'."""
-    segments = key.split("/")
-    if not key or len(key) > 512 or not all(_SEGMENT_RE.match(s) for s in segments):
-        raise InvalidInput(
-            f"invalid object key {key!r}: use relative '/'-separated names of letters, "
-            "digits, '_', '-', '.' and '=' (no '..', no leading '/' or '.')",
-            field="key",
-        )
-    return key
+    def ping(self) -> None:
+        """Check the store can be written now (readiness); ``Unavailable`` if not."""
+        ...
 
 
-def _check_prefix(prefix: str) -> str:
-    if prefix:
-        check_key(prefix.rstrip("/"))
-    return prefix
+@runtime_checkable
+class MultipartStore(Protocol):
+    """A store that takes large objects in parts sent straight to it by presigned URLs.
+
+    The hub starts an upload, hands out one presigned URL per part, lists what arrived,
+    then completes (the object appears at once, whole) or aborts it.
+    """
+
+    def start_multipart(self, key: str, sha256: str | None = None) -> str:
+        """Start an upload to ``key``; its upload id. ``sha256`` is recorded as metadata."""
+        ...
+
+    def presign_part(
+        self, key: str, upload_id: str, part_number: int, expires: timedelta,
+        public: bool = True,
+    ) -> str:
+        """A URL that takes one ``PUT`` of part ``part_number`` until ``expires`` passes."""
+        ...
+
+    def list_parts(self, key: str, upload_id: str) -> list[UploadPart]: ...
+
+    def complete_multipart(
+        self, key: str, upload_id: str, parts: Sequence[UploadPart | tuple[int, str]]
+    ) -> None:
+        """Assemble ``parts`` (part number, etag) in order into the object ``key``."""
+        ...
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Drop an upload and its parts; aborting an unknown upload does nothing."""
+        ...
+
+    def list_multipart(self, prefix: str = "") -> list[MultipartUpload]: ...
+
+    def download(self, key: str, dest: Path) -> None:
+        """Stream ``key`` into the file ``dest`` (replaced whole, never partial)."""
+        ...
 
 
 class LocalFolderStore:
@@ -92,7 +133,7 @@ class LocalFolderStore:
     def put_file(self, key: str, source: Path) -> None:
         dest = self._path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=dest.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX, dir=dest.parent)
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as out, source.open("rb") as src:
@@ -104,6 +145,18 @@ class LocalFolderStore:
             tmp.unlink(missing_ok=True)
             raise
         _fsync_dir(dest.parent)
+
+    def ping(self) -> None:
+        """Write and remove a probe file under the root (created if missing)."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=TMP_PREFIX + "ping-", dir=self.root)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise Unavailable(
+                f"the object store folder cannot be written ({type(exc).__name__})"
+            ) from None
 
     def local_path(self, key: str) -> Path:
         path = self._path(key)
@@ -127,14 +180,14 @@ class LocalFolderStore:
             parent = parent.parent
 
     def keys(self, prefix: str = "") -> Iterator[str]:
-        _check_prefix(prefix)
+        check_prefix(prefix)
         if not self.root.is_dir():
             return iter(())
         found = []
         for dirpath, _dirs, files in os.walk(self.root):
             rel = Path(dirpath).relative_to(self.root)
             for name in files:
-                if name.startswith(_TMP_PREFIX):
+                if name.startswith(TMP_PREFIX):
                     continue
                 key = (rel / name).as_posix()
                 if key.startswith(prefix):
@@ -182,17 +235,23 @@ class MemoryStore:
     def exists(self, key: str) -> bool:
         return check_key(key) in self._objects
 
+    def ping(self) -> None:
+        """Always reachable."""
+
     def delete(self, key: str) -> None:
         self._objects.pop(check_key(key), None)
 
     def keys(self, prefix: str = "") -> Iterator[str]:
-        _check_prefix(prefix)
+        check_prefix(prefix)
         return iter(sorted(k for k in self._objects if k.startswith(prefix)))
 
 
-def open_store(url: str) -> ObjectStore:
-    """The store a ``TAHUB_STORAGE`` URL names: ``file:///abs/path`` or ``memory://``."""
+def open_store(url: str, settings: Settings | None = None) -> ObjectStore:
+    """The store a ``TAHUB_STORAGE`` URL names: ``s3://bucket[/prefix]`` (configured by
+    ``settings``; the bucket must exist), ``file:///abs/path`` or ``memory://``."""
     parts = urlsplit(url)
+    if parts.scheme == "s3":
+        return open_s3(url, parts, settings)
     if parts.scheme == "memory" and not parts.netloc.strip("/") and not parts.path.strip("/"):
         return MemoryStore()
     if parts.scheme == "file" and parts.netloc in ("", "localhost") and parts.path.startswith("/"):
@@ -203,7 +262,7 @@ def open_store(url: str) -> ObjectStore:
             )
         return LocalFolderStore(Path(unquote(parts.path)))
     raise ConfigError(
-        f"TAHUB_STORAGE {url!r} is not supported: use file:///absolute/path "
-        "(or leave it empty for <data_dir>/objects)",
+        f"TAHUB_STORAGE {url!r} is not supported: use s3://<bucket>[/<prefix>], "
+        "file:///absolute/path (or leave it empty for <data_dir>/objects)",
         field="TAHUB_STORAGE",
     )

@@ -5,11 +5,19 @@ every service (:func:`build_services`: metadata store migrated to the latest sch
 contract registry, object store, ingest and identity services), runs the ingest sweep
 (expired uploads, orphan objects) and keeps them on ``app.state``. The CLI's admin commands
 use the same :func:`build_services`, so the server and the CLI never wire things twice.
+
+With several worker processes (``tahub serve --workers N``) uvicorn imports
+:func:`app_from_env` in each worker: settings come from the environment (and the settings
+file), and the workers neither migrate nor sweep, because ``tahub serve`` did both once
+before starting them; a worker only checks that the schema is current.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import ipaddress
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,21 +33,22 @@ from hub import __version__
 from hub.api.oauth import TOKEN_PATH, TokenServer
 from hub.api.oauth import router as oauth_router
 from hub.api.problems import RequestContext, install_problem_handlers
-from hub.api.routes import extracts, meta, queries, uploads
+from hub.api.routes import extracts, meta, ops, queries, uploads
 from hub.contracts import ContractRegistry
-from hub.db import make_engine, upgrade
+from hub.db import make_engine, schema_is_current, upgrade
 from hub.engine import QueryEngine
 from hub.errors import ConfigError
 from hub.identity import IdentityService
 from hub.ingest import IngestService
 from hub.ledger import Ledger
 from hub.logging import configure_logging
+from hub.metrics import Metrics
 from hub.policystore import PolicyStore
 from hub.query_service import QueryService
-from hub.settings import Settings
+from hub.settings import Settings, load_settings
 from hub.storage import ObjectStore, open_store
 
-__all__ = ["Services", "build_services", "create_app"]
+__all__ = ["Services", "app_from_env", "build_services", "create_app"]
 
 log = structlog.get_logger(__name__)
 
@@ -68,20 +77,32 @@ class Services:
         self.engine.dispose()
 
 
-def build_services(settings: Settings) -> Services:
-    """Open the metadata store (migrated to head), contracts, object store and services."""
+def build_services(
+    settings: Settings, metrics: Metrics | None = None, *, migrate: bool = True
+) -> Services:
+    """Open the metadata store (migrated to head), contracts, object store and services.
+
+    ``migrate=False`` (worker processes) only checks that the schema is at head.
+    """
     registry = ContractRegistry.load(settings.contracts_dir)
     policies = PolicyStore.load(settings.policies_dir, registry)
-    store = open_store(settings.storage)
+    store = open_store(settings.storage, settings)
     engine = make_engine(settings.database_url)
     try:
-        upgrade(engine)
-        ingest = IngestService(engine=engine, store=store, registry=registry, settings=settings)
+        if migrate:
+            upgrade(engine)
+        elif not schema_is_current(engine):
+            raise ConfigError(
+                "the metadata store is not at the latest schema; run `tahub admin migrate`",
+                field="TAHUB_DATABASE_URL",
+            )
+        ingest = IngestService(engine=engine, store=store, registry=registry, settings=settings,
+                               metrics=metrics)
         identity = IdentityService(engine=engine, settings=settings)
         ledger = Ledger(engine)
         query_engine = QueryEngine(store=store, ingest=ingest, settings=settings)
         queries = QueryService(policies=policies, registry=registry, ledger=ledger,
-                               engine=query_engine)
+                               engine=query_engine, metrics=metrics)
     except SQLAlchemyError as exc:
         engine.dispose()
         raise ConfigError(
@@ -114,22 +135,44 @@ def _is_secure_issuer(url: str) -> bool:
         return False
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The hub's ASGI app; nothing is opened until its lifespan starts."""
+async def _sweep_every(services: Services, seconds: float) -> None:
+    """The ingest sweep, again and again while the hub runs (every process: the sweep is safe
+    to run concurrently, see hub.ingest); a failure is logged and retried next time."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            report = await run_in_threadpool(services.ingest.sweep)
+        except Exception as exc:  # keep sweeping: the store may be back next time
+            log.warning("sweep failed", error=type(exc).__name__)
+        else:
+            log.debug("swept", **dataclasses.asdict(report))
+
+
+def create_app(settings: Settings, *, startup_tasks: bool = True) -> FastAPI:
+    """The hub's ASGI app; nothing is opened until its lifespan starts.
+
+    ``startup_tasks=False`` skips the migrations and the ingest sweep (a worker of
+    ``tahub serve --workers N``, which ran them once before starting the workers).
+    """
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings)
-        services = await run_in_threadpool(build_services, settings)
+        services = await run_in_threadpool(
+            build_services, settings, metrics, migrate=startup_tasks
+        )
+        sweeper: asyncio.Task[None] | None = None
         try:
-            report = await run_in_threadpool(services.ingest.sweep)
+            swept: dict[str, int] = {}
+            if startup_tasks:  # else `tahub serve` swept once, before starting the workers
+                swept = dataclasses.asdict(await run_in_threadpool(services.ingest.sweep))
             log.info(
                 "hub started",
                 version=__version__,
                 public_url=settings.public_url,
-                expired_uploads=report.expired_uploads,
-                staging_files_removed=report.staging_files_removed,
-                orphan_objects_removed=report.orphan_objects_removed,
+                pid=os.getpid(),
+                **swept,
             )
             if not _is_secure_issuer(settings.public_url):
                 log.warning(
@@ -143,8 +186,13 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.token_server = TokenServer(
                 services.identity, settings.public_url + TOKEN_PATH
             )
+            if settings.sweep_interval_minutes:
+                sweeper = asyncio.create_task(_sweep_every(
+                    services, settings.sweep_interval_minutes * 60))
             yield
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
             services.close()
 
     app = FastAPI(
@@ -154,9 +202,11 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = metrics
     install_problem_handlers(app)
-    app.add_middleware(RequestContext)
+    app.add_middleware(RequestContext, metrics=metrics)
     app.include_router(meta.router)
+    app.include_router(ops.router)
     app.include_router(oauth_router)
     app.include_router(uploads.router)
     app.include_router(extracts.router)
@@ -164,3 +214,14 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(queries.budgets_router)
     app.include_router(queries.policies_router)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn's app factory in each worker of ``tahub serve --workers N``.
+
+    Settings come from the ``TAHUB_*`` variables and the settings file that ``tahub serve``
+    passed down; migrations and the sweep already ran in ``tahub serve``.
+    """
+    settings = load_settings()
+    configure_logging(settings)
+    return create_app(settings, startup_tasks=False)

@@ -1,9 +1,9 @@
 """FastAPI dependencies: the services on ``app.state`` and the calling actor.
 
 Routes declare what they need with the ``Annotated`` aliases below (``Ingest``,
-``Identity``, ``Registry``, ``Policies``, ``Queries``, ``AppSettings``, ``CurrentActor``,
-``PartnerActor``, ``AnalystActor``); nothing is global, everything comes from the app that
-``create_app`` built.
+``Identity``, ``Registry``, ``Policies``, ``Queries``, ``Database``, ``Store``,
+``AppSettings``, ``AppMetrics``, ``CurrentActor``, ``PartnerActor``, ``AnalystActor``);
+nothing is global, everything comes from the app that ``create_app`` built.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -19,20 +20,25 @@ from hub.contracts import ContractRegistry
 from hub.errors import AuthError
 from hub.identity import IdentityService
 from hub.ingest import IngestService
+from hub.metrics import Metrics
 from hub.policystore import PolicyStore
 from hub.query_service import QueryService
 from hub.settings import Settings
+from hub.storage import ObjectStore
 
 __all__ = [
     "AnalystActor",
+    "AppMetrics",
     "AppSettings",
     "CurrentActor",
+    "Database",
     "Identity",
     "Ingest",
     "PartnerActor",
     "Policies",
     "Queries",
     "Registry",
+    "Store",
     "current_actor",
 ]
 
@@ -58,6 +64,16 @@ Registry = Annotated[ContractRegistry, Depends(_service("registry"))]
 Policies = Annotated[PolicyStore, Depends(_service("policies"))]
 Queries = Annotated[QueryService, Depends(_service("queries"))]
 AppSettings = Annotated[Settings, Depends(_settings)]
+Database = Annotated[sa.Engine, Depends(_service("engine"))]
+Store = Annotated[ObjectStore, Depends(_service("store"))]
+
+
+def _metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+AppMetrics = Annotated[Metrics, Depends(_metrics)]
 
 _bearer = HTTPBearer(
     auto_error=False,

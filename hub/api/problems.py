@@ -1,17 +1,24 @@
 """The one place errors become HTTP answers: RFC 9457 ``application/problem+json``.
 
 * every :class:`~hub.errors.TahubError` -> its ``problem()`` body plus ``instance`` (the
-  request path) and ``request_id``; a 401 adds ``WWW-Authenticate: Bearer``; fields such as
+  request path) and ``request_id``; a 401 adds ``WWW-Authenticate: Bearer``, a 503
+  ``Retry-After`` (the error's ``retry_after``, else :data:`RETRY_AFTER_SECONDS`); fields such as
   ``field``, ``errors`` and a conflict's ``offset`` come from the error itself;
 * FastAPI's request validation -> 422 ``invalid_input`` with ``field`` and ``errors``
   (``[{field, reason}]``; the offending input is never echoed: it could be an identifier);
 * Starlette's HTTP errors (no such route, wrong method) -> the same shape;
+* a metadata-store connection that no service translated (the database restarting, a
+  failover, a dropped connection: SQLAlchemy's ``OperationalError``, ``InterfaceError``,
+  pool timeout, or any driver error that invalidated its connection) -> 503
+  ``unavailable`` with ``Retry-After``, never a 500; the pool's pre-ping reconnects on the
+  next request once the database is back;
 * anything else is a bug: :class:`RequestContext` logs it with its traceback and answers a
   generic 500 ``internal_error`` carrying only the request id, never the exception's text.
 
 :class:`RequestContext` also gives every request an id (``X-Request-ID``, taken from the
 caller when it is sane, else generated), bound into structlog's context so that every log
-line of that request carries it, and echoed on the response.
+line of that request carries it, and echoed on the response; and it counts and times every
+request in :mod:`hub.metrics` by method, route template and status.
 """
 
 from __future__ import annotations
@@ -25,15 +32,19 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.errors import InvalidInput, NotFound, RowError, TahubError
+from hub.errors import InvalidInput, NotFound, RowError, TahubError, Unavailable
+from hub.metrics import UNMATCHED_ROUTE, Metrics
 
 __all__ = [
     "PROBLEM_JSON",
     "REQUEST_ID_HEADER",
+    "RETRY_AFTER_SECONDS",
     "RequestContext",
     "install_problem_handlers",
     "problem_response",
@@ -43,6 +54,7 @@ log = structlog.get_logger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 REQUEST_ID_HEADER = "X-Request-ID"
+RETRY_AFTER_SECONDS = 5  # Retry-After of a 503 whose error names no ``retry_after``
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -68,6 +80,8 @@ def _tahub_error(request: Request, exc: Exception) -> JSONResponse:
     level = log.warning if status >= 500 else log.info
     level("request refused", code=exc.code, status=status)
     headers = {"WWW-Authenticate": 'Bearer realm="tahub"'} if status == 401 else None
+    if status == 503:  # a dependency is down: tell clients (and load balancers) when to retry
+        headers = {"Retry-After": str(exc.extra.get("retry_after", RETRY_AFTER_SECONDS))}
     return problem_response(request.scope, body, headers)
 
 
@@ -119,18 +133,33 @@ def _internal_error_body() -> dict[str, Any]:
     }
 
 
+def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """The metadata store unreachable or the connection lost -> 503; other driver errors are
+    bugs (re-raised: the generic 500 of :class:`RequestContext`)."""
+    lost = isinstance(exc, OperationalError | InterfaceError | PoolTimeout) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated)
+    if not lost:
+        raise exc
+    log.warning("metadata store unavailable", error=type(exc).__name__)
+    return _tahub_error(request, Unavailable("the metadata store is unavailable; retry later"))
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Register the handlers that turn every refusal into problem+json."""
     app.add_exception_handler(TahubError, _tahub_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(PoolTimeout, _database_error)
 
 
 class RequestContext:
-    """ASGI middleware: request id in and out, one log line per request, generic 500s."""
+    """ASGI middleware: request id in and out, one log line and metrics per request,
+    generic 500s."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -158,10 +187,17 @@ class RequestContext:
                 response = problem_response(scope, _internal_error_body())
                 await response(scope, receive, send_with_id)
             finally:
+                seconds = time.perf_counter() - started
+                # The router put the matched route in the scope: its template, never ids.
+                route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
                 log.info(
                     "request",
                     method=scope["method"],
                     path=scope["path"],
+                    route=route,
                     status=sent.get("status"),
-                    duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                    duration_ms=round(seconds * 1000, 1),
                 )
+                if self.metrics is not None:
+                    self.metrics.request(scope["method"], route, sent.get("status", 500),
+                                         seconds)

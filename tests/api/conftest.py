@@ -107,15 +107,15 @@ def running_hub(data_dir: Path, **settings_overrides: Any) -> Iterator[Hub]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    settings = Settings(
-        data_dir=data_dir,
-        host="127.0.0.1",
-        port=port,
-        chunk_bytes=CHUNK_BYTES,
-        max_extract_bytes=4 * 1024 * 1024,
-        log_level="WARNING",
+    settings = Settings(**{
+        "data_dir": data_dir,
+        "host": "127.0.0.1",
+        "port": port,
+        "chunk_bytes": CHUNK_BYTES,
+        "max_extract_bytes": 4 * 1024 * 1024,
+        "log_level": "WARNING",
         **settings_overrides,
-    )
+    })
     app = create_app(settings)
     _add_test_routes(app)
     server = uvicorn.Server(

@@ -472,7 +472,8 @@ def test_empty_cells_are_released_too(world: World) -> None:
 def test_failure_after_the_charge_keeps_the_budget_spent(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    """A stored extract vanishes after commit: the query is charged, fails, stays spent."""
+    """A stored extract is corrupted after an earlier query read it: the next query passes
+    every check before the charge, is charged, fails in the engine, and stays spent."""
     base = tmp_path_factory.mktemp("dpq-fail")
     (base / "policies").mkdir()
     (base / "policies" / "bank_alerts.yaml").write_text(POLICY_BANK)
@@ -483,16 +484,18 @@ def test_failure_after_the_charge_keeps_the_budget_spent(
                                  valid_rows(contract, 20, seed=bank * 100))
             with hub.authed(hub.member(f"Fail Bank {bank}")) as http:
                 _upload(http, path, contract)
-        extract = hub.services.ingest.visible_extracts("bank_alerts")[0]
-        hub.services.store.local_path(extract.object_key).unlink()
         creds = hub.services.identity.register_member("Fail Analysts", MemberKind.OTHER,
                                                       (Role.ANALYST,))
         with hub.authed(creds) as http:
-            resp = http.post("/v1/queries", json=_query(["count"], "1"))
+            first = http.post("/v1/queries", json=_query(["count"], "1/4"))
+            assert first.status_code == 200, first.text
+            extract = hub.services.ingest.visible_extracts("bank_alerts")[0]
+            hub.services.store.local_path(extract.object_key).write_bytes(b"not parquet")
+            resp = http.post("/v1/queries", json=_query(["count"], "3/4"))
             assert resp.status_code == 503, resp.text
             assert resp.json()["rule"] == "query:failed"
             assert "stays spent" in resp.json()["detail"]
             budget, _ = _state(http)
             history = http.get("/v1/queries").json()
     assert budget["member"]["spent"] == "1"
-    assert [h["status"] for h in history] == ["failed"]
+    assert sorted(h["status"] for h in history) == ["failed", "released"]

@@ -1,24 +1,38 @@
 """End-to-end fixtures: the real ``tahub`` hub process on a loopback port, driven by the real CLIs.
 
 Nothing is imported from the hub here on purpose: the tests see the hub only through HTTP,
-the two console scripts and the files the hub leaves in its data folder.
+the two console scripts and what the hub stores (its data folder, and in production mode
+the S3 bucket, read with the minio SDK).
+
+Every test using ``hub`` (or ``deployment``) runs in both modes:
+
+* ``embedded``: the defaults (SQLite and a local folder under ``TAHUB_DATA_DIR``), one process;
+* ``production``: S3 (a real S3 server process, tests/s3server.py) + a fresh PostgreSQL
+  database + ``TAHUB_WORKERS=2`` (two hub processes behind one port).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.hub.postgres import postgres_database
+from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY, S3Server
+
+MODES = ("embedded", "production")
 
 BIN = Path(sys.executable).parent
 
@@ -37,13 +51,86 @@ def run(args: list[str], env: dict[str, str], *, cwd: Path | None = None,
 
 
 @dataclass
+class Deployment:
+    """Where a hub keeps its metadata and extracts: ``TAHUB_*`` variables of one mode."""
+
+    mode: str
+    env: dict[str, str]
+    s3: S3Server | None = None
+    bucket: str = ""
+
+    def stored(self, data_dir: Path, into: Path, prefix: str = "extracts/") -> list[Path]:
+        """Local copies of the objects the hub stored under ``prefix``, sorted by key."""
+        if self.s3 is None:
+            return sorted(p for p in (data_dir / "objects" / prefix).rglob("*") if p.is_file())
+        client, out = self.s3.client(), []
+        names = sorted(o.object_name for o in client.list_objects(
+            self.bucket, prefix=f"hub/{prefix}", recursive=True))
+        for name in names:
+            dest = into / name.replace("/", "_")
+            client.fget_object(self.bucket, name, str(dest))
+            out.append(dest)
+        return out
+
+    def received_bytes(self, data_dir: Path) -> int:
+        """Bytes the hub holds of the one unfinished upload (0 if there is none yet)."""
+        if self.s3 is None:
+            parts = [p for p in (data_dir / "staging").glob("*.part") if p.is_file()]
+            return parts[0].stat().st_size if parts else 0
+        client = self.s3.client()
+        pending = client._list_multipart_uploads(self.bucket, prefix="hub/staging/").uploads
+        if not pending:
+            return 0
+        upload = pending[0]
+        listed = client._list_parts(self.bucket, upload.object_name, upload.upload_id)
+        return sum(part.size or 0 for part in listed.parts)
+
+
+@contextmanager
+def deployed(mode: str, request: pytest.FixtureRequest) -> Iterator[Deployment]:
+    """The ``TAHUB_*`` variables of ``mode``; production gets its own bucket and database."""
+    if mode == "embedded":
+        yield Deployment("embedded", {})
+        return
+    s3: S3Server = request.getfixturevalue("s3_server")
+    s3.start()  # running again if a fault test left it stopped
+    with ExitStack() as stack:
+        url = stack.enter_context(postgres_database())
+        bucket = s3.make_bucket()
+        stack.callback(s3.remove_bucket, bucket)
+        yield Deployment("production", {
+            "TAHUB_STORAGE": f"s3://{bucket}/hub", "TAHUB_S3_ENDPOINT": s3.endpoint,
+            "TAHUB_S3_ACCESS_KEY": ACCESS_KEY, "TAHUB_S3_SECRET_KEY": SECRET_KEY,
+            "TAHUB_S3_REGION": REGION, "TAHUB_DATABASE_URL": url, "TAHUB_WORKERS": "2",
+        }, s3, bucket)
+
+
+@pytest.fixture(params=MODES)
+def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
+    with deployed(request.param, request) as d:
+        yield d
+
+
+@dataclass
 class Hub:
     data_dir: Path
     port: int
     env: dict[str, str]
     log: Path
+    deployment: Deployment
     proc: subprocess.Popen[bytes] | None = None
     members: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def objects(self, prefix: str = "extracts/") -> list[Path]:
+        """Local copies of the objects (by default the extracts) the hub stored, wherever it
+        stores them."""
+        into = self.log.parent / "stored-objects"  # production: copies, replaced each call
+        shutil.rmtree(into, ignore_errors=True)
+        into.mkdir()
+        return self.deployment.stored(self.data_dir, into, prefix)
+
+    def received_bytes(self) -> int:
+        return self.deployment.received_bytes(self.data_dir)
 
     @property
     def url(self) -> str:
@@ -51,8 +138,9 @@ class Hub:
 
     def start(self) -> None:
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [str(BIN / "tahub"), "serve"], env=self.env, stdout=log, stderr=log
+            self.proc = subprocess.Popen(  # its own group: workers die with it
+                [str(BIN / "tahub"), "serve"], env=self.env, stdout=log, stderr=log,
+                start_new_session=True,
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -66,9 +154,9 @@ class Hub:
         raise RuntimeError(f"hub did not come up:\n{self.log.read_text()}")
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown handler runs, as in a crash or an OOM kill."""
+        """SIGKILL to every hub process: no shutdown handler runs, as in a crash."""
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
+        os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
         self.proc = None
 
@@ -78,7 +166,8 @@ class Hub:
             try:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
             self.proc = None
 
     def add_member(self, name: str, kind: str = "bank") -> dict[str, str]:
@@ -95,14 +184,18 @@ class Hub:
                 "TAHUB_NETWORK_KEY_FILE": str(key_file)}
 
 
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("TAHUB_")}
+
+
 @pytest.fixture
-def hub(tmp_path: Path) -> Iterator[Hub]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAHUB_")}
+def hub(tmp_path: Path, deployment: Deployment) -> Iterator[Hub]:
+    env = clean_env()
     port = free_port()
     env.update(TAHUB_DATA_DIR=str(tmp_path / "hub-data"), TAHUB_PORT=str(port),
                TAHUB_CHUNK_BYTES=str(64 * 1024), TAHUB_LOG_JSON="true",
-               COLUMNS="250")  # rich tables: no wrapped ids
-    h = Hub(tmp_path / "hub-data", port, env, tmp_path / "hub.log")
+               COLUMNS="250", **deployment.env)  # rich tables: no wrapped ids
+    h = Hub(tmp_path / "hub-data", port, env, tmp_path / "hub.log", deployment)
     h.start()
     yield h
     h.stop()

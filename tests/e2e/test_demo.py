@@ -4,20 +4,22 @@ and the planted cross-partner patterns present in what the hub stored."""
 from __future__ import annotations
 
 import json
-import os
+import shutil
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from tests.e2e.conftest import BIN, free_port, run
+from tests.e2e.conftest import BIN, Deployment, clean_env, free_port, run
 
 pytestmark = pytest.mark.e2e
 
 
-def test_demo_loads_five_members_and_the_planted_patterns(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAHUB_")}
-    env.update(TAHUB_PORT=str(free_port()), COLUMNS="200")
+def test_demo_loads_five_members_and_the_planted_patterns(
+    tmp_path: Path, deployment: Deployment
+) -> None:
+    env = clean_env()
+    env.update(TAHUB_PORT=str(free_port()), COLUMNS="200", **deployment.env)
     out = run([str(BIN / "tahub"), "demo", "--no-serve"], env, cwd=tmp_path, timeout=300)
     assert out.returncode == 0, out.stderr + out.stdout
     assert "The hub is running at http://127.0.0.1:" in out.stdout
@@ -27,8 +29,9 @@ def test_demo_loads_five_members_and_the_planted_patterns(tmp_path: Path) -> Non
     assert sorted(uploaded) == ["meridiana", "metpolice", "northbank", "safepassage", "swiftsend"]
     assert all(u["rows"] > 1000 for u in uploaded.values())
 
-    objects = tmp_path / "tahub-data" / "objects" / "extracts"
-    stored = {u["extract"]: next(objects.rglob(f"{u['extract']}.parquet"))
+    (tmp_path / "stored").mkdir()
+    objects = deployment.stored(tmp_path / "tahub-data", tmp_path / "stored")
+    stored = {u["extract"]: next(p for p in objects if p.name.endswith(f"{u['extract']}.parquet"))
               for u in uploaded.values()}
     path = {slug: stored[u["extract"]] for slug, u in uploaded.items()}
     con = duckdb.connect()
@@ -68,7 +71,9 @@ def test_demo_loads_five_members_and_the_planted_patterns(tmp_path: Path) -> Non
     again = run([str(BIN / "tahub"), "demo", "--no-serve"], env, cwd=tmp_path, timeout=300)
     assert again.returncode == 0, again.stderr
     assert "already there" in again.stdout
-    assert sum(1 for _ in objects.rglob("*.parquet")) == 5
+    shutil.rmtree(tmp_path / "stored")
+    (tmp_path / "stored").mkdir()
+    assert len(deployment.stored(tmp_path / "tahub-data", tmp_path / "stored")) == 5
     assert _env(partners / "metpolice" / "analyst.env")["TAHUB_CLIENT_ID"] != lost
 
 

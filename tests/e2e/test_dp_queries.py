@@ -10,7 +10,6 @@ police where they ended up, both the transit country).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import BIN, free_port, run
+from tests.e2e.conftest import BIN, MODES, Deployment, clean_env, deployed, free_port, run
 
 pytestmark = pytest.mark.e2e
 
@@ -55,18 +54,24 @@ def _env_file(path: Path) -> dict[str, str]:
     return {k.strip(): v.strip() for k, v in pairs}
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+@pytest.fixture(scope="module", params=MODES)
+def demo(tmp_path_factory: pytest.TempPathFactory,
+         request: pytest.FixtureRequest) -> Iterator[Demo]:
+    with deployed(request.param, request) as deployment:
+        yield from _demo(tmp_path_factory, deployment)
+
+
+def _demo(tmp_path_factory: pytest.TempPathFactory, deployment: Deployment) -> Iterator[Demo]:
     folder = tmp_path_factory.mktemp("dp-demo")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAHUB_")}
+    env = clean_env()
     env.update(TAHUB_PORT=str(port), TAHUB_DATA_DIR=str(folder / "tahub-data"),
-               COLUMNS="200")
+               COLUMNS="200", **deployment.env)
     out = run([str(BIN / "tahub"), "demo", "--no-serve"], env, cwd=folder, timeout=300)
     assert out.returncode == 0, out.stderr + out.stdout
     log = (folder / "hub.log").open("ab")
     proc = subprocess.Popen([str(BIN / "tahub"), "serve"], env=env, cwd=folder,
-                            stdout=log, stderr=log)
+                            stdout=log, stderr=log, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):
@@ -148,4 +153,5 @@ def test_the_pooled_route_ng_ly_it(demo: Demo) -> None:
         ranked = _ranked(result, measure)
         h = result["measures"][0]["halfwidth_95"]
         assert ranked[0][1] == expected, ranked[:3]
-        assert abs(ranked[0][0] - 60) <= 2 * h, ranked[:3]
+        # the 60 planted people at least (unrelated background cases can only add to a count)
+        assert ranked[0][0] >= 60 - 2 * h, ranked[:3]

@@ -57,7 +57,7 @@ def engine(settings: Settings, migrated_db: Path) -> Iterator[sa.Engine]:
 
 @pytest.fixture
 def store(settings: Settings) -> LocalFolderStore:
-    opened = open_store(settings.storage)
+    opened = open_store(settings.storage, settings)
     assert isinstance(opened, LocalFolderStore)
     return opened
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
@@ -16,7 +16,7 @@ from hub.db import make_engine
 from hub.errors import BudgetExceeded
 from hub.ledger import Ledger
 
-__all__ = ["charge_then_hang", "key", "limits", "spend_until_refused"]
+__all__ = ["charge_then_hang", "key", "limits", "spend_until_refused", "spend_with_skewed_clock"]
 
 
 def key(text: str) -> str:
@@ -68,3 +68,38 @@ def charge_then_hang(url: str, dataset: str, org: str, out: Any) -> None:
     out.put(charge.id)
     time.sleep(120)  # killed here, between charge and record_release
     ledger.record_release(charge, {"rows": []})  # pragma: no cover - never reached
+
+
+def spend_with_skewed_clock(url: str, dataset: str, org: str, budget: dict[str, Any],
+                            cost: str, attempts: int, skew_seconds: float, clock: str,
+                            barrier: Any, results: Any) -> None:
+    """As :func:`spend_until_refused`, in a process whose clock (``hub.db.utcnow``, which the
+    ledger reads) runs ``skew_seconds`` ahead. ``clock="server"``: the charges take the
+    ledger's clock, alternately its default (``now=None``) and :meth:`Ledger.now` as the
+    query service passes it; ``clock="process"``: this process's own (skewed) clock.
+    Reports (org, successes, refusal rules)."""
+    import hub.db
+    import hub.ledger
+
+    skew = timedelta(seconds=skew_seconds)
+    real = hub.db.utcnow
+    hub.db.utcnow = hub.ledger.utcnow = lambda: real() + skew
+    engine = make_engine(url)
+    ledger = Ledger(engine)
+    ok, refused = 0, []
+    try:
+        barrier.wait(timeout=60)
+        for i in range(attempts):
+            when = (hub.ledger.utcnow() if clock == "process"
+                    else None if i % 2 == 0 else ledger.now())
+            try:
+                ledger.charge(dataset=dataset, org=org, limits=limits(**budget),
+                              cost=Cost(Measure.ZCDP, Fraction(cost)),
+                              query_key=key(f"{org}/{skew_seconds}/{i}/{time.monotonic_ns()}"),
+                              shape={"measures": ["count"]}, now=when)
+                ok += 1
+            except BudgetExceeded as exc:
+                refused.append(exc.extra["rule"])
+    finally:
+        engine.dispose()
+    results.put((org, ok, refused))

@@ -44,15 +44,23 @@ class Pool:
     _n: int = 0
 
     @classmethod
-    def create(cls, root: Path, migrated_db: Path, registry: ContractRegistry) -> Pool:
-        settings = Settings(data_dir=root / "data")
+    def create(cls, root: Path, migrated_db: Path, registry: ContractRegistry,
+               database_url: str | None = None) -> Pool:
+        """A pool on a copy of ``migrated_db`` (SQLite), or on ``database_url``: a migrated
+        PostgreSQL database without members (and then PostgreSQL's unit index)."""
+        settings = Settings(data_dir=root / "data", database_url=database_url or "")
         settings.data_dir.mkdir(parents=True)
-        shutil.copyfile(migrated_db, settings.data_dir / "tahub.db")
+        members = [(ORG_C, "Police C", MemberKind.LAW_ENFORCEMENT)]
+        if database_url is None:
+            shutil.copyfile(migrated_db, settings.data_dir / "tahub.db")
+        else:
+            members += [(ORG_A, "Bank A", MemberKind.BANK), (ORG_B, "NGO B", MemberKind.NGO)]
         db = make_engine(settings.database_url)
         with db.begin() as conn:
-            conn.execute(sa.insert(organisations).values(
-                id=ORG_C, name="Police C", kind=MemberKind.LAW_ENFORCEMENT, created_at=utcnow()))
-        store = open_store(settings.storage)
+            conn.execute(sa.insert(organisations), [
+                {"id": org, "name": name, "kind": kind, "created_at": utcnow()}
+                for org, name, kind in members])
+        store = open_store(settings.storage, settings)
         ingest = IngestService(engine=db, store=store, registry=registry, settings=settings)
         engine = QueryEngine(store=store, ingest=ingest, settings=settings)
         return cls(root, settings, db, store, ingest, engine)

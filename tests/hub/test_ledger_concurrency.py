@@ -11,6 +11,7 @@ import multiprocessing
 import queue
 import secrets
 import threading
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from hub.accounting import Cost, Measure
+from hub.budget import month_window
 from hub.db import ledger_entries, make_engine, releases
 from hub.errors import BudgetExceeded
 from hub.ledger import Ledger
@@ -61,10 +63,10 @@ def _ledger_state(url: str, dataset: str) -> tuple[Fraction, int, int]:
     return sum((Fraction(n, d) for n, d in rows), Fraction(0)), len(rows), n_releases
 
 
-def _run_processes(jobs: list[tuple[Any, ...]]) -> list[tuple[str, int, list[str]]]:
+def _run_processes(jobs: list[tuple[Any, ...]], target: Any = ledger_workers.spend_until_refused
+                   ) -> list[tuple[str, int, list[str]]]:
     barrier, results = SPAWN.Barrier(len(jobs)), SPAWN.Queue()
-    procs = [SPAWN.Process(target=ledger_workers.spend_until_refused,
-                           args=(*job, barrier, results)) for job in jobs]
+    procs = [SPAWN.Process(target=target, args=(*job, barrier, results)) for job in jobs]
     for p in procs:
         p.start()
     try:
@@ -131,6 +133,29 @@ def test_processes_with_skewed_clocks_cannot_spend_more_than_the_member_budget(
     # each month alone would allow 2 charges (6 in all); the member budget allows 4
     assert sum(ok for _, ok, _ in out) == 4
     assert _ledger_state(url, dataset) == (Fraction(1), 4, 0)
+
+
+@pytest.mark.parametrize(("clock", "charges"), [("server", 2), ("process", 4)])
+def test_processes_whose_clocks_differ_spend_one_period_cap_in_one_period(
+        postgres_url: str, dataset: str, clock: str, charges: int) -> None:
+    """Two hub processes on PostgreSQL, one whose clock runs into the next month (a few
+    hours past its first instant). With the ledger's clock (the database server's) both
+    charge in the same month: one ``per_month`` cap in all. The control, each process
+    stamping with its own clock, shows what the skew would do: two months' caps at once."""
+    now = datetime.now(UTC)
+    skew = (month_window(now)[1] - now + timedelta(hours=3)).total_seconds()
+    budget = {"global_total": "2", "per_member": "1", "per_query": "1/2", "per_month": "1/2"}
+    out = _run_processes([(postgres_url, dataset, ORGS[3], budget, "1/4", 3, s, clock)
+                          for s in (0.0, skew)], target=ledger_workers.spend_with_skewed_clock)
+    assert sum(ok for _, ok, _ in out) == charges
+    assert {r for _, _, refused in out for r in refused} == {"budget:month"}
+    if clock == "server":
+        engine = make_engine(postgres_url)
+        try:
+            stamps = [c.created_at for c in Ledger(engine).history(ORGS[3], dataset)]
+        finally:
+            engine.dispose()
+        assert {month_window(t) for t in stamps} == {month_window(datetime.now(UTC))}
 
 
 def test_a_process_killed_between_charge_and_release_leaves_the_budget_spent(

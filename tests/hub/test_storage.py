@@ -12,14 +12,18 @@ import pytest
 from hub.errors import ConfigError, InvalidInput, NotFound
 from hub.settings import Settings
 from hub.storage import LocalFolderStore, MemoryStore, ObjectStore, open_store
+from tests.s3server import S3Bucket
 
 KEY = "extracts/org_1/bank_alerts/ext_1.parquet"
 
 
-@pytest.fixture(params=["folder", "memory"])
+@pytest.fixture(params=["folder", "memory", "s3"])
 def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
     if request.param == "folder":
         return LocalFolderStore(tmp_path / "objects")
+    if request.param == "s3":  # a real S3 server process (tests/s3server.py)
+        bucket: S3Bucket = request.getfixturevalue("s3_bucket")
+        return open_store(bucket.url, bucket.settings(tmp_path / "data"))
     return MemoryStore()
 
 

@@ -1,7 +1,13 @@
-"""Commit-time numbering for contribution bounding (hub.units), through the real IngestService."""
+"""Commit-time numbering for contribution bounding (hub.units), through the real IngestService.
+
+Every behaviour test runs on both indexes: the DuckDB files of the embedded default (SQLite
+metadata store) and PostgreSQL's tables (a throwaway PostgreSQL database per test); and
+concurrent commits of one dataset from two spawned processes on each.
+"""
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,15 +16,36 @@ import pyarrow.parquet as pq
 import pytest
 
 from hub.contracts import Contract, ContractRegistry
-from hub.units import UnitIndex
+from hub.db import make_engine, upgrade
+from hub.units import PostgresUnitIndex, UnitIndex, UnitNumbering
+from tests.hub import unit_workers
 from tests.hub.conftest import ORG_A, ORG_B
 from tests.hub.extract_files import token, valid_rows
 from tests.hub.pooled import ORG_C, Pool
+from tests.hub.postgres import postgres_database
+
+BACKENDS = ["duckdb", "postgresql"]
 
 
 @pytest.fixture
-def pool(tmp_path: Path, migrated_db: Path, registry: ContractRegistry) -> Iterator[Pool]:
-    p = Pool.create(tmp_path, migrated_db, registry)
+def pg_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database without members (one per test)."""
+    with postgres_database() as url:
+        engine = make_engine(url)
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()
+        yield url
+
+
+@pytest.fixture(params=BACKENDS)
+def pool(request: pytest.FixtureRequest, tmp_path: Path, migrated_db: Path,
+         registry: ContractRegistry) -> Iterator[Pool]:
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    p = Pool.create(tmp_path, migrated_db, registry, database_url=url)
+    expected = PostgresUnitIndex if url else UnitIndex
+    assert isinstance(p.ingest.units, expected)
     yield p
     p.close()
 
@@ -89,11 +116,69 @@ def test_datasets_have_separate_indexes(pool: Pool, registry: ContractRegistry,
     pool.commit(ORG_B, cases, case_rows)
     assert pool.ingest.units.rows_seen("bank_alerts")[token("x")] == (1, 1)
     assert pool.ingest.units.rows_seen("case_records")[token("x")] == (1, 2)
-    assert sorted(p.name for p in (pool.settings.data_dir / "index" / "units").glob("*.duckdb")) \
-        == ["bank_alerts.duckdb", "case_records.duckdb"]
+    files = sorted(p.name for p in (pool.settings.data_dir / "index" / "units").glob("*.duckdb"))
+    if isinstance(pool.ingest.units, UnitIndex):
+        assert files == ["bank_alerts.duckdb", "case_records.duckdb"]
+    else:  # nothing on the local disk: hub processes on other hosts share the index
+        assert files == []
 
 
-def test_index_refuses_names_that_are_not_dataset_names(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_index_refuses_names_that_are_not_dataset_names(
+        request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> None:
+    engine = make_engine(request.getfixturevalue("pg_url")) if backend == "postgresql" else None
+    try:
+        index: UnitNumbering = UnitIndex(tmp_path) if engine is None else PostgresUnitIndex(engine)
+        with pytest.raises(ValueError, match="not a dataset name"):
+            index.rows_seen("../escape")
+        assert index.rows_seen("bank_alerts") == {}
+    finally:
+        if engine is not None:
+            engine.dispose()
     with pytest.raises(ValueError, match="not a dataset name"):
         UnitIndex(tmp_path).path("../escape")
-    assert UnitIndex(tmp_path).rows_seen("bank_alerts") == {}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_concurrent_commits_from_two_processes_never_share_an_id_or_a_number(
+        request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> None:
+    """Two spawned processes commit extracts of one dataset at once, over the same units."""
+    where = request.getfixturevalue("pg_url") if backend == "postgresql" \
+        else str(tmp_path / "index")
+    spawn = multiprocessing.get_context("spawn")
+    barrier, results = spawn.Barrier(2), spawn.Queue()
+    procs = [spawn.Process(target=unit_workers.commit_extracts, args=(
+        backend, where, partner, n + 1, 20, 300, 3000, barrier, results))
+        for n, partner in enumerate((ORG_A, ORG_B))]
+    for p in procs:
+        p.start()
+    try:
+        reports = [results.get(timeout=180) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(timeout=60)
+    assert [r for r in reports if isinstance(r, str)] == []  # no process failed
+    assert [p.exitcode for p in procs] == [0, 0]
+    stored = [row for report in reports for row in report]
+    assert len(stored) == 2 * 20 * 300
+
+    unit_of: dict[str, int] = {}
+    seqs: dict[str, list[int]] = {}
+    for tok, unit, seq in stored:
+        assert unit_of.setdefault(tok, unit) == unit  # one id per token, in every commit
+        seqs.setdefault(tok, []).append(seq)
+    # never the same id for two tokens; compact ids, no gaps when nothing failed
+    assert sorted(unit_of.values()) == list(range(1, len(unit_of) + 1))
+    # each unit's rows are numbered 1..n exactly once across both processes' commits
+    assert all(sorted(s) == list(range(1, len(s) + 1)) for s in seqs.values())
+    if backend == "postgresql":
+        engine = make_engine(where)
+        try:
+            index: UnitNumbering = PostgresUnitIndex(engine)
+            assert index.rows_seen("bank_alerts") == {
+                t: (unit_of[t], len(s)) for t, s in seqs.items()}
+        finally:
+            engine.dispose()
+    else:
+        assert UnitIndex(Path(where)).rows_seen("bank_alerts") == {
+            t: (unit_of[t], len(s)) for t, s in seqs.items()}

@@ -10,11 +10,19 @@ from starlette.concurrency import run_in_threadpool
 
 from hub.api.deps import AppSettings, Ingest, PartnerActor
 from hub.errors import InvalidInput, TooLarge
-from hub.ingest import ExtractView, UploadRequest, UploadView
+from hub.ingest import ExtractView, PartURL, UploadRequest, UploadView
 
 __all__ = ["Duplicate", "router"]
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
+
+
+class PartsRequest(BaseModel):
+    part_numbers: list[int]
+
+
+class PartsResponse(BaseModel):
+    parts: list[PartURL]
 
 
 class Duplicate(BaseModel):
@@ -84,6 +92,16 @@ async def append_chunk(
 ) -> UploadView:
     data = await _read_chunk(request, settings.chunk_bytes)
     return await run_in_threadpool(ingest.append_chunk, actor, upload_id, upload_offset, data)
+
+
+@router.post(
+    "/{upload_id}/parts",
+    summary="Presigned URLs to PUT parts of a direct upload straight to the object store",
+)
+def part_urls(
+    upload_id: str, body: PartsRequest, actor: PartnerActor, ingest: Ingest
+) -> PartsResponse:
+    return PartsResponse(parts=ingest.part_urls(actor, upload_id, body.part_numbers))
 
 
 @router.post(

@@ -1,0 +1,46 @@
+"""Operations: liveness, readiness and Prometheus metrics (docs/operations.md).
+
+None of these needs a token: a load balancer or Prometheus calls them. Keep them on the
+internal network (the TLS proxy in front of the hub need not route them).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel
+
+from hub.api.deps import AppMetrics, Database, Store
+from hub.readiness import check_readiness
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["operations"])
+
+
+class Alive(BaseModel):
+    status: str  # "alive"
+
+
+class Ready(BaseModel):
+    status: str  # "ready"
+    checks: dict[str, str]  # {"database": "ok", "storage": "ok"}
+
+
+@router.get("/livez", summary="Liveness: the process answers (checks nothing else)")
+async def livez() -> Alive:
+    return Alive(status="alive")
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: the metadata store and the object store answer",
+    responses={503: {"description": "a check failed (problem+json, Retry-After)"}},
+)
+def readyz(engine: Database, store: Store) -> Ready:
+    return Ready(status="ready", checks=check_readiness(engine, store))
+
+
+@router.get("/metrics", summary="Prometheus metrics (text exposition format)")
+def metrics(app_metrics: AppMetrics) -> Response:
+    body, content_type = app_metrics.render()
+    return Response(content=body, media_type=content_type)
