@@ -20,7 +20,11 @@ grid, a noisy value with its 95% interval, the privacy cost charged and the budg
     hub.budgets()        the caller's balance on every dataset it may query
     hub.policies()       the rules of each dataset's policy that apply to the caller
     hub.history()        the organisation's past queries (shapes and costs, never values)
-    hub.release(id)      a past release again, free
+    hub.release(id)      a past release again, free: a query id of your organisation, or a
+                         published release (``pub_...``) from the catalogue
+    hub.releases()       the catalogue: releases published to your organisation
+    hub.publish(query_id, title=..., audience="all" | ["org_..."])   governance clients
+    hub.withdraw(pub_id) governance clients: withdraw a publication
 
 Measures are the hub's JSON (``"count"``, ``{"function": "sum", "field": "amount"}``) or a
 short text: ``count``, ``count_units``, ``linked_units``, ``sum:amount``, ``mean:amount``,
@@ -67,6 +71,7 @@ __all__ = [
     "Cumulative",
     "MeasureInfo",
     "PrivacyCost",
+    "PublishedRelease",
     "QueryEstimate",
     "QueryRecord",
     "QueryResult",
@@ -79,6 +84,8 @@ __all__ = [
 #: Problem fields worth putting in a refusal's message, in this order.
 _FACTS = ("rule", "field", "requested", "remaining")
 _PERIOD_RANGE = re.compile(r"^(\d{4}-\d{2})\.\.(\d{4}-\d{2})$")
+#: The prefix of a published release's id (a query id is ``led_...``).
+_PUBLISHED_PREFIX = "pub_"
 
 
 # -- what the hub answers -------------------------------------------------------------------
@@ -182,6 +189,34 @@ class QueryRecord(_Model):
     shape: dict[str, Any] | None = None
 
 
+class PublishedRelease(_Model):
+    """A release published to the caller's organisation: one entry of the catalogue.
+
+    ``query`` is its shape (``dimensions``, ``measures`` with their mechanisms, ``filters``,
+    ``cells``), never a value; ``cost`` is what the publisher paid for it once; reading it
+    costs nothing. ``audience`` is ``"all"``, or for the publisher the organisation ids it
+    reaches, for anyone else ``"named"``. ``outcome`` is set by :meth:`AnalystClient.publish`:
+    ``published``, ``updated`` (a wider audience, a new title or note) or ``unchanged``.
+    """
+
+    id: str
+    title: str
+    note: str | None = None
+    dataset: str
+    query_id: str | None = None
+    query: dict[str, Any] = {}
+    cost: PrivacyCost | None = None
+    epsilon_delta: dict[str, float] | None = None
+    mechanisms: list[str] = []
+    computed_at: datetime | None = None
+    published_at: datetime | None = None
+    updated_at: datetime | None = None
+    publisher: str | None = None
+    yours: bool = False
+    audience: str | list[str] = "all"
+    outcome: str | None = None
+
+
 class QueryResult(_Model):
     """A differentially private release: one row per cell of the public key grid.
 
@@ -212,6 +247,7 @@ class QueryResult(_Model):
     query_key: str | None = None
     budget: BudgetBalance | None = None
     created_at: datetime | None = None
+    publication: PublishedRelease | None = None  # set when read from the catalogue
 
     def measure(self, name: str) -> MeasureInfo:
         for m in self.measures:
@@ -454,10 +490,43 @@ class AnalystClient(HubSession):
         data = self._request("GET", "/v1/queries").json()
         return [self._model(QueryRecord, item) for item in data]
 
-    def release(self, query_id: str) -> QueryResult:
-        """A past release of the caller's organisation again, at no cost."""
-        data = self._request("GET", f"/v1/queries/{quote(query_id, safe='')}").json()
+    def release(self, release_id: str) -> QueryResult:
+        """A release again, at no cost: a published release from :meth:`releases`
+        (``pub_...``, with its ``publication``) or a past query of the caller's organisation
+        (its query id)."""
+        path = "/v1/releases/" if release_id.startswith(_PUBLISHED_PREFIX) else "/v1/queries/"
+        data = self._request("GET", path + quote(release_id, safe="")).json()
         return self._model(QueryResult, data)
+
+    def releases(self) -> list[PublishedRelease]:
+        """The catalogue: releases published to the caller's organisation, newest first."""
+        data = self._request("GET", "/v1/releases").json()
+        return [self._model(PublishedRelease, item) for item in data]
+
+    def publish(
+        self,
+        query_id: str,
+        *,
+        title: str,
+        audience: str | Sequence[str] = "all",
+        note: str | None = None,
+    ) -> PublishedRelease:
+        """Publish a release the caller's organisation paid for (a ``governance`` client):
+        to ``"all"`` members or to the listed organisation ids. Publishing it again to the
+        same audience returns that publication; a wider audience updates it."""
+        body: dict[str, Any] = {
+            "query_id": query_id,
+            "audience": audience if isinstance(audience, str) else list(audience),
+            "title": title,
+        }
+        if note is not None:
+            body["note"] = note
+        data = self._request("POST", "/v1/releases", json=body).json()
+        return self._model(PublishedRelease, data)
+
+    def withdraw(self, release_id: str) -> None:
+        """Withdraw a publication of the caller's organisation (a ``governance`` client)."""
+        self._request("DELETE", f"/v1/releases/{quote(release_id, safe='')}")
 
     def _refusal(self, method: str, path: str, response: httpx.Response) -> HubRequestError:
         """The base refusal, with the rule, field and requested/remaining in its message."""

@@ -9,10 +9,15 @@
     tahub query policies                                       what you may ask
     tahub query history                                        your organisation's queries
     tahub query show QUERY_ID                                  a past release again, free
+    tahub query releases                                       releases published to you
+    tahub query release ID                                     one of them (or a query), free
+    tahub query publish QUERY_ID --title T [--to ORG...] [--note N]   governance: share one
+    tahub query withdraw ID                                    governance: withdraw it
 
 Credentials: ``--hub``, ``--client-id``, ``--client-secret`` or ``TAHUB_HUB_URL``,
-``TAHUB_CLIENT_ID``, ``TAHUB_CLIENT_SECRET`` (a client with the ``analyst`` role). A refusal
-prints the hub's reason with the rule that refused and exits 1, without a traceback.
+``TAHUB_CLIENT_ID``, ``TAHUB_CLIENT_SECRET`` (a client with the ``analyst`` role;
+``publish`` and ``withdraw`` need ``governance``). A refusal prints the hub's reason with the
+rule that refused and exits 1, without a traceback.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from connectors.analyst import (
     AnalystClient,
     BudgetBalance,
     MeasureInfo,
+    PublishedRelease,
     QueryEstimate,
     QueryResult,
     parse_filter,
@@ -452,3 +458,118 @@ def show(
     else:
         _show_result(result, sort=sort, limit=limit)
     _save(result, csv, parquet)
+
+
+def _audience(p: PublishedRelease) -> str:
+    if isinstance(p.audience, list):
+        return ", ".join(p.audience)
+    return "every member" if p.audience == "all" else "named members (you among them)"
+
+
+def _query_text(query: dict[str, Any]) -> str:
+    measures = ", ".join(str(m.get("name")) for m in query.get("measures", [])
+                         if isinstance(m, dict))
+    dims = ", ".join(str(d) for d in query.get("dimensions", []))
+    filters = "; ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+                        for k, v in (query.get("filters") or {}).items())
+    return measures + (f" by {dims}" if dims else "") + (f" where {filters}" if filters else "")
+
+
+@app.command()
+@user_errors
+def releases(
+    as_json: AsJson = False,
+    hub: Hub = None,
+    client_id: ClientId = None,
+    client_secret: ClientSecret = None,
+) -> None:
+    """The catalogue: releases published to your organisation (reading them is free)."""
+    with _client(hub, client_id, client_secret) as client:
+        found = client.releases()
+    if as_json:
+        _echo_json([r.model_dump(mode="json") for r in found])
+        return
+    if not found:
+        console().print("No release is published to your organisation yet.")
+        return
+    table = Table(title="Releases published to your organisation (free to read)")
+    for column in ("id", "title", "dataset", "query", "cost", "mechanisms", "published",
+                   "publisher", "audience"):
+        table.add_column(column, overflow="fold")
+    for r in found:
+        table.add_row(r.id, r.title, r.dataset, _query_text(r.query),
+                      "" if r.cost is None else str(r.cost), ", ".join(r.mechanisms),
+                      "" if r.published_at is None else r.published_at.strftime("%Y-%m-%d"),
+                      r.publisher or "", _audience(r))
+    console().print(table)
+
+
+@app.command()
+@user_errors
+def release(
+    release_id: Annotated[
+        str, typer.Argument(help="A release id from `tahub query releases` (or a query id).")
+    ],
+    csv: Annotated[Path | None, typer.Option(help="Save every cell as CSV.")] = None,
+    parquet: Annotated[Path | None, typer.Option(help="Save every cell as Parquet.")] = None,
+    sort: Annotated[
+        str | None, typer.Option(help="Show cells by this measure's value, largest first.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Cells shown (0 = all); files get all.")] = 40,
+    as_json: AsJson = False,
+    hub: Hub = None,
+    client_id: ClientId = None,
+    client_secret: ClientSecret = None,
+) -> None:
+    """A published release with every cell, at no cost."""
+    with _client(hub, client_id, client_secret) as client:
+        result = client.release(release_id)
+    if as_json:
+        _echo_json(result.model_dump(mode="json", by_alias=True))
+    else:
+        p = result.publication
+        if p is not None:
+            console().print(f"[bold]{escape(p.title)}[/] published by "
+                            f"{escape(p.publisher or '?')} to {escape(_audience(p))}"
+                            + (f"\n{escape(p.note)}" if p.note else ""))
+        _show_result(result, sort=sort, limit=limit)
+    _save(result, csv, parquet)
+
+
+@app.command()
+@user_errors
+def publish(
+    query_id: Annotated[str, typer.Argument(help="A query id of your organisation.")],
+    title: Annotated[str, typer.Option(help="The title members see in the catalogue.")],
+    to: Annotated[
+        list[str] | None,
+        typer.Option(help="A member organisation id to publish to (repeat); default: all."),
+    ] = None,
+    note: Annotated[str | None, typer.Option(help="A note for the readers.")] = None,
+    as_json: AsJson = False,
+    hub: Hub = None,
+    client_id: ClientId = None,
+    client_secret: ClientSecret = None,
+) -> None:
+    """Publish a release your organisation paid for (a governance client)."""
+    with _client(hub, client_id, client_secret) as client:
+        published = client.publish(query_id, title=title, audience=to or "all", note=note)
+    if as_json:
+        _echo_json(published.model_dump(mode="json"))
+        return
+    console().print(f"{published.outcome or 'published'}: {published.id} "
+                    f"({escape(published.title)}) to {escape(_audience(published))}")
+
+
+@app.command()
+@user_errors
+def withdraw(
+    release_id: Annotated[str, typer.Argument(help="A published release id (pub_...).")],
+    hub: Hub = None,
+    client_id: ClientId = None,
+    client_secret: ClientSecret = None,
+) -> None:
+    """Withdraw a publication of your organisation (a governance client)."""
+    with _client(hub, client_id, client_secret) as client:
+        client.withdraw(release_id)
+    console().print(f"withdrawn: {release_id}")

@@ -30,6 +30,9 @@ Map of the architecture (domain core first; adapters around it)::
       hub.units        the unit index: compact unit ids and commit-time row numbering (bounding)
       hub.engine       QueryEngine: a plan's exact cell aggregates over bounded rows, in DuckDB
       hub.query_service  check, charge, run, release: one DP query end to end
+      hub.publications published releases: shared with all or named members, read free
+      hub.audit        the append-only, hash-chained audit log: append, verify (tahub audit)
+      hub.auditread    reading it: filters, who may read what, JSONL/CSV export
       hub.api          FastAPI app (create_app), problem+json, routes, token endpoint
       hub.logging      structlog set-up, request ids, secret redaction
       hub.metrics      Prometheus metrics (requests, uploads, queries, budget; multiprocess)

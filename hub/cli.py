@@ -11,11 +11,14 @@
     tahub admin client revoke CLIENT_ID          revoke a client (its tokens stop working)
     tahub admin settings-doc [--out FILE]        the settings reference (docs/settings.md)
     tahub admin budget show [--dataset D]        privacy budget spent per dataset and member
+    tahub audit verify                           recompute the audit chain; exit 1 if broken
+    tahub audit export [--format jsonl|csv] [--since --until --org --actor --action]
     tahub contracts list | schema [--kind K] [--out FILE] | check FILE...
     tahub policy check FILE... | schema [--out FILE]   sharing policies (docs/policies.md)
     tahub demo                                   the guided demo (hub.demo)
     tahub query run|estimate|budget|policies|history|show   an analyst's DP queries
                                                  (connectors.analystcli, docs/analyst.md)
+    tahub query releases|release|publish|withdraw   published releases (docs/releases.md)
 
 Settings come from ``TAHUB_*`` environment variables and the TOML file
 ``TAHUB_SETTINGS_FILE`` names (``docs/settings.md``); health, metrics, logs, workers and
@@ -26,6 +29,7 @@ status 1, without a traceback.
 from __future__ import annotations
 
 import dataclasses
+import getpass
 import importlib
 import json
 import os
@@ -76,6 +80,9 @@ admin_app.add_typer(member_app, name="member")
 admin_app.add_typer(client_app, name="client")
 budget_app = typer.Typer(help="The privacy-budget ledger.", no_args_is_help=True)
 admin_app.add_typer(budget_app, name="budget")
+audit_app = typer.Typer(help="The tamper-evident audit log (docs/audit.md).",
+                        no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 app.add_typer(query_app, name="query")
 
 class SchemaKind(StrEnum):
@@ -114,6 +121,28 @@ def _identity(settings: Settings) -> Iterator[Any]:
     try:
         _migrate(engine)
         yield IdentityService(engine=engine, settings=settings)
+    finally:
+        engine.dispose()
+
+
+def _cli_actor() -> str:
+    """Who acts through the admin CLI, as the audit log names them: ``cli:<OS user>``."""
+    try:
+        return f"cli:{getpass.getuser()}"[:128]
+    except (OSError, KeyError):  # no user name (a container without a passwd entry)
+        return f"cli:uid{os.getuid()}"
+
+
+@contextmanager
+def _audit_log(settings: Settings) -> Iterator[Any]:
+    from hub.audit import AuditLog
+    from hub.db import make_engine
+
+    configure_logging(settings)
+    engine = make_engine(settings.database_url)
+    try:
+        _migrate(engine)
+        yield AuditLog(engine)
     finally:
         engine.dispose()
 
@@ -256,7 +285,7 @@ def member_add(
 ) -> None:
     """Register a member organisation and its first client (prints the secret once)."""
     with _identity(_settings()) as identity:
-        creds = identity.register_member(name, kind, role)
+        creds = identity.register_member(name, kind, role, actor=_cli_actor())
     if as_json:
         typer.echo(json.dumps(dataclasses.asdict(creds)))
     else:
@@ -340,7 +369,7 @@ def client_add(
 ) -> None:
     """Add a client to a member (prints the secret once)."""
     with _identity(_settings()) as identity:
-        creds = identity.add_client(org_id, role)
+        creds = identity.add_client(org_id, role, actor=_cli_actor())
     _show_credentials(creds, f"New client for {creds.org_name}")
 
 
@@ -351,8 +380,62 @@ def client_revoke(
 ) -> None:
     """Revoke a client: its tokens stop working at once."""
     with _identity(_settings()) as identity:
-        identity.revoke_client(client_id)
+        identity.revoke_client(client_id, actor=_cli_actor())
     typer.echo(f"client {client_id} revoked")
+
+
+# -- audit -------------------------------------------------------------------------------
+@audit_app.command("verify")
+@user_errors
+def audit_verify() -> None:
+    """Recompute the audit chain; name the first bad entry and exit 1 if it is broken."""
+    with _audit_log(_settings()) as audit:
+        report = audit.verify()
+    if not report.ok:
+        typer.echo(f"audit log BROKEN at seq {report.bad_seq}: {report.reason}", err=True)
+        typer.echo(f"(entries 1 to {report.checked} verify)", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"audit log intact: {report.checked} entries; head seq {report.head_seq} "
+               f"hash {report.head_hash}")
+
+
+class ExportFormat(StrEnum):
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
+@audit_app.command("export")
+@user_errors
+def audit_export(
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="jsonl or csv.")] = (
+        ExportFormat.JSONL),
+    since: Annotated[str | None, typer.Option(help="From this ISO date/time (UTC).")] = None,
+    until: Annotated[str | None, typer.Option(help="Before this ISO date/time (UTC).")] = None,
+    org: Annotated[str | None, typer.Option(help="Only this organisation (org_...).")] = None,
+    actor: Annotated[str | None, typer.Option(help="Only this actor (client id).")] = None,
+    action: Annotated[
+        str | None, typer.Option(help="Only this action (query.charged) or family (query.*).")
+    ] = None,
+    dataset: Annotated[str | None, typer.Option(help="Only this dataset.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write to this file.")] = None,
+) -> None:
+    """Export audit entries (with their hashes) as JSONL or CSV."""
+    from hub.auditread import AuditFilter, render
+
+    flt = AuditFilter.parse(org=org, actor=actor, action=action, since=since, until=until,
+                            dataset=dataset)
+    with _audit_log(_settings()) as audit:
+        lines = render(audit.scan(flt.where()), fmt.value)
+        if out is None:
+            for line in lines:
+                typer.echo(line, nl=False)
+            return
+        try:
+            with out.open("w", encoding="utf-8", newline="") as fh:
+                fh.writelines(lines)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {out} ({exc.strerror or exc})") from None
+    typer.echo(f"wrote {out}", err=True)
 
 
 # -- contracts ----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Engine,
@@ -32,6 +33,8 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "audit_anchor",
+    "audit_entries",
     "budget_locks",
     "clients",
     "extracts",
@@ -39,6 +42,8 @@ __all__ = [
     "make_engine",
     "metadata",
     "organisations",
+    "publication_audience",
+    "publications",
     "releases",
     "schema_is_current",
     "unit_datasets",
@@ -184,12 +189,81 @@ releases = Table(
     Index("uq_releases_org_dataset_key", "org_id", "dataset", "query_key", unique=True),
 )
 
+# Published releases (hub.publications): a governance officer shares a release its
+# organisation paid for with all members (``audience_all``) or with the organisations listed
+# in ``publication_audience``. ``summary`` is the release's public shape (dimensions,
+# measures and mechanisms, filters, cost), copied at publication so that the catalogue never
+# reads the stored cells. Withdrawn rows stay (status ``withdrawn``).
+publications = Table(
+    "publications",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("release_id", String(64), ForeignKey("releases.id"), nullable=False),
+    Column("org_id", String(64), ForeignKey("organisations.id"), nullable=False),
+    Column("dataset", String(63), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("note", Text, nullable=True),
+    Column("audience_all", Boolean, nullable=False),
+    Column("summary", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # active | withdrawn
+    Column("published_by", String(64), nullable=False),  # the client id
+    Column("published_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("withdrawn_at", UTCDateTime(), nullable=True),
+    Index("ix_publications_status", "status", "audience_all"),
+    # one active publication per release: publishing it again updates that one
+    Index(
+        "uq_publications_active_release",
+        "release_id",
+        unique=True,
+        sqlite_where=text("status = 'active'"),
+        postgresql_where=text("status = 'active'"),
+    ),
+)
+
+publication_audience = Table(
+    "publication_audience",
+    metadata,
+    Column("publication_id", String(64), ForeignKey("publications.id"), primary_key=True),
+    Column("org_id", String(64), ForeignKey("organisations.id"), primary_key=True),
+    Index("ix_publication_audience_org", "org_id"),
+)
+
 # One row per dataset, locked (SELECT ... FOR UPDATE) by every charge on PostgreSQL so that
 # charges to one dataset are serialised; SQLite serialises writers with BEGIN IMMEDIATE.
 budget_locks = Table(
     "budget_locks",
     metadata,
     Column("dataset", String(63), primary_key=True),
+)
+
+# The audit log (hub.audit): append-only, hash-chained. ``seq`` is handed out under the lock of
+# the one ``audit_anchor`` row (id 1), which also keeps the latest (seq, hash) so that a
+# truncated tail is detected. ``details`` holds shapes, costs and counts, never data values.
+audit_entries = Table(
+    "audit_entries",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(128), nullable=True),  # a client id, "cli:<user>", None: the hub
+    Column("org_id", String(64), nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("object_type", String(32), nullable=True),
+    Column("object_id", String(128), nullable=True),
+    Column("dataset", String(63), nullable=True),
+    Column("details", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_entries_at", "at"),
+    Index("ix_audit_entries_dataset_action", "dataset", "action"),
+)
+
+audit_anchor = Table(
+    "audit_anchor",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
 )
 
 # The unit index when the metadata store is PostgreSQL (hub.units.PostgresUnitIndex; the

@@ -53,6 +53,7 @@ from joserfc.jws import JWSRegistry
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from hub.actors import Actor, MemberKind, Role
+from hub.audit import Action, AuditEvent, AuditLog
 from hub.db import clients, organisations, utcnow
 from hub.errors import AuthError, ConfigError, Conflict, InvalidInput, NotFound, Unavailable
 from hub.settings import Settings
@@ -77,6 +78,7 @@ TOKEN_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 LEEWAY_SECONDS = 30
 _KEY_SUFFIX = ".jwk"
 _MAX_NAME = 200
+_CLIENT_ID = re.compile(r"tahub_[0-9a-f]{16}")
 
 
 class _Ed25519Only(EdDSAAlgorithm):
@@ -307,12 +309,17 @@ class IdentityService:
         key_file = settings.signing_key_file
         self._keys = _FileKeys(key_file) if key_file else _Keys(settings.keys_dir)
         self._jws = _TokenRegistry(algorithms=[ALGORITHM])
+        self.audit = AuditLog(engine)
 
     # -- members and clients ------------------------------------------------------------
     def register_member(
-        self, name: str, kind: MemberKind | str, roles: Iterable[Role | str]
+        self, name: str, kind: MemberKind | str, roles: Iterable[Role | str],
+        *, actor: str | None = None,
     ) -> Credentials:
-        """Create an organisation and its first client; the secret is returned only here."""
+        """Create an organisation and its first client; the secret is returned only here.
+
+        ``actor`` (who registers it, e.g. ``cli:<user>``) goes into the audit entry, which
+        is written in the same transaction."""
         name = " ".join(name.split())
         if not name or len(name) > _MAX_NAME:
             raise InvalidInput(
@@ -343,12 +350,19 @@ class IdentityService:
                         )
                     )
                     creds = self._insert_client(conn, org_id, name, role_values)
+                    self.audit.append(AuditEvent(
+                        Action.MEMBER_REGISTERED, actor=actor, org=org_id,
+                        object_type="organisation", object_id=org_id,
+                        details={"name": name, "kind": kind.value,
+                                 "client_id": creds.client_id, "roles": list(role_values)},
+                    ), conn=conn)
             except IntegrityError:
                 raise Conflict(f"a member named {name!r} already exists", field="name") from None
         log.info("member registered", org=org_id, kind=kind.value, client_id=creds.client_id)
         return creds
 
-    def add_client(self, org_id: str, roles: Iterable[Role | str]) -> Credentials:
+    def add_client(self, org_id: str, roles: Iterable[Role | str],
+                   *, actor: str | None = None) -> Credentials:
         """Another client for an existing organisation (e.g. a second partner system)."""
         role_values = _roles(roles)
         with _store_errors(), self._engine.begin() as conn:
@@ -358,6 +372,10 @@ class IdentityService:
             if org is None:
                 raise NotFound(f"no member organisation {org_id!r}", field="org_id")
             creds = self._insert_client(conn, org_id, org.name, role_values)
+            self.audit.append(AuditEvent(
+                Action.CLIENT_ADDED, actor=actor, org=org_id, object_type="client",
+                object_id=creds.client_id, details={"roles": list(role_values)},
+            ), conn=conn)
         log.info("client added", org=org_id, client_id=creds.client_id)
         return creds
 
@@ -378,11 +396,12 @@ class IdentityService:
         )
         return Credentials(org_id, org_name, client_id, secret, roles)
 
-    def revoke_client(self, client_id: str) -> None:
+    def revoke_client(self, client_id: str, *, actor: str | None = None) -> None:
         """Revoke a client: its tokens stop working at once. Revoking twice is harmless."""
         with _store_errors(), self._engine.begin() as conn:
             row = conn.execute(
-                sa.select(clients.c.revoked_at).where(clients.c.client_id == client_id)
+                sa.select(clients.c.revoked_at, clients.c.org_id)
+                .where(clients.c.client_id == client_id)
             ).first()
             if row is None:
                 raise NotFound(f"no client {client_id!r}", field="client_id")
@@ -392,6 +411,10 @@ class IdentityService:
                     .where(clients.c.client_id == client_id)
                     .values(revoked_at=utcnow())
                 )
+                self.audit.append(AuditEvent(
+                    Action.CLIENT_REVOKED, actor=actor, org=row.org_id, object_type="client",
+                    object_id=client_id,
+                ), conn=conn)
         log.info("client revoked", client_id=client_id)
 
     def members(self) -> list[dict[str, Any]]:
@@ -488,11 +511,42 @@ class IdentityService:
         }
         header = {"alg": ALGORITHM, "kid": self._keys.signing.thumbprint()}
         token: str = jwt.encode(header, claims, self._keys.signing, registry=self._jws)
+        # Before the token leaves: if the entry cannot be written, no token is handed out.
+        self.audit.append(AuditEvent(
+            Action.TOKEN_ISSUED, actor=record.client_id, org=record.org_id,
+            object_type="client", object_id=record.client_id,
+            details={"jti": claims["jti"], "expires_in": self._ttl, "roles": list(record.roles),
+                     "kid": header["kid"]},
+        ))
         log.info("token issued", client_id=record.client_id, jti=claims["jti"])
         return token
 
+    def token_refused(self, client_id: str | None, error: str) -> None:
+        """Audit a refusal at the token endpoint (a failed sign-in), after it is answered.
+
+        Only a well-formed client id is recorded (a secret pasted in its place never is);
+        the organisation is the client's, when it exists. Nothing else about the request.
+        """
+        known = client_id if client_id and _CLIENT_ID.fullmatch(client_id) else None
+        record = self._client(known) if known else None
+        self.audit.append(AuditEvent(
+            Action.TOKEN_REFUSED, actor=known, org=record.org_id if record else None,
+            object_type="client" if known else None, object_id=known,
+            details={"error": error[:64], "client_known": record is not None},
+        ))
+
     def verify_token(self, token: str) -> Actor:
-        """The actor a bearer token stands for; any doubt raises :class:`AuthError`."""
+        """The actor a bearer token stands for; any doubt raises :class:`AuthError`.
+
+        A refusal is audited (``auth.bearer_refused``: the reason, never the token)."""
+        try:
+            return self._verify_token(token)
+        except AuthError as exc:
+            self.audit.append(AuditEvent(Action.BEARER_REFUSED,
+                                         details={"reason": exc.detail[:200]}))
+            raise
+
+    def _verify_token(self, token: str) -> Actor:
         try:
             compact = jws.extract_compact(token.encode("ascii"))
             header = compact.headers()

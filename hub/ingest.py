@@ -33,6 +33,10 @@ Every upload and extract method needs the partner role and checks ownership on t
 another organisation's upload or extract is :class:`~hub.errors.NotFound`, exactly as a
 missing one. SQLAlchemy and OS errors are translated to :class:`~hub.errors.Unavailable`
 at this boundary. Logs carry ids and counts, never values.
+
+Audit (``hub.audit``): the start, commit, rejection and abort of an upload and the
+withdrawal of an extract are each written in the same transaction as the status change
+they record (the entry and the change commit together, or neither does).
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from hub.actors import Actor, Role
+from hub.audit import Action, AuditEvent, AuditLog
 from hub.contracts import ContractRegistry
 from hub.db import extracts, uploads, utcnow
 from hub.errors import (
@@ -248,6 +253,7 @@ class IngestService:
         self._settings = settings
         self._staging = Staging(settings.staging_dir)
         self.units = open_unit_index(engine, settings.data_dir / "index" / "units")
+        self.audit = AuditLog(engine)
 
     # -- uploads -----------------------------------------------------------------------
     @_boundary
@@ -298,6 +304,9 @@ class IngestService:
                 transfer=transfer, multipart_id=multipart_id, part_bytes=part_bytes,
             ))
             row = conn.execute(sa.select(uploads).where(uploads.c.id == upload_id)).one()
+            self.audit.append(_event(Action.UPLOAD_STARTED, actor, upload_id, contract.dataset,
+                                     contract_version=contract.version, size=req.size,
+                                     transfer=transfer), conn=conn)
         if transfer == _CHUNKS:
             self._staging.create(upload_id)
         _log.info("upload.started", org=actor.org, upload_id=upload_id,
@@ -482,7 +491,10 @@ class IngestService:
                                  work_dir=canonical.parent, units=self.units,
                                  partner=actor.org)
         except (InvalidInput, NotFound) as exc:
-            self._finish(up, _REJECTED)
+            self._finish(up, _REJECTED, _event(
+                Action.UPLOAD_REJECTED, actor, up.id, up.dataset,
+                contract_version=up.contract_version, size=up.size, code=exc.code,
+                total_errors=exc.total_errors))
             _log.info("upload.rejected", org=actor.org, upload_id=up.id, code=exc.code,
                       total_errors=exc.total_errors)
             if self._metrics is not None:
@@ -514,6 +526,10 @@ class IngestService:
                 )
                 if done.rowcount != 1:
                     raise Conflict("the upload was aborted or expired while committing")
+                self.audit.append(_event(
+                    Action.UPLOAD_COMMITTED, actor, up.id, up.dataset, extract_id=extract_id,
+                    contract_version=up.contract_version, rows=report.rows, size=up.size,
+                    duplicate=False), conn=conn)
         except IntegrityError:
             self._store.delete(key)
             return self._commit_duplicate(actor, up)
@@ -541,11 +557,16 @@ class IngestService:
             if existing is None:  # withdrawn in between: the client may simply retry
                 raise Conflict("the same content was committed and withdrawn meanwhile; retry",
                                offset=up.size)
-            conn.execute(
+            done = conn.execute(
                 sa.update(uploads)
                 .where(uploads.c.id == up.id, uploads.c.status == _RECEIVING)
                 .values(status=_COMMITTED, extract_id=existing.id, updated_at=utcnow())
             )
+            if done.rowcount == 1:
+                self.audit.append(_event(
+                    Action.UPLOAD_COMMITTED, actor, up.id, up.dataset, extract_id=existing.id,
+                    contract_version=up.contract_version, rows=existing.rows, size=up.size,
+                    duplicate=True), conn=conn)
         self._staging.remove(up.id)
         _log.info("upload.duplicate_commit", org=actor.org, upload_id=up.id,
                   extract_id=existing.id)
@@ -559,11 +580,13 @@ class IngestService:
             raise Conflict("the upload is committed; withdraw its extract instead")
         if up.status != _RECEIVING:
             return  # already finished: aborting again changes nothing
+        event = _event(Action.UPLOAD_ABORTED, actor, up.id, up.dataset,
+                       contract_version=up.contract_version, size=up.size)
         if up.transfer == _DIRECT:
-            self._finish(up, _ABORTED)
+            self._finish(up, _ABORTED, event)
         else:
             with self._staging.locked(up.id):
-                self._finish(up, _ABORTED)
+                self._finish(up, _ABORTED, event)
         _log.info("upload.aborted", org=actor.org, upload_id=up.id)
 
     # -- extracts ----------------------------------------------------------------------
@@ -592,11 +615,17 @@ class IngestService:
         row = self._extract_row(actor, extract_id)
         if row.status == _VISIBLE:
             with self._engine.begin() as conn:
-                conn.execute(
+                done = conn.execute(
                     sa.update(extracts)
                     .where(extracts.c.id == row.id, extracts.c.status == _VISIBLE)
                     .values(status=_WITHDRAWN, withdrawn_at=utcnow())
                 )
+                if done.rowcount == 1:
+                    self.audit.append(AuditEvent(
+                        Action.EXTRACT_WITHDRAWN, actor=actor.client_id, org=actor.org,
+                        object_type="extract", object_id=row.id, dataset=row.dataset,
+                        details={"contract_version": row.contract_version, "rows": row.rows},
+                    ), conn=conn)
             _log.info("extract.withdrawn", org=actor.org, extract_id=row.id)
         # After the row: a crash in between leaves an orphan object for sweep to remove.
         self._store.delete(row.object_key)
@@ -722,13 +751,15 @@ class IngestService:
         if done.rowcount != 1:
             raise Conflict("the upload was aborted or expired meanwhile")
 
-    def _finish(self, up: Any, status: str) -> None:
+    def _finish(self, up: Any, status: str, event: AuditEvent | None = None) -> None:
         with self._engine.begin() as conn:
-            conn.execute(
+            done = conn.execute(
                 sa.update(uploads)
                 .where(uploads.c.id == up.id, uploads.c.status == _RECEIVING)
                 .values(status=status, updated_at=utcnow())
             )
+            if event is not None and done.rowcount == 1:
+                self.audit.append(event, conn=conn)
         if up.transfer == _DIRECT:  # what remains of it in the store; sweep retries on failure
             key = staging_key(up.org_id, up.id)
             self._multipart().abort_multipart(key, up.multipart_id)
@@ -762,6 +793,13 @@ class IngestService:
             chunk_bytes=self._settings.chunk_bytes, expires_at=row.expires_at,
             transfer=row.transfer, **direct,
         )
+
+
+def _event(action: Action, actor: Actor, upload_id: str, dataset: str,
+           **details: Any) -> AuditEvent:
+    """The audit event of an upload (ids, sizes, counts: never a value)."""
+    return AuditEvent(action, actor=actor.client_id, org=actor.org, object_type="upload",
+                      object_id=upload_id, dataset=dataset, details=details)
 
 
 def _extract_view(row: Any) -> ExtractView:

@@ -35,6 +35,11 @@ still has its entry and the audit trail shows every query.
 
 Amounts are stored exactly, as a numerator and a denominator (64-bit integers); a cost whose
 exact fraction does not fit is refused rather than rounded.
+
+Audit: every charge, release and failure is written to the audit log (``hub.audit``) in the
+same transaction as the ledger change: ``query.charged`` with the query's shape and cost,
+``query.released``, ``query.failed``; the entry is the transaction's last statement (the
+budget lock is taken before the audit log's anchor, always in that order).
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from hub.accounting import BudgetLimits, Cost, Measure
+from hub.audit import Action, AuditEvent, AuditLog
 from hub.budget import Balance, Spend, SpentEntry, check_charge, opened_at, tally
 from hub.db import budget_locks, ledger_entries, releases, utcnow
 from hub.errors import Conflict, InvalidInput, Unavailable
@@ -147,6 +153,7 @@ class Ledger:
             raise ValueError(
                 f"the ledger supports SQLite and PostgreSQL, not {engine.dialect.name}")
         self.engine = engine
+        self.audit = AuditLog(engine)
 
     # -- transactions ---------------------------------------------------------------------
     @contextmanager
@@ -224,14 +231,16 @@ class Ledger:
 
     # -- spending -------------------------------------------------------------------------
     def charge(self, *, dataset: str, org: str, limits: BudgetLimits, cost: Cost,
-               query_key: str, shape: Mapping[str, Any], now: datetime | None = None) -> Charge:
+               query_key: str, shape: Mapping[str, Any], now: datetime | None = None,
+               actor: str | None = None) -> Charge:
         """Debit ``cost`` for one query, or refuse and write nothing.
 
         In one transaction holding the dataset's lock: read what has been spent, apply the
         rules of :func:`hub.budget.check_charge` (raising ``BudgetExceeded`` naming the
         rule, with ``requested`` and ``remaining``), then insert a ``charged`` entry.
         ``shape`` describes the query (fields, functions, bounds), never a data value.
-        ``now`` defaults to the ledger's clock, read once the lock is held.
+        ``now`` defaults to the ledger's clock, read once the lock is held. ``actor`` (the
+        asking client) goes into the ``query.charged`` audit entry.
         """
         if not isinstance(query_key, str) or not _QUERY_KEY.fullmatch(query_key):
             raise InvalidInput("query_key must be a lowercase hex sha256 digest",
@@ -257,12 +266,18 @@ class Ledger:
                 query_key=query_key, status=CHARGED, created_at=when, released_at=None,
                 shape=summary,
             ))
+            self.audit.append(AuditEvent(
+                Action.QUERY_CHARGED, actor=actor, org=org, object_type="query",
+                object_id=entry_id, dataset=dataset,
+                details={"cost": Cost(cost.measure, amount).as_json(), "query_key": query_key,
+                         "shape": summary},
+            ), conn=conn)
         return Charge(id=entry_id, dataset=dataset, org=org, cost=Cost(cost.measure, amount),
                       query_key=query_key, status=CHARGED, created_at=when, released_at=None,
                       shape=summary)
 
     def record_release(self, charge: Charge, result: Mapping[str, Any],
-                       *, now: datetime | None = None) -> Release:
+                       *, now: datetime | None = None, actor: str | None = None) -> Release:
         """Store ``result`` as the release of ``charge`` and mark the entry ``released``.
 
         Both rows change in one transaction. If the same member already has a release for
@@ -285,6 +300,16 @@ class Ledger:
             if updated.rowcount != 1:
                 raise Conflict(f"ledger entry {charge.id} is not awaiting a release",
                                rule="ledger:status")
+            details: dict[str, Any] = {"cost": charge.cost.as_json(),
+                                       "query_key": charge.query_key}
+            if existing is not None:
+                details.update(reason="an identical query was released first",
+                               release_of=existing.entry_id)
+            self.audit.append(AuditEvent(
+                Action.QUERY_FAILED if existing is not None else Action.QUERY_RELEASED,
+                actor=actor, org=charge.org, object_type="query", object_id=charge.id,
+                dataset=charge.dataset, details=details,
+            ), conn=conn)
             if existing is not None:
                 return existing
             release_id = _new_id("rel_")
@@ -296,8 +321,11 @@ class Ledger:
                        org=charge.org, query_key=charge.query_key, created_at=when,
                        result=stored, cost=charge.cost)
 
-    def mark_failed(self, charge: Charge) -> None:
-        """The computation of ``charge`` failed: nothing is released; the budget stays spent."""
+    def mark_failed(self, charge: Charge, *, actor: str | None = None,
+                    reason: str | None = None) -> None:
+        """The computation of ``charge`` failed: nothing is released; the budget stays spent.
+
+        ``reason`` (an error class name, never its text) goes into the audit entry."""
         le = ledger_entries
         with self._locked(charge.dataset) as conn:
             updated = conn.execute(sa.update(le).where(le.c.id == charge.id,
@@ -306,6 +334,12 @@ class Ledger:
             if updated.rowcount != 1:
                 raise Conflict(f"ledger entry {charge.id} is not awaiting a release",
                                rule="ledger:status")
+            self.audit.append(AuditEvent(
+                Action.QUERY_FAILED, actor=actor, org=charge.org, object_type="query",
+                object_id=charge.id, dataset=charge.dataset,
+                details={"cost": charge.cost.as_json(), "query_key": charge.query_key,
+                         "reason": reason or "the computation failed"},
+            ), conn=conn)
 
     # -- reading --------------------------------------------------------------------------
     @staticmethod

@@ -3,6 +3,11 @@
 A file that fails validation never replaces the active policy of its dataset; its problems
 are logged and shown on ``/health`` (:meth:`hub.policies.PolicySet.health`). The app's
 lifespan starts and stops the watcher (``hub.api.app``).
+
+With an audit log (``hub.audit``), every policy that becomes active (``policy.loaded``, with
+its budget limits and whether they changed), every refused file (``policy.refused``) and
+every removed policy (``policy.removed``) is written to it *before* the change takes effect:
+if the entry cannot be written, the change is not made and the next reload tries again.
 """
 
 from __future__ import annotations
@@ -12,9 +17,12 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import structlog
 
+from hub.accounting import BudgetLimits
+from hub.audit import Action, AuditEvent, AuditLog
 from hub.contracts import ContractRegistry
 from hub.errors import ConfigError
 from hub.policies import (
@@ -39,6 +47,13 @@ class _Seen:
     problems: tuple[PolicyProblem, ...]
 
 
+def _limits_json(limits: BudgetLimits) -> dict[str, Any]:
+    return {"measure": limits.measure.value, "global_total": str(limits.global_total),
+            "per_member": str(limits.per_member), "per_query": str(limits.per_query),
+            "per_month": None if limits.per_month is None else str(limits.per_month),
+            "opened": limits.opened.isoformat()}
+
+
 class PolicyStore:
     """The policies folder, kept current: ``current()`` is always a consistent snapshot.
 
@@ -49,13 +64,15 @@ class PolicyStore:
     whose modification time or size changed, and re-validates only if the content hash did.
     """
 
-    def __init__(self, directory: Path, registry: ContractRegistry) -> None:
+    def __init__(self, directory: Path, registry: ContractRegistry,
+                 audit: AuditLog | None = None) -> None:
         if not directory.is_dir():
             raise ConfigError(
                 f"policies folder {directory} does not exist", field="TAHUB_POLICIES_DIR"
             )
         self.directory = directory
         self.registry = registry
+        self.audit = audit
         self._lock = threading.Lock()
         self._seen: dict[str, _Seen] = {}
         self._active: dict[str, Policy] = {}
@@ -64,8 +81,9 @@ class PolicyStore:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def load(cls, directory: Path | None, registry: ContractRegistry) -> PolicyStore:
-        store = cls(directory or default_policies_dir(), registry)
+    def load(cls, directory: Path | None, registry: ContractRegistry,
+             audit: AuditLog | None = None) -> PolicyStore:
+        store = cls(directory or default_policies_dir(), registry, audit)
         store.reload()
         return store
 
@@ -78,7 +96,10 @@ class PolicyStore:
             changed = False
             present = {p.name: p for p in sorted(self.directory.glob("*.yaml")) if p.is_file()}
             for name in sorted(set(self._seen) - set(present)):
-                gone = self._seen.pop(name)
+                gone = self._seen[name]
+                if gone.dataset is not None and gone.dataset in self._active:
+                    self._record(Action.POLICY_REMOVED, name, gone.dataset, {})
+                del self._seen[name]
                 if gone.dataset is not None and self._active.pop(gone.dataset, None) is not None:
                     log.warning("policy removed: its file was deleted", file=name,
                                 dataset=gone.dataset)
@@ -113,6 +134,9 @@ class PolicyStore:
                 PolicyProblem(name, e.line, e.field, e.reason) for e in exc.errors
             ) or (PolicyProblem(name, None, None, exc.detail),)
             kept = dataset is not None and dataset in self._active
+            self._record(Action.POLICY_REFUSED, name, dataset, {
+                "sha256": digest, "errors": len(problems), "previous_kept": kept,
+                "problems": [str(p)[:300] for p in problems[:20]]})
             log.error(
                 "policy file refused: "
                 + ("the previous valid policy stays active" if kept else "no policy (deny)"),
@@ -120,10 +144,24 @@ class PolicyStore:
             )
             self._seen[name] = _Seen(stamp, digest, dataset, problems)
             return True
+        before_policy = self._active.get(policy.dataset)
+        limits = _limits_json(policy.limits)
+        self._record(Action.POLICY_LOADED, name, policy.dataset, {
+            "sha256": digest, "rules": len(policy.rules), "limits": limits,
+            "replaces": before.digest if before is not None else None,
+            "budget_changed": before_policy is not None
+            and _limits_json(before_policy.limits) != limits,
+        })
         self._active[policy.dataset] = policy
         self._seen[name] = _Seen(stamp, digest, policy.dataset, ())
         log.info("policy loaded", file=name, dataset=policy.dataset, rules=len(policy.rules))
         return True
+
+    def _record(self, action: Action, name: str, dataset: str | None,
+                details: dict[str, Any]) -> None:
+        if self.audit is not None:  # the hub itself acts: no actor
+            self.audit.append(AuditEvent(action, object_type="policy_file", object_id=name,
+                                         dataset=dataset, details={"file": name, **details}))
 
     # -- the watcher ------------------------------------------------------------------------
     def start_watching(self, interval: float = 1.0) -> None:

@@ -37,6 +37,10 @@ the step only sets the unit the noise is drawn in, the noise in the value's unit
 
 The service needs only a small engine interface (:class:`Aggregator`), which
 :class:`hub.engine.QueryEngine` implements over DuckDB.
+
+Audit (``hub.audit``): the ledger writes ``query.charged`` (shape and cost), ``query.released``
+and ``query.failed`` in its own transactions; a stored release answered again is written
+here (``query.reused``) before it is returned.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ import structlog
 
 from hub.accounting import Cost
 from hub.actors import Actor, Role
+from hub.audit import Action, AuditEvent
 from hub.budget import Balance, Spend, check_charge
 from hub.contracts import ContractRegistry, FieldType
 from hub.engine import Part, PartKind
@@ -288,6 +293,12 @@ class QueryService:
                                            query_key=plan.key)
         if stored is not None:
             log.info("query.reused", dataset=plan.dataset, query_id=stored.entry_id)
+            self._ledger.audit.append(AuditEvent(
+                Action.QUERY_REUSED, actor=actor.client_id, org=actor.org,
+                object_type="query", object_id=stored.entry_id, dataset=plan.dataset,
+                details={"cost": Cost.zero(plan.accounting).as_json(),
+                         "query_key": plan.key, "shape": _shape(plan)},
+            ))
             if self._metrics is not None:
                 self._metrics.query(plan.dataset, "reused")
             return self._reused(stored, plan)
@@ -297,14 +308,15 @@ class QueryService:
         charge = self._ledger.charge(
             dataset=plan.dataset, org=actor.org, limits=plan.limits, cost=cost,
             query_key=plan.key, shape=_shape(plan), now=self._clock(),
+            actor=actor.client_id,
         )
         if self._metrics is not None:  # spent from here on, whatever happens next
             self._metrics.budget_spent(plan.dataset, cost.measure.symbol, cost.amount)
         try:
             result = self._release(plan, measures, charge)
-            release = self._ledger.record_release(charge, result)
+            release = self._ledger.record_release(charge, result, actor=actor.client_id)
         except BaseException as exc:
-            self._failed(charge, exc)
+            self._failed(charge, exc, actor.client_id)
             if isinstance(exc, Exception):
                 raise Unavailable(
                     "the query was charged but could not be computed; the budget it was "
@@ -322,13 +334,13 @@ class QueryService:
         out.update(reused=False, charged=cost.as_json(), budget=self._balance_json(plan, actor))
         return out
 
-    def _failed(self, charge: Charge, exc: BaseException) -> None:
+    def _failed(self, charge: Charge, exc: BaseException, actor: str | None = None) -> None:
         log.error("query.failed_after_charge", query_id=charge.id, dataset=charge.dataset,
                   error=type(exc).__name__)
         if self._metrics is not None:
             self._metrics.query(charge.dataset, "failed")
         try:
-            self._ledger.mark_failed(charge)
+            self._ledger.mark_failed(charge, actor=actor, reason=type(exc).__name__)
         except TahubError:  # already released, or the store is down: the entry stays spent
             log.error("query.mark_failed_failed", query_id=charge.id)
 

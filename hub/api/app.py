@@ -33,7 +33,10 @@ from hub import __version__
 from hub.api.oauth import TOKEN_PATH, TokenServer
 from hub.api.oauth import router as oauth_router
 from hub.api.problems import RequestContext, install_problem_handlers
-from hub.api.routes import extracts, meta, ops, queries, uploads
+from hub.api.routes import audit as audit_routes
+from hub.api.routes import extracts, meta, ops, queries, releases, uploads
+from hub.audit import AuditLog
+from hub.auditread import AuditReader
 from hub.contracts import ContractRegistry
 from hub.db import make_engine, schema_is_current, upgrade
 from hub.engine import QueryEngine
@@ -44,6 +47,7 @@ from hub.ledger import Ledger
 from hub.logging import configure_logging
 from hub.metrics import Metrics
 from hub.policystore import PolicyStore
+from hub.publications import Publications
 from hub.query_service import QueryService
 from hub.settings import Settings, load_settings
 from hub.storage import ObjectStore, open_store
@@ -71,6 +75,8 @@ class Services:
     ledger: Ledger
     query_engine: QueryEngine
     queries: QueryService
+    publications: Publications
+    audit: AuditReader
 
     def close(self) -> None:
         self.policies.stop_watching()
@@ -85,7 +91,6 @@ def build_services(
     ``migrate=False`` (worker processes) only checks that the schema is at head.
     """
     registry = ContractRegistry.load(settings.contracts_dir)
-    policies = PolicyStore.load(settings.policies_dir, registry)
     store = open_store(settings.storage, settings)
     engine = make_engine(settings.database_url)
     try:
@@ -96,6 +101,9 @@ def build_services(
                 "the metadata store is not at the latest schema; run `tahub admin migrate`",
                 field="TAHUB_DATABASE_URL",
             )
+        audit = AuditLog(engine)
+        # after the migrations: loading the policies writes to the audit log
+        policies = PolicyStore.load(settings.policies_dir, registry, audit)
         ingest = IngestService(engine=engine, store=store, registry=registry, settings=settings,
                                metrics=metrics)
         identity = IdentityService(engine=engine, settings=settings)
@@ -103,6 +111,7 @@ def build_services(
         query_engine = QueryEngine(store=store, ingest=ingest, settings=settings)
         queries = QueryService(policies=policies, registry=registry, ledger=ledger,
                                engine=query_engine, metrics=metrics)
+        publications = Publications(engine, audit)
     except SQLAlchemyError as exc:
         engine.dispose()
         raise ConfigError(
@@ -116,7 +125,7 @@ def build_services(
     return Services(
         settings=settings, engine=engine, registry=registry, store=store, ingest=ingest,
         identity=identity, policies=policies, ledger=ledger, query_engine=query_engine,
-        queries=queries,
+        queries=queries, publications=publications, audit=AuditReader(audit),
     )
 
 
@@ -213,6 +222,8 @@ def create_app(settings: Settings, *, startup_tasks: bool = True) -> FastAPI:
     app.include_router(queries.router)
     app.include_router(queries.budgets_router)
     app.include_router(queries.policies_router)
+    app.include_router(releases.router)
+    app.include_router(audit_routes.router)
     return app
 
 

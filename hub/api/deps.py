@@ -1,8 +1,9 @@
 """FastAPI dependencies: the services on ``app.state`` and the calling actor.
 
 Routes declare what they need with the ``Annotated`` aliases below (``Ingest``,
-``Identity``, ``Registry``, ``Policies``, ``Queries``, ``Database``, ``Store``,
-``AppSettings``, ``AppMetrics``, ``CurrentActor``, ``PartnerActor``, ``AnalystActor``);
+``Identity``, ``Registry``, ``Policies``, ``Queries``, ``Releases``, ``Audit``, ``Database``,
+``Store``, ``AppSettings``, ``AppMetrics``, ``CurrentActor``, ``PartnerActor``,
+``AnalystActor``);
 nothing is global, everything comes from the app that ``create_app`` built.
 """
 
@@ -16,12 +17,14 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from hub.actors import Actor, Role
+from hub.auditread import AuditReader
 from hub.contracts import ContractRegistry
 from hub.errors import AuthError
 from hub.identity import IdentityService
 from hub.ingest import IngestService
 from hub.metrics import Metrics
 from hub.policystore import PolicyStore
+from hub.publications import Publications
 from hub.query_service import QueryService
 from hub.settings import Settings
 from hub.storage import ObjectStore
@@ -30,6 +33,7 @@ __all__ = [
     "AnalystActor",
     "AppMetrics",
     "AppSettings",
+    "Audit",
     "CurrentActor",
     "Database",
     "Identity",
@@ -38,6 +42,7 @@ __all__ = [
     "Policies",
     "Queries",
     "Registry",
+    "Releases",
     "Store",
     "current_actor",
 ]
@@ -63,6 +68,8 @@ Ingest = Annotated[IngestService, Depends(_service("ingest"))]
 Registry = Annotated[ContractRegistry, Depends(_service("registry"))]
 Policies = Annotated[PolicyStore, Depends(_service("policies"))]
 Queries = Annotated[QueryService, Depends(_service("queries"))]
+Releases = Annotated[Publications, Depends(_service("publications"))]
+Audit = Annotated[AuditReader, Depends(_service("audit"))]
 AppSettings = Annotated[Settings, Depends(_settings)]
 Database = Annotated[sa.Engine, Depends(_service("engine"))]
 Store = Annotated[ObjectStore, Depends(_service("store"))]

@@ -5,6 +5,8 @@ Only the client-credentials grant, with the client authenticated by HTTP Basic
 protocol (grant selection, client authentication, RFC 6749 error bodies); the access token
 itself is a JWT minted by :meth:`hub.identity.IdentityService.issue_token` (joserfc).
 Tokens are stateless, so ``save_token`` only logs the issuance (client id, never the token).
+Every issuance and every refusal (a failed sign-in) is in the audit log (``hub.audit``): the
+issuance before the token is handed out, a refusal right after it is answered.
 
 Transport security: authlib refuses an OAuth2 request whose URL is plain ``http://``
 unless the host is a loopback address (``InsecureTransportError``). The hub builds that URL
@@ -18,6 +20,9 @@ never set by tahub.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -147,7 +152,29 @@ class TokenServer(AuthorizationServer):
         except OAuth2Error as error:  # raised before authlib's own handling, e.g. transport
             log.warning("token request refused", error=error.error)
             response = self.handle_error_response(None, error)
+        if response.status_code >= 400:
+            self.audit_refusal(raw.headers, raw.form, response)
         return response
+
+    def audit_refusal(self, headers: Mapping[str, str], form: list[tuple[str, str]],
+                      response: Response) -> None:
+        """Write the refusal to the audit log: the claimed client id and the error code."""
+        try:
+            error = str(json.loads(bytes(response.body)).get("error", "error"))
+        except (ValueError, AttributeError):
+            error = "error"
+        self._identity.token_refused(_claimed_client(headers, form), error)
+
+
+def _claimed_client(headers: Mapping[str, str], form: list[tuple[str, str]]) -> str | None:
+    """The client id a token request claims (HTTP Basic user, or the form's client_id)."""
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "basic" and value:
+        try:
+            return base64.b64decode(value, validate=True).decode("utf-8").partition(":")[0]
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+    return next((v for k, v in form if k == "client_id"), None)
 
 
 router = APIRouter(tags=["oauth"])
@@ -182,6 +209,8 @@ async def token(request: Request) -> Response:
     try:
         form = await _form(request)
     except OAuth2Error as error:
-        return server.handle_error_response(None, error)
+        response: Response = server.handle_error_response(None, error)
+        await run_in_threadpool(server.audit_refusal, request.headers, [], response)
+        return response
     raw = _RawTokenRequest(method=request.method, headers=request.headers, form=form)
     return await run_in_threadpool(server.token_response, raw)
