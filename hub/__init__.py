@@ -13,6 +13,7 @@ Map of the architecture (domain core first; adapters around it)::
       hub.queries      a query request -> an authorised, immutable QueryPlan (deny by default)
       hub.privacy      sensitivities, OpenDP noise and calibration, honest intervals
       hub.budget       the budget rules: may this charge go through, what is left
+      hub.ratelimit    token buckets per member and route class, per client address (429)
     adapters
       hub.settings     the one settings object (TAHUB_* environment variables, settings file)
       hub.rowcheck     runs the validating query in DuckDB (shared with the connector)

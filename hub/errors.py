@@ -24,6 +24,7 @@ logged with a request id and answered with a generic 500 that never echoes its t
     │   ├── EmptyExtract             no rows at all
     │   └── TooLarge                 over the configured size limit (413)
     ├── Conflict                     state does not allow it (409), e.g. a wrong offset
+    ├── TooManyRequests              over a rate limit (429), names the ``rule``, ``retry_after``
     ├── Unavailable                  a dependency is down; retry later (503)
     └── HubRequestError              connector side: the hub answered with a problem
 """
@@ -51,6 +52,7 @@ __all__ = [
     "SourceError",
     "TahubError",
     "TooLarge",
+    "TooManyRequests",
     "Unavailable",
     "UnknownDataset",
     "error_classes",
@@ -224,6 +226,17 @@ class Conflict(TahubError):
     code = "conflict"
     status = 409
     title = "Conflict"
+
+
+class TooManyRequests(TahubError):
+    """Over a rate limit (hub.ratelimit); nothing was done. ``rule`` names the limit
+    (``rate_limit:query``, ``rate_limit:upload``, ``rate_limit:other``,
+    ``rate_limit:token``), ``retry_after`` the whole seconds until a request can pass
+    (also the ``Retry-After`` header)."""
+
+    code = "rate_limited"
+    status = 429
+    title = "Too many requests"
 
 
 class Unavailable(TahubError):

@@ -109,6 +109,39 @@ class Settings(BaseSettings):
         le=256 * MiB,
         description="Largest upload chunk the hub accepts in one request, in bytes.",
     )
+    max_json_bytes: int = Field(
+        default=MiB,
+        ge=1024,
+        description="Largest request body the hub accepts on every route but upload chunks "
+        "(JSON bodies), in bytes; larger ones are refused with 413 before parsing.",
+    )
+    rate_limit_per_minute: int = Field(
+        default=600,
+        ge=0,
+        description="Requests a minute each member (organisation) may make to routes other "
+        "than queries and uploads, per hub process (a burst of this many, then an even "
+        "rate); over it: 429 with Retry-After. 0: no limit.",
+    )
+    query_rate_limit_per_minute: int = Field(
+        default=60,
+        ge=0,
+        description="Requests a minute each member may make to POST /v1/queries and "
+        "/v1/queries/estimate, per hub process. 0: no limit.",
+    )
+    upload_rate_limit_per_minute: int = Field(
+        default=600,
+        ge=0,
+        description="Requests a minute each member may make to /v1/uploads (chunks "
+        "included), per hub process. 0: no limit.",
+    )
+    token_rate_limit_per_minute: int = Field(
+        default=60,
+        ge=0,
+        description="Requests a minute to POST /oauth/token from one client address, per "
+        "hub process (behind a proxy: the X-Forwarded-For address, trusted from the "
+        "addresses in uvicorn's FORWARDED_ALLOW_IPS, default 127.0.0.1). "
+        "0: no limit.",
+    )
     upload_ttl_hours: int = Field(
         default=24,
         ge=1,

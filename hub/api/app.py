@@ -30,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from hub import __version__
+from hub.api.bodylimit import BodyLimit
 from hub.api.oauth import TOKEN_PATH, TokenServer
 from hub.api.oauth import router as oauth_router
 from hub.api.problems import RequestContext, install_problem_handlers
@@ -49,6 +50,7 @@ from hub.metrics import Metrics
 from hub.policystore import PolicyStore
 from hub.publications import Publications
 from hub.query_service import QueryService
+from hub.ratelimit import RateLimits
 from hub.settings import Settings, load_settings
 from hub.storage import ObjectStore, open_store
 
@@ -195,6 +197,12 @@ def create_app(settings: Settings, *, startup_tasks: bool = True) -> FastAPI:
             app.state.token_server = TokenServer(
                 services.identity, settings.public_url + TOKEN_PATH
             )
+            app.state.rate_limits = RateLimits.per_minute(  # per process (hub.ratelimit)
+                query=settings.query_rate_limit_per_minute,
+                upload=settings.upload_rate_limit_per_minute,
+                other=settings.rate_limit_per_minute,
+                token=settings.token_rate_limit_per_minute,
+            )
             if settings.sweep_interval_minutes:
                 sweeper = asyncio.create_task(_sweep_every(
                     services, settings.sweep_interval_minutes * 60))
@@ -213,6 +221,7 @@ def create_app(settings: Settings, *, startup_tasks: bool = True) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     install_problem_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_json_bytes)  # inside RequestContext
     app.add_middleware(RequestContext, metrics=metrics)
     app.include_router(meta.router)
     app.include_router(ops.router)

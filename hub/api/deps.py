@@ -26,6 +26,7 @@ from hub.metrics import Metrics
 from hub.policystore import PolicyStore
 from hub.publications import Publications
 from hub.query_service import QueryService
+from hub.ratelimit import RateLimits
 from hub.settings import Settings
 from hub.storage import ObjectStore
 
@@ -90,16 +91,25 @@ _bearer = HTTPBearer(
 
 
 def current_actor(
+    request: Request,
     identity: Identity,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Actor:
-    """The actor behind ``Authorization: Bearer <token>`` (sync: runs in the threadpool)."""
+    """The actor behind ``Authorization: Bearer <token>`` (sync: runs in the threadpool).
+
+    The request then counts against the actor's organisation's rate limit of its route
+    class (hub.ratelimit), before any route runs: over it, :class:`TooManyRequests` (429)
+    and nothing else happens.
+    """
     if credentials is None:
         raise AuthError(
             "this route needs 'Authorization: Bearer <access token>' "
             "(get one from POST /oauth/token)"
         )
-    return identity.verify_token(credentials.credentials)
+    actor = identity.verify_token(credentials.credentials)
+    limits: RateLimits = request.app.state.rate_limits
+    limits.member(actor.org, request.method, request.url.path)
+    return actor
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]

@@ -16,6 +16,10 @@ sees plain HTTP itself. So: ``https://...`` public URLs work, loopback ``http://
 local use and tests, and any other ``http://`` public URL makes the token endpoint answer
 400 ``insecure_transport`` (logged at start-up as well). ``AUTHLIB_INSECURE_TRANSPORT`` is
 never set by tahub.
+
+Requests are limited per client address (``TAHUB_TOKEN_RATE_LIMIT_PER_MINUTE``, hub.ratelimit):
+over the limit the answer is a 429 problem document with ``Retry-After``, not an RFC 6749
+error, and it is not audited, so a flood of failed sign-ins cannot flood the audit log.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from hub.identity import TOKEN_AUTH_METHODS, IdentityService, OAuthClient
+from hub.ratelimit import RateLimits
 
 __all__ = ["TOKEN_PATH", "TokenServer", "router"]
 
@@ -206,6 +211,10 @@ async def _form(request: Request) -> list[tuple[str, str]]:
 @router.post(TOKEN_PATH, summary="Issue an access token (OAuth2 client credentials)")
 async def token(request: Request) -> Response:
     server: TokenServer = request.app.state.token_server
+    # Per client address, before anything is read or audited: a flood of sign-in attempts
+    # is answered 429 (problem+json, Retry-After) and never reaches the audit log.
+    limits: RateLimits = request.app.state.rate_limits
+    limits.token_request(request.client.host if request.client else "unknown")
     try:
         form = await _form(request)
     except OAuth2Error as error:

@@ -2,7 +2,8 @@
 
 * every :class:`~hub.errors.TahubError` -> its ``problem()`` body plus ``instance`` (the
   request path) and ``request_id``; a 401 adds ``WWW-Authenticate: Bearer``, a 503
-  ``Retry-After`` (the error's ``retry_after``, else :data:`RETRY_AFTER_SECONDS`); fields such as
+  ``Retry-After`` (the error's ``retry_after``, else :data:`RETRY_AFTER_SECONDS`), a 429
+  ``Retry-After`` (its ``retry_after``, else 1); fields such as
   ``field``, ``errors`` and a conflict's ``offset`` come from the error itself;
 * FastAPI's request validation -> 422 ``invalid_input`` with ``field`` and ``errors``
   (``[{field, reason}]``; the offending input is never echoed: it could be an identifier);
@@ -82,6 +83,8 @@ def _tahub_error(request: Request, exc: Exception) -> JSONResponse:
     headers = {"WWW-Authenticate": 'Bearer realm="tahub"'} if status == 401 else None
     if status == 503:  # a dependency is down: tell clients (and load balancers) when to retry
         headers = {"Retry-After": str(exc.extra.get("retry_after", RETRY_AFTER_SECONDS))}
+    if status == 429:  # over a rate limit: seconds until a request can pass (hub.ratelimit)
+        headers = {"Retry-After": str(exc.extra.get("retry_after", 1))}
     return problem_response(request.scope, body, headers)
 
 
