@@ -48,7 +48,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub.db import audit_anchor, audit_entries, utcnow
+from hub.db import audit_anchor, audit_entries, utcnow, write_transaction
 from hub.errors import Unavailable
 
 __all__ = [
@@ -240,19 +240,8 @@ class AuditLog:
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
         try:
-            if self._pg:
-                with self.engine.begin() as conn:
-                    yield conn
-            else:
-                with self.engine.connect() as conn:
-                    conn.execution_options(isolation_level="AUTOCOMMIT")
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")  # the writer lock, first thing
-                    try:
-                        yield conn
-                    except BaseException:
-                        conn.exec_driver_sql("ROLLBACK")
-                        raise
-                    conn.exec_driver_sql("COMMIT")
+            with write_transaction(self.engine) as conn:
+                yield conn
         except SQLAlchemyError as exc:
             raise Unavailable("the metadata store is unavailable; retry later") from exc
 

@@ -8,6 +8,8 @@ against, so that the two never drift.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     DateTime,
     Engine,
     ForeignKey,
@@ -51,9 +54,31 @@ __all__ = [
     "upgrade",
     "uploads",
     "utcnow",
+    "write_transaction",
 ]
 
 metadata = MetaData()
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """One write transaction. On SQLite it takes the database's writer lock first thing
+    (``BEGIN IMMEDIATE``), so that no read inside it can be overtaken by another writer;
+    elsewhere it is ``engine.begin()`` (callers take their own row locks). Errors are the
+    caller's to translate."""
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as conn:
+            yield conn
+        return
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")  # transaction control is ours
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.exec_driver_sql("ROLLBACK")
+            raise
+        conn.exec_driver_sql("COMMIT")
 
 
 def utcnow() -> datetime:

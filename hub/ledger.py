@@ -61,7 +61,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from hub.accounting import BudgetLimits, Cost, Measure
 from hub.audit import Action, AuditEvent, AuditLog
 from hub.budget import Balance, Spend, SpentEntry, check_charge, opened_at, tally
-from hub.db import budget_locks, ledger_entries, releases, utcnow
+from hub.db import budget_locks, ledger_entries, releases, utcnow, write_transaction
 from hub.errors import Conflict, InvalidInput, Unavailable
 
 __all__ = ["Charge", "Ledger", "Release", "Spending"]
@@ -158,29 +158,18 @@ class Ledger:
     # -- transactions ---------------------------------------------------------------------
     @contextmanager
     def _locked(self, dataset: str) -> Iterator[Connection]:
-        """One write transaction that holds ``dataset``'s budget lock until it ends."""
+        """One write transaction that holds ``dataset``'s budget lock until it ends (on
+        SQLite the database's writer lock, on PostgreSQL the dataset's budget_locks row)."""
         try:
-            if self.engine.dialect.name == "sqlite":
-                with self.engine.connect() as conn:
-                    # Take transaction control from the driver, then take the writer lock
-                    # first thing, so no read inside can be overtaken by another writer.
-                    conn.execution_options(isolation_level="AUTOCOMMIT")
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
-                    try:
-                        yield conn
-                    except BaseException:
-                        conn.exec_driver_sql("ROLLBACK")
-                        raise
-                    conn.exec_driver_sql("COMMIT")
-            else:
-                from sqlalchemy.dialects.postgresql import insert as pg_insert
+            with write_transaction(self.engine) as conn:
+                if self.engine.dialect.name != "sqlite":
+                    from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-                with self.engine.begin() as conn:
                     conn.execute(pg_insert(budget_locks).values(dataset=dataset)
                                  .on_conflict_do_nothing())
                     conn.execute(sa.select(budget_locks.c.dataset)
                                  .where(budget_locks.c.dataset == dataset).with_for_update())
-                    yield conn
+                yield conn
         except SQLAlchemyError as exc:
             raise Unavailable("the metadata store is unavailable; retry later") from exc
 

@@ -53,6 +53,7 @@ from hub.db import (
     publications,
     releases,
     utcnow,
+    write_transaction,
 )
 from hub.errors import Conflict, Forbidden, InvalidInput, NotFound, RowError, Unavailable
 
@@ -225,19 +226,8 @@ class Publications:
     def _writing(self) -> Iterator[Connection]:
         """One write transaction; on SQLite it takes the writer lock first thing."""
         try:
-            if self.engine.dialect.name == "sqlite":
-                with self.engine.connect() as conn:
-                    conn.execution_options(isolation_level="AUTOCOMMIT")
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
-                    try:
-                        yield conn
-                    except BaseException:
-                        conn.exec_driver_sql("ROLLBACK")
-                        raise
-                    conn.exec_driver_sql("COMMIT")
-            else:
-                with self.engine.begin() as conn:
-                    yield conn
+            with write_transaction(self.engine) as conn:
+                yield conn
         except IntegrityError:
             raise  # publish() retries once: a concurrent publish of the same release won
         except SQLAlchemyError as exc:
