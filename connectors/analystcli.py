@@ -97,6 +97,12 @@ ConsistentTotals = Annotated[
     bool, typer.Option(help="Also release totals that add up across the dimensions.")
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the hub's JSON, for scripts.")]
+CsvOut = Annotated[Path | None, typer.Option(help="Save every cell as CSV.")]
+ParquetOut = Annotated[Path | None, typer.Option(help="Save every cell as Parquet.")]
+SortBy = Annotated[
+    str | None, typer.Option(help="Show cells by this measure's value, largest first.")
+]
+Limit = Annotated[int, typer.Option(help="Cells shown (0 = all); files get all.")]
 
 
 def _client(hub: str | None, client_id: str | None, client_secret: str | None) -> AnalystClient:
@@ -222,6 +228,22 @@ def _show_result(result: QueryResult, *, sort: str | None, limit: int) -> None:
     out.print(_budget_line(result.budget))
 
 
+def _output(result: QueryResult, *, as_json: bool, sort: str | None, limit: int,
+            csv: Path | None, parquet: Path | None) -> None:
+    """A result as JSON or as a table (a published release with its title first), then
+    saved to the files asked for."""
+    if as_json:
+        _echo_json(result.model_dump(mode="json", by_alias=True))
+    else:
+        p = result.publication
+        if p is not None:
+            console().print(f"[bold]{escape(p.title)}[/] published by "
+                            f"{escape(p.publisher or '?')} to {escape(_audience(p))}"
+                            + (f"\n{escape(p.note)}" if p.note else ""))
+        _show_result(result, sort=sort, limit=limit)
+    _save(result, csv, parquet)
+
+
 def _save(result: QueryResult, csv: Path | None, parquet: Path | None) -> None:
     if csv is None and parquet is None:
         return
@@ -280,12 +302,10 @@ def run(
     target_measure: TargetMeasure = 0,
     allow_negative: AllowNegative = False,
     consistent_totals: ConsistentTotals = False,
-    csv: Annotated[Path | None, typer.Option(help="Save every cell as CSV.")] = None,
-    parquet: Annotated[Path | None, typer.Option(help="Save every cell as Parquet.")] = None,
-    sort: Annotated[
-        str | None, typer.Option(help="Show cells by this measure's value, largest first.")
-    ] = None,
-    limit: Annotated[int, typer.Option(help="Cells shown (0 = all); files get all.")] = 40,
+    csv: CsvOut = None,
+    parquet: ParquetOut = None,
+    sort: SortBy = None,
+    limit: Limit = 40,
     as_json: AsJson = False,
     hub: Hub = None,
     client_id: ClientId = None,
@@ -296,11 +316,7 @@ def run(
                          consistent_totals)
     with _client(hub, client_id, client_secret) as client:
         result = client.query(dataset, **question)
-    if as_json:
-        _echo_json(result.model_dump(mode="json", by_alias=True))
-    else:
-        _show_result(result, sort=sort, limit=limit)
-    _save(result, csv, parquet)
+    _output(result, as_json=as_json, sort=sort, limit=limit, csv=csv, parquet=parquet)
 
 
 @app.command()
@@ -439,12 +455,10 @@ def history(
 @user_errors
 def show(
     query_id: Annotated[str, typer.Argument(help="A query id from `tahub query history`.")],
-    csv: Annotated[Path | None, typer.Option(help="Save every cell as CSV.")] = None,
-    parquet: Annotated[Path | None, typer.Option(help="Save every cell as Parquet.")] = None,
-    sort: Annotated[
-        str | None, typer.Option(help="Show cells by this measure's value, largest first.")
-    ] = None,
-    limit: Annotated[int, typer.Option(help="Cells shown (0 = all); files get all.")] = 40,
+    csv: CsvOut = None,
+    parquet: ParquetOut = None,
+    sort: SortBy = None,
+    limit: Limit = 40,
     as_json: AsJson = False,
     hub: Hub = None,
     client_id: ClientId = None,
@@ -453,11 +467,7 @@ def show(
     """A past release of your organisation again, at no cost."""
     with _client(hub, client_id, client_secret) as client:
         result = client.release(query_id)
-    if as_json:
-        _echo_json(result.model_dump(mode="json", by_alias=True))
-    else:
-        _show_result(result, sort=sort, limit=limit)
-    _save(result, csv, parquet)
+    _output(result, as_json=as_json, sort=sort, limit=limit, csv=csv, parquet=parquet)
 
 
 def _audience(p: PublishedRelease) -> str:
@@ -510,12 +520,10 @@ def release(
     release_id: Annotated[
         str, typer.Argument(help="A release id from `tahub query releases` (or a query id).")
     ],
-    csv: Annotated[Path | None, typer.Option(help="Save every cell as CSV.")] = None,
-    parquet: Annotated[Path | None, typer.Option(help="Save every cell as Parquet.")] = None,
-    sort: Annotated[
-        str | None, typer.Option(help="Show cells by this measure's value, largest first.")
-    ] = None,
-    limit: Annotated[int, typer.Option(help="Cells shown (0 = all); files get all.")] = 40,
+    csv: CsvOut = None,
+    parquet: ParquetOut = None,
+    sort: SortBy = None,
+    limit: Limit = 40,
     as_json: AsJson = False,
     hub: Hub = None,
     client_id: ClientId = None,
@@ -524,16 +532,7 @@ def release(
     """A published release with every cell, at no cost."""
     with _client(hub, client_id, client_secret) as client:
         result = client.release(release_id)
-    if as_json:
-        _echo_json(result.model_dump(mode="json", by_alias=True))
-    else:
-        p = result.publication
-        if p is not None:
-            console().print(f"[bold]{escape(p.title)}[/] published by "
-                            f"{escape(p.publisher or '?')} to {escape(_audience(p))}"
-                            + (f"\n{escape(p.note)}" if p.note else ""))
-        _show_result(result, sort=sort, limit=limit)
-    _save(result, csv, parquet)
+    _output(result, as_json=as_json, sort=sort, limit=limit, csv=csv, parquet=parquet)
 
 
 @app.command()

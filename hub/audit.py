@@ -38,7 +38,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -48,7 +48,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub.db import audit_anchor, audit_entries, utcnow, write_transaction
+from hub.db import audit_anchor, audit_entries, read_connection, utcnow, write_transaction
 from hub.errors import Unavailable
 
 __all__ = [
@@ -274,13 +274,8 @@ class AuditLog:
                           dataset=event.dataset, details=details, prev_hash=prev, hash=digest)
 
     # -- reading ----------------------------------------------------------------------------
-    @contextmanager
-    def reading(self) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as conn:
-                yield conn
-        except SQLAlchemyError as exc:
-            raise Unavailable("the metadata store is unavailable; retry later") from exc
+    def reading(self) -> AbstractContextManager[Connection]:
+        return read_connection(self.engine)
 
     def scan(self, where: Any = None, *, after: int = 0, limit: int | None = None
              ) -> Iterator[AuditEntry]:

@@ -34,6 +34,9 @@ from sqlalchemy import (
     event,
     text,
 )
+from sqlalchemy.exc import SQLAlchemyError
+
+from hub.errors import Unavailable
 
 __all__ = [
     "audit_anchor",
@@ -47,6 +50,7 @@ __all__ = [
     "organisations",
     "publication_audience",
     "publications",
+    "read_connection",
     "releases",
     "schema_is_current",
     "unit_datasets",
@@ -79,6 +83,17 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             conn.exec_driver_sql("ROLLBACK")
             raise
         conn.exec_driver_sql("COMMIT")
+
+
+@contextmanager
+def read_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads; a metadata store that cannot be reached is
+    :class:`~hub.errors.Unavailable` (503), never a driver error."""
+    try:
+        with engine.connect() as conn:
+            yield conn
+    except SQLAlchemyError as exc:
+        raise Unavailable("the metadata store is unavailable; retry later") from exc
 
 
 def utcnow() -> datetime:

@@ -48,7 +48,7 @@ import json
 import re
 import secrets
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -61,7 +61,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from hub.accounting import BudgetLimits, Cost, Measure
 from hub.audit import Action, AuditEvent, AuditLog
 from hub.budget import Balance, Spend, SpentEntry, check_charge, opened_at, tally
-from hub.db import budget_locks, ledger_entries, releases, utcnow, write_transaction
+from hub.db import (
+    budget_locks,
+    ledger_entries,
+    read_connection,
+    releases,
+    utcnow,
+    write_transaction,
+)
 from hub.errors import Conflict, InvalidInput, Unavailable
 
 __all__ = ["Charge", "Ledger", "Release", "Spending"]
@@ -187,13 +194,8 @@ class Ledger:
         with self._reading() as conn:
             return self._now(conn)
 
-    @contextmanager
-    def _reading(self) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as conn:
-                yield conn
-        except SQLAlchemyError as exc:
-            raise Unavailable("the metadata store is unavailable; retry later") from exc
+    def _reading(self) -> AbstractContextManager[Connection]:
+        return read_connection(self.engine)
 
     def _spent(self, conn: Connection, *, dataset: str, org: str, limits: BudgetLimits,
                now: datetime) -> Spend:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -51,6 +51,7 @@ from hub.db import (
     organisations,
     publication_audience,
     publications,
+    read_connection,
     releases,
     utcnow,
     write_transaction,
@@ -233,13 +234,8 @@ class Publications:
         except SQLAlchemyError as exc:
             raise Unavailable("the metadata store is unavailable; retry later") from exc
 
-    @contextmanager
-    def _reading(self) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as conn:
-                yield conn
-        except SQLAlchemyError as exc:
-            raise Unavailable("the metadata store is unavailable; retry later") from exc
+    def _reading(self) -> AbstractContextManager[Connection]:
+        return read_connection(self.engine)
 
     # -- reading rows ---------------------------------------------------------------------
     @staticmethod

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,7 +19,8 @@ from hub.actors import MemberKind, Role
 from hub.audit import AuditLog
 from hub.ratelimit import RateLimits
 from tests.api.conftest import Hub, running_hub
-from tests.hub.extract_files import sha256_of, valid_rows, write_extract
+from tests.api.test_queries import _upload
+from tests.hub.extract_files import valid_rows, write_extract
 
 PROBLEM = "application/problem+json"
 MAX_JSON = 2048
@@ -74,24 +74,6 @@ class World:
         return head[0] if head else 0
 
 
-def _upload(http: httpx.Client, path: Path) -> None:
-    started = http.post("/v1/uploads", json={
-        "dataset": "bank_alerts", "contract_version": 1, "size": path.stat().st_size,
-        "sha256": sha256_of(path), "filename": path.name})
-    assert started.status_code == 201, started.text
-    upload, data = started.json(), path.read_bytes()
-    offset = upload["offset"]
-    while offset < len(data):
-        resp = http.patch(f"/v1/uploads/{upload['id']}",
-                          content=data[offset:offset + upload["chunk_bytes"]],
-                          headers={"Upload-Offset": str(offset),
-                                   "Content-Type": "application/octet-stream"})
-        assert resp.status_code == 200, resp.text
-        offset = resp.json()["offset"]
-    committed = http.post(f"/v1/uploads/{upload['id']}/commit")
-    assert committed.status_code == 201, committed.text
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     base = tmp_path_factory.mktemp("limits")
@@ -104,7 +86,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         path = write_extract(base / "bank.parquet", contract, valid_rows(contract, 400))
         assert path.stat().st_size > MAX_JSON
         with hub.authed(hub.member("Limits Bank")) as http:
-            _upload(http, path)
+            _upload(http, path, contract)
         yield World(hub, Clock())
 
 

@@ -10,12 +10,14 @@ police where they ended up, both the transit country).
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import httpx
 import pytest
 
@@ -25,8 +27,21 @@ pytestmark = pytest.mark.e2e
 
 
 class Demo:
-    def __init__(self, folder: Path, env: dict[str, str], url: str) -> None:
-        self.folder, self.env, self.url = folder, env, url
+    def __init__(self, folder: Path, env: dict[str, str], url: str,
+                 deployment: Deployment) -> None:
+        self.folder, self.env, self.url, self.deployment = folder, env, url, deployment
+
+    def exact(self, sql: str) -> dict[Any, int]:
+        """The exact answer, key -> count, of ``sql`` over the case_records extracts the hub
+        stored (``cases``: their canonical copies with the bounding columns)."""
+        into = self.folder / "stored"
+        shutil.rmtree(into, ignore_errors=True)
+        into.mkdir()
+        files = [str(p) for p in self.deployment.stored(self.folder / "tahub-data", into)
+                 if "case_records" in p.as_posix()]
+        con = duckdb.connect()
+        con.read_parquet(files, union_by_name=True).create_view("cases")
+        return {k: int(n) for k, n in con.execute(sql).fetchall()}
 
     def analyst(self, slug: str) -> httpx.Client:
         """An analyst client of a demo member: the demo's analyst.env, else a new client."""
@@ -83,7 +98,7 @@ def _demo(tmp_path_factory: pytest.TempPathFactory, deployment: Deployment) -> I
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
-        yield Demo(folder, env, url)
+        yield Demo(folder, env, url, deployment)
     finally:
         proc.terminate()
         proc.wait(20)
@@ -147,11 +162,26 @@ def test_the_pooled_route_ng_ly_it(demo: Demo) -> None:
             "cost": "1/2"})
     assert linked["accounting"] == "pure"
     assert linked["measures"][0]["mechanism"] == "discrete_laplace"
-    for result, measure, expected in ((linked, "linked_units", ("LY",)),
-                                      (sources, "count", ("NG",)),
-                                      (destinations, "count", ("IT",))):
+    # The exact answers over the bounded rows (policy: at most 4 rows per case): the 60
+    # planted people, plus background cases that happen to share a cell.
+    bounded = "FROM cases WHERE __seq <= 4"
+    exact = {
+        "linked_units": demo.exact(
+            "SELECT transit_country, count(*) FROM (SELECT transit_country, __unit "
+            f"{bounded} GROUP BY ALL HAVING min(__partner) <> max(__partner)) GROUP BY ALL"),
+        "sources": demo.exact(f"SELECT source_country, count(*) {bounded} "
+                              "AND transit_country = 'LY' GROUP BY ALL"),
+        "destinations": demo.exact(f"SELECT destination_country, count(*) {bounded} "
+                                   "AND transit_country = 'LY' GROUP BY ALL"),
+    }
+    for name, result, measure, expected in (
+        ("linked_units", linked, "linked_units", ("LY",)),
+        ("sources", sources, "count", ("NG",)),
+        ("destinations", destinations, "count", ("IT",)),
+    ):
         ranked = _ranked(result, measure)
         h = result["measures"][0]["halfwidth_95"]
         assert ranked[0][1] == expected, ranked[:3]
-        # the 60 planted people at least (unrelated background cases can only add to a count)
-        assert ranked[0][0] >= 60 - 2 * h, ranked[:3]
+        truth = exact[name][expected[0]]
+        assert truth >= 60  # the planted route is in the data
+        assert abs(ranked[0][0] - truth) <= 2 * h, (truth, ranked[:3])
