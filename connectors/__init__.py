@@ -15,7 +15,11 @@ A member analyst queries everyone's pooled data, differentially private::
     AnalystClient.query() -> QueryResult           connectors.analyst
       .to_pandas() / .to_arrow(): value and 95% interval per cell, cost, budget left
 
-Both clients share one session (OAuth2 client credentials, retries, error translation):
+A governance officer reviews policy changes (four eyes), budgets and the audit log::
+
+    GovernanceClient.propose() / approve() / reject() / export_policies()   connectors.governance
+
+The clients share one session (OAuth2 client credentials, retries, error translation):
 connectors.session.
 
 Typical use::
@@ -70,6 +74,7 @@ from connectors.extract import (
     read_extract_metadata,
     write_extract,
 )
+from connectors.governance import GovernanceClient
 from connectors.mapping import (
     FieldMapping,
     Mapping,
@@ -97,6 +102,7 @@ __all__ = [
     "ExtractFile",
     "ExtractInfo",
     "FieldMapping",
+    "GovernanceClient",
     "HubClient",
     "InvalidIdentifier",
     "Mapping",

@@ -55,11 +55,10 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.session import HubSession
-from hub.errors import HubRequestError, InvalidInput
+from hub.errors import InvalidInput
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -81,8 +80,6 @@ __all__ = [
     "parse_measure",
 ]
 
-#: Problem fields worth putting in a refusal's message, in this order.
-_FACTS = ("rule", "field", "requested", "remaining")
 _PERIOD_RANGE = re.compile(r"^(\d{4}-\d{2})\.\.(\d{4}-\d{2})$")
 #: The prefix of a published release's id (a query id is ``led_...``).
 _PUBLISHED_PREFIX = "pub_"
@@ -527,16 +524,3 @@ class AnalystClient(HubSession):
     def withdraw(self, release_id: str) -> None:
         """Withdraw a publication of the caller's organisation (a ``governance`` client)."""
         self._request("DELETE", f"/v1/releases/{quote(release_id, safe='')}")
-
-    def _refusal(self, method: str, path: str, response: httpx.Response) -> HubRequestError:
-        """The base refusal, with the rule, field and requested/remaining in its message."""
-        error = super()._refusal(method, path, response)
-        body = error.problem_body
-        facts = [f"{k}: {body[k]}" for k in _FACTS if body.get(k) not in (None, "")]
-        if not facts:
-            return error
-        return HubRequestError(
-            f"{error.detail} [{'; '.join(facts)}]",
-            http_status=error.http_status,
-            problem=body,
-        )

@@ -94,6 +94,10 @@ def _oauth_error_class() -> type[Exception]:
     return OAuthError
 
 
+#: Problem fields worth putting in a refusal's message, in this order.
+_FACTS = ("rule", "field", "requested", "remaining")
+
+
 class HubSession:
     """One authenticated client of one hub. Use as a context manager, or call :meth:`close`."""
 
@@ -268,10 +272,11 @@ class HubSession:
             body = {"status": response.status_code, "detail": response.reason_phrase}
         detail = str(body.get("detail") or body.get("title") or response.reason_phrase)
         code = body.get("code", "")
+        facts = [f"{k}: {body[k]}" for k in _FACTS if body.get(k) not in (None, "")]
         return HubRequestError(
             f"the hub refused {method} {path} ({response.status_code}"
             + (f" {code}" if code else "")
-            + f"): {detail}",
+            + f"): {detail}" + (f" [{'; '.join(facts)}]" if facts else ""),
             http_status=response.status_code,
             problem=body,
         )

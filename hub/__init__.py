@@ -10,6 +10,7 @@ Map of the architecture (domain core first; adapters around it)::
       hub.yamlfile     YAML -> pydantic with file:line errors
       hub.accounting   exact privacy amounts (rho / epsilon as fractions), budget limits
       hub.policies     sharing policies: who may ask what, at what cost (policies/*.yaml)
+      hub.proposals    a policy change request, the quorum, what a new version changes (diff)
       hub.queries      a query request -> an authorised, immutable QueryPlan (deny by default)
       hub.privacy      sensitivities, OpenDP noise and calibration, honest intervals
       hub.budget       the budget rules: may this charge go through, what is left
@@ -26,7 +27,8 @@ Map of the architecture (domain core first; adapters around it)::
       hub.extracts     an uploaded Parquet file checked against its contract, hub side
       hub.ingest       IngestService: start/append/commit uploads, list/withdraw extracts
       hub.identity     members, OAuth2 clients, EdDSA-signed JWT access tokens
-      hub.policystore  the active policies, reloaded when a file changes (errors on /health)
+      hub.policychanges  policy versions and their four-eyes review: propose, approve, reject
+      hub.policystore  the active policies of every process, refreshed from the store
       hub.ledger       the privacy-budget ledger and stored releases (atomic, exact)
       hub.units        the unit index: compact unit ids and commit-time row numbering (bounding)
       hub.engine       QueryEngine: a plan's exact cell aggregates over bounded rows, in DuckDB

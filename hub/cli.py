@@ -9,12 +9,17 @@
     tahub admin member list                      members and their clients (never secrets)
     tahub admin client add ORG_ID --role R       another client for a member
     tahub admin client revoke CLIENT_ID          revoke a client (its tokens stop working)
+    tahub admin person add|list|password|roles|disable   people and their sign-in
+                                                 (hub.personcli, docs/people.md)
     tahub admin settings-doc [--out FILE]        the settings reference (docs/settings.md)
     tahub admin budget show [--dataset D]        privacy budget spent per dataset and member
     tahub audit verify                           recompute the audit chain; exit 1 if broken
     tahub audit export [--format jsonl|csv] [--since --until --org --actor --action]
     tahub contracts list | schema [--kind K] [--out FILE] | check FILE...
-    tahub policy check FILE... | schema [--out FILE]   sharing policies (docs/policies.md)
+    tahub policy check FILE... | schema [--out FILE]   sharing policy files, offline
+    tahub policy propose|proposals|show|approve|reject|withdraw|restore|active|export|import
+                 |budgets                        four-eyes policy changes on a hub
+                                                 (connectors.governancecli, docs/governance.md)
     tahub demo                                   the guided demo (hub.demo)
     tahub query run|estimate|budget|policies|history|show   an analyst's DP queries
                                                  (connectors.analystcli, docs/analyst.md)
@@ -47,11 +52,13 @@ from rich.panel import Panel
 from rich.table import Table
 
 from connectors.analystcli import app as query_app
+from connectors.governancecli import app as policy_app
 from hub.actors import MemberKind, Role
 from hub.cliutil import console, user_errors
 from hub.contracts import Contract, ContractRegistry, NamedDomain, json_schema_text
 from hub.errors import ConfigError, ContractError
 from hub.logging import configure_logging
+from hub.personcli import app as person_app
 from hub.settings import Settings, load_settings
 
 __all__ = ["SchemaKind", "app", "main"]
@@ -72,12 +79,12 @@ admin_app = typer.Typer(help="Administer the hub: schema, clean-up, members.", n
 member_app = typer.Typer(help="Member organisations.", no_args_is_help=True)
 client_app = typer.Typer(help="OAuth2 clients of members.", no_args_is_help=True)
 contracts_app = typer.Typer(help="Data contracts.", no_args_is_help=True)
-policy_app = typer.Typer(help="Sharing policies.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(policy_app, name="policy")
 admin_app.add_typer(member_app, name="member")
 admin_app.add_typer(client_app, name="client")
+admin_app.add_typer(person_app, name="person")
 budget_app = typer.Typer(help="The privacy-budget ledger.", no_args_is_help=True)
 admin_app.add_typer(budget_app, name="budget")
 audit_app = typer.Typer(help="The tamper-evident audit log (docs/audit.md).",

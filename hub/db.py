@@ -47,12 +47,18 @@ __all__ = [
     "ledger_entries",
     "make_engine",
     "metadata",
+    "oauth_codes",
     "organisations",
+    "people",
+    "policy_approvals",
+    "policy_versions",
     "publication_audience",
     "publications",
     "read_connection",
+    "refresh_tokens",
     "releases",
     "schema_is_current",
+    "signin_states",
     "unit_datasets",
     "unit_tokens",
     "upgrade",
@@ -139,6 +145,71 @@ clients = Table(
     Column("roles", JSON, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+# People (hub.people): a person of a member organisation, with roles, who signs in through
+# the hub's own OpenID provider (a local password, argon2) or an external identity provider
+# (``issuer`` and ``subject``: the provider's stable id, linked at the first sign-in).
+people = Table(
+    "people",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("org_id", String(64), ForeignKey("organisations.id"), nullable=False, index=True),
+    Column("email", String(320), nullable=False, unique=True),  # lower case
+    Column("name", String(200), nullable=False),
+    Column("roles", JSON, nullable=False),
+    Column("password_hash", String(255), nullable=True),
+    Column("issuer", String(512), nullable=True),
+    Column("subject", String(255), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("disabled_at", UTCDateTime(), nullable=True),
+    Column("last_sign_in_at", UTCDateTime(), nullable=True),
+    Index("uq_people_issuer_subject", "issuer", "subject", unique=True),
+)
+
+# Authorization codes of the hub's OpenID provider (hub.signin): stored by their sha256, used
+# once (deleted on use), bound to a PKCE challenge, valid for minutes.
+oauth_codes = Table(
+    "oauth_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("client_id", String(64), nullable=False),
+    Column("person_id", String(64), ForeignKey("people.id"), nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("nonce", String(255), nullable=True),
+    Column("code_challenge", String(128), nullable=False),
+    Column("code_challenge_method", String(8), nullable=False),
+    Column("auth_time", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+# Refresh tokens of people, by sha256, rotated at every use; a rotated token presented again
+# revokes its whole ``family`` (a stolen token's reuse is detected, RFC 9700 4.14).
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("family", String(64), nullable=False, index=True),
+    Column("person_id", String(64), ForeignKey("people.id"), nullable=False, index=True),
+    Column("client_id", String(64), nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("used_at", UTCDateTime(), nullable=True),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+# A sign-in through the external identity provider in progress (hub.signin): the hub's own
+# PKCE verifier and nonce for that provider, and the authorization request to resume.
+signin_states = Table(
+    "signin_states",
+    metadata,
+    Column("state_hash", String(64), primary_key=True),
+    Column("code_verifier", String(128), nullable=False),
+    Column("nonce", String(64), nullable=False),
+    Column("request", JSON, nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
 )
 
 uploads = Table(
@@ -267,6 +338,55 @@ publication_audience = Table(
     Column("publication_id", String(64), ForeignKey("publications.id"), primary_key=True),
     Column("org_id", String(64), ForeignKey("organisations.id"), primary_key=True),
     Index("ix_publication_audience_org", "org_id"),
+)
+
+# Sharing-policy versions (hub.policychanges): every proposal is a numbered version of its
+# dataset's policy, with the exact YAML text proposed. status: pending -> scheduled (approved,
+# effective later) -> active -> retired (replaced); or pending -> rejected | withdrawn |
+# superseded (another change of the same base was approved first). ``base_id`` is the
+# dataset's latest approved version when the proposal was made (what its diff is against).
+policy_versions = Table(
+    "policy_versions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("dataset", String(63), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("base_id", String(64), nullable=True),
+    Column("restores", Integer, nullable=True),  # the version number this one restores
+    Column("note", Text, nullable=True),
+    Column("proposed_by", String(128), nullable=False),
+    Column("proposed_org", String(64), nullable=True),
+    Column("proposed_at", UTCDateTime(), nullable=False),
+    Column("effective_at", UTCDateTime(), nullable=True),  # None: as soon as approved
+    Column("decided_by", String(128), nullable=True),  # last approver, or who rejected
+    Column("decided_at", UTCDateTime(), nullable=True),
+    Column("reason", Text, nullable=True),  # why it was rejected
+    Column("activated_at", UTCDateTime(), nullable=True),
+    Column("retired_at", UTCDateTime(), nullable=True),
+    Index("uq_policy_versions_dataset_number", "dataset", "number", unique=True),
+    Index("ix_policy_versions_status", "status"),
+    # at most one active version per dataset
+    Index(
+        "uq_policy_versions_active",
+        "dataset",
+        unique=True,
+        sqlite_where=text("status = 'active'"),
+        postgresql_where=text("status = 'active'"),
+    ),
+)
+
+# The approvals of a version: one row per distinct approving officer.
+policy_approvals = Table(
+    "policy_approvals",
+    metadata,
+    Column("version_id", String(64), ForeignKey("policy_versions.id"), primary_key=True),
+    Column("actor", String(128), primary_key=True),
+    Column("org_id", String(64), nullable=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("note", Text, nullable=True),
 )
 
 # One row per dataset, locked (SELECT ... FOR UPDATE) by every charge on PostgreSQL so that

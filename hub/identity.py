@@ -23,15 +23,14 @@ The HTTP side of the token endpoint (authlib's ``AuthorizationServer``) is in
 
 from __future__ import annotations
 
-import json
-import os
+import base64
+import hashlib
 import re
 import secrets
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,16 +46,16 @@ from joserfc.errors import (
     JoseError,
     MissingClaimError,
 )
-from joserfc.jwa import EdDSAAlgorithm
-from joserfc.jwk import OKPKey
-from joserfc.jws import JWSRegistry
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from hub.actors import Actor, MemberKind, Role
 from hub.audit import Action, AuditEvent, AuditLog
 from hub.db import clients, organisations, utcnow
-from hub.errors import AuthError, ConfigError, Conflict, InvalidInput, NotFound, Unavailable
+from hub.errors import AuthError, Conflict, InvalidInput, NotFound, Unavailable
+from hub.oidc import ExternalProvider, peek_issuer
+from hub.people import People, Person
 from hub.settings import Settings
+from hub.signingkeys import ALGORITHM, TokenRegistry, open_signing_keys
 
 __all__ = [
     "ALGORITHM",
@@ -71,33 +70,13 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-ALGORITHM = "EdDSA"
 AUDIENCE = "tahub"
 GRANT_TYPE = "client_credentials"
 TOKEN_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 LEEWAY_SECONDS = 30
-_KEY_SUFFIX = ".jwk"
 _MAX_NAME = 200
 _CLIENT_ID = re.compile(r"tahub_[0-9a-f]{16}")
 
-
-class _Ed25519Only(EdDSAAlgorithm):
-    """joserfc's EdDSA, without its RFC 9864 naming warning.
-
-    RFC 9864 deprecates the polymorphic ``EdDSA`` name in favour of ``Ed25519``. The wire
-    format of the hub's tokens says ``EdDSA`` (``docs/ingest-api.md``); the ambiguity the
-    RFC worries about cannot arise here because the only keys this registry ever sees are
-    the hub's own Ed25519 keys, looked up by ``kid``.
-    """
-
-    security_warning = None  # type: ignore[assignment]
-
-
-class _TokenRegistry(JWSRegistry):
-    """A JWS registry that knows exactly one algorithm: no ``none``, no HS/RS confusion."""
-
-    algorithms = {ALGORITHM: _Ed25519Only()}  # noqa: RUF012 - joserfc's class-level table
-    recommended = [ALGORITHM]  # noqa: RUF012
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,127 +168,20 @@ def _store_errors() -> Iterator[None]:
         raise Unavailable("the metadata store is not available; retry later") from None
 
 
-class _Keys:
-    """The hub's token-signing keys: JWK files in one folder, the newest one signs."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        try:
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self.by_kid = self._load()
-            if not self.by_kid:
-                self._create()
-                self.by_kid = self._load()
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot use the signing-key folder {folder} ({exc.strerror or exc})",
-                field="TAHUB_DATA_DIR",
-            ) from None
-        self.signing = self.by_kid[self._newest]
-
-    def _load(self) -> dict[str, OKPKey]:
-        keys: dict[str, OKPKey] = {}
-        self._mtimes: dict[str, tuple[float, str]] = {}
-        for path in sorted(self.folder.glob(f"*{_KEY_SUFFIX}")):
-            try:
-                key = OKPKey.import_key(json.loads(path.read_text(encoding="utf-8")))
-            except (ValueError, JoseError) as exc:
-                raise ConfigError(
-                    f"signing key {path} cannot be read ({type(exc).__name__})"
-                ) from None
-            if key.as_dict().get("crv") != "Ed25519" or not key.is_private:
-                raise ConfigError(f"signing key {path} is not a private Ed25519 key")
-            if path.stat().st_mode & 0o077:
-                log.warning("signing key readable by others; chmod 600 it", path=str(path))
-            kid = key.thumbprint()
-            keys[kid] = key
-            self._mtimes[kid] = (path.stat().st_mtime, path.name)
-        return keys
-
-    @property
-    def _newest(self) -> str:
-        return max(self._mtimes, key=lambda kid: self._mtimes[kid])
-
-    def _create(self) -> None:
-        key = OKPKey.generate_key("Ed25519")
-        kid = key.thumbprint()
-        data = json.dumps(key.as_dict(private=True, kid=kid), sort_keys=True).encode()
-        final = self.folder / f"{kid}{_KEY_SUFFIX}"
-        tmp = self.folder / f".{kid}.{secrets.token_hex(4)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, final)
-        log.info("created token-signing key", kid=kid)
-
-    def public_jwks(self) -> dict[str, Any]:
-        keys = []
-        for kid, key in sorted(self.by_kid.items()):
-            keys.append({**key.as_dict(private=False), "kid": kid, "alg": ALGORITHM, "use": "sig"})
-        return {"keys": keys}
-
-
-_PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----.+?-----END \1-----", re.DOTALL)
-
-
-class _FileKeys(_Keys):
-    """The signing key of ``TAHUB_SIGNING_KEY_FILE``, the same in every hub process.
-
-    The file holds PEM blocks: the first is the private Ed25519 key that signs; any later
-    block (a public or private Ed25519 key) only verifies. During a key rotation the
-    previous key stays as a later block until the tokens it signed have expired (the
-    procedure is in docs/operations.md).
-    """
-
-    def __init__(self, path: Path) -> None:  # the folder-based constructor does not apply
-        field = "TAHUB_SIGNING_KEY_FILE"
-        try:
-            text = path.read_text(encoding="ascii")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not PEM text"
-            raise ConfigError(f"cannot read the signing key file {path} ({reason})",
-                              field=field) from None
-        blocks = [m.group(0) for m in _PEM_BLOCK.finditer(text)]
-        if not blocks:
-            raise ConfigError(f"signing key file {path} holds no PEM key", field=field)
-        self.by_kid = {}
-        for n, block in enumerate(blocks, 1):
-            try:
-                key = OKPKey.import_key(block.encode("ascii"))
-            except (ValueError, JoseError) as exc:
-                raise ConfigError(
-                    f"signing key file {path}: PEM block {n} is not an Ed25519 key "
-                    f"({type(exc).__name__})", field=field,
-                ) from None
-            if key.as_dict().get("crv") != "Ed25519":
-                raise ConfigError(f"signing key file {path}: PEM block {n} is not an Ed25519 "
-                                  "key", field=field)
-            if n == 1 and not key.is_private:
-                raise ConfigError(f"signing key file {path}: the first PEM block must be the "
-                                  "private key that signs (later blocks may be public keys)",
-                                  field=field)
-            self.by_kid.setdefault(key.thumbprint(), key)
-            if n == 1:
-                self.signing = key
-        if path.stat().st_mode & 0o007:  # group bits: Kubernetes mounts secrets 0440 (fsGroup)
-            log.warning("signing key file readable by others; chmod 600 it", path=str(path))
-
-
 class IdentityService:
     """Members, clients and tokens. Thread-safe: each call uses its own connection."""
 
-    def __init__(self, *, engine: sa.Engine, settings: Settings) -> None:
+    def __init__(self, *, engine: sa.Engine, settings: Settings,
+                 external: ExternalProvider | None = None) -> None:
         self._engine = engine
         self._issuer = settings.public_url
         self._ttl = settings.token_ttl_seconds
         self._hasher = PasswordHasher()
-        key_file = settings.signing_key_file
-        self._keys = _FileKeys(key_file) if key_file else _Keys(settings.keys_dir)
-        self._jws = _TokenRegistry(algorithms=[ALGORITHM])
+        self._keys = open_signing_keys(settings)
+        self._jws = TokenRegistry(algorithms=[ALGORITHM])
         self.audit = AuditLog(engine)
+        self.people = People(engine, self.audit)
+        self.external = external
 
     # -- members and clients ------------------------------------------------------------
     def register_member(
@@ -509,17 +381,54 @@ class IdentityService:
             "org": record.org_id,
             "roles": list(record.roles),
         }
-        header = {"alg": ALGORITHM, "kid": self._keys.signing.thumbprint()}
-        token: str = jwt.encode(header, claims, self._keys.signing, registry=self._jws)
+        token, kid = self._sign(claims)
         # Before the token leaves: if the entry cannot be written, no token is handed out.
         self.audit.append(AuditEvent(
             Action.TOKEN_ISSUED, actor=record.client_id, org=record.org_id,
             object_type="client", object_id=record.client_id,
             details={"jti": claims["jti"], "expires_in": self._ttl, "roles": list(record.roles),
-                     "kid": header["kid"]},
+                     "kid": kid},
         ))
         log.info("token issued", client_id=record.client_id, jti=claims["jti"])
         return token
+
+    def _sign(self, claims: dict[str, Any]) -> tuple[str, str]:
+        kid = self._keys.signing.thumbprint()
+        token: str = jwt.encode({"alg": ALGORITHM, "kid": kid}, claims, self._keys.signing,
+                                registry=self._jws)
+        return token, kid
+
+    def issue_person_token(self, person: Person, client_id: str, scope: str) -> str:
+        """A signed access token for a person signed in through ``client_id`` (the same
+        format as a client's: ``sub`` is the person's id, ``azp`` the client)."""
+        now = int(time.time())
+        claims = {"iss": self._issuer, "sub": person.id, "aud": AUDIENCE, "iat": now,
+                  "nbf": now, "exp": now + self._ttl, "jti": secrets.token_urlsafe(16),
+                  "org": person.org_id, "roles": list(person.roles), "azp": client_id,
+                  "scope": scope}
+        token, kid = self._sign(claims)
+        self.audit.append(AuditEvent(
+            Action.TOKEN_ISSUED, actor=person.id, org=person.org_id, object_type="person",
+            object_id=person.id, details={"jti": claims["jti"], "expires_in": self._ttl,
+                                          "roles": list(person.roles), "kid": kid,
+                                          "client_id": client_id}))
+        return token
+
+    def id_token(self, person: Person, client_id: str, *, nonce: str | None,
+                 auth_time: int, access_token: str | None) -> str:
+        """An OpenID Connect ID token for ``client_id`` (EdDSA, the hub's key)."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self._issuer, "sub": person.id, "aud": client_id, "iat": now,
+            "exp": now + self._ttl, "auth_time": auth_time, "email": person.email,
+            "email_verified": True, "name": person.name, "org": person.org_id,
+            "org_name": person.org_name, "roles": list(person.roles)}
+        if nonce:
+            claims["nonce"] = nonce
+        if access_token:  # OIDC core 3.1.3.6: left half of the SHA-512 of the token
+            half = hashlib.sha512(access_token.encode("ascii")).digest()[:32]
+            claims["at_hash"] = base64.urlsafe_b64encode(half).rstrip(b"=").decode("ascii")
+        return self._sign(claims)[0]
 
     def token_refused(self, client_id: str | None, error: str) -> None:
         """Audit a refusal at the token endpoint (a failed sign-in), after it is answered.
@@ -547,6 +456,13 @@ class IdentityService:
             raise
 
     def _verify_token(self, token: str) -> Actor:
+        if self.external is not None:
+            issuer = peek_issuer(token)
+            if issuer is not None and issuer.rstrip("/") == self.external.issuer:
+                claims = self.external.verify(token)
+                return self.people.external(
+                    self.external.issuer, claims["sub"], claims.get("email"),
+                    claims.get("email_verified") is True).actor()
         try:
             compact = jws.extract_compact(token.encode("ascii"))
             header = compact.headers()
@@ -566,6 +482,15 @@ class IdentityService:
         except (JoseError, ValueError, TypeError):
             raise AuthError("malformed token: unreadable claims") from None
         self._check_claims(claims)
+        if claims["sub"].startswith("usr_"):
+            person = self.people.find(claims["sub"])
+            if person is None:
+                raise AuthError("token names an unknown person")
+            if person.disabled:
+                raise AuthError("this person has been disabled")
+            if claims.get("org") != person.org_id:
+                raise AuthError("token organisation does not match its person")
+            return person.actor()
         record = self._client(claims["sub"])
         if record is None:
             raise AuthError("token names an unknown client")

@@ -48,7 +48,7 @@ from hub.actors import Role as ActorRole
 from hub.contracts import Contract, ContractField, ContractRegistry, FieldType
 from hub.contracts import Role as FieldRole
 from hub.errors import ConfigError, RowError
-from hub.yamlfile import load_model
+from hub.yamlfile import validate_document
 
 __all__ = [
     "Budget",
@@ -65,6 +65,7 @@ __all__ = [
     "contract_clamp",
     "default_policies_dir",
     "load_policy_file",
+    "parse_policy_text",
     "policy_context",
     "policy_json_schema",
     "policy_schema_text",
@@ -448,24 +449,33 @@ def default_policies_dir() -> Path:
     return bundled if bundled.is_dir() else here.parent / "policies"
 
 
-def load_policy_file(path: Path, registry: ContractRegistry) -> Policy:
-    """Validate one policy file; :class:`PolicyError` lists every problem with its line."""
-    policy = load_model(path, Policy, error=PolicyError, context=policy_context(registry))
-    if path.stem != policy.dataset:
+def parse_policy_text(text: str, registry: ContractRegistry, *, source: str,
+                      filename: str | None = None) -> Policy:
+    """Validate the YAML ``text`` of a policy; :class:`PolicyError` lists every problem with
+    its line (``source`` names the text in messages). With ``filename``, the file must be
+    named ``<dataset>.yaml``."""
+    policy = validate_document(text, Policy, source=source, error=PolicyError,
+                               context=policy_context(registry))
+    if filename is not None and Path(filename).name != f"{policy.dataset}.yaml":
+        line = next((n for n, t in enumerate(text.splitlines(), 1) if t.startswith("dataset:")),
+                    1)
         raise PolicyError(
-            f"{path}: 1 error(s)",
+            f"{source}: 1 error(s)",
             errors=[RowError("dataset", f"the policy of {policy.dataset} must be in "
-                             f"{policy.dataset}.yaml, not {path.name}", line=_dataset_line(path))],
-            file=str(path),
+                             f"{policy.dataset}.yaml, not {Path(filename).name}", line=line)],
+            file=source,
         )
     return policy
 
 
-def _dataset_line(path: Path) -> int:
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.startswith("dataset:"):
-            return number
-    return 1
+def load_policy_file(path: Path, registry: ContractRegistry) -> Policy:
+    """Validate one policy file; :class:`PolicyError` lists every problem with its line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"{path}: cannot be read ({exc.__class__.__name__})",
+                          file=str(path)) from None
+    return parse_policy_text(text, registry, source=str(path), filename=path.name)
 
 
 def policy_json_schema() -> dict[str, Any]:

@@ -1,171 +1,97 @@
-"""The policies folder, kept current: load, reload changed files, watch in a thread.
+"""The active policies, kept current from the metadata store: ``current()`` is a snapshot.
 
-A file that fails validation never replaces the active policy of its dataset; its problems
-are logged and shown on ``/health`` (:meth:`hub.policies.PolicySet.health`). The app's
-lifespan starts and stops the watcher (``hub.api.app``).
+The policies in force are the *active* versions of :mod:`hub.policychanges` (four-eyes
+reviewed). Every hub process keeps a :class:`~hub.policies.PolicySet` of them and refreshes
+it from the store: at once after a change this process made, and every second in a watcher
+thread for changes made by other processes and replicas, and for scheduled versions whose
+effective time has come (the first process to notice activates them, once).
 
-With an audit log (``hub.audit``), every policy that becomes active (``policy.loaded``, with
-its budget limits and whether they changed), every refused file (``policy.refused``) and
-every removed policy (``policy.removed``) is written to it *before* the change takes effect:
-if the entry cannot be written, the change is not made and the next reload tries again.
+A stored version that the current contracts no longer accept (say, after an upgrade renamed a
+field) is not applied: its dataset is denied and the problem is shown on ``/health``, with
+the problems of policy files refused at first start.
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
-from dataclasses import dataclass
-from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 
 import structlog
 
-from hub.accounting import BudgetLimits
-from hub.audit import Action, AuditEvent, AuditLog
 from hub.contracts import ContractRegistry
-from hub.errors import ConfigError
-from hub.policies import (
-    Policy,
-    PolicyError,
-    PolicyProblem,
-    PolicySet,
-    default_policies_dir,
-    load_policy_file,
-)
+from hub.policies import Policy, PolicyError, PolicyProblem, PolicySet, parse_policy_text
+from hub.policychanges import PolicyChanges
 
 __all__ = ["PolicyStore"]
 
 log = structlog.get_logger(__name__)
 
 
-@dataclass
-class _Seen:
-    stamp: tuple[int, int]  # (mtime_ns, size)
-    digest: str
-    dataset: str | None  # the dataset this file's last valid version defined
-    problems: tuple[PolicyProblem, ...]
-
-
-def _limits_json(limits: BudgetLimits) -> dict[str, Any]:
-    return {"measure": limits.measure.value, "global_total": str(limits.global_total),
-            "per_member": str(limits.per_member), "per_query": str(limits.per_query),
-            "per_month": None if limits.per_month is None else str(limits.per_month),
-            "opened": limits.opened.isoformat()}
-
-
 class PolicyStore:
-    """The policies folder, kept current: ``current()`` is always a consistent snapshot.
+    """The active policies of the metadata store, as an immutable snapshot per refresh."""
 
-    Each ``<dataset>.yaml`` is validated on its own. A valid file becomes the dataset's
-    active policy; a file that fails validation keeps the previous valid policy active (at
-    first load its dataset has no policy: deny) and its problems are logged and shown by
-    ``health()``; a deleted file removes its policy (deny). ``reload()`` re-reads only files
-    whose modification time or size changed, and re-validates only if the content hash did.
-    """
-
-    def __init__(self, directory: Path, registry: ContractRegistry,
-                 audit: AuditLog | None = None) -> None:
-        if not directory.is_dir():
-            raise ConfigError(
-                f"policies folder {directory} does not exist", field="TAHUB_POLICIES_DIR"
-            )
-        self.directory = directory
+    def __init__(self, changes: PolicyChanges, registry: ContractRegistry,
+                 startup_problems: tuple[PolicyProblem, ...] = ()) -> None:
+        self.changes = changes
         self.registry = registry
-        self.audit = audit
+        self._startup_problems = startup_problems
         self._lock = threading.Lock()
-        self._seen: dict[str, _Seen] = {}
-        self._active: dict[str, Policy] = {}
+        self._parsed: dict[str, Policy | PolicyProblem] = {}  # by version id
+        self._ids: tuple[str, ...] | None = None
         self._snapshot = PolicySet()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        changes.on_change = self.refresh
 
     @classmethod
-    def load(cls, directory: Path | None, registry: ContractRegistry,
-             audit: AuditLog | None = None) -> PolicyStore:
-        store = cls(directory or default_policies_dir(), registry, audit)
-        store.reload()
+    def load(cls, changes: PolicyChanges, registry: ContractRegistry,
+             startup_problems: tuple[PolicyProblem, ...] = ()) -> PolicyStore:
+        store = cls(changes, registry, startup_problems)
+        store.refresh()
         return store
 
     def current(self) -> PolicySet:
         return self._snapshot
 
-    def reload(self) -> bool:
-        """Pick up changed, new and deleted files; True if anything changed."""
+    def refresh(self) -> bool:
+        """Activate what is due, then read the active versions; True if they changed."""
         with self._lock:
-            changed = False
-            present = {p.name: p for p in sorted(self.directory.glob("*.yaml")) if p.is_file()}
-            for name in sorted(set(self._seen) - set(present)):
-                gone = self._seen[name]
-                if gone.dataset is not None and gone.dataset in self._active:
-                    self._record(Action.POLICY_REMOVED, name, gone.dataset, {})
-                del self._seen[name]
-                if gone.dataset is not None and self._active.pop(gone.dataset, None) is not None:
-                    log.warning("policy removed: its file was deleted", file=name,
-                                dataset=gone.dataset)
-                changed = True
-            for name, path in present.items():
-                changed |= self._consider(name, path)
-            if changed:
-                problems = tuple(p for s in self._seen.values() for p in s.problems)
-                self._snapshot = PolicySet(MappingProxyType(dict(self._active)), problems)
-            return changed
-
-    def _consider(self, name: str, path: Path) -> bool:
-        try:
-            st = path.stat()
-            stamp = (st.st_mtime_ns, st.st_size)
-            before = self._seen.get(name)
-            if before is not None and before.stamp == stamp:
+            self.changes.activate_due()
+            versions = self.changes.active_versions()
+            ids = tuple(v.id for v in versions)
+            if ids == self._ids:
                 return False
-            data = path.read_bytes()
-        except OSError as exc:
-            log.warning("policy file cannot be read", file=name, reason=exc.strerror)
-            return False
-        digest = hashlib.sha256(data).hexdigest()
-        if before is not None and before.digest == digest:
-            before.stamp = stamp
-            return False
-        dataset = before.dataset if before is not None else None
-        try:
-            policy = load_policy_file(path, self.registry)
-        except PolicyError as exc:
-            problems = tuple(
-                PolicyProblem(name, e.line, e.field, e.reason) for e in exc.errors
-            ) or (PolicyProblem(name, None, None, exc.detail),)
-            kept = dataset is not None and dataset in self._active
-            self._record(Action.POLICY_REFUSED, name, dataset, {
-                "sha256": digest, "errors": len(problems), "previous_kept": kept,
-                "problems": [str(p)[:300] for p in problems[:20]]})
-            log.error(
-                "policy file refused: "
-                + ("the previous valid policy stays active" if kept else "no policy (deny)"),
-                file=name, errors=[str(p) for p in problems], dataset=dataset,
-            )
-            self._seen[name] = _Seen(stamp, digest, dataset, problems)
+            active: dict[str, Policy] = {}
+            problems = list(self._startup_problems)
+            for v in versions:
+                parsed = self._parsed.get(v.id)
+                if parsed is None:
+                    parsed = self._parse(v.dataset, v.number, v.text)
+                    self._parsed[v.id] = parsed
+                if isinstance(parsed, Policy):
+                    active[v.dataset] = parsed
+                else:
+                    problems.append(parsed)
+            self._snapshot = PolicySet(MappingProxyType(active), tuple(problems))
+            self._ids = ids
+            log.info("policies refreshed", active={v.dataset: v.number for v in versions})
             return True
-        before_policy = self._active.get(policy.dataset)
-        limits = _limits_json(policy.limits)
-        self._record(Action.POLICY_LOADED, name, policy.dataset, {
-            "sha256": digest, "rules": len(policy.rules), "limits": limits,
-            "replaces": before.digest if before is not None else None,
-            "budget_changed": before_policy is not None
-            and _limits_json(before_policy.limits) != limits,
-        })
-        self._active[policy.dataset] = policy
-        self._seen[name] = _Seen(stamp, digest, policy.dataset, ())
-        log.info("policy loaded", file=name, dataset=policy.dataset, rules=len(policy.rules))
-        return True
 
-    def _record(self, action: Action, name: str, dataset: str | None,
-                details: dict[str, Any]) -> None:
-        if self.audit is not None:  # the hub itself acts: no actor
-            self.audit.append(AuditEvent(action, object_type="policy_file", object_id=name,
-                                         dataset=dataset, details={"file": name, **details}))
+    def _parse(self, dataset: str, number: int, text: str) -> Policy | PolicyProblem:
+        source = f"{dataset} v{number}"
+        try:
+            return parse_policy_text(text, self.registry, source=source)
+        except PolicyError as exc:
+            first = exc.errors[0] if exc.errors else None
+            log.error("an active policy version no longer validates: its dataset is denied",
+                      dataset=dataset, version=number, errors=[str(e) for e in exc.errors])
+            return PolicyProblem(source, first.line if first else None,
+                                 first.field if first else None,
+                                 first.reason if first else exc.detail)
 
     # -- the watcher ------------------------------------------------------------------------
     def start_watching(self, interval: float = 1.0) -> None:
-        """Poll the folder every ``interval`` seconds in a daemon thread."""
+        """Refresh every ``interval`` seconds in a daemon thread."""
         if self._thread is not None:
             return
         self._stop.clear()
@@ -183,6 +109,6 @@ class PolicyStore:
     def _watch(self, interval: float) -> None:
         while not self._stop.wait(interval):
             try:
-                self.reload()
+                self.refresh()
             except Exception:  # keep watching: the active policies stay as they are
-                log.exception("policy reload failed")
+                log.exception("policy refresh failed")

@@ -444,15 +444,14 @@ class QueryService:
         return [p for p in self._policies.current() if p.rules_for(actor)]
 
     def budgets(self, actor: Actor) -> list[dict[str, Any]]:
-        """The caller's balance on every dataset a policy lets it query."""
-        actor.require(Role.ANALYST)
+        """The caller's balance on every dataset a policy lets it query (any member: what
+        its organisation has left is no secret to it)."""
         now = self._clock()
         return [self._ledger.balance(dataset=p.dataset, org=actor.org, limits=p.limits,
                                      now=now).as_json() for p in self._queryable(actor)]
 
     def budget(self, actor: Actor, dataset: str) -> dict[str, Any]:
         """The caller's balance on ``dataset``; NotFound unless a policy lets it query it."""
-        actor.require(Role.ANALYST)
         policy = self._policies.current().get(dataset)
         if policy is None or not policy.rules_for(actor):
             raise NotFound(f"no policy lets you query {dataset!r}", field="dataset")
@@ -461,8 +460,27 @@ class QueryService:
 
     def my_policies(self, actor: Actor) -> list[dict[str, Any]]:
         """Per dataset, the rules that match the caller, with effective clamps."""
-        actor.require(Role.ANALYST)
         return [self._policy_view(p, actor) for p in self._queryable(actor)]
+
+    def spending(self, actor: Actor, dataset: str | None = None) -> list[dict[str, Any]]:
+        """Governance: per dataset, the global budget and each member's balance."""
+        actor.require(Role.GOVERNANCE)
+        now = self._clock()
+        by_dataset: dict[str, list[str]] = {}
+        for row in self._ledger.spending(dataset):
+            by_dataset.setdefault(row.dataset, []).append(row.org)
+        out = []
+        for policy in self._policies.current():
+            if dataset is not None and policy.dataset != dataset:
+                continue
+            members = [{"org": org, **self._ledger.balance(
+                           dataset=policy.dataset, org=org, limits=policy.limits,
+                           now=now).as_json()}
+                       for org in sorted(set(by_dataset.get(policy.dataset, [])))]
+            out.append({"dataset": policy.dataset, "accounting": policy.accounting.value,
+                        "global": str(policy.limits.global_total),
+                        "per_member": str(policy.limits.per_member), "members": members})
+        return out
 
     def _policy_view(self, policy: Policy, actor: Actor) -> dict[str, Any]:
         contracts = [self._registry.get(policy.dataset, v)

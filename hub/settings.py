@@ -11,11 +11,12 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -26,6 +27,10 @@ from hub.errors import ConfigError, RowError
 __all__ = ["Settings", "load_settings"]
 
 MiB = 1024 * 1024
+
+
+_ASYMMETRIC = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256",
+                         "ES384", "ES512", "EdDSA", "Ed25519"})
 
 
 class Settings(BaseSettings):
@@ -87,8 +92,75 @@ class Settings(BaseSettings):
     )
     policies_dir: Path | None = Field(
         default=None,
-        description="Folder of sharing policies, reloaded when a file changes. Empty: the "
-        "policies shipped with tahub.",
+        description="Folder of sharing policies imported as the first version of each "
+        "dataset's policy when the metadata store has none (first start); later changes go "
+        "through the four-eyes review (`tahub policy propose`, `import`). Empty: the policies "
+        "shipped with tahub.",
+    )
+    refresh_token_days: int = Field(
+        default=14, ge=1, le=365,
+        description="How long a person stays signed in without signing in again (refresh "
+        "tokens; each use rotates it).",
+    )
+    oidc_issuer: str = Field(
+        default="",
+        description="Issuer URL of the organisation's OpenID Connect provider (Keycloak, Entra "
+        "ID, Okta...); people then sign in there. Empty: the hub's own provider, local "
+        "passwords only.",
+    )
+    oidc_client_id: str = Field(
+        default="", description="The hub's client id at that provider."
+    )
+    oidc_client_secret: SecretStr = Field(
+        default=SecretStr(""), description="The hub's client secret at that provider."
+    )
+    oidc_audience: str = Field(
+        default="",
+        description="The audience of that provider's access tokens for the hub's API (bearer "
+        "tokens). Empty: TAHUB_OIDC_CLIENT_ID.",
+    )
+    oidc_algorithms: Annotated[list[str], NoDecode] = Field(
+        default=["RS256", "PS256", "ES256", "EdDSA"],
+        description="Signature algorithms accepted from that provider, comma-separated "
+        "(asymmetric only).",
+    )
+
+    @field_validator("oidc_algorithms", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [a.strip() for a in value.split(",") if a.strip()]
+        return value
+
+    @field_validator("oidc_algorithms")
+    @classmethod
+    def _asymmetric_only(cls, value: list[str]) -> list[str]:
+        refused = sorted(set(value) - _ASYMMETRIC)  # none, HS*: a public key is no secret
+        if refused or not value:
+            raise ValueError(f"{', '.join(refused) or 'an empty list'} not accepted; use "
+                             f"asymmetric algorithms ({', '.join(sorted(_ASYMMETRIC))})")
+        return value
+    oidc_jwks_uri: str = Field(
+        default="", description="That provider's JWKS URL. Empty: from its discovery document."
+    )
+    oidc_jwks_refresh_seconds: int = Field(
+        default=60, ge=0, le=86400,
+        description="Least time between two fetches of the provider's keys when a token names "
+        "an unknown key (a rotation).",
+    )
+    oidc_name: str = Field(
+        default="your organisation's sign-in",
+        description="The provider's name on the hub's sign-in page.",
+    )
+    policy_quorum: int = Field(
+        default=2, ge=2, le=20,
+        description="Distinct governance officers, the proposer included, who must agree "
+        "before a policy change (a budget change included) takes effect.",
+    )
+    policy_quorum_orgs: int = Field(
+        default=1, ge=1, le=20,
+        description="Distinct member organisations those officers must come from (at most "
+        "TAHUB_POLICY_QUORUM).",
     )
     host: str = Field(default="127.0.0.1", description="Address `tahub serve` listens on.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port `tahub serve` listens on.")
@@ -209,6 +281,10 @@ class Settings(BaseSettings):
         if not self.public_url:
             self.public_url = f"http://{self.host}:{self.port}"
         self.public_url = self.public_url.rstrip("/")
+        if self.oidc_issuer and not self.oidc_client_id:
+            raise ValueError("TAHUB_OIDC_ISSUER needs TAHUB_OIDC_CLIENT_ID")
+        if self.policy_quorum_orgs > self.policy_quorum:
+            raise ValueError("TAHUB_POLICY_QUORUM_ORGS cannot exceed TAHUB_POLICY_QUORUM")
         return self
 
     @property

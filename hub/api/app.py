@@ -31,11 +31,20 @@ from starlette.concurrency import run_in_threadpool
 
 from hub import __version__
 from hub.api.bodylimit import BodyLimit
-from hub.api.oauth import TOKEN_PATH, TokenServer
+from hub.api.oauth import TokenServer
 from hub.api.oauth import router as oauth_router
 from hub.api.problems import RequestContext, install_problem_handlers
 from hub.api.routes import audit as audit_routes
-from hub.api.routes import extracts, meta, ops, queries, releases, uploads
+from hub.api.routes import (
+    extracts,
+    governance,
+    meta,
+    ops,
+    queries,
+    releases,
+    signin,
+    uploads,
+)
 from hub.audit import AuditLog
 from hub.auditread import AuditReader
 from hub.contracts import ContractRegistry
@@ -47,11 +56,16 @@ from hub.ingest import IngestService
 from hub.ledger import Ledger
 from hub.logging import configure_logging
 from hub.metrics import Metrics
+from hub.oidc import ExternalProvider
+from hub.policies import default_policies_dir
+from hub.policychanges import PolicyChanges
 from hub.policystore import PolicyStore
+from hub.proposals import Quorum
 from hub.publications import Publications
 from hub.query_service import QueryService
 from hub.ratelimit import RateLimits
 from hub.settings import Settings, load_settings
+from hub.signin import SignIns
 from hub.storage import ObjectStore, open_store
 
 __all__ = ["Services", "app_from_env", "build_services", "create_app"]
@@ -73,7 +87,9 @@ class Services:
     store: ObjectStore
     ingest: IngestService
     identity: IdentityService
+    signins: SignIns
     policies: PolicyStore
+    policy_changes: PolicyChanges
     ledger: Ledger
     query_engine: QueryEngine
     queries: QueryService
@@ -82,6 +98,8 @@ class Services:
 
     def close(self) -> None:
         self.policies.stop_watching()
+        if self.identity.external is not None:
+            self.identity.external.close()
         self.engine.dispose()
 
 
@@ -104,11 +122,17 @@ def build_services(
                 field="TAHUB_DATABASE_URL",
             )
         audit = AuditLog(engine)
-        # after the migrations: loading the policies writes to the audit log
-        policies = PolicyStore.load(settings.policies_dir, registry, audit)
+        changes = PolicyChanges(engine, registry, audit, Quorum(
+            settings.policy_quorum, settings.policy_quorum_orgs))
+        # after the migrations; an empty store is seeded from the policies folder, once
+        problems = (changes.bootstrap(settings.policies_dir or default_policies_dir())
+                    if migrate else [])
+        policies = PolicyStore.load(changes, registry, tuple(problems))
         ingest = IngestService(engine=engine, store=store, registry=registry, settings=settings,
                                metrics=metrics)
-        identity = IdentityService(engine=engine, settings=settings)
+        external = ExternalProvider(settings) if settings.oidc_issuer else None
+        identity = IdentityService(engine=engine, settings=settings, external=external)
+        signins = SignIns(engine, audit, settings.refresh_token_days)
         ledger = Ledger(engine)
         query_engine = QueryEngine(store=store, ingest=ingest, settings=settings)
         queries = QueryService(policies=policies, registry=registry, ledger=ledger,
@@ -126,8 +150,9 @@ def build_services(
         raise
     return Services(
         settings=settings, engine=engine, registry=registry, store=store, ingest=ingest,
-        identity=identity, policies=policies, ledger=ledger, query_engine=query_engine,
-        queries=queries, publications=publications, audit=AuditReader(audit),
+        identity=identity, signins=signins, policies=policies, policy_changes=changes,
+        ledger=ledger, query_engine=query_engine, queries=queries, publications=publications,
+        audit=AuditReader(audit),
     )
 
 
@@ -195,8 +220,7 @@ def create_app(settings: Settings, *, startup_tasks: bool = True) -> FastAPI:
             app.state.services = services
             services.policies.start_watching()  # reloads policy files when they change
             app.state.token_server = TokenServer(
-                services.identity, settings.public_url + TOKEN_PATH
-            )
+                services.identity, services.signins, settings.public_url)
             app.state.rate_limits = RateLimits.per_minute(  # per process (hub.ratelimit)
                 query=settings.query_rate_limit_per_minute,
                 upload=settings.upload_rate_limit_per_minute,
@@ -226,6 +250,7 @@ def create_app(settings: Settings, *, startup_tasks: bool = True) -> FastAPI:
     app.include_router(meta.router)
     app.include_router(ops.router)
     app.include_router(oauth_router)
+    app.include_router(signin.router)
     app.include_router(uploads.router)
     app.include_router(extracts.router)
     app.include_router(queries.router)
@@ -233,6 +258,7 @@ def create_app(settings: Settings, *, startup_tasks: bool = True) -> FastAPI:
     app.include_router(queries.policies_router)
     app.include_router(releases.router)
     app.include_router(audit_routes.router)
+    app.include_router(governance.router)
     return app
 
 

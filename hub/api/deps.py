@@ -1,8 +1,8 @@
 """FastAPI dependencies: the services on ``app.state`` and the calling actor.
 
 Routes declare what they need with the ``Annotated`` aliases below (``Ingest``,
-``Identity``, ``Registry``, ``Policies``, ``Queries``, ``Releases``, ``Audit``, ``Database``,
-``Store``, ``AppSettings``, ``AppMetrics``, ``CurrentActor``, ``PartnerActor``,
+``Identity``, ``Registry``, ``Policies``, ``Changes``, ``Queries``, ``Releases``, ``Audit``,
+``Database``, ``Store``, ``AppSettings``, ``AppMetrics``, ``CurrentActor``, ``PartnerActor``,
 ``AnalystActor``);
 nothing is global, everything comes from the app that ``create_app`` built.
 """
@@ -23,6 +23,7 @@ from hub.errors import AuthError
 from hub.identity import IdentityService
 from hub.ingest import IngestService
 from hub.metrics import Metrics
+from hub.policychanges import PolicyChanges
 from hub.policystore import PolicyStore
 from hub.publications import Publications
 from hub.query_service import QueryService
@@ -35,6 +36,7 @@ __all__ = [
     "AppMetrics",
     "AppSettings",
     "Audit",
+    "Changes",
     "CurrentActor",
     "Database",
     "Identity",
@@ -68,6 +70,7 @@ Identity = Annotated[IdentityService, Depends(_service("identity"))]
 Ingest = Annotated[IngestService, Depends(_service("ingest"))]
 Registry = Annotated[ContractRegistry, Depends(_service("registry"))]
 Policies = Annotated[PolicyStore, Depends(_service("policies"))]
+Changes = Annotated[PolicyChanges, Depends(_service("policy_changes"))]
 Queries = Annotated[QueryService, Depends(_service("queries"))]
 Releases = Annotated[Publications, Depends(_service("publications"))]
 Audit = Annotated[AuditReader, Depends(_service("audit"))]

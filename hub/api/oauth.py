@@ -1,10 +1,18 @@
-"""The OAuth2 token endpoint: authlib's generic ``AuthorizationServer`` on Starlette.
+"""The hub's OAuth 2 / OpenID Connect provider: authlib's generic ``AuthorizationServer``.
 
-Only the client-credentials grant, with the client authenticated by HTTP Basic
-(``client_secret_basic``) or form fields (``client_secret_post``). authlib does the
-protocol (grant selection, client authentication, RFC 6749 error bodies); the access token
-itself is a JWT minted by :meth:`hub.identity.IdentityService.issue_token` (joserfc).
-Tokens are stateless, so ``save_token`` only logs the issuance (client id, never the token).
+Three grants at ``POST /oauth/token``:
+
+* ``client_credentials`` for member systems (a connector, a script): the client is
+  authenticated by HTTP Basic (``client_secret_basic``) or form fields
+  (``client_secret_post``);
+* ``authorization_code`` for people, through the hub's own public clients (``tahub-cli``,
+  ``tahub-web``, :mod:`hub.signin`): PKCE is required (S256 only), the code works once, and
+  with the ``openid`` scope the answer carries an ID token (EdDSA, the hub's key);
+* ``refresh_token``: rotated at every use (a reused one revokes its family).
+
+The sign-in page that hands out codes is ``hub.api.routes.signin``. authlib does the protocol
+(grant selection, client authentication, RFC 6749 error bodies); access tokens are JWTs
+minted by :class:`hub.identity.IdentityService` (joserfc).
 Every issuance and every refusal (a failed sign-in) is in the audit log (``hub.audit``): the
 issuance before the token is handed out, a refusal right after it is answered.
 
@@ -27,6 +35,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import secrets
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,20 +51,30 @@ from authlib.oauth2.rfc6749 import (
     OAuth2Payload,
     OAuth2Request,
 )
-from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
+from authlib.oauth2.rfc6749.grants import (
+    AuthorizationCodeGrant,
+    ClientCredentialsGrant,
+    RefreshTokenGrant,
+)
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core import OpenIDCode
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from hub.db import utcnow
 from hub.identity import TOKEN_AUTH_METHODS, IdentityService, OAuthClient
+from hub.people import Person
 from hub.ratelimit import RateLimits
+from hub.signin import CLI_CLIENT, WEB_CLIENT, AuthCode, PublicClient, RefreshRecord, SignIns
 
-__all__ = ["TOKEN_PATH", "TokenServer", "router"]
+__all__ = ["AUTHORIZE_PATH", "TOKEN_PATH", "TokenServer", "router"]
 
 log = structlog.get_logger(__name__)
 
 TOKEN_PATH = "/oauth/token"  # noqa: S105 - a URL path, not a secret
+AUTHORIZE_PATH = "/oauth/authorize"
 _MAX_FORM_BYTES = 16 * 1024
 
 
@@ -65,7 +84,8 @@ class _RawTokenRequest:
 
     method: str
     headers: Mapping[str, str]  # case-insensitive (Starlette's Headers)
-    form: list[tuple[str, str]]
+    form: list[tuple[str, str]]  # the token request's form, or the authorization request
+    authorize: bool = False  # an authorization request (the sign-in page), not a token one
 
 
 class _FormPayload(OAuth2Payload):
@@ -103,36 +123,134 @@ class _ClientCredentials(ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = list(TOKEN_AUTH_METHODS)  # noqa: RUF012 - authlib API
 
 
+class _AuthorizationCode(AuthorizationCodeGrant):
+    """A person's code, for the hub's public clients (no client secret: PKCE instead)."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ["none"]  # noqa: RUF012 - authlib API
+    server: TokenServer
+
+    def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
+        data = request.payload.data
+        self.server.signins.save_code(code, AuthCode(
+            client_id=request.client.get_client_id(), person_id=request.user.id,
+            redirect_uri=data["redirect_uri"], scope=request.scope or "",
+            nonce=data.get("nonce"), code_challenge=data["code_challenge"],
+            code_challenge_method=data["code_challenge_method"], auth_time=utcnow()))
+
+    def query_authorization_code(self, code: str, client: Any) -> AuthCode | None:
+        return self.server.signins.take_code(code, client.get_client_id())
+
+    def delete_authorization_code(self, authorization_code: AuthCode) -> None:
+        pass  # take_code deleted it already: a code works once, even if the exchange fails
+
+    def authenticate_user(self, authorization_code: AuthCode) -> Person | None:
+        return self.server.person(authorization_code.person_id)
+
+
+class _RefreshToken(RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ["none"]  # noqa: RUF012 - authlib API
+    INCLUDE_NEW_REFRESH_TOKEN = True  # rotation: every use hands out a new one
+    server: TokenServer
+
+    def authenticate_refresh_token(self, refresh_token: str) -> RefreshRecord | None:
+        return self.server.signins.use_refresh(refresh_token)
+
+    def authenticate_user(self, refresh_token: RefreshRecord) -> Person | None:
+        return self.server.person(refresh_token.person_id)
+
+    def revoke_old_credential(self, refresh_token: RefreshRecord) -> None:
+        pass  # use_refresh marked it used: presented again, it revokes its family
+
+
+class _PKCE(CodeChallenge):
+    """PKCE on every authorization request, S256 only (RFC 7636, RFC 9700 2.1.1)."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]  # noqa: RUF012 - authlib API
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
+            raise InvalidRequestError("PKCE is required: send code_challenge and "
+                                      "code_challenge_method=S256")
+        if data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("code_challenge_method must be S256")
+        super().validate_code_challenge(grant, redirect_uri)
+
+    def get_authorization_code_challenge(self, authorization_code: AuthCode) -> str:
+        return authorization_code.code_challenge
+
+    def get_authorization_code_challenge_method(self, authorization_code: AuthCode) -> str:
+        return authorization_code.code_challenge_method
+
+
+class _OpenID(OpenIDCode):
+    """ID tokens signed by the hub's own key (hub.identity), with the person's claims."""
+
+    def __init__(self, identity: IdentityService) -> None:
+        super().__init__(require_nonce=False)
+        self._identity = identity
+
+    def exists_nonce(self, nonce: str, request: OAuth2Request) -> bool:
+        return False  # replays are the client's to detect: it checks the nonce it sent
+
+    def encode_id_token(self, token: dict[str, Any], request: OAuth2Request) -> str:
+        code: AuthCode = request.authorization_code
+        return self._identity.id_token(
+            request.user, request.client.get_client_id(), nonce=code.nonce,
+            auth_time=code.get_auth_time(), access_token=token.get("access_token"))
+
+
 class TokenServer(AuthorizationServer):
     """authlib's authorization server, wired to :class:`IdentityService`."""
 
-    def __init__(self, identity: IdentityService, token_url: str) -> None:
+    def __init__(self, identity: IdentityService, signins: SignIns, public_url: str) -> None:
         super().__init__(scopes_supported=None)
         self._identity = identity
-        self._token_url = token_url
+        self.signins = signins
+        self._public_url = public_url
         self.register_grant(_ClientCredentials)
+        self.register_grant(_AuthorizationCode, [_PKCE(required=True), _OpenID(identity)])
+        self.register_grant(_RefreshToken)
         self.register_token_generator(
             "default",
             BearerTokenGenerator(
                 access_token_generator=self._access_token,
+                refresh_token_generator=lambda **_: secrets.token_urlsafe(32),
                 expires_generator=identity.token_ttl,
             ),
         )
 
     def _access_token(
-        self, client: OAuthClient, grant_type: str, user: Any = None, scope: Any = None
+        self, client: Any, grant_type: str, user: Any = None, scope: Any = None
     ) -> str:
+        if isinstance(user, Person):
+            return self._identity.issue_person_token(user, client.get_client_id(), scope or "")
         return self._identity.issue_token(client)
 
-    def query_client(self, client_id: str) -> OAuthClient | None:
+    def person(self, person_id: str) -> Person | None:
+        """The person a code or refresh token stands for, unless disabled meanwhile."""
+        found = self._identity.people.find(person_id)
+        return None if found is None or found.disabled else found
+
+    def query_client(self, client_id: str) -> OAuthClient | PublicClient | None:
+        if client_id in (CLI_CLIENT, WEB_CLIENT):
+            return PublicClient(client_id, self._public_url)
         return self._identity.query_client(client_id)
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
-        # Stateless JWTs: nothing to store; revocation works on the client.
+        """Access tokens are stateless JWTs; a person's refresh token is stored (hashed),
+        in the family of the one it replaces."""
+        if "refresh_token" in token and isinstance(request.user, Person):
+            previous = request.refresh_token
+            self.signins.save_refresh(
+                token["refresh_token"], person_id=request.user.id,
+                client_id=request.client.get_client_id(), scope=token.get("scope", ""),
+                family=previous.family if isinstance(previous, RefreshRecord) else None)
         log.info("token response", client_id=request.client.get_client_id())
 
     def create_oauth2_request(self, request: _RawTokenRequest) -> OAuth2Request:
-        return _TokenRequest(self._token_url, request)
+        path = AUTHORIZE_PATH if request.authorize else TOKEN_PATH
+        return _TokenRequest(self._public_url + path, request)
 
     def create_json_request(self, request: Any) -> Any:
         raise NotImplementedError("the hub has no JSON OAuth2 endpoints")

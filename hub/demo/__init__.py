@@ -10,8 +10,8 @@ What it does, in order:
 3. on the *partner side* (a separate folder, ``./tahub-demo-partners`` by default, standing
    for five partners' own machines: the hub never reads it) writes each partner's synthetic
    export in its own format (:mod:`hub.demo.synthetic`), its mapping file, its credentials
-   (``partner.env``, ``analyst.env``) and the network pseudonymisation key that only the
-   partners share;
+   (``partner.env``, ``analyst.env``; ``governance.env`` for two of them) and the network
+   pseudonymisation key that only the partners share;
 4. pushes every export through the real connector code path over HTTP: mapping,
    validation, pseudonymisation, zstd Parquet, resumable upload, server-side re-validation
    and commit;
@@ -55,6 +55,10 @@ __all__ = ["DemoPartnerState", "main", "seed"]
 
 _CREDENTIALS = "partner.env"
 _ANALYST = "analyst.env"
+_GOVERNANCE = "governance.env"
+#: Members with a governance officer's client: two organisations, so that a policy change
+#: proposed by one can be approved by the other (four eyes, docs/governance.md).
+_OFFICERS = ("safepassage", "metpolice")
 
 
 @dataclass(frozen=True)
@@ -76,10 +80,14 @@ def _write_secret(path: Path, text: str) -> None:
         fh.write(text)
 
 
-def _analyst_env(settings: Settings, p: DemoPartner, client_id: str, secret: str) -> str:
+def _role_env(settings: Settings, p: DemoPartner, role: Role, client_id: str,
+              secret: str) -> str:
+    what = {Role.ANALYST: "an analyst's hub credentials (role analyst: DP queries only",
+            Role.GOVERNANCE: "a governance officer's hub credentials (role governance: "
+                             "policy changes, budgets, audit"}[role]
     return (
-        f"# {p.name}: an analyst's hub credentials (role analyst: DP queries only;\n"
-        f"# `tahub admin client add ORG_ID --role analyst` does the same by hand)\n"
+        f"# {p.name}: {what};\n"
+        f"# `tahub admin client add ORG_ID --role {role.value}` does the same by hand)\n"
         f"TAHUB_HUB_URL={settings.public_url}\n"
         f"TAHUB_CLIENT_ID={client_id}\nTAHUB_CLIENT_SECRET={secret}\n"
     )
@@ -90,12 +98,16 @@ def _register(settings: Settings, partners_dir: Path) -> dict[str, dict[str, str
 
     Each member gets a partner client (``partner.env``: uploads) and an analyst client
     (``analyst.env``: DP queries), as a real member would keep its upload system's and its
-    analysts' credentials apart.
+    analysts' credentials apart; two members also get a governance officer's client
+    (``governance.env``).
     """
     creds: dict[str, dict[str, str]] = {}
     missing = [p for p in PARTNERS if not (partners_dir / p.slug / _CREDENTIALS).exists()]
-    no_analyst = [p for p in PARTNERS if not (partners_dir / p.slug / _ANALYST).exists()]
-    if missing or no_analyst:
+    wanted = [(p, _ANALYST, Role.ANALYST) for p in PARTNERS] + [
+        (p, _GOVERNANCE, Role.GOVERNANCE) for p in PARTNERS if p.slug in _OFFICERS]
+    no_client = [(p, name, role) for p, name, role in wanted
+                 if not (partners_dir / p.slug / name).exists()]
+    if missing or no_client:
         services = build_services(settings)
         try:
             known = {m["name"]: m["id"] for m in services.identity.members()}
@@ -115,15 +127,15 @@ def _register(settings: Settings, partners_dir: Path) -> dict[str, dict[str, str
                     f"TAHUB_CLIENT_ID={c.client_id}\nTAHUB_CLIENT_SECRET={c.client_secret}\n"
                     f"TAHUB_NETWORK_KEY_FILE={(partners_dir / 'network.key').resolve()}\n",
                 )
-            for p in no_analyst:
+            for p, name, role in no_client:
                 if p.name not in known:
                     raise ConfigError(
                         f"{p.name} is not a member of the hub in {settings.data_dir}; "
                         "run `tahub demo --reset`"
                     )
-                a = services.identity.add_client(known[p.name], [Role.ANALYST])
-                _write_secret(partners_dir / p.slug / _ANALYST,
-                              _analyst_env(settings, p, a.client_id, a.client_secret))
+                a = services.identity.add_client(known[p.name], [role])
+                _write_secret(partners_dir / p.slug / name,
+                              _role_env(settings, p, role, a.client_id, a.client_secret))
         finally:
             services.close()
     for p in PARTNERS:
@@ -226,7 +238,11 @@ def _summary(console: Console, settings: Settings, partners_dir: Path,
         f"  {tahub} query run bank_alerts --by destination_country "
         "--filter origin_country=RO --measure count --measure linked_units --cost 1/10 "
         "--sort linked_units --limit 5\n\n"
-        "The governance console arrives in a later release. Press Ctrl-C to stop."
+        "Act as a governance officer (four-eyes policy changes; README, docs/governance.md):\n"
+        f"  set -a; . {partners_dir / _OFFICERS[0] / _GOVERNANCE}; set +a\n"
+        f"  {tahub} policy active\n"
+        f"  (a second officer: {partners_dir / _OFFICERS[1] / _GOVERNANCE})\n\n"
+        "Press Ctrl-C to stop."
     )
 
 

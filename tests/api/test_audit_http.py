@@ -138,9 +138,13 @@ def test_every_action_of_the_flow_is_logged_with_its_actor(world: World) -> None
     by_action: dict[str, list[dict[str, Any]]] = {}
     for e in entries:
         by_action.setdefault(e["action"], []).append(e)
-    # no policy file is deleted here; publications are audited in tests/api/test_releases.py
-    expected = set(Action) - {Action.POLICY_REMOVED, Action.RELEASE_PUBLISHED,
-                              Action.RELEASE_UPDATED, Action.RELEASE_WITHDRAWN}
+    # publications are audited in tests/api/test_releases.py, the four-eyes review in
+    # tests/api/test_governance_http.py and tests/hub/test_policy_changes.py
+    expected = set(Action) - {
+        Action.RELEASE_PUBLISHED, Action.RELEASE_UPDATED, Action.RELEASE_WITHDRAWN,
+        Action.POLICY_PROPOSED, Action.POLICY_APPROVED, Action.POLICY_REJECTED,
+        Action.POLICY_WITHDRAWN, Action.POLICY_SUPERSEDED, Action.POLICY_ACTIVATED,
+        Action.BUDGET_CHANGED}
     assert expected <= set(by_action), sorted(expected - set(by_action))
     bank0 = world.banks[0]
     registered = {e["details"]["name"] for e in by_action["member.registered"]}
@@ -161,7 +165,7 @@ def test_every_action_of_the_flow_is_logged_with_its_actor(world: World) -> None
     assert committed and committed[0]["details"]["rows"] == 30
     assert by_action["upload.rejected"][0]["details"]["code"] == "extract_invalid"
     loaded = by_action["policy.loaded"][0]
-    assert loaded["dataset"] == "bank_alerts" and loaded["actor"] is None
+    assert loaded["dataset"] == "bank_alerts" and loaded["actor"] == "hub:bootstrap"
     assert loaded["details"]["limits"]["per_member"] == "40"
     assert by_action["policy.refused"][0]["object_id"] == "case_records.yaml"
     report = AuditLog(world.hub.services.engine).verify()

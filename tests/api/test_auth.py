@@ -256,7 +256,10 @@ def test_discovery_documents(hub: Hub) -> None:
     assert config["issuer"] == base
     assert config["token_endpoint"] == base + "/oauth/token"
     assert config["jwks_uri"] == base + "/.well-known/jwks.json"
-    assert config["grant_types_supported"] == ["client_credentials"]
+    assert config["grant_types_supported"] == ["client_credentials", "authorization_code",
+                                               "refresh_token"]
+    assert config["authorization_endpoint"] == base + "/oauth/authorize"
+    assert config["code_challenge_methods_supported"] == ["S256"]
     (key,) = jwks["keys"]
     assert set(key) == {"kty", "crv", "x", "kid", "alg", "use"}  # never "d"
     assert (key["kty"], key["crv"], key["alg"]) == ("OKP", "Ed25519", "EdDSA")
@@ -269,11 +272,11 @@ def test_plain_http_public_url_on_a_real_host_is_refused_by_authlib(hub: Hub) ->
         headers={"Authorization": basic(creds.client_id, creds.client_secret)},
         form=[("grant_type", "client_credentials")],
     )
-    identity = hub.services.identity
-    insecure = TokenServer(identity, "http://hub.example.org/oauth/token").token_response(raw)
+    identity, signins = hub.services.identity, hub.services.signins
+    insecure = TokenServer(identity, signins, "http://hub.example.org").token_response(raw)
     assert insecure.status_code == 400
     assert json.loads(bytes(insecure.body))["error"] == "insecure_transport"
-    secure = TokenServer(identity, "https://hub.example.org/oauth/token").token_response(raw)
+    secure = TokenServer(identity, signins, "https://hub.example.org").token_response(raw)
     assert secure.status_code == 200
 
 

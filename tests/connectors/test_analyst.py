@@ -398,7 +398,7 @@ def test_refusals_name_the_rule_and_spend_nothing(pooled: Pooled, first: QueryRe
 
 def test_a_client_without_the_analyst_role_is_refused(pooled: Pooled) -> None:
     with pooled.client(pooled.partner) as client, pytest.raises(HubRequestError) as caught:
-        client.budgets()
+        client.history()
     assert caught.value.http_status == 403
     assert caught.value.problem_body.get("rule") == "role:analyst"
     assert "rule: role:analyst" in str(caught.value)

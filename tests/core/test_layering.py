@@ -9,7 +9,8 @@ import pytest
 
 HUB = Path(__file__).resolve().parents[2] / "hub"
 CORE = ["errors", "contracts", "validation", "actors", "yamlfile", "accounting", "budget",
-        "policies", "queries", "privacy/__init__", "privacy/noise", "privacy/intervals"]
+        "policies", "proposals", "queries", "privacy/__init__", "privacy/noise",
+        "privacy/intervals"]
 FORBIDDEN = {"fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "duckdb", "authlib",
              "joserfc", "httpx", "pyarrow", "minio", "boto3"}
 

@@ -148,7 +148,7 @@ def test_an_analyst_finds_the_customers_both_banks_flagged(
     code, out, err = _query(env, "budget", "bank_alerts", "--json")
     assert json.loads(out)[0]["member"]["spent"] == "1/5"
 
-    code, _, err = _query(_analyst_env(hub, bank_b), "budget")
+    code, _, err = _query(_analyst_env(hub, bank_b), "history")
     assert code == 1 and "role:analyst" in err
     code, _, err = _query(hub.env, "budget")
     assert code == 1 and "TAHUB_CLIENT_ID" in err and "--client-id" in err

@@ -9,8 +9,10 @@ from pydantic import BaseModel
 
 from hub import __version__
 from hub.api.deps import AppSettings, CurrentActor, Identity, Policies, Registry
-from hub.api.oauth import TOKEN_PATH
+from hub.api.oauth import AUTHORIZE_PATH, TOKEN_PATH
 from hub.identity import GRANT_TYPE, TOKEN_AUTH_METHODS
+from hub.signin import SCOPES
+from hub.signingkeys import ALGORITHM
 
 __all__ = ["router"]
 
@@ -63,10 +65,19 @@ def openid_configuration(settings: AppSettings) -> dict[str, Any]:
     base = settings.public_url
     return {
         "issuer": base,
+        "authorization_endpoint": base + AUTHORIZE_PATH,
         "token_endpoint": base + TOKEN_PATH,
+        "userinfo_endpoint": base + "/oauth/userinfo",
         "jwks_uri": base + "/.well-known/jwks.json",
-        "grant_types_supported": [GRANT_TYPE],
-        "token_endpoint_auth_methods_supported": list(TOKEN_AUTH_METHODS),
+        "response_types_supported": ["code"],
+        "grant_types_supported": [GRANT_TYPE, "authorization_code", "refresh_token"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": list(SCOPES),
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [ALGORITHM],
+        "token_endpoint_auth_methods_supported": [*TOKEN_AUTH_METHODS, "none"],
+        "claims_supported": ["sub", "email", "email_verified", "name", "org", "org_name",
+                             "roles"],
     }
 
 

@@ -2,9 +2,9 @@
 
 Thin: each route takes the analyst actor and the JSON body, calls one
 :class:`~hub.query_service.QueryService` method (sync, so FastAPI runs it in its threadpool)
-and returns its JSON. The shapes are documented in docs/queries.md. Every route needs the
-``analyst`` role (403 ``role:analyst``); every refusal is problem+json naming its ``rule``
-or ``field``.
+and returns its JSON. The shapes are documented in docs/queries.md. Querying needs the
+``analyst`` role (403 ``role:analyst``); any member may read its own budgets and the rules
+that apply to it. Every refusal is problem+json naming its ``rule`` or ``field``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 from fastapi.responses import Response
 
-from hub.api.deps import AnalystActor, Queries
+from hub.api.deps import AnalystActor, CurrentActor, Queries
 
 __all__ = ["budgets_router", "policies_router", "router"]
 
@@ -73,16 +73,16 @@ def get_query(query_id: str, actor: AnalystActor, queries: Queries) -> _JSON:
 
 @budgets_router.get("", summary="Your budget on every dataset you may query",
                     response_class=_JSON)
-def list_budgets(actor: AnalystActor, queries: Queries) -> _JSON:
+def list_budgets(actor: CurrentActor, queries: Queries) -> _JSON:
     return _JSON(queries.budgets(actor))
 
 
 @budgets_router.get("/{dataset}", summary="Your budget on one dataset", response_class=_JSON)
-def get_budget(dataset: str, actor: AnalystActor, queries: Queries) -> _JSON:
+def get_budget(dataset: str, actor: CurrentActor, queries: Queries) -> _JSON:
     return _JSON(queries.budget(actor, dataset))
 
 
 @policies_router.get("/mine", summary="The policy rules that apply to you",
                      response_class=_JSON)
-def my_policies(actor: AnalystActor, queries: Queries) -> _JSON:
+def my_policies(actor: CurrentActor, queries: Queries) -> _JSON:
     return _JSON(queries.my_policies(actor))
