@@ -40,6 +40,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from connectors.login import CLI_CLIENT, SessionStore
 from hub.errors import AuthError, ConfigError, HubRequestError, Unavailable
 
 if TYPE_CHECKING:
@@ -104,33 +105,52 @@ class HubSession:
     def __init__(
         self,
         url: str,
-        client_id: str,
-        client_secret: str,
+        client_id: str = "",
+        client_secret: str = "",
         *,
+        sessions: SessionStore | None = None,
         transport: httpx.BaseTransport | None = None,
         timeout: float = 60.0,
         retry: RetryPolicy | None = None,
         token_leeway: int = 30,
     ) -> None:
+        """A client id and secret (a member system), or ``sessions``: the person signed in
+        at ``url`` with ``tahub login`` (connectors.login)."""
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"hub URL {url!r} must start with http:// or https://", field="hub")
-        if not client_id or not client_secret:
-            raise ConfigError("a client id and a client secret are needed", field="client_id")
         self.url = url.rstrip("/")
-        self.client_id = client_id
         self.retry = retry or RetryPolicy()
         self._timeout = timeout
         self._oauth_error = _oauth_error_class()
+        self._sessions = sessions
+        options: dict[str, Any] = dict(token_endpoint=self.url + TOKEN_PATH,
+                                       leeway=token_leeway, base_url=self.url,
+                                       transport=transport, timeout=timeout)
+        if sessions is not None:
+            signed_in = sessions.get(self.url)
+            if signed_in is None:
+                raise ConfigError(f"not signed in at {self.url}: run `tahub login --hub "
+                                  f"{self.url}`, or give a client id and secret",
+                                  field="client_id")
+            self.client_id = str(signed_in.get("email") or signed_in.get("person"))
+            self._http = _oauth_client_class()(
+                client_id=CLI_CLIENT, token_endpoint_auth_method="none",  # noqa: S106
+                token=signed_in, update_token=self._keep_token, **options)
+            return
+        if not client_id or not client_secret:
+            raise ConfigError("a client id and a client secret are needed", field="client_id")
+        self.client_id = client_id
         self._http = _oauth_client_class()(
-            client_id=client_id,
-            client_secret=client_secret,
-            token_endpoint=self.url + TOKEN_PATH,
-            grant_type="client_credentials",
-            leeway=token_leeway,
-            base_url=self.url,
-            transport=transport,
-            timeout=timeout,
-        )
+            client_id=client_id, client_secret=client_secret, grant_type="client_credentials",
+            **options)
+
+    def _keep_token(self, token: dict[str, Any], refresh_token: str | None = None,
+                    access_token: str | None = None) -> None:
+        """authlib refreshed a person's token: keep the new pair (the old refresh token no
+        longer works)."""
+        if self._sessions is not None:
+            kept = self._sessions.get(self.url) or {}
+            self._sessions.put(self.url, {**kept, **dict(token)})
 
     @classmethod
     def from_env(
@@ -150,10 +170,15 @@ class HubSession:
             ENV_CLIENT_SECRET: client_secret or env.get(ENV_CLIENT_SECRET, ""),
         }
         missing = [name for name, value in values.items() if not value]
+        if values[ENV_URL] and not values[ENV_CLIENT_ID] and not values[ENV_CLIENT_SECRET]:
+            sessions = SessionStore()
+            if sessions.get(values[ENV_URL]) is not None:  # a person signed in there
+                return cls(values[ENV_URL], sessions=sessions, **options)
         if missing:
             raise ConfigError(
                 f"hub credentials missing: set {', '.join(missing)} "
-                "(or pass --hub, --client-id, --client-secret)",
+                "(or pass --hub, --client-id, --client-secret; or sign in as a person with "
+                "`tahub login`)",
                 field="hub",
             )
         return cls(values[ENV_URL], values[ENV_CLIENT_ID], values[ENV_CLIENT_SECRET], **options)
@@ -193,9 +218,7 @@ class HubSession:
             status = exc.response.status_code
             if status >= 500:
                 raise Transient(f"HTTP {status} from the token endpoint") from None
-            raise AuthError(
-                f"the hub refused the credentials of client {self.client_id} (HTTP {status})"
-            ) from None
+            raise self._credentials_refused(f"HTTP {status}") from None
         except httpx.TransportError as exc:
             if resend or isinstance(exc, _NOT_SENT):
                 raise Transient(exc.__class__.__name__) from None
@@ -205,16 +228,28 @@ class HubSession:
                 "sent again: check before repeating it"
             ) from None
         except self._oauth_error as exc:
-            error = getattr(exc, "error", "oauth_error")
-            raise AuthError(
-                f"the hub refused the credentials of client {self.client_id} ({error})"
-            ) from None
+            raise self._credentials_refused(getattr(exc, "error", "oauth_error")) from None
         except ValueError as exc:  # a token endpoint that answers something else
             raise AuthError(f"{what}: the hub's token endpoint answered no token") from exc
 
     def _fetch_token(self) -> None:
+        if self._sessions is None:
+            with self._translated("token"):
+                self._http.fetch_token(self.url + TOKEN_PATH, grant_type="client_credentials")
+            return
+        refresh = (self._http.token or {}).get("refresh_token")
         with self._translated("token"):
-            self._http.fetch_token(self.url + TOKEN_PATH, grant_type="client_credentials")
+            self._http.refresh_token(self.url + TOKEN_PATH, refresh_token=refresh)
+
+    def _credentials_refused(self, reason: str) -> AuthError:
+        """The hub refused the client's credentials, or a person's refresh token: then the
+        kept session is useless and forgotten."""
+        if self._sessions is None:
+            return AuthError(f"the hub refused the credentials of client {self.client_id} "
+                             f"({reason})")
+        self._sessions.put(self.url, None)
+        return AuthError(f"your sign-in at {self.url} has ended ({reason}); run `tahub login "
+                         f"--hub {self.url}` again")
 
     def _attempt(
         self, method: str, path: str, auth: bool, resend: bool, **kwargs: Any

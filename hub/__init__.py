@@ -26,7 +26,11 @@ Map of the architecture (domain core first; adapters around it)::
       hub.staging      resumable upload files (one .part per upload, offset = its size)
       hub.extracts     an uploaded Parquet file checked against its contract, hub side
       hub.ingest       IngestService: start/append/commit uploads, list/withdraw extracts
-      hub.identity     members, OAuth2 clients, EdDSA-signed JWT access tokens
+      hub.identity     members, OAuth2 clients, EdDSA-signed JWT access and ID tokens
+      hub.signingkeys  the hub's Ed25519 signing keys (JWKS, rotation)
+      hub.people       people of member organisations: roles, passwords, external identities
+      hub.signin       the hub's OpenID provider: public clients, codes, refresh tokens
+      hub.oidc         an external OpenID provider: discovery, JWKS rotation, validation
       hub.policychanges  policy versions and their four-eyes review: propose, approve, reject
       hub.policystore  the active policies of every process, refreshed from the store
       hub.ledger       the privacy-budget ledger and stored releases (atomic, exact)
@@ -41,6 +45,7 @@ Map of the architecture (domain core first; adapters around it)::
       hub.metrics      Prometheus metrics (requests, uploads, queries, budget; multiprocess)
       hub.readiness    /readyz: the metadata store and the object store answer
       hub.cli          the `tahub` command (serve [--workers N], admin, contracts, demo)
+      hub.personcli    `tahub admin person`: people and their sign-in
       hub.reference    generated reference docs (docs/settings.md)
       hub.demo         `tahub demo`: synthetic members and exports through the connector
 

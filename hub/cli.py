@@ -21,6 +21,7 @@
                  |budgets                        four-eyes policy changes on a hub
                                                  (connectors.governancecli, docs/governance.md)
     tahub demo                                   the guided demo (hub.demo)
+    tahub login [--hub URL] [--no-browser] | logout   a person signs in (connectors.login)
     tahub query run|estimate|budget|policies|history|show   an analyst's DP queries
                                                  (connectors.analystcli, docs/analyst.md)
     tahub query releases|release|publish|withdraw   published releases (docs/releases.md)
@@ -53,6 +54,7 @@ from rich.table import Table
 
 from connectors.analystcli import app as query_app
 from connectors.governancecli import app as policy_app
+from connectors.login import login_command, logout_command
 from hub.actors import MemberKind, Role
 from hub.cliutil import console, user_errors
 from hub.contracts import Contract, ContractRegistry, NamedDomain, json_schema_text
@@ -91,6 +93,8 @@ audit_app = typer.Typer(help="The tamper-evident audit log (docs/audit.md).",
                         no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(query_app, name="query")
+app.command("login")(login_command)
+app.command("logout")(logout_command)
 
 class SchemaKind(StrEnum):
     CONTRACT = "contract"  # contracts/contract.schema.json

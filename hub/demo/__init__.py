@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from rich.console import Console
@@ -59,6 +60,9 @@ _GOVERNANCE = "governance.env"
 #: Members with a governance officer's client: two organisations, so that a policy change
 #: proposed by one can be approved by the other (four eyes, docs/governance.md).
 _OFFICERS = ("safepassage", "metpolice")
+#: People who sign in (``tahub login``, the web interface): an analyst at every member and a
+#: governance officer at each of the two above; their e-mail and password in ``people.env``.
+_PEOPLE = "people.env"
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,22 @@ def _role_env(settings: Settings, p: DemoPartner, role: Role, client_id: str,
     )
 
 
+def _add_people(services: Any, settings: Settings, partners_dir: Path, p: DemoPartner,
+                org_id: str) -> None:
+    """The member's people, with generated passwords kept on the partner side only."""
+    lines = [f"# {p.name}: people who sign in at {settings.public_url} (`tahub login`)"]
+    roles = [("analyst", Role.ANALYST)] + ([("officer", Role.GOVERNANCE)]
+                                           if p.slug in _OFFICERS else [])
+    for who, role in roles:
+        email = f"{who}@{p.slug}.example"
+        created = services.identity.people.add(
+            org_id, email, f"{p.name} {who}", [role], generate_password=True,
+            actor="hub:demo")
+        key = who.upper()
+        lines += [f"{key}_EMAIL={email}", f"{key}_PASSWORD={created.password}"]
+    _write_secret(partners_dir / p.slug / _PEOPLE, "\n".join(lines) + "\n")
+
+
 def _register(settings: Settings, partners_dir: Path) -> dict[str, dict[str, str]]:
     """Register the demo members once; their credentials live on the partner side only.
 
@@ -107,7 +127,8 @@ def _register(settings: Settings, partners_dir: Path) -> dict[str, dict[str, str
         (p, _GOVERNANCE, Role.GOVERNANCE) for p in PARTNERS if p.slug in _OFFICERS]
     no_client = [(p, name, role) for p, name, role in wanted
                  if not (partners_dir / p.slug / name).exists()]
-    if missing or no_client:
+    no_people = [p for p in PARTNERS if not (partners_dir / p.slug / _PEOPLE).exists()]
+    if missing or no_client or no_people:
         services = build_services(settings)
         try:
             known = {m["name"]: m["id"] for m in services.identity.members()}
@@ -127,6 +148,9 @@ def _register(settings: Settings, partners_dir: Path) -> dict[str, dict[str, str
                     f"TAHUB_CLIENT_ID={c.client_id}\nTAHUB_CLIENT_SECRET={c.client_secret}\n"
                     f"TAHUB_NETWORK_KEY_FILE={(partners_dir / 'network.key').resolve()}\n",
                 )
+            for p in PARTNERS:
+                if not (partners_dir / p.slug / _PEOPLE).exists() and p.name in known:
+                    _add_people(services, settings, partners_dir, p, known[p.name])
             for p, name, role in no_client:
                 if p.name not in known:
                     raise ConfigError(
@@ -242,6 +266,8 @@ def _summary(console: Console, settings: Settings, partners_dir: Path,
         f"  set -a; . {partners_dir / _OFFICERS[0] / _GOVERNANCE}; set +a\n"
         f"  {tahub} policy active\n"
         f"  (a second officer: {partners_dir / _OFFICERS[1] / _GOVERNANCE})\n\n"
+        "Or sign in as a person (e-mail and password in each member's people.env):\n"
+        f"  {tahub} login --hub {settings.public_url}\n\n"
         "Press Ctrl-C to stop."
     )
 

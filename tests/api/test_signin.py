@@ -259,3 +259,64 @@ def test_the_sign_in_form_needs_both_fields(hub: Hub, field: str) -> None:
         data[field] = ""
         resp = http.post("/oauth/authorize", data=data)
     assert resp.status_code == 401 and "location" not in resp.headers
+
+
+def test_tahub_login_keeps_a_session_that_clients_use_and_refresh(
+    hub: Hub, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from connectors import AnalystClient
+    from connectors.login import SessionStore, login
+
+    new = _person(hub, "cli@ngo.example")
+    store = SessionStore(tmp_path / "sessions.json")
+    shown: list[str] = []
+    ready = threading.Event()
+    result: dict[str, Any] = {}
+
+    def show(url: str) -> None:
+        shown.append(url)
+        ready.set()
+
+    thread = threading.Thread(target=lambda: result.update(login(
+        hub.url, store=store, open_browser=False, timeout=30, show=show)))
+    thread.start()
+    assert ready.wait(10)
+    with httpx.Client() as browser:  # the person's browser
+        page = browser.get(shown[0])
+        hidden = dict(re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
+        signed = browser.post(hub.url + "/oauth/authorize",
+                              data={**hidden, "email": "cli@ngo.example",
+                                    "password": PASSWORD})
+        assert signed.status_code == 302
+        landed = browser.get(signed.headers["location"])  # the CLI's loopback listener
+        assert landed.status_code == 200 and "Signed in" in landed.text
+    thread.join(10)
+    assert result["sub"] == new.person.id and result["email"] == "cli@ngo.example"
+    assert (tmp_path / "sessions.json").stat().st_mode & 0o777 == 0o600
+    kept = store.get(hub.url)
+    assert kept is not None and kept["person"] == new.person.id
+
+    with AnalystClient(hub.url, sessions=store) as client:
+        assert client.me()["client_id"] == new.person.id
+        assert {b.dataset for b in client.budgets()} == {"bank_alerts", "case_records",
+                                                          "corridor_flows"}
+    # the access token expires: the client refreshes it and keeps the rotated pair
+    store.put(hub.url, {**kept, "expires_at": 0})
+    with AnalystClient(hub.url, sessions=store) as client:
+        assert client.me()["client_id"] == new.person.id
+    renewed = store.get(hub.url)
+    assert renewed is not None and renewed["refresh_token"] != kept["refresh_token"]
+    # from_env: a URL and no client credentials means the person signed in there
+    monkeypatch.setenv("TAHUB_SESSIONS_FILE", str(tmp_path / "sessions.json"))
+    with AnalystClient.from_env(hub.url, environ={}) as client:
+        assert client.me()["client_id"] == new.person.id
+    # a disabled person's refresh fails: the session is forgotten, with a clear message
+    hub.services.identity.people.disable(new.person.id)
+    store.put(hub.url, {**(store.get(hub.url) or {}), "expires_at": 0})
+    from hub.errors import AuthError
+
+    with AnalystClient(hub.url, sessions=store) as client, pytest.raises(AuthError) as ended:
+        client.me()
+    assert "tahub login" in str(ended.value) and store.get(hub.url) is None

@@ -64,6 +64,13 @@ def test_demo_loads_five_members_and_the_planted_patterns(
         assert (partners / slug / "analyst.env").stat().st_mode & 0o777 == 0o600
         assert analyst["TAHUB_CLIENT_ID"] != partner["TAHUB_CLIENT_ID"]
         assert analyst["TAHUB_HUB_URL"] == partner["TAHUB_HUB_URL"]
+        people = _env(partners / slug / "people.env")  # people who sign in, not systems
+        assert people["ANALYST_EMAIL"] == f"analyst@{slug}.example"
+        assert len(people["ANALYST_PASSWORD"]) >= 12
+        assert (partners / slug / "people.env").stat().st_mode & 0o777 == 0o600
+    for slug in ("safepassage", "metpolice"):  # two officers of two organisations
+        assert _env(partners / slug / "governance.env")["TAHUB_CLIENT_ID"]
+        assert _env(partners / slug / "people.env")["OFFICER_EMAIL"] == f"officer@{slug}.example"
     lost = _env(partners / "metpolice" / "analyst.env")["TAHUB_CLIENT_ID"]
     (partners / "metpolice" / "analyst.env").unlink()  # an older demo folder: added again
 
