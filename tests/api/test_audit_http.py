@@ -139,8 +139,12 @@ def test_every_action_of_the_flow_is_logged_with_its_actor(world: World) -> None
     for e in entries:
         by_action.setdefault(e["action"], []).append(e)
     # publications are audited in tests/api/test_releases.py, the four-eyes review in
-    # tests/api/test_governance_http.py and tests/hub/test_policy_changes.py
+    # tests/api/test_governance_http.py and tests/hub/test_policy_changes.py, people's
+    # sign-in in tests/api/test_signin.py and tests/api/test_external_idp.py
     expected = set(Action) - {
+        Action.SIGNED_IN, Action.SIGN_IN_FAILED, Action.REFRESH_REUSED, Action.PERSON_ADDED,
+        Action.PERSON_LINKED, Action.PERSON_PASSWORD_SET, Action.PERSON_ROLES_SET,
+        Action.PERSON_DISABLED,
         Action.RELEASE_PUBLISHED, Action.RELEASE_UPDATED, Action.RELEASE_WITHDRAWN,
         Action.POLICY_PROPOSED, Action.POLICY_APPROVED, Action.POLICY_REJECTED,
         Action.POLICY_WITHDRAWN, Action.POLICY_SUPERSEDED, Action.POLICY_ACTIVATED,

@@ -248,6 +248,15 @@ def test_people_are_managed_from_the_admin_cli(hub: Hub) -> None:
     dup = runner.invoke(app, ["admin", "person", "add", "GOV@bank.example", "--org", org,
                               "--role", "analyst"], env=env)
     assert dup.exit_code == 1 and "exists already" in dup.stderr
+    disabled = runner.invoke(app, ["admin", "person", "disable", "gov@bank.example"], env=env)
+    assert disabled.exit_code == 0
+    entries = [e for e in AuditLog(hub.services.engine).scan()
+               if e.object_id == created["id"]]
+    assert [e.action for e in entries] == ["person.added", "person.password_set",
+                                           "auth.signed_in", "auth.token_issued",
+                                           "person.roles_set", "person.disabled"]
+    assert all(e.actor is not None and e.actor.startswith("cli:")
+               for e in entries if e.action.startswith("person."))
 
 
 @pytest.mark.parametrize("field", ["email", "password"])
