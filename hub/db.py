@@ -34,9 +34,9 @@ from sqlalchemy import (
     event,
     text,
 )
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from hub.errors import Unavailable
+from hub.errors import TahubError, Unavailable
 
 __all__ = [
     "audit_anchor",
@@ -65,6 +65,7 @@ __all__ = [
     "uploads",
     "utcnow",
     "write_transaction",
+    "writing",
 ]
 
 metadata = MetaData()
@@ -89,6 +90,22 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             conn.exec_driver_sql("ROLLBACK")
             raise
         conn.exec_driver_sql("COMMIT")
+
+
+@contextmanager
+def writing(engine: Engine, conflict: TahubError | None = None) -> Iterator[Connection]:
+    """:func:`write_transaction` with driver errors translated: an integrity error (a unique
+    index refused a row) becomes ``conflict`` when given, anything else
+    :class:`~hub.errors.Unavailable` (503)."""
+    try:
+        with write_transaction(engine) as conn:
+            yield conn
+    except IntegrityError as exc:
+        if conflict is None:
+            raise Unavailable("the metadata store refused a write; retry later") from exc
+        raise conflict from exc
+    except SQLAlchemyError as exc:
+        raise Unavailable("the metadata store is unavailable; retry later") from exc
 
 
 @contextmanager

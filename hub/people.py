@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,12 +29,11 @@ import structlog
 from argon2 import PasswordHasher
 from argon2.exceptions import Argon2Error, InvalidHashError
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from hub.actors import Actor, Role
 from hub.audit import Action, AuditEvent, AuditLog
-from hub.db import organisations, people, utcnow, write_transaction
-from hub.errors import AuthError, Conflict, InvalidInput, NotFound, Unavailable
+from hub.db import organisations, people, read_connection, utcnow, writing
+from hub.errors import AuthError, Conflict, InvalidInput, NotFound
 
 __all__ = ["MIN_PASSWORD", "NewPerson", "People", "Person", "normalise_email"]
 
@@ -107,24 +106,13 @@ class People:
         # verified against when the e-mail is unknown, so that timing does not tell
         self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
 
-    @contextmanager
-    def _writing(self) -> Iterator[Connection]:
-        try:
-            with write_transaction(self.engine) as conn:
-                yield conn
-        except IntegrityError as exc:
-            raise Conflict("a person with that e-mail address or external identity exists "
-                           "already", field="email") from exc
-        except SQLAlchemyError as exc:
-            raise Unavailable("the metadata store is unavailable; retry later") from exc
+    def _writing(self) -> AbstractContextManager[Connection]:
+        return writing(self.engine, Conflict(
+            "a person with that e-mail address or external identity exists already",
+            field="email"))
 
-    @contextmanager
-    def _reading(self) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as conn:
-                yield conn
-        except SQLAlchemyError as exc:
-            raise Unavailable("the metadata store is unavailable; retry later") from exc
+    def _reading(self) -> AbstractContextManager[Connection]:
+        return read_connection(self.engine)
 
     def _hash(self, password: str) -> str:
         if len(password) < MIN_PASSWORD:

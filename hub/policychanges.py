@@ -41,8 +41,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,7 +57,14 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from hub.actors import Actor, Role
 from hub.audit import Action, AuditEvent, AuditLog
 from hub.contracts import ContractRegistry
-from hub.db import policy_approvals, policy_versions, read_connection, utcnow, write_transaction
+from hub.db import (
+    policy_approvals,
+    policy_versions,
+    read_connection,
+    utcnow,
+    write_transaction,
+    writing,
+)
 from hub.errors import (
     ConfigError,
     Conflict,
@@ -148,16 +155,10 @@ class PolicyChanges:
         self.on_change: Callable[[], object] | None = None
 
     # -- transactions ---------------------------------------------------------------------
-    @contextmanager
-    def _writing(self) -> Iterator[Connection]:
-        try:
-            with write_transaction(self.engine) as conn:
-                yield conn
-        except IntegrityError as exc:
-            raise Conflict("another policy change of this dataset was made at the same "
-                           "moment; look again and retry", rule="policy:concurrent") from exc
-        except SQLAlchemyError as exc:
-            raise Unavailable("the metadata store is unavailable; retry later") from exc
+    def _writing(self) -> AbstractContextManager[Connection]:
+        return writing(self.engine, Conflict(
+            "another policy change of this dataset was made at the same moment; look again "
+            "and retry", rule="policy:concurrent"))
 
     def _lock_dataset(self, conn: Connection, dataset: str) -> list[Any]:
         """Every version of ``dataset``, newest first; locked on PostgreSQL (SQLite holds

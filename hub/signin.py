@@ -26,8 +26,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,11 +36,9 @@ import sqlalchemy as sa
 import structlog
 from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from hub.audit import Action, AuditEvent, AuditLog
-from hub.db import oauth_codes, refresh_tokens, signin_states, utcnow, write_transaction
-from hub.errors import Unavailable
+from hub.db import oauth_codes, refresh_tokens, signin_states, utcnow, writing
 
 __all__ = [
     "CLI_CLIENT",
@@ -165,13 +162,8 @@ class SignIns:
         self.audit = audit
         self.refresh_ttl = timedelta(days=refresh_days)
 
-    @contextmanager
-    def _writing(self) -> Iterator[Connection]:
-        try:
-            with write_transaction(self.engine) as conn:
-                yield conn
-        except SQLAlchemyError as exc:
-            raise Unavailable("the metadata store is unavailable; retry later") from exc
+    def _writing(self) -> AbstractContextManager[Connection]:
+        return writing(self.engine)
 
     # -- authorization codes ---------------------------------------------------------------
     def save_code(self, code: str, c: AuthCode) -> None:

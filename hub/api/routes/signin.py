@@ -39,6 +39,7 @@ from hub.api.deps import AppSettings, CurrentActor, Identity
 from hub.api.oauth import AUTHORIZE_PATH, TokenServer, _form, _RawTokenRequest
 from hub.audit import Action, AuditEvent
 from hub.errors import AuthError, InvalidInput, NotFound
+from hub.identity import IdentityService
 from hub.people import Person
 from hub.ratelimit import RateLimits
 
@@ -176,7 +177,7 @@ def _sign_in(request: Request, server: Server, params: list[tuple[str, str]], em
     return _grant(server, raw, checked, identity, person, "password")
 
 
-def _grant(server: TokenServer, raw: _RawTokenRequest, grant: Any, identity: Any,
+def _grant(server: TokenServer, raw: _RawTokenRequest, grant: Any, identity: IdentityService,
            person: Person, method: str) -> Response:
     identity.audit.append(AuditEvent(
         Action.SIGNED_IN, actor=person.id, org=person.org_id, object_type="person",
@@ -188,7 +189,7 @@ def _grant(server: TokenServer, raw: _RawTokenRequest, grant: Any, identity: Any
     return response
 
 
-def _audit_failure(identity: Any, email: str) -> None:
+def _audit_failure(identity: IdentityService, email: str) -> None:
     """``auth.sign_in_failed``: the person if the address is one (never the address itself
     otherwise, nor the password)."""
     try:
