@@ -18,7 +18,7 @@ from at least ``TAHUB_POLICY_QUORUM_ORGS`` organisations)::
       the actor approved it already           -> Conflict four-eyes:already-approved
       quorum reached -> effective now: active (the previous version retired)
                         effective later: scheduled (active from its effective_at)
-                        other pending proposals on the same base: superseded
+                        the dataset's other pending proposals: superseded
     reject(actor, id, {reason})   another officer, with a reason     -> rejected
     withdraw(actor, id)           the proposer                        -> withdrawn
 
@@ -320,8 +320,7 @@ class PolicyChanges:
                 raise Conflict("you have approved this proposal already",
                                rule="four-eyes:already-approved")
             base = self._latest_approved(rows)
-            if (base.id if base else None) != row.base_id:
-                self._supersede(conn, [row], base)
+            if (base.id if base else None) != row.base_id:  # approvals supersede; a race
                 raise Conflict(f"proposal {row.id} (version {row.number}) was built on an "
                                f"older version; version {base.number if base else '-'} was "
                                "approved since, so it is superseded: propose again",
