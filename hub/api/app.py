@@ -43,6 +43,7 @@ from hub.api.routes import (
     queries,
     releases,
     signin,
+    ui,
     uploads,
 )
 from hub.audit import AuditLog
@@ -259,6 +260,7 @@ def create_app(settings: Settings, *, startup_tasks: bool = True) -> FastAPI:
     app.include_router(releases.router)
     app.include_router(audit_routes.router)
     app.include_router(governance.router)
+    ui.mount(app)
     return app
 
 
