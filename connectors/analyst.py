@@ -46,7 +46,6 @@ pandas is needed only by :meth:`QueryResult.to_pandas` and imported there.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
@@ -267,28 +266,10 @@ class QueryResult(_Model):
         Counts are int64, other measures float64. Each measure column's field metadata has
         its mechanism and noise scale; the schema metadata ``tahub`` holds :meth:`describe`.
         """
-        import pyarrow as pa
+        from hub.resultfile import result_table
 
-        fields: list[pa.Field] = []
-        arrays: list[pa.Array] = []
-        for name in self.dimensions:
-            keys = [row.get(name) for row in self.rows]
-            fields.append(pa.field(name, pa.string()))
-            arrays.append(pa.array([None if k is None else str(k) for k in keys], pa.string()))
-        for m in self.measures:
-            cells = [row.get(m.name) for row in self.rows]
-            meta = {
-                "mechanism": m.mechanism or "",
-                "noise_scale": "" if m.noise_scale is None else repr(m.noise_scale),
-                "halfwidth_95": "" if m.halfwidth_95 is None else repr(m.halfwidth_95),
-            }
-            for suffix, part in (("", "value"), ("_low", "low"), ("_high", "high")):
-                values = [c.get(part) if isinstance(c, Mapping) else None for c in cells]
-                kind = _number_type(values)
-                fields.append(pa.field(m.name + suffix, kind, metadata=meta))
-                arrays.append(pa.array(values, kind))
-        schema = pa.schema(fields, metadata={"tahub": json.dumps(self.describe())})
-        return pa.Table.from_arrays(arrays, schema=schema)
+        table: pa.Table = result_table(self.model_dump(mode="json", by_alias=True))
+        return table
 
     def to_pandas(self) -> pd.DataFrame:
         """The :meth:`to_arrow` columns as a DataFrame; ``attrs`` holds :meth:`describe`."""
@@ -302,15 +283,6 @@ class QueryResult(_Model):
         frame = self.to_arrow().to_pandas()
         frame.attrs.update(self.describe())
         return frame
-
-
-def _number_type(values: Sequence[Any]) -> pa.DataType:
-    import pyarrow as pa
-
-    present = [v for v in values if v is not None]
-    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
-        return pa.int64()
-    return pa.float64()
 
 
 # -- building a request ---------------------------------------------------------------------

@@ -74,12 +74,14 @@ MATRIX: dict[tuple[str, str], frozenset[Any]] = {
     ("GET", "/v1/queries"): ANALYST,
     ("POST", "/v1/queries/estimate"): ANALYST,
     ("GET", "/v1/queries/{query_id}"): ANALYST,
+    ("GET", "/v1/queries/{query_id}/export"): ANALYST,
     ("GET", "/v1/budgets"): ANY,
     ("GET", "/v1/budgets/{dataset}"): ANY,
     ("GET", "/v1/policies/mine"): ANY,
     ("GET", "/v1/releases"): READERS,
     ("POST", "/v1/releases"): GOVERNANCE,
     ("GET", "/v1/releases/{release_id}"): READERS,
+    ("GET", "/v1/releases/{release_id}/export"): READERS,
     ("DELETE", "/v1/releases/{release_id}"): GOVERNANCE,
     ("GET", "/v1/audit"): GOVERNANCE,
     ("GET", "/v1/audit/export"): GOVERNANCE,
@@ -220,6 +222,7 @@ def test_a_member_only_reaches_its_own_objects(world: World) -> None:
         assert query.status_code == 200, query.text
         query_id = query.json()["query_id"]
         assert b_analyst.get(f"/v1/queries/{query_id}").status_code == 404
+        assert b_analyst.get(f"/v1/queries/{query_id}/export").status_code == 404
         assert query_id not in {q["id"] for q in b_analyst.get("/v1/queries").json()}
         # B's officer cannot publish A's release; A's officer shares it with C only
         assert b_gov.post("/v1/releases", json={"query_id": query_id, "audience": "all",
@@ -229,6 +232,7 @@ def test_a_member_only_reaches_its_own_objects(world: World) -> None:
         assert published.status_code == 201, published.text
         pub = published.json()["id"]
         assert b_analyst.get(f"/v1/releases/{pub}").status_code == 404
+        assert b_analyst.get(f"/v1/releases/{pub}/export").status_code == 404
         assert pub not in {r["id"] for r in b_analyst.get("/v1/releases").json()}
         assert b_gov.delete(f"/v1/releases/{pub}").status_code == 404
         assert a_analyst.get(f"/v1/releases/{pub}").status_code == 200

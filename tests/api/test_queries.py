@@ -231,6 +231,39 @@ def test_answer_has_every_cell_near_the_truth_with_honest_intervals(world: World
     assert world.truth[("RO", "GB")]["count"] >= MAX_ROWS
 
 
+def test_a_release_downloads_as_csv_and_parquet_with_the_released_cells(world: World) -> None:
+    import io
+
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    with world.analyst("Download Org") as http:
+        result = http.post("/v1/queries", json=_query(
+            ["count", {"function": "sum", "field": "amount"}], "1")).json()
+        before = _state(http)
+        parquet = http.get(f"/v1/queries/{result['query_id']}/export",
+                           params={"format": "parquet"})
+        assert parquet.status_code == 200
+        assert parquet.headers["content-type"] == "application/vnd.apache.parquet"
+        table = pq.read_table(io.BytesIO(parquet.content))
+        assert table.column_names == ["origin_country", "destination_country", "count",
+                                      "count_low", "count_high", "sum_amount",
+                                      "sum_amount_low", "sum_amount_high"]
+        rows = table.to_pylist()
+        assert len(rows) == len(result["rows"])
+        for got, want in zip(rows, result["rows"], strict=True):
+            assert got["origin_country"] == want["origin_country"]
+            assert (got["count"], got["count_low"], got["count_high"]) == (
+                want["count"]["value"], want["count"]["low"], want["count"]["high"])
+            assert got["sum_amount"] == want["sum_amount"]["value"]
+        csv = http.get(f"/v1/queries/{result['query_id']}/export", params={"format": "csv"})
+        assert csv.headers["content-disposition"].endswith(f'{result["query_id"]}.csv"')
+        assert pacsv.read_csv(io.BytesIO(csv.content)).to_pylist()[0]["count"] == rows[0]["count"]
+        bad = http.get(f"/v1/queries/{result['query_id']}/export", params={"format": "xlsx"})
+        assert bad.status_code == 422 and bad.json()["field"] == "format"
+        assert _state(http) == before  # downloads are free and write nothing
+
+
 def test_linked_units_show_the_cross_bank_overlap(world: World) -> None:
     with world.analyst("Linked Org") as http:
         body = http.post("/v1/queries", json=_query(["linked_units"])).json()

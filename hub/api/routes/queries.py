@@ -16,8 +16,10 @@ from fastapi import APIRouter, Body
 from fastapi.responses import Response
 
 from hub.api.deps import AnalystActor, CurrentActor, Queries
+from hub.errors import InvalidInput
+from hub.resultfile import FORMATS, encode
 
-__all__ = ["budgets_router", "policies_router", "router"]
+__all__ = ["budgets_router", "download", "policies_router", "router"]
 
 router = APIRouter(prefix="/v1/queries", tags=["queries"])
 budgets_router = APIRouter(prefix="/v1/budgets", tags=["queries"])
@@ -69,6 +71,21 @@ def list_queries(actor: AnalystActor, queries: Queries, dataset: str | None = No
             response_class=_JSON)
 def get_query(query_id: str, actor: AnalystActor, queries: Queries) -> _JSON:
     return _JSON(queries.get(actor, query_id))
+
+
+@router.get("/{query_id}/export", summary="One of your releases as CSV or Parquet (free)",
+            response_class=Response)
+def export_query(query_id: str, actor: AnalystActor, queries: Queries,
+                 format: str = "csv") -> Response:
+    return download(queries.get(actor, query_id), format, query_id)
+
+
+def download(result: dict[str, Any], fmt: str, name: str) -> Response:
+    """A release's cells as a file (hub.resultfile): CSV or Parquet."""
+    if fmt not in FORMATS:
+        raise InvalidInput(f"unknown format {fmt!r}; use csv or parquet", field="format")
+    return Response(encode(result, fmt), media_type=FORMATS[fmt], headers={
+        "Content-Disposition": f'attachment; filename="{name}.{fmt}"'})
 
 
 @budgets_router.get("", summary="Your budget on every dataset you may query",

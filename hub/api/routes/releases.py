@@ -14,7 +14,7 @@ from fastapi import APIRouter, Body, status
 from fastapi.responses import Response
 
 from hub.api.deps import CurrentActor, Releases
-from hub.api.routes.queries import _JSON
+from hub.api.routes.queries import _JSON, download
 
 __all__ = ["router"]
 
@@ -47,6 +47,13 @@ def catalogue(actor: CurrentActor, releases: Releases) -> _JSON:
             response_class=_JSON)
 def get_release(release_id: str, actor: CurrentActor, releases: Releases) -> _JSON:
     return _JSON(releases.get(actor, release_id))
+
+
+@router.get("/{release_id}/export", summary="A published release as CSV or Parquet (free)",
+            response_class=Response)
+def export_release(release_id: str, actor: CurrentActor, releases: Releases,
+                   format: str = "csv") -> Response:
+    return download(releases.get(actor, release_id), format, release_id)
 
 
 @router.delete("/{release_id}", summary="Withdraw a publication (governance)",

@@ -2,7 +2,7 @@
 // Every page reads and writes through the same public API as the Python client (api.js).
 
 import { api, finishSignIn, session, signIn, signOut } from "./api.js";
-import { h, problemBox } from "./dom.js";
+import { fill, h, problemBox } from "./dom.js";
 
 const main = document.getElementById("main");
 
@@ -10,10 +10,12 @@ const state = { me: null, pages: [] };
 
 const PAGES = [
   { path: "", title: "Home", roles: null, load: () => import("./home.js") },
+  { path: "workspace", title: "Analyst workspace", roles: ["analyst"],
+    load: () => import("./workspace.js") },
 ];
 
 function render(title, ...content) {
-  main.replaceChildren(h("h1", {}, title), ...content);
+  fill(main, h("h1", {}, title), ...content);
   document.title = `${title} - tahub`;
 }
 

@@ -11,7 +11,7 @@ export function h(tag, attrs = {}, ...children) {
     else if (key === "class") el.className = value;
     else el.setAttribute(key, value === true ? "" : String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     el.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -30,4 +30,12 @@ export function problemBox(error) {
     h("strong", {}, error.message || "The hub refused."),
     facts.length ? h("div", {}, facts.join(" · ")) : null,
     lines.length ? h("ul", {}, lines) : null);
+}
+
+export function fill(parent, ...children) {
+  // Replace parent's children, skipping null and false and flattening arrays (the DOM's own
+  // replaceChildren would print "null").
+  parent.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined
+    && c !== false));
+  return parent;
 }

@@ -2,7 +2,7 @@
 // ask and what it has left to spend (GET /v1/policies/mine, GET /v1/budgets).
 
 import { api } from "./api.js";
-import { h } from "./dom.js";
+import { fill, h } from "./dom.js";
 
 const ROLE_NAMES = {
   partner: "partner data engineer", analyst: "analyst",
