@@ -370,6 +370,26 @@ class Ledger:
             rows = conn.execute(query.order_by(le.c.created_at, le.c.id)).all()
         return [_charge(r) for r in rows]
 
+    def spending_over_time(self, dataset: str | None = None) -> list[dict[str, Any]]:
+        """Per dataset and member, the cumulative amount spent after each charge, oldest first
+        (exact strings; every entry counts, failed ones included: their budget stays spent)."""
+        le = ledger_entries
+        query = sa.select(le.c.dataset, le.c.org_id, le.c.measure, le.c.amount_num,
+                          le.c.amount_den, le.c.created_at)
+        if dataset is not None:
+            query = query.where(le.c.dataset == dataset)
+        with self._reading() as conn:
+            rows = conn.execute(query.order_by(le.c.created_at, le.c.id)).all()
+        running: dict[tuple[str, str], Fraction] = {}
+        points = []
+        for r in rows:
+            key = (r.dataset, r.org_id)
+            running[key] = running.get(key, Fraction(0)) + Fraction(r.amount_num, r.amount_den)
+            points.append({"dataset": r.dataset, "org": r.org_id, "measure": r.measure,
+                           "at": _utc(r.created_at).isoformat().replace("+00:00", "Z"),
+                           "spent": str(running[key])})
+        return points
+
     def spending(self, dataset: str | None = None) -> list[Spending]:
         """Totals per dataset, member and measure over all time (for administrators)."""
         le = ledger_entries

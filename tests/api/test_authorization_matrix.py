@@ -71,7 +71,7 @@ MATRIX: dict[tuple[str, str], frozenset[Any]] = {
     ("GET", "/v1/extracts/{extract_id}"): PARTNER,
     ("DELETE", "/v1/extracts/{extract_id}"): PARTNER,
     ("POST", "/v1/queries"): ANALYST,
-    ("GET", "/v1/queries"): ANALYST,
+    ("GET", "/v1/queries"): READERS,
     ("POST", "/v1/queries/estimate"): ANALYST,
     ("GET", "/v1/queries/{query_id}"): ANALYST,
     ("GET", "/v1/queries/{query_id}/export"): ANALYST,
@@ -96,6 +96,7 @@ MATRIX: dict[tuple[str, str], frozenset[Any]] = {
     ("GET", "/v1/governance/policies"): GOVERNANCE,
     ("GET", "/v1/governance/policies/{dataset}/versions/{number}"): GOVERNANCE,
     ("GET", "/v1/governance/budgets"): GOVERNANCE,
+    ("GET", "/v1/governance/budgets/history"): GOVERNANCE,
 }
 _PARAMS = {"dataset": "bank_alerts", "version": "1", "number": "1",
            "upload_id": "upl_missing", "extract_id": "ext_missing", "query_id": "led_missing",

@@ -156,6 +156,15 @@ def test_a_budget_raise_is_proposed_approved_by_another_officer_and_applies(
         (bank,) = spent
         (member,) = bank["members"]
         assert member["org"] == world.analyst.org_id and member["member"]["spent"] == "1/25"
+        series = gov_b.get("/v1/governance/budgets/history",
+                           params={"dataset": "bank_alerts"}).json()
+        assert [(p["org"], p["spent"]) for p in series] == [
+            (world.analyst.org_id, "1/50"), (world.analyst.org_id, "1/25")]
+        assert series[0]["at"] <= series[1]["at"]
+        # an officer sees its own organisation's queries (to publish them), no other's
+        with hub.authed(world.officer_a) as officer:
+            assert len(officer.get("/v1/queries").json()) == 2
+        assert gov_b.get("/v1/queries").json() == []
 
 
 def test_a_bad_policy_file_is_refused_with_its_line_and_changes_nothing(world: World) -> None:

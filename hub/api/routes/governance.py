@@ -108,6 +108,12 @@ def version(dataset: str, number: int, actor: CurrentActor, changes: Changes) ->
     return _JSON(changes.version(actor, dataset, number))
 
 
+@router.get("/budgets/history", summary="Each member's cumulative spending over time",
+            response_class=_JSON)
+def budget_history(actor: CurrentActor, queries: Queries, dataset: str | None = None) -> _JSON:
+    return _JSON(queries.spending_over_time(actor, dataset))
+
+
 @router.get("/budgets", summary="Budget spent per dataset and member (governance)",
             response_class=_JSON)
 def budgets(actor: CurrentActor, queries: Queries, dataset: str | None = None) -> _JSON:

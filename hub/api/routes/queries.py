@@ -63,7 +63,7 @@ def estimate_query(actor: AnalystActor, queries: Queries, body: QueryBody) -> _J
 
 @router.get("", summary="Your organisation's query history (never values)",
             response_class=_JSON)
-def list_queries(actor: AnalystActor, queries: Queries, dataset: str | None = None) -> _JSON:
+def list_queries(actor: CurrentActor, queries: Queries, dataset: str | None = None) -> _JSON:
     return _JSON(queries.history(actor, dataset))
 
 
