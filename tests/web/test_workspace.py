@@ -49,6 +49,7 @@ def test_a_query_from_the_workspace_draws_the_returned_numbers(page: Page, hub: 
                                                                tmp_path: Path) -> None:
     _analyst(hub, "ws@web.example")
     _sign_in(page, hub, "ws@web.example")
+    expect(page.get_by_role("heading", name="Home")).to_be_visible()
     page.get_by_role("link", name="Analyst workspace").click()
     dims = page.locator("#dimensions input[name=dimension]")
     expect(dims.first).to_be_visible()

@@ -12,6 +12,8 @@ const PAGES = [
   { path: "", title: "Home", roles: null, load: () => import("./home.js") },
   { path: "workspace", title: "Analyst workspace", roles: ["analyst"],
     load: () => import("./workspace.js") },
+  { path: "governance", title: "Governance", roles: ["governance"],
+    load: () => import("./governance.js") },
 ];
 
 function render(title, ...content) {
@@ -43,7 +45,7 @@ async function start() {
   if (location.pathname === "/ui/callback") {
     try {
       const next = await finishSignIn(location.search);
-      history.replaceState(null, "", `/ui${next}`);
+      history.replaceState(null, "", `/ui${location.hash || next}`); // a click meanwhile wins
     } catch (error) {
       render("Sign-in failed", problemBox(error),
         h("button", { type: "button", onclick: () => signIn("#/") }, "Sign in again"));
