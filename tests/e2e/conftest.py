@@ -80,7 +80,10 @@ class Deployment:
         client = self.s3.client()
         pending = client._list_multipart_uploads(self.bucket, prefix="hub/staging/").uploads
         if not pending:
-            return 0
+            # the connector may already have asked for the commit, and the hub completed the
+            # multipart upload before it was stopped: the whole object waits in staging
+            done = client.list_objects(self.bucket, prefix="hub/staging/", recursive=True)
+            return sum(obj.size or 0 for obj in done)
         upload = pending[0]
         listed = client._list_parts(self.bucket, upload.object_name, upload.upload_id)
         return sum(part.size or 0 for part in listed.parts)
