@@ -325,6 +325,19 @@ class IdentityService:
             for o in orgs
         ]
 
+    def org_clients(self, org_id: str) -> list[dict[str, Any]]:
+        """The clients of one organisation (ids, roles, dates; never secrets)."""
+        with _store_errors(), self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(clients.c.client_id, clients.c.roles, clients.c.created_at,
+                          clients.c.revoked_at)
+                .where(clients.c.org_id == org_id)
+                .order_by(clients.c.created_at, clients.c.client_id)).all()
+        return [{"client_id": r.client_id, "roles": list(r.roles),
+                 "created_at": r.created_at.isoformat(),
+                 "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None}
+                for r in rows]
+
     # -- OAuth2 --------------------------------------------------------------------------
     def _client(self, client_id: str) -> _ClientRecord | None:
         with _store_errors(), self._engine.connect() as conn:

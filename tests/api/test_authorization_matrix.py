@@ -59,6 +59,7 @@ MATRIX: dict[tuple[str, str], frozenset[Any]] = {
     ("GET", "/oauth/federated/callback"): PUBLIC,
     ("GET", "/oauth/userinfo"): ANY,
     ("GET", "/v1/me"): ANY,
+    ("GET", "/v1/clients"): ANY,
     ("GET", "/v1/contracts"): ANY,
     ("GET", "/v1/contracts/{dataset}/{version}"): ANY,
     ("POST", "/v1/uploads"): PARTNER,
@@ -237,6 +238,11 @@ def test_a_member_only_reaches_its_own_objects(world: World) -> None:
         assert pub not in {r["id"] for r in b_analyst.get("/v1/releases").json()}
         assert b_gov.delete(f"/v1/releases/{pub}").status_code == 404
         assert a_analyst.get(f"/v1/releases/{pub}").status_code == 200
+        # client ids are each organisation's own (and never a secret)
+        b_clients = {c["client_id"] for c in b_analyst.get("/v1/clients").json()}
+        a_clients = {c["client_id"] for c in a_analyst.get("/v1/clients").json()}
+        assert a_clients and b_clients and not a_clients & b_clients
+        assert all("secret" not in str(c) for c in b_analyst.get("/v1/clients").json())
         # budgets are each organisation's own
         b_budget = b_analyst.get("/v1/budgets/bank_alerts").json()
         assert b_budget["member"]["spent"] == "0"

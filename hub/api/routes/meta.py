@@ -91,6 +91,12 @@ def me(actor: CurrentActor) -> Me:
     )
 
 
+@router.get("/v1/clients", tags=["meta"],
+            summary="Your organisation's OAuth2 clients (ids and roles; never secrets)")
+def org_clients(actor: CurrentActor, identity: Identity) -> list[dict[str, Any]]:
+    return identity.org_clients(actor.org)
+
+
 @router.get("/v1/contracts", tags=["contracts"], summary="Every contract the hub knows")
 def list_contracts(actor: CurrentActor, registry: Registry) -> list[ContractSummary]:
     return [ContractSummary(dataset=c.dataset, version=c.version, title=c.title) for c in registry]

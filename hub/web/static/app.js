@@ -14,6 +14,8 @@ const PAGES = [
     load: () => import("./workspace.js") },
   { path: "governance", title: "Governance", roles: ["governance"],
     load: () => import("./governance.js") },
+  { path: "partner", title: "Partner uploads", roles: ["partner"],
+    load: () => import("./partner.js") },
 ];
 
 function render(title, ...content) {
