@@ -244,7 +244,7 @@ def _summary(console: Console, settings: Settings, partners_dir: Path,
     tahub = str(beside_hub) if beside_hub.exists() and not shutil.which("tahub") else "tahub"
     console.print(
         f"\n[bold green]The hub is running at {settings.public_url}[/]  "
-        f"(API docs: {settings.public_url}/docs)\n"
+        f"(web interface: {settings.public_url}/ui, API docs: {settings.public_url}/docs)\n"
         f"Hub data: {settings.data_dir.resolve()}   "
         f"Partner side (never read by the hub): {partners_dir.resolve()}\n\n"
         "Act as a partner, in another terminal:\n"

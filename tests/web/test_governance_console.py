@@ -75,6 +75,7 @@ def test_two_officers_raise_a_budget_through_the_console(browser: Browser, page:
     expect(mine.get_by_role("button", name="Withdraw")).to_be_visible()
     expect(mine.get_by_role("button", name="Approve bank_alerts version 2")).to_have_count(0)
     assert hub.services.policies.current().get("bank_alerts").budget.per_member == 1  # type: ignore[union-attr]
+    page.evaluate("document.getElementById('policy-diff').scrollIntoView()")
     screenshot(page, "governance-console")
 
     reviewer_context = browser.new_context(viewport={"width": 1280, "height": 860})
