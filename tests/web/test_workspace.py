@@ -104,3 +104,16 @@ def test_a_query_from_the_workspace_draws_the_returned_numbers(page: Page, hub: 
         {"": float(returned[None])} if None in returned else {})
     expect(page.locator("#history tbody tr")).to_have_count(1)
     assert json.loads(json.dumps(result))["rule"] == "analysts-corridors"
+
+
+def test_a_dataset_below_its_partner_minimum_says_so_with_the_rule(page: Page,
+                                                                    hub: Hub) -> None:
+    _analyst(hub, "minimum@web.example")
+    _sign_in(page, hub, "minimum@web.example")
+    expect(page.get_by_role("heading", name="Home")).to_be_visible()
+    page.get_by_role("link", name="Analyst workspace").click()
+    expect(page.get_by_role("heading", name="Your question")).to_be_visible()
+    page.get_by_label("Dataset", exact=True).select_option("corridor_flows")  # no uploads
+    alert = page.locator("section[aria-labelledby=e-h] [role=alert]")
+    expect(alert).to_contain_text("rule: policy:corridor_flows:min_partners")
+    expect(page.get_by_role("button", name="Run the query (spends budget)")).to_be_disabled()

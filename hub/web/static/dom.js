@@ -1,7 +1,5 @@
 // DOM helpers shared by every page: an element builder and the refusal box.
 
-import { Problem } from "./api.js";
-
 export function h(tag, attrs = {}, ...children) {
   // A small element builder: text children are escaped by the DOM, never parsed as HTML.
   const el = document.createElement(tag);
@@ -20,7 +18,7 @@ export function h(tag, attrs = {}, ...children) {
 
 export function problemBox(error) {
   // A refusal, with the rule or field that caused it (never a stack trace).
-  const body = error instanceof Problem ? error.body : {};
+  const body = (error && error.body) || {};
   const facts = ["rule", "field", "requested", "remaining"]
     .filter((k) => body[k] !== undefined && body[k] !== null)
     .map((k) => `${k}: ${body[k]}`);
