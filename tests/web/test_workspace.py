@@ -117,3 +117,44 @@ def test_a_dataset_below_its_partner_minimum_says_so_with_the_rule(page: Page,
     alert = page.locator("section[aria-labelledby=e-h] [role=alert]")
     expect(alert).to_contain_text("rule: policy:corridor_flows:min_partners")
     expect(page.get_by_role("button", name="Run the query (spends budget)")).to_be_disabled()
+
+
+@pytest.mark.parametrize(("dims", "kind"), [
+    (["origin_country", "destination_country"], "flow"),
+    (["period"], "line"),
+])
+def test_routes_and_months_get_their_pictures_from_the_returned_cells(
+    page: Page, hub: Hub, dims: list[str], kind: str
+) -> None:
+    email = f"{kind}@web.example"
+    _analyst(hub, email)
+    _sign_in(page, hub, email)
+    expect(page.get_by_role("heading", name="Home")).to_be_visible()
+    page.get_by_role("link", name="Analyst workspace").click()
+    for d in dims:
+        page.get_by_role("checkbox", name=d).check()
+    with page.expect_response(re.compile(r"/v1/queries$")) as answer:
+        page.get_by_role("button", name="Run the query (spends budget)").click()
+    result = answer.value.json()
+    expect(page.locator("#chart")).to_have_attribute("data-kind", kind)
+    expect(page.locator("#chart svg")).to_be_visible()
+    if kind == "flow":  # each cell of the matrix is one returned (origin, destination) count
+        labels = page.evaluate("""() => [...document.querySelectorAll(
+            '#chart svg path[aria-roledescription^=rect]')]
+            .map((p) => p.getAttribute('aria-label'))""")
+        returned = {(r["origin_country"], r["destination_country"]): r["count"]["value"]
+                    for r in result["rows"]}
+        assert labels
+        for label in labels:
+            parts = dict(p.split(": ", 1) for p in label.split("; "))
+            key = (parts["origin_country (from)"], parts["destination_country (to)"])
+            assert float(parts["count"].replace(",", "")) == returned[key]
+    else:  # one point per month, at the returned value, and a band for the interval
+        points = page.locator("#chart svg path[aria-roledescription^=point]")
+        expect(points).to_have_count(len(result["rows"]))
+        drawn = sorted(float(dict(p.split(": ", 1) for p in (points.nth(i).get_attribute(
+            "aria-label") or "").split("; "))["value"].replace(",", ""))
+            for i in range(points.count()))
+        assert drawn == sorted(float(r["count"]["value"]) for r in result["rows"])
+        expect(page.locator("#chart svg path[aria-roledescription^=area]")).to_have_count(1)
+    screenshot(page, f"workspace-{kind}")
