@@ -113,3 +113,55 @@ def test_budget_use_is_charted_and_the_audit_log_filters(page: Page, hub: Hub) -
     page.get_by_label("action").fill("no.such.action")
     page.get_by_role("button", name="Search").click()
     expect(page.locator("#audit-entries [role=alert]")).to_contain_text("unknown action")
+
+
+def test_a_policy_file_is_uploaded_rejected_with_a_reason_and_a_release_published(
+    browser: Browser, page: Page, hub: Hub, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    folder = tmp_path_factory.mktemp("policy-upload")
+    active = next(v for v in hub.services.policy_changes.active_versions()
+                  if v.dataset == "corridor_flows")
+    upload = folder / "corridor_flows.yaml"
+    upload.write_text(active.text.replace("min_partners: 2", "min_partners: 3", 1))
+    _console(page, hub, "officer1@gov.example")
+    page.get_by_role("button", name="Edit corridor_flows").click()
+    page.get_by_label("Or load a policy file").set_input_files(str(upload))
+    expect(page.locator("#policy-diff .add")).to_contain_text("min_partners: 3")
+    page.get_by_role("button", name="Propose this change").click()
+    expect(page.locator("#policy-check")).to_contain_text("corridor_flows version 2")
+
+    reviewer_context = browser.new_context()
+    reviewer = reviewer_context.new_page()
+    try:
+        _console(reviewer, hub, "officer2@gov.example")
+        proposal = reviewer.locator("article.proposal", has_text="corridor_flows version 2")
+        proposal.get_by_role("button", name="Reject").click()  # no reason: refused
+        expect(proposal.get_by_role("alert")).to_contain_text("field: reason")
+        proposal.get_by_label("Note, or the reason for a rejection").fill(
+            "three partners would stop the NGOs")
+        proposal.get_by_role("button", name="Reject").click()
+        expect(reviewer.get_by_text("No proposal waits for review.")).to_be_visible()
+    finally:
+        reviewer_context.close()
+    rejected = hub.services.policy_changes.proposals(
+        hub.services.identity.people.by_email("officer1@gov.example").actor(),
+        dataset="corridor_flows", status="rejected")
+    assert [p["reason"] for p in rejected] == ["three partners would stop the NGOs"]
+
+    # an officer of the analysts' organisation publishes one of its releases to everyone
+    analysts = next(m for m in hub.services.identity.members()
+                    if m["name"] == "Gov Web Analysts")
+    hub.services.identity.people.add(analysts["id"], "publisher@gov.example", "Pub",
+                                     (Role.GOVERNANCE,), password=PASSWORD)
+    publisher_context = browser.new_context()
+    publisher = publisher_context.new_page()
+    try:
+        _console(publisher, hub, "publisher@gov.example")
+        publisher.get_by_role("textbox", name="Title", exact=True).fill("Typologies 2025")
+        publisher.get_by_role("button", name="Publish", exact=True).click()
+        expect(publisher.get_by_role("status")).to_contain_text("(published)")
+    finally:
+        publisher_context.close()
+    catalogue = hub.services.publications.catalogue(
+        hub.services.identity.people.by_email("officer2@gov.example").actor())
+    assert [c["title"] for c in catalogue] == ["Typologies 2025"]
