@@ -25,9 +25,11 @@ from fastapi import FastAPI
 from hub.actors import MemberKind, Role
 from hub.api import create_app
 from hub.api.app import Services
+from hub.contracts import Contract
 from hub.errors import HubRequestError, TahubError, error_classes
 from hub.identity import Credentials
 from hub.settings import Settings
+from tests.hub.extract_files import sha256_of, valid_rows, write_extract
 
 CHUNK_BYTES = 64 * 1024  # the smallest chunk limit the settings allow
 
@@ -88,6 +90,35 @@ class Hub:
         http = self.client()
         http.headers["Authorization"] = f"Bearer {self.token(creds)}"
         return http
+
+    def pool(self, folder: Path, *, banks: int = 2, rows: int = 20, name: str = "Bank") -> None:
+        """``banks`` new members each commit a valid bank_alerts extract of ``rows`` rows
+        (enough partners for the shipped policies' ``min_partners``)."""
+        contract = self.services.registry.get("bank_alerts", 1)
+        for bank in range(banks):
+            path = write_extract(folder / f"{name}-{bank}.parquet".replace(" ", "_"),
+                                 contract, valid_rows(contract, rows, seed=bank * 7))
+            with self.authed(self.member(f"{name} {bank}")) as http:
+                upload_extract(http, path, contract)
+
+
+def upload_extract(http: httpx.Client, path: Path, contract: Contract) -> None:
+    """Upload and commit one extract through the real API, chunk by chunk."""
+    started = http.post("/v1/uploads", json={
+        "dataset": contract.dataset, "contract_version": contract.version,
+        "size": path.stat().st_size, "sha256": sha256_of(path), "filename": path.name})
+    assert started.status_code == 201, started.text
+    upload, data = started.json(), path.read_bytes()
+    offset = upload["offset"]
+    while offset < len(data):
+        resp = http.patch(f"/v1/uploads/{upload['id']}",
+                          content=data[offset:offset + upload["chunk_bytes"]],
+                          headers={"Upload-Offset": str(offset),
+                                   "Content-Type": "application/octet-stream"})
+        assert resp.status_code == 200, resp.text
+        offset = resp.json()["offset"]
+    committed = http.post(f"/v1/uploads/{upload['id']}/commit")
+    assert committed.status_code == 201, committed.text
 
 
 def basic(client_id: str, secret: str) -> str:

@@ -22,8 +22,6 @@ from hub.actors import MemberKind, Role
 from hub.cli import app as tahub_app
 from hub.identity import Credentials
 from tests.api.conftest import Hub, running_hub
-from tests.api.test_queries import _upload
-from tests.hub.extract_files import valid_rows, write_extract
 
 PROBLEM = "application/problem+json"
 POLICY = """\
@@ -71,12 +69,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     (base / "policies").mkdir()
     (base / "policies" / "bank_alerts.yaml").write_text(POLICY)
     with running_hub(base / "data", policies_dir=base / "policies") as hub:
-        contract = hub.services.registry.get("bank_alerts", 1)
-        for bank in range(2):
-            path = write_extract(base / f"b{bank}.parquet", contract,
-                                 valid_rows(contract, 20, seed=bank * 7))
-            with hub.authed(hub.member(f"Gov Bank {bank}")) as http:
-                _upload(http, path, contract)
+        hub.pool(base, name="Gov Bank")
         identity = hub.services.identity
         a = identity.register_member("Gov Org A", MemberKind.NGO, (Role.ANALYST,))
         officer_a = identity.add_client(a.org_id, (Role.GOVERNANCE,))

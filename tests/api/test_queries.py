@@ -13,16 +13,15 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from hub.actors import MemberKind, Role
-from hub.contracts import Contract
 from tests.api.conftest import Hub, running_hub
-from tests.hub.extract_files import sha256_of, token, valid_rows, write_extract
+from tests.api.conftest import upload_extract as _upload
+from tests.hub.extract_files import token, valid_rows, write_extract
 
 PROBLEM = "application/problem+json"
 ORIGINS, DESTINATIONS = ("RO", "NG"), ("GB", "IT")
@@ -118,24 +117,6 @@ def _truth(rows: list[Row]) -> dict[tuple[str, str], dict[str, float]]:
             "linked_units": sum(len(p) >= 2 for p in v["partners"].values())}
         for k, v in out.items()
     }
-
-
-def _upload(http: httpx.Client, path: Path, contract: Contract) -> None:
-    started = http.post("/v1/uploads", json={
-        "dataset": contract.dataset, "contract_version": contract.version,
-        "size": path.stat().st_size, "sha256": sha256_of(path), "filename": path.name})
-    assert started.status_code == 201, started.text
-    upload, data = started.json(), path.read_bytes()
-    offset = upload["offset"]
-    while offset < len(data):
-        resp = http.patch(f"/v1/uploads/{upload['id']}",
-                          content=data[offset:offset + upload["chunk_bytes"]],
-                          headers={"Upload-Offset": str(offset),
-                                   "Content-Type": "application/octet-stream"})
-        assert resp.status_code == 200, resp.text
-        offset = resp.json()["offset"]
-    committed = http.post(f"/v1/uploads/{upload['id']}/commit")
-    assert committed.status_code == 201, committed.text
 
 
 @dataclass

@@ -13,8 +13,6 @@ from playwright.sync_api import Browser, Page, expect
 
 from hub.actors import MemberKind, Role
 from tests.api.conftest import Hub, running_hub
-from tests.api.test_queries import _upload
-from tests.hub.extract_files import valid_rows, write_extract
 from tests.web.conftest import screenshot
 from tests.web.test_signin_pages import PASSWORD, _sign_in
 
@@ -23,12 +21,7 @@ from tests.web.test_signin_pages import PASSWORD, _sign_in
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     base = tmp_path_factory.mktemp("web-gov")
     with running_hub(base / "data") as started:
-        contract = started.services.registry.get("bank_alerts", 1)
-        for bank in range(2):
-            path = write_extract(base / f"b{bank}.parquet", contract,
-                                 valid_rows(contract, 40, seed=bank * 5))
-            with started.authed(started.member(f"Gov Web Bank {bank}")) as http:
-                _upload(http, path, contract)
+        started.pool(base, rows=40, name="Gov Web Bank")
         analyst = started.member("Gov Web Analysts", (Role.ANALYST,), MemberKind.OTHER)
         with started.authed(analyst) as http:
             for cost in ("1/10", "1/20"):
