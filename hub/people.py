@@ -250,9 +250,15 @@ class People:
         *verified* e-mail address, not yet linked to another identity, is linked now (and
         audited). Anything else: :class:`AuthError` (the administrator must add the person).
         """
+        linked = self._select().where(people.c.issuer == issuer, people.c.subject == subject)
+        with self._reading() as conn:  # every request with a provider's token: read only
+            row = conn.execute(linked).first()
+        if row is not None:
+            if row.disabled_at is not None:
+                raise AuthError("this person is disabled")
+            return self._person(row)
         with self._writing() as conn:
-            row = conn.execute(self._select().where(people.c.issuer == issuer,
-                                                    people.c.subject == subject)).first()
+            row = conn.execute(linked).first()
             if row is None:
                 if not email or not email_verified:
                     raise AuthError("this identity is not linked to a person of the hub and "
