@@ -197,7 +197,7 @@ def serve(
     swept: dict[str, int] = {}
     with _services(settings) as services:
         if settings.workers > 1:  # once here; the workers do not sweep
-            swept = dataclasses.asdict(services.ingest.sweep())
+            swept = services.sweep()
     common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -241,13 +241,15 @@ def migrate() -> None:
 @admin_app.command()
 @user_errors
 def sweep() -> None:
-    """Expire stale uploads and remove staging files and orphan objects."""
+    """Expire stale uploads, remove staging files and orphan objects, and expired sign-in
+    codes and refresh tokens."""
     with _services(_settings()) as services:
-        report = services.ingest.sweep()
+        report = services.sweep()
     typer.echo(
-        f"expired uploads: {report.expired_uploads}, "
-        f"staging files removed: {report.staging_files_removed}, "
-        f"orphan objects removed: {report.orphan_objects_removed}"
+        f"expired uploads: {report['expired_uploads']}, "
+        f"staging files removed: {report['staging_files_removed']}, "
+        f"orphan objects removed: {report['orphan_objects_removed']}, "
+        f"expired sign-in rows removed: {report['sign_in_rows_removed']}"
     )
 
 

@@ -97,6 +97,13 @@ class Services:
     publications: Publications
     audit: AuditReader
 
+    def sweep(self) -> dict[str, int]:
+        """Expired uploads, staging files and orphan objects (hub.ingest), then expired
+        authorization codes, external sign-ins and refresh tokens (hub.signin)."""
+        report = dataclasses.asdict(self.ingest.sweep())
+        report["sign_in_rows_removed"] = self.signins.sweep()
+        return report
+
     def close(self) -> None:
         self.policies.stop_watching()
         if self.identity.external is not None:
@@ -178,11 +185,11 @@ async def _sweep_every(services: Services, seconds: float) -> None:
     while True:
         await asyncio.sleep(seconds)
         try:
-            report = await run_in_threadpool(services.ingest.sweep)
+            report = await run_in_threadpool(services.sweep)
         except Exception as exc:  # keep sweeping: the store may be back next time
             log.warning("sweep failed", error=type(exc).__name__)
         else:
-            log.debug("swept", **dataclasses.asdict(report))
+            log.debug("swept", **report)
 
 
 def create_app(settings: Settings, *, startup_tasks: bool = True) -> FastAPI:
@@ -203,7 +210,7 @@ def create_app(settings: Settings, *, startup_tasks: bool = True) -> FastAPI:
         try:
             swept: dict[str, int] = {}
             if startup_tasks:  # else `tahub serve` swept once, before starting the workers
-                swept = dataclasses.asdict(await run_in_threadpool(services.ingest.sweep))
+                swept = await run_in_threadpool(services.sweep)
             log.info(
                 "hub started",
                 version=__version__,

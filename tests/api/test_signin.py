@@ -329,3 +329,31 @@ def test_tahub_login_keeps_a_session_that_clients_use_and_refresh(
     with AnalystClient(hub.url, sessions=store) as client, pytest.raises(AuthError) as ended:
         client.me()
     assert "tahub login" in str(ended.value) and store.get(hub.url) is None
+
+
+def test_the_sweep_removes_expired_codes_states_and_refresh_tokens(hub: Hub) -> None:
+    from datetime import timedelta
+
+    from hub.db import oauth_codes, refresh_tokens, signin_states, utcnow
+    from hub.signin import AuthCode, digest
+
+    new = _person(hub, "sweep@ngo.example")
+    signins, past = hub.services.signins, utcnow() - timedelta(days=400)
+    signins.save_code("old-code", AuthCode("tahub-cli", new.person.id, REDIRECT, "openid",
+                                           None, "x" * 43, "S256", utcnow()))
+    signins.save_state("old-state", code_verifier="v", nonce="n", request={})
+    signins.save_refresh("old-refresh", person_id=new.person.id, client_id="tahub-cli",
+                         scope="openid", family=None)
+    signins.save_refresh("live-refresh", person_id=new.person.id, client_id="tahub-cli",
+                         scope="openid", family=None)
+    with hub.services.engine.begin() as conn:
+        for table, key, value in ((oauth_codes, "code_hash", "old-code"),
+                                  (signin_states, "state_hash", "old-state"),
+                                  (refresh_tokens, "token_hash", "old-refresh")):
+            conn.execute(table.update().where(getattr(table.c, key) == digest(value))
+                         .values(expires_at=past))
+    report = hub.services.sweep()
+    assert report["sign_in_rows_removed"] >= 3
+    assert signins.take_code("old-code", "tahub-cli") is None
+    assert signins.use_refresh("old-refresh") is None
+    assert signins.use_refresh("live-refresh") is not None  # the live one stays
