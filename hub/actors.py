@@ -7,12 +7,13 @@ only its own uploads and extracts), not only on the route.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from hub.errors import Forbidden
+from hub.errors import Forbidden, InvalidInput
 
-__all__ = ["Actor", "MemberKind", "Role"]
+__all__ = ["Actor", "MemberKind", "Role", "parse_roles"]
 
 
 class Role(StrEnum):
@@ -28,6 +29,22 @@ class MemberKind(StrEnum):
     NGO = "ngo"
     LAW_ENFORCEMENT = "law_enforcement"
     OTHER = "other"
+
+
+def parse_roles(roles: Iterable[Role | str], holder: str) -> tuple[str, ...]:
+    """The role values of ``roles``, sorted and unique; a ``holder`` (a client, a person)
+    needs at least one, and an unknown role is an :class:`InvalidInput` naming the known."""
+    out: set[str] = set()
+    for role in roles:
+        try:
+            out.add(Role(role).value)
+        except ValueError:
+            known = ", ".join(r.value for r in Role)
+            raise InvalidInput(f"unknown role {role!r}; known roles: {known}",
+                               field="roles") from None
+    if not out:
+        raise InvalidInput(f"a {holder} needs at least one role", field="roles")
+    return tuple(sorted(out))
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ __all__ = [
     "budget_locks",
     "clients",
     "extracts",
+    "iso_utc",
     "ledger_entries",
     "make_engine",
     "metadata",
@@ -121,6 +122,12 @@ def read_connection(engine: Engine) -> Iterator[Connection]:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def iso_utc(when: datetime) -> str:
+    """``2026-12-05T10:00:00Z``: UTC to the second, as the API shows every time."""
+    when = when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -48,7 +48,7 @@ from joserfc.errors import (
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from hub.actors import Actor, MemberKind, Role
+from hub.actors import Actor, MemberKind, Role, parse_roles
 from hub.audit import Action, AuditEvent, AuditLog
 from hub.db import clients, organisations, utcnow
 from hub.errors import AuthError, Conflict, InvalidInput, NotFound, Unavailable
@@ -143,20 +143,6 @@ class OAuthClient(ClientMixin):
         return grant_type == GRANT_TYPE
 
 
-def _roles(roles: Iterable[Role | str]) -> tuple[str, ...]:
-    out: set[str] = set()
-    for role in roles:
-        try:
-            out.add(Role(role).value)
-        except ValueError:
-            known = ", ".join(r.value for r in Role)
-            raise InvalidInput(
-                f"unknown role {role!r}; known roles: {known}", field="roles"
-            ) from None
-    if not out:
-        raise InvalidInput("a client needs at least one role", field="roles")
-    return tuple(sorted(out))
-
 
 @contextmanager
 def _store_errors() -> Iterator[None]:
@@ -204,7 +190,7 @@ class IdentityService:
             raise InvalidInput(
                 f"unknown member kind {kind!r}; known kinds: {known}", field="kind"
             ) from None
-        role_values = _roles(roles)
+        role_values = parse_roles(roles, "client")
         org_id = f"org_{secrets.token_hex(8)}"
         with _store_errors():
             try:
@@ -236,7 +222,7 @@ class IdentityService:
     def add_client(self, org_id: str, roles: Iterable[Role | str],
                    *, actor: str | None = None) -> Credentials:
         """Another client for an existing organisation (e.g. a second partner system)."""
-        role_values = _roles(roles)
+        role_values = parse_roles(roles, "client")
         with _store_errors(), self._engine.begin() as conn:
             org = conn.execute(
                 sa.select(organisations.c.name).where(organisations.c.id == org_id)

@@ -63,6 +63,7 @@ from hub.audit import Action, AuditEvent, AuditLog
 from hub.budget import Balance, Spend, SpentEntry, check_charge, opened_at, tally
 from hub.db import (
     budget_locks,
+    iso_utc,
     ledger_entries,
     read_connection,
     releases,
@@ -386,7 +387,7 @@ class Ledger:
             key = (r.dataset, r.org_id)
             running[key] = running.get(key, Fraction(0)) + Fraction(r.amount_num, r.amount_den)
             points.append({"dataset": r.dataset, "org": r.org_id, "measure": r.measure,
-                           "at": _utc(r.created_at).isoformat().replace("+00:00", "Z"),
+                           "at": iso_utc(r.created_at),
                            "spent": str(running[key])})
         return points
 

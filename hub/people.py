@@ -30,7 +30,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import Argon2Error, InvalidHashError
 from sqlalchemy import Connection, Engine
 
-from hub.actors import Actor, Role
+from hub.actors import Actor, Role, parse_roles
 from hub.audit import Action, AuditEvent, AuditLog
 from hub.db import organisations, people, read_connection, utcnow, writing
 from hub.errors import AuthError, Conflict, InvalidInput, NotFound
@@ -50,19 +50,6 @@ def normalise_email(value: str) -> str:
         raise InvalidInput(f"{value!r} is not an e-mail address", field="email")
     return email
 
-
-def _roles(roles: Iterable[Role | str]) -> tuple[str, ...]:
-    out: set[str] = set()
-    for role in roles:
-        try:
-            out.add(Role(role).value)
-        except ValueError:
-            known = ", ".join(r.value for r in Role)
-            raise InvalidInput(f"unknown role {role!r}; known roles: {known}",
-                               field="roles") from None
-    if not out:
-        raise InvalidInput("a person needs at least one role", field="roles")
-    return tuple(sorted(out))
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +128,7 @@ class People:
         name = " ".join(name.split()) or email
         if len(name) > 200:
             raise InvalidInput("a name has at most 200 characters", field="name")
-        role_values = _roles(roles)
+        role_values = parse_roles(roles, "person")
         shown = secrets.token_urlsafe(15) if generate_password and password is None else None
         secret = password if password is not None else shown
         hashed = self._hash(secret) if secret is not None else None
@@ -172,7 +159,7 @@ class People:
 
     def set_roles(self, person_id: str, roles: Iterable[Role | str], *,
                   actor: str | None = None) -> None:
-        role_values = _roles(roles)
+        role_values = parse_roles(roles, "person")
         self._update(person_id, Action.PERSON_ROLES_SET, actor, roles=list(role_values))
 
     def _update(self, person_id: str, action: Action, actor: str | None, **values: Any

@@ -44,7 +44,7 @@ import secrets
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace as _Row
 from typing import Any
@@ -58,6 +58,7 @@ from hub.actors import Actor, Role
 from hub.audit import Action, AuditEvent, AuditLog
 from hub.contracts import ContractRegistry
 from hub.db import (
+    iso_utc,
     policy_approvals,
     policy_versions,
     read_connection,
@@ -103,9 +104,7 @@ BOOTSTRAP_ACTOR = "hub:bootstrap"
 
 
 def _iso(when: datetime | None) -> str | None:
-    if when is None:
-        return None
-    return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return None if when is None else iso_utc(when)
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,7 +314,7 @@ class PolicyChanges:
             if row.proposed_by == actor.client_id:
                 raise Forbidden("four eyes: another governance officer must approve this "
                                 "proposal, not its proposer", rule="four-eyes:own-proposal")
-            approvals = self._approvals(conn, row.id)
+            approvals = self._approvals(conn, [row.id])[row.id]
             if any(a["actor"] == actor.client_id for a in approvals):
                 raise Conflict("you have approved this proposal already",
                                rule="four-eyes:already-approved")
@@ -442,21 +441,33 @@ class PolicyChanges:
             policy_versions.c.id == version_id)).one()
 
     @staticmethod
-    def _approvals(conn: Connection, version_id: str) -> list[dict[str, Any]]:
+    def _approvals(conn: Connection, version_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
         a = policy_approvals
-        return [{"actor": r.actor, "org": r.org_id, "at": _iso(r.at), "note": r.note}
-                for r in conn.execute(sa.select(a).where(a.c.version_id == version_id)
-                                      .order_by(a.c.at, a.c.actor))]
+        found: dict[str, list[dict[str, Any]]] = {i: [] for i in version_ids}
+        for r in conn.execute(sa.select(a).where(a.c.version_id.in_(version_ids))
+                              .order_by(a.c.at, a.c.actor)):
+            found[r.version_id].append({"actor": r.actor, "org": r.org_id, "at": _iso(r.at),
+                                        "note": r.note})
+        return found
+
+    def _proposals(self, conn: Connection, rows: list[Any]) -> list[Proposal]:
+        """The views of ``rows``, with their approvals and base numbers (two queries)."""
+        approvals = self._approvals(conn, [r.id for r in rows])
+        base_ids = {r.base_id for r in rows if r.base_id is not None}
+        numbers = dict(conn.execute(sa.select(policy_versions.c.id, policy_versions.c.number)
+                                    .where(policy_versions.c.id.in_(base_ids))).all()
+                       ) if base_ids else {}
+        out = []
+        for row in rows:
+            given = approvals[row.id]
+            officers = {row.proposed_by} | {a["actor"] for a in given}
+            orgs = {o for o in [row.proposed_org, *(a["org"] for a in given)] if o}
+            out.append(Proposal(row, given, numbers.get(row.base_id),
+                                self.quorum.missing(officers, orgs)))
+        return out
 
     def _proposal(self, conn: Connection, row: Any) -> Proposal:
-        approvals = self._approvals(conn, row.id)
-        base_number = None
-        if row.base_id is not None:
-            base_number = conn.execute(sa.select(policy_versions.c.number).where(
-                policy_versions.c.id == row.base_id)).scalar_one_or_none()
-        officers = {row.proposed_by} | {a["actor"] for a in approvals}
-        orgs = {o for o in [row.proposed_org, *(a["org"] for a in approvals)] if o}
-        return Proposal(row, approvals, base_number, self.quorum.missing(officers, orgs))
+        return self._proposals(conn, [row])[0]
 
     def proposals(self, actor: Actor, *, dataset: str | None = None,
                   status: str | None = None) -> list[dict[str, Any]]:
@@ -467,13 +478,14 @@ class PolicyChanges:
             raise InvalidInput(f"unknown status {wanted!r}; one of {', '.join(STATUSES)} or "
                                "all", field="status")
         v = policy_versions
-        query = sa.select(v).order_by(v.c.proposed_at.desc(), v.c.number.desc())
+        columns = [c for c in v.c if c.name != "text"]  # a list never shows the texts
+        query = sa.select(*columns).order_by(v.c.proposed_at.desc(), v.c.number.desc())
         if dataset:
             query = query.where(v.c.dataset == dataset)
         if wanted != "all":
             query = query.where(v.c.status == wanted)
         with read_connection(self.engine) as conn:
-            return [self._proposal(conn, r).view() for r in conn.execute(query).all()]
+            return [p.view() for p in self._proposals(conn, list(conn.execute(query).all()))]
 
     def proposal(self, actor: Actor, proposal_id: str) -> dict[str, Any]:
         """One version with its text, its diff against its base and its approvals."""

@@ -34,7 +34,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -47,6 +47,7 @@ from hub.accounting import Cost, Measure
 from hub.actors import Actor, Role
 from hub.audit import Action, AuditEvent, AuditLog
 from hub.db import (
+    iso_utc,
     ledger_entries,
     organisations,
     publication_audience,
@@ -155,10 +156,6 @@ def summary_of(result: dict[str, Any], shape: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _iso(when: datetime) -> str:
-    when = when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
-    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
-
 
 @dataclass(frozen=True, slots=True)
 class _Row:
@@ -195,8 +192,8 @@ class _Row:
             "mechanisms": sorted({m["mechanism"] for m in s.get("measures", [])
                                   if m.get("mechanism")}),
             "computed_at": s.get("computed_at"),
-            "published_at": _iso(self.published_at),
-            "updated_at": _iso(self.updated_at),
+            "published_at": iso_utc(self.published_at),
+            "updated_at": iso_utc(self.updated_at),
             "publisher": self.publisher,
             "yours": org == self.org_id,
             "audience": audience,

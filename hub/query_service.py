@@ -48,7 +48,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from fractions import Fraction
 from typing import Any, Protocol, TypeVar
 
@@ -59,6 +59,7 @@ from hub.actors import Actor, Role
 from hub.audit import Action, AuditEvent
 from hub.budget import Balance, Spend, check_charge
 from hub.contracts import ContractRegistry, FieldType
+from hub.db import iso_utc
 from hub.engine import Part, PartKind
 from hub.errors import BudgetExceeded, Forbidden, InvalidInput, NotFound, TahubError, Unavailable
 from hub.ledger import Charge, Ledger, Release
@@ -396,7 +397,7 @@ class QueryService:
                             "consistent_totals": plan.postprocess.consistent_totals},
             "cells": plan.cells,
             "query_key": plan.key,
-            "created_at": _iso(charge.created_at),
+            "created_at": iso_utc(charge.created_at),
         }
 
     # -- estimating (writes nothing) ------------------------------------------------------
@@ -534,8 +535,8 @@ class QueryService:
             actor.require(Role.ANALYST)
         return [
             {"id": c.id, "dataset": c.dataset, "cost": c.cost.as_json(), "status": c.status,
-             "created_at": _iso(c.created_at),
-             "released_at": None if c.released_at is None else _iso(c.released_at),
+             "created_at": iso_utc(c.created_at),
+             "released_at": None if c.released_at is None else iso_utc(c.released_at),
              "shape": c.shape}
             for c in self._ledger.history(actor.org, dataset)
         ]
@@ -560,10 +561,6 @@ class QueryService:
 
 
 # -- helpers ----------------------------------------------------------------------------------
-def _iso(when: datetime) -> str:
-    when = when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
-    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
-
 
 def _bounding(plan: QueryPlan) -> dict[str, Any]:
     m = plan.max_rows
