@@ -52,7 +52,7 @@ from hub.actors import Actor, MemberKind, Role, parse_roles
 from hub.audit import Action, AuditEvent, AuditLog
 from hub.db import clients, organisations, utcnow
 from hub.errors import AuthError, Conflict, InvalidInput, NotFound, Unavailable
-from hub.oidc import ExternalProvider, peek_issuer
+from hub.oidc import LEEWAY_SECONDS, ExternalProvider, peek_issuer
 from hub.people import People, Person
 from hub.settings import Settings
 from hub.signingkeys import ALGORITHM, TokenRegistry, open_signing_keys
@@ -73,7 +73,6 @@ log = structlog.get_logger(__name__)
 AUDIENCE = "tahub"
 GRANT_TYPE = "client_credentials"
 TOKEN_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
-LEEWAY_SECONDS = 30
 _MAX_NAME = 200
 _CLIENT_ID = re.compile(r"tahub_[0-9a-f]{16}")
 

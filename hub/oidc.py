@@ -50,7 +50,7 @@ __all__ = ["LEEWAY_SECONDS", "ExternalProvider", "peek_issuer"]
 
 log = structlog.get_logger(__name__)
 
-LEEWAY_SECONDS = 30
+LEEWAY_SECONDS = 30  # clock skew tolerated on exp, nbf and iat (the hub's tokens too)
 _TIMEOUT = 10.0
 
 

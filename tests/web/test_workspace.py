@@ -87,6 +87,10 @@ def test_a_query_from_the_workspace_draws_the_returned_numbers(page: Page, hub: 
     page.evaluate("document.getElementById('r-h').scrollIntoView()")
     screenshot(page, "workspace-map")
 
+    # the access token has expired meanwhile: the download refreshes it, as every call does
+    page.evaluate("""() => { const s = JSON.parse(sessionStorage.getItem('tahub.session'));
+        sessionStorage.setItem('tahub.session', JSON.stringify({...s, expires_at: 0,
+          access_token: 'expired'})); }""")
     with page.expect_download() as download:
         page.get_by_role("button", name="Download CSV").click()
     path = tmp_path / "cells.csv"

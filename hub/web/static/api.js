@@ -101,25 +101,50 @@ async function refresh() {
   }
 }
 
-export async function api(path, { method = "GET", json, form } = {}) {
-  // One call of the public API; refreshes the access token once if it has expired.
+async function authorized(path, init = {}) {
+  // fetch with the person's token, refreshed first when it is about to expire and once more
+  // if the hub answers 401 (a refresh token works once: the hub rotates it).
+  const current = session();
+  if (current && current.expires_at < Date.now() + 10000) await refresh();
   for (let attempt = 0; attempt < 2; attempt += 1) {
-    const current = session();
-    if (current && current.expires_at < Date.now() + 10000 && attempt === 0) await refresh();
-    const headers = { Authorization: `Bearer ${(session() || {}).access_token || ""}` };
-    let body;
-    if (json !== undefined) {
-      headers["Content-Type"] = "application/json";
-      body = JSON.stringify(json);
-    } else if (form !== undefined) {
-      body = form;
-    }
-    const response = await fetch(path, { method, headers, body });
+    const headers = { ...(init.headers || {}),
+      Authorization: `Bearer ${(session() || {}).access_token || ""}` };
+    const response = await fetch(path, { ...init, headers });
     if (response.status === 401 && attempt === 0 && await refresh()) continue;
-    const text = await response.text();
-    const data = text ? JSON.parse(text) : null;
-    if (!response.ok) throw new Problem(response.status, data);
-    return data;
+    return response;
   }
   throw new Problem(401, { detail: "your session has ended; sign in again" });
+}
+
+export async function api(path, { method = "GET", json, form } = {}) {
+  // One call of the public API: its JSON, or a Problem with the hub's refusal.
+  const init = { method, headers: {} };
+  if (json !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(json);
+  } else if (form !== undefined) {
+    init.body = form;
+  }
+  const response = await authorized(path, init);
+  const text = await response.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!response.ok) throw new Problem(response.status, data);
+  return data;
+}
+
+export async function download(path, name) {
+  // Save what a GET of the public API answers as the file ``name`` (CSV, Parquet, JSONL).
+  const response = await authorized(path);
+  if (!response.ok) {
+    throw new Problem(response.status, await response.json().catch(() => ({
+      detail: `download failed (HTTP ${response.status})` })));
+  }
+  const url = URL.createObjectURL(await response.blob());
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  URL.revokeObjectURL(url);
 }

@@ -8,7 +8,7 @@
 // GET /v1/governance/budgets(/history), GET /v1/audit(/export), GET /v1/queries,
 // POST /v1/releases.
 
-import { api, session } from "./api.js";
+import { api, download } from "./api.js";
 import { fill, h, problemBox } from "./dom.js";
 
 const BUDGET_KEYS = ["global", "per_member", "per_query", "per_month"];
@@ -44,18 +44,6 @@ function withBudget(text, key, value) {
   const re = new RegExp(`(^|[{,\\s])(${key}:\\s*)"?[0-9./]+"?`, "m");
   if (!re.test(block)) return text;
   return text.slice(0, start) + block.replace(re, `$1$2"${value}"`) + rest.slice(block.length);
-}
-
-async function downloadFile(path, name) {
-  const response = await fetch(path, {
-    headers: { Authorization: `Bearer ${session().access_token}` } });
-  if (!response.ok) throw new Error(`download failed (HTTP ${response.status})`);
-  const url = URL.createObjectURL(await response.blob());
-  const a = h("a", { href: url, download: name });
-  document.body.append(a);
-  a.click();
-  a.remove();
-  URL.revokeObjectURL(url);
 }
 
 export async function show({ me, render }) {
@@ -343,7 +331,7 @@ export async function show({ me, render }) {
       const query = params();
       query.set("format", format);
       try {
-        await downloadFile(`/v1/audit/export?${query}`, `audit.${format === "csv" ? "csv"
+        await download(`/v1/audit/export?${query}`, `audit.${format === "csv" ? "csv"
           : "jsonl"}`);
       } catch (error) {
         fill(table, problemBox(error));

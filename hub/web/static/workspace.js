@@ -6,7 +6,7 @@
 // GET /v1/queries (history), GET /v1/queries/{id} (a release again, free), GET /v1/releases,
 // GET /v1/queries/{id}/export?format=csv|parquet.
 
-import { api, session } from "./api.js";
+import { api, download } from "./api.js";
 import { draw } from "./charts.js";
 import { fill, h, problemBox } from "./dom.js";
 
@@ -250,7 +250,8 @@ export async function show({ render }) {
     const path = result.publication ? `/v1/releases/${result.publication.id}`
       : `/v1/queries/${result.query_id}`;
     const link = (format) => h("button", { type: "button", class: "secondary",
-      id: `download-${format}`, onclick: () => download(path, format, result.query_id) },
+      id: `download-${format}`, onclick: () => download(`${path}/export?format=${format}`,
+        `${result.query_id}.${format}`).catch((error) => resultBox.prepend(problemBox(error))) },
     `Download ${format.toUpperCase()}`);
     fill(resultBox,
       h("h2", { id: "r-h" }, `Answer: ${result.dataset}`),
@@ -261,21 +262,6 @@ export async function show({ render }) {
       pick ? h("label", { for: "chart-measure" }, "Measure shown") : null, pick, chart,
       h("p", {}, link("csv"), " ", link("parquet")), table);
     await draw(chart, result, resultFields, names[0]);
-  }
-
-  async function download(path, format, queryId) {
-    const response = await fetch(`${path}/export?format=${format}`,
-      { headers: { Authorization: `Bearer ${session().access_token}` } });
-    if (!response.ok) {
-      resultBox.prepend(problemBox({ message: `download failed (HTTP ${response.status})` }));
-      return;
-    }
-    const url = URL.createObjectURL(await response.blob());
-    const a = h("a", { href: url, download: `${queryId}.${format}` });
-    document.body.append(a);
-    a.click();
-    a.remove();
-    URL.revokeObjectURL(url);
   }
 
   async function history() {
