@@ -38,19 +38,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from hub.accounting import BudgetLimits, Cost, Measure
 from hub.actors import Actor, MemberKind, Role
-from hub.contracts import Contract, ContractRegistry, FieldType
-from hub.db import make_engine, organisations, upgrade, utcnow
-from hub.engine import Part, QueryEngine
-from hub.extractformat import extract_schema
-from hub.extracts import check_extract
-from hub.ingest import IngestService, UploadRequest
-from hub.policies import Function
-from hub.queries import DimensionPlan, MeasurePlan, PostProcessPlan, QueryPlan
+from hub.contracts.extractformat import extract_schema
+from hub.contracts.model import Contract, ContractRegistry, FieldType
+from hub.governance.policies import Function
+from hub.ingest.extracts import check_extract
+from hub.ingest.service import IngestService, UploadRequest
+from hub.ingest.units import UnitIndex
+from hub.privacy.accounting import BudgetLimits, Cost, Measure
+from hub.query.engine import Part, QueryEngine
+from hub.query.plan import DimensionPlan, MeasurePlan, PostProcessPlan, QueryPlan
 from hub.settings import Settings
-from hub.storage import open_store
-from hub.units import UnitIndex
+from hub.storage.db import make_engine, organisations, upgrade, utcnow
+from hub.storage.objects import open_store
 
 PARTNERS = 5
 MAX_ROWS = 10

@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 from stdnum import iban as stdiban
 
 from connectors import NetworkKey, parse_mapping, prepare_extract
-from hub.contracts import ContractRegistry
+from hub.contracts.model import ContractRegistry
 
 MAPPING = """\
 dataset: bank_alerts

@@ -40,7 +40,7 @@ from query_dp import (  # bench/ is sys.path[0] when run as a script
 
 from hub.actors import Actor, MemberKind, Role
 from hub.api.app import Services
-from hub.contracts import ContractRegistry
+from hub.contracts.model import ContractRegistry
 from hub.settings import Settings
 from tests.hub.postgres import postgres_database
 from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY, running_s3_server

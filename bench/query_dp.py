@@ -6,10 +6,10 @@ Data: ``--rows`` synthetic bank alerts from 5 partners (equal shares), about ``-
 privacy units, skewed: 90% of rows fall uniformly on the units (most units get 1-5 rows),
 10% on 1% of the units (those get 50+ rows). 60 origin x 60 destination countries.
 
-Commit: each partner's Parquet file goes through :class:`hub.ingest.IngestService` in this
+Commit: each partner's Parquet file goes through :class:`hub.ingest.service.IngestService` in this
 process (start_upload, append_chunk, commit_upload: the same code the HTTP routes call:
 every row re-validated, the canonical copy written, the rows numbered for contribution
-bounding by hub.units). The commit time per million rows is reported.
+bounding by hub.ingest.units). The commit time per million rows is reported.
 
 Query (median of ``--repeat``), all in the same run over the same committed files:
 
@@ -43,9 +43,8 @@ import httpx
 import uvicorn
 
 from hub.actors import Actor, MemberKind, Role
-from hub.api import create_app
-from hub.api.app import Services
-from hub.ingest import UploadRequest
+from hub.api.app import Services, create_app
+from hub.ingest.service import UploadRequest
 from hub.settings import Settings
 
 COUNTRIES = ["RO", "NG", "GB", "IT", "DE", "FR", "ES", "PL", "BG", "UA", "VN", "PH", "TH", "IN",

@@ -33,10 +33,10 @@ from pathlib import Path
 import duckdb
 import sqlalchemy as sa
 
-from hub.contracts import Contract, ContractRegistry
-from hub.db import make_engine, upgrade
-from hub.units import PostgresUnitIndex, UnitIndex, UnitNumbering
-from hub.validation import ERRORS_COLUMN, ROW_COLUMN
+from hub.contracts.model import Contract, ContractRegistry
+from hub.contracts.validation import ERRORS_COLUMN, ROW_COLUMN
+from hub.ingest.units import PostgresUnitIndex, UnitIndex, UnitNumbering
+from hub.storage.db import make_engine, upgrade
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

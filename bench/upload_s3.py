@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.* helpers
 
 from query_dp import KEY_ID, _port, _serve  # bench/ is sys.path[0] when run as a script
 
-from connectors.client import HubClient
+from connectors.partner.client import HubClient
 from hub.actors import MemberKind, Role
 from hub.api.app import Services
-from hub.contracts import ContractRegistry
+from hub.contracts.model import ContractRegistry
 from hub.settings import Settings
 from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY, running_s3_server
 

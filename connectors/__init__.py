@@ -2,25 +2,26 @@
 
 A partner's export goes one way, and nothing identifying leaves the partner's machine::
 
-    export (CSV, Parquet, Excel, SQLite, SQL)      connectors.sources
-      + mapping file (YAML)                        connectors.mapping
-      -> prepare_extract()                         connectors.pipeline
-           map + recode -> validate (hub.rowcheck, the same checks the hub runs)
-           -> normalise + pseudonymise identifiers connectors.pseudonymise (NetworkKey)
-           -> zstd Parquet extract + rejects CSV   connectors.extract, connectors.report
-      -> HubClient.upload()                        connectors.client (resumable, idempotent)
+    export (CSV, Parquet, Excel, SQLite, SQL)      connectors.partner.sources
+      + mapping file (YAML)                        connectors.partner.mapping
+      -> prepare_extract()                         connectors.partner.pipeline
+           map + recode -> validate (hub.contracts.rowcheck, the same checks the hub runs)
+           -> normalise + pseudonymise identifiers connectors.partner.pseudonymise (NetworkKey)
+           -> zstd Parquet extract + rejects CSV   connectors.partner.extract, .report
+      -> HubClient.upload()                        connectors.partner.client (resumable)
 
 A member analyst queries everyone's pooled data, differentially private::
 
-    AnalystClient.query() -> QueryResult           connectors.analyst
+    AnalystClient.query() -> QueryResult           connectors.analyst.client
       .to_pandas() / .to_arrow(): value and 95% interval per cell, cost, budget left
 
 A governance officer reviews policy changes (four eyes), budgets and the audit log::
 
-    GovernanceClient.propose() / approve() / reject() / export_policies()   connectors.governance
+    GovernanceClient.propose() / approve() / reject() / export_policies()
+                                                   connectors.governance.client
 
 The clients share one session (OAuth2 client credentials, retries, error translation):
-connectors.session.
+connectors.common.session.
 
 Typical use::
 
@@ -50,7 +51,7 @@ Errors are the hub's one tree (``hub.errors``)::
     └── HubRequestError         the hub refused a request (its problem document attached)
 """
 
-from connectors.analyst import (
+from connectors.analyst.client import (
     AnalystClient,
     BudgetBalance,
     MeasureInfo,
@@ -60,7 +61,8 @@ from connectors.analyst import (
     QueryRecord,
     QueryResult,
 )
-from connectors.client import (
+from connectors.governance.client import GovernanceClient
+from connectors.partner.client import (
     BytesProgress,
     ExtractInfo,
     HubClient,
@@ -68,14 +70,13 @@ from connectors.client import (
     UploadOutcome,
     UploadState,
 )
-from connectors.extract import (
+from connectors.partner.extract import (
     ExtractFile,
     connector_schema,
     read_extract_metadata,
     write_extract,
 )
-from connectors.governance import GovernanceClient
-from connectors.mapping import (
+from connectors.partner.mapping import (
     FieldMapping,
     Mapping,
     SourceOptions,
@@ -83,15 +84,15 @@ from connectors.mapping import (
     mapping_template,
     parse_mapping,
 )
-from connectors.pipeline import ProgressHook, prepare_extract
-from connectors.pseudonymise import (
+from connectors.partner.pipeline import ProgressHook, prepare_extract
+from connectors.partner.pseudonymise import (
     InvalidIdentifier,
     NetworkKey,
     Pseudonymiser,
     load_network_key,
     normalise,
 )
-from connectors.report import DroppedColumn, PreparedExtract, ReasonCount
+from connectors.partner.report import DroppedColumn, PreparedExtract, ReasonCount
 from hub import __version__
 
 __all__ = [

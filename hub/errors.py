@@ -12,7 +12,7 @@ logged with a request id and answered with a generic 500 that never echoes its t
     ├── ConfigError                  settings, contract or mapping files that do not load
     │   ├── ContractError            a contract file breaks the contract schema
     │   ├── MappingError             a partner mapping file is wrong for its contract
-    │   └── PolicyError              a sharing policy file is invalid (hub.policies)
+    │   └── PolicyError              a sharing policy file is invalid (hub.governance.policies)
     ├── NotFound                     unknown or someone else's object (404: existence hidden)
     │   └── UnknownDataset           dataset or contract version the hub does not know
     ├── AuthError                    missing, malformed or expired credentials (401)
@@ -229,7 +229,7 @@ class Conflict(TahubError):
 
 
 class TooManyRequests(TahubError):
-    """Over a rate limit (hub.ratelimit); nothing was done. ``rule`` names the limit
+    """Over a rate limit (hub.api.ratelimit); nothing was done. ``rule`` names the limit
     (``rate_limit:query``, ``rate_limit:upload``, ``rate_limit:other``,
     ``rate_limit:token``), ``retry_after`` the whole seconds until a request can pass
     (also the ``Retry-After`` header)."""

@@ -2,7 +2,7 @@
 
 A :class:`Metrics` is made by ``create_app`` (never at import) and handed to the services
 that do the work: the HTTP middleware (``hub.api.problems.RequestContext``) counts requests,
-``hub.ingest`` uploads, ``hub.query_service`` queries and the budget they charge.
+``hub.ingest.service`` uploads, ``hub.query.service`` queries and the budget they charge.
 ``GET /metrics`` serves :meth:`Metrics.render` in Prometheus' text format.
 
 Labels never carry identifiers: routes are templates (``/v1/uploads/{upload_id}``), and no

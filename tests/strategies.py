@@ -17,7 +17,7 @@ import phonenumbers
 from hypothesis import strategies as st
 from stdnum import iban as stdnum_iban
 
-from hub.contracts import Contract, ContractField, FieldType, IdentifierKind, months_between
+from hub.contracts.model import Contract, ContractField, FieldType, IdentifierKind, months_between
 
 __all__ = [
     "Corruption",
@@ -207,13 +207,13 @@ _JUNK_NAMES = ("iban", "period; DROP TABLE extracts", "Period", "amount)--")
 
 
 def _closed(contract: Contract) -> list[str]:
-    from hub.policies import closed_domain_refusal
+    from hub.governance.policies import closed_domain_refusal
 
     return [f.name for f in contract.fields if closed_domain_refusal(f) is None]
 
 
 def _measure_rules(contract: Contract) -> list[Any]:
-    from hub.contracts import Role as FieldRole
+    from hub.contracts.model import Role as FieldRole
 
     plain: list[Any] = ["count", "count_units", "linked_units"]
     for f in contract.fields:

@@ -34,6 +34,7 @@ from hub.api.bodylimit import BodyLimit
 from hub.api.oauth import TokenServer
 from hub.api.oauth import router as oauth_router
 from hub.api.problems import RequestContext, install_problem_handlers
+from hub.api.ratelimit import RateLimits
 from hub.api.routes import audit as audit_routes
 from hub.api.routes import (
     extracts,
@@ -46,28 +47,27 @@ from hub.api.routes import (
     ui,
     uploads,
 )
-from hub.audit import AuditLog
-from hub.auditread import AuditReader
-from hub.contracts import ContractRegistry
-from hub.db import make_engine, schema_is_current, upgrade
-from hub.engine import QueryEngine
+from hub.contracts.model import ContractRegistry
 from hub.errors import ConfigError
-from hub.identity import IdentityService
-from hub.ingest import IngestService
-from hub.ledger import Ledger
+from hub.governance.audit import AuditLog
+from hub.governance.auditread import AuditReader
+from hub.governance.policies import default_policies_dir
+from hub.governance.policychanges import PolicyChanges
+from hub.governance.policystore import PolicyStore
+from hub.governance.proposals import Quorum
+from hub.identity.oidc import ExternalProvider
+from hub.identity.service import IdentityService
+from hub.identity.signin import SignIns
+from hub.ingest.service import IngestService
 from hub.logging import configure_logging
 from hub.metrics import Metrics
-from hub.oidc import ExternalProvider
-from hub.policies import default_policies_dir
-from hub.policychanges import PolicyChanges
-from hub.policystore import PolicyStore
-from hub.proposals import Quorum
-from hub.publications import Publications
-from hub.query_service import QueryService
-from hub.ratelimit import RateLimits
+from hub.query.engine import QueryEngine
+from hub.query.ledger import Ledger
+from hub.query.publications import Publications
+from hub.query.service import QueryService
 from hub.settings import Settings, load_settings
-from hub.signin import SignIns
-from hub.storage import ObjectStore, open_store
+from hub.storage.db import make_engine, schema_is_current, upgrade
+from hub.storage.objects import ObjectStore, open_store
 
 __all__ = ["Services", "app_from_env", "build_services", "create_app"]
 
@@ -79,7 +79,7 @@ class Services:
     """Everything a running hub holds; one per process.
 
     ``engine`` is the metadata store's SQLAlchemy engine; ``query_engine`` the DuckDB query
-    engine over the committed extracts (hub.engine), which ``queries`` answers with.
+    engine over the committed extracts (hub.query.engine), which ``queries`` answers with.
     """
 
     settings: Settings
@@ -98,8 +98,8 @@ class Services:
     audit: AuditReader
 
     def sweep(self) -> dict[str, int]:
-        """Expired uploads, staging files and orphan objects (hub.ingest), then expired
-        authorization codes, external sign-ins and refresh tokens (hub.signin)."""
+        """Expired uploads, staging files and orphan objects (hub.ingest.service), then expired
+        authorization codes, external sign-ins and refresh tokens (hub.identity.signin)."""
         report = dataclasses.asdict(self.ingest.sweep())
         report["sign_in_rows_removed"] = self.signins.sweep()
         return report
@@ -181,7 +181,7 @@ def _is_secure_issuer(url: str) -> bool:
 
 async def _sweep_every(services: Services, seconds: float) -> None:
     """The ingest sweep, again and again while the hub runs (every process: the sweep is safe
-    to run concurrently, see hub.ingest); a failure is logged and retried next time."""
+    to run concurrently, see hub.ingest.service); a failure is logged and retried next time."""
     while True:
         await asyncio.sleep(seconds)
         try:
@@ -229,7 +229,7 @@ def create_app(settings: Settings, *, startup_tasks: bool = True) -> FastAPI:
             services.policies.start_watching()  # reloads policy files when they change
             app.state.token_server = TokenServer(
                 services.identity, services.signins, settings.public_url)
-            app.state.rate_limits = RateLimits.per_minute(  # per process (hub.ratelimit)
+            app.state.rate_limits = RateLimits.per_minute(  # per process (hub.api.ratelimit)
                 query=settings.query_rate_limit_per_minute,
                 upload=settings.upload_rate_limit_per_minute,
                 other=settings.rate_limit_per_minute,

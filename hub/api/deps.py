@@ -17,19 +17,19 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from hub.actors import Actor, Role
-from hub.auditread import AuditReader
-from hub.contracts import ContractRegistry
+from hub.api.ratelimit import RateLimits
+from hub.contracts.model import ContractRegistry
 from hub.errors import AuthError
-from hub.identity import IdentityService
-from hub.ingest import IngestService
+from hub.governance.auditread import AuditReader
+from hub.governance.policychanges import PolicyChanges
+from hub.governance.policystore import PolicyStore
+from hub.identity.service import IdentityService
+from hub.ingest.service import IngestService
 from hub.metrics import Metrics
-from hub.policychanges import PolicyChanges
-from hub.policystore import PolicyStore
-from hub.publications import Publications
-from hub.query_service import QueryService
-from hub.ratelimit import RateLimits
+from hub.query.publications import Publications
+from hub.query.service import QueryService
 from hub.settings import Settings
-from hub.storage import ObjectStore
+from hub.storage.objects import ObjectStore
 
 __all__ = [
     "AnalystActor",
@@ -101,7 +101,7 @@ def current_actor(
     """The actor behind ``Authorization: Bearer <token>`` (sync: runs in the threadpool).
 
     The request then counts against the actor's organisation's rate limit of its route
-    class (hub.ratelimit), before any route runs: over it, :class:`TooManyRequests` (429)
+    class (hub.api.ratelimit), before any route runs: over it, :class:`TooManyRequests` (429)
     and nothing else happens.
     """
     if credentials is None:

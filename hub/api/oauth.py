@@ -6,15 +6,16 @@ Three grants at ``POST /oauth/token``:
   authenticated by HTTP Basic (``client_secret_basic``) or form fields
   (``client_secret_post``);
 * ``authorization_code`` for people, through the hub's own public clients (``tahub-cli``,
-  ``tahub-web``, :mod:`hub.signin`): PKCE is required (S256 only), the code works once, and
+  ``tahub-web``, :mod:`hub.identity.signin`): PKCE is required (S256 only), the code works once, and
   with the ``openid`` scope the answer carries an ID token (EdDSA, the hub's key);
 * ``refresh_token``: rotated at every use (a reused one revokes its family).
 
 The sign-in page that hands out codes is ``hub.api.routes.signin``. authlib does the protocol
 (grant selection, client authentication, RFC 6749 error bodies); access tokens are JWTs
-minted by :class:`hub.identity.IdentityService` (joserfc).
-Every issuance and every refusal (a failed sign-in) is in the audit log (``hub.audit``): the
-issuance before the token is handed out, a refusal right after it is answered.
+minted by :class:`hub.identity.service.IdentityService` (joserfc).
+Every issuance and every refusal (a failed sign-in) is in the audit log
+(``hub.governance.audit``): the issuance before the token is handed out, a refusal right
+after it is answered.
 
 Transport security: authlib refuses an OAuth2 request whose URL is plain ``http://``
 unless the host is a loopback address (``InsecureTransportError``). The hub builds that URL
@@ -25,7 +26,7 @@ local use and tests, and any other ``http://`` public URL makes the token endpoi
 400 ``insecure_transport`` (logged at start-up as well). ``AUTHLIB_INSECURE_TRANSPORT`` is
 never set by tahub.
 
-Requests are limited per client address (``TAHUB_TOKEN_RATE_LIMIT_PER_MINUTE``, hub.ratelimit):
+Requests are limited per client address (``TAHUB_TOKEN_RATE_LIMIT_PER_MINUTE``, hub.api.ratelimit):
 over the limit the answer is a 429 problem document with ``Retry-After``, not an RFC 6749
 error, and it is not audited, so a flood of failed sign-ins cannot flood the audit log.
 """
@@ -63,11 +64,18 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from hub.db import utcnow
-from hub.identity import TOKEN_AUTH_METHODS, IdentityService, OAuthClient
-from hub.people import Person
-from hub.ratelimit import RateLimits
-from hub.signin import CLI_CLIENT, WEB_CLIENT, AuthCode, PublicClient, RefreshRecord, SignIns
+from hub.api.ratelimit import RateLimits
+from hub.identity.people import Person
+from hub.identity.service import TOKEN_AUTH_METHODS, IdentityService, OAuthClient
+from hub.identity.signin import (
+    CLI_CLIENT,
+    WEB_CLIENT,
+    AuthCode,
+    PublicClient,
+    RefreshRecord,
+    SignIns,
+)
+from hub.storage.db import utcnow
 
 __all__ = ["AUTHORIZE_PATH", "TOKEN_PATH", "TokenServer", "router"]
 
@@ -184,7 +192,7 @@ class _PKCE(CodeChallenge):
 
 
 class _OpenID(OpenIDCode):
-    """ID tokens signed by the hub's own key (hub.identity), with the person's claims."""
+    """ID tokens signed by the hub's own key (hub.identity.service), with the person's claims."""
 
     def __init__(self, identity: IdentityService) -> None:
         super().__init__(require_nonce=False)

@@ -83,7 +83,7 @@ def _tahub_error(request: Request, exc: Exception) -> JSONResponse:
     headers = {"WWW-Authenticate": 'Bearer realm="tahub"'} if status == 401 else None
     if status == 503:  # a dependency is down: tell clients (and load balancers) when to retry
         headers = {"Retry-After": str(exc.extra.get("retry_after", RETRY_AFTER_SECONDS))}
-    if status == 429:  # over a rate limit: seconds until a request can pass (hub.ratelimit)
+    if status == 429:  # over a rate limit: seconds until a request can pass (hub.api.ratelimit)
         headers = {"Retry-After": str(exc.extra.get("retry_after", 1))}
     return problem_response(request.scope, body, headers)
 

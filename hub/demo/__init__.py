@@ -19,6 +19,8 @@ What it does, in order:
    query, docs/analyst.md), and keeps serving until Ctrl-C.
 
 Running it again reuses what exists (uploads are idempotent); ``--reset`` starts afresh.
+
+May import: anything in hub and connectors (only ``tahub demo`` imports it).
 """
 
 from __future__ import annotations

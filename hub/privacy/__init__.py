@@ -1,21 +1,24 @@
-"""Differential privacy for tahub's queries: sensitivities, OpenDP noise, honest intervals.
+"""Differential privacy: exact amounts, sensitivities, OpenDP noise, honest intervals.
 
 Domain core: plain Python values in, plain values out; it imports OpenDP and nothing of the
-web, the database or DuckDB. The query engine computes exact cell values (lists of ints)
-over the bounded rows and hands them here; this package decides how much noise a cost buys,
-adds it with OpenDP's own measurements and says how far the answer may be from the truth.
+web, the database or DuckDB. The query engine computes exact cell values over the bounded
+rows and hands them here; this package decides how much noise a cost buys, adds it with
+OpenDP's own measurements and says how far the answer may be from the truth.
 
-* :mod:`hub.privacy.noise`: sensitivities (derived in docstrings), calibration of a cost to
-  an OpenDP noise scale (checked against the measurement's privacy map), and the release of
-  counts, fixed-point sums and quantiles;
-* :mod:`hub.privacy.intervals`: 95% intervals, means, consistent margin totals, the cost a
-  target accuracy needs, and the (epsilon, delta) a rho implies.
+::
+
+    hub.privacy.accounting  exact privacy amounts (rho / epsilon as fractions), limits
+    hub.privacy.budget      the budget rules: may this charge go through, what is left
+    hub.privacy.noise       sensitivities (derived in docstrings), calibration of a cost to
+                            an OpenDP scale, release of counts, fixed-point sums, quantiles
+    hub.privacy.intervals   95% intervals, means, consistent margin totals, the cost a target
+                            accuracy needs, the (epsilon, delta) a rho implies
 
 The privacy argument, with its reasons, is in ``docs/privacy.md``. In short:
 
 * Neighbouring datasets differ by one privacy unit with all its rows at all partners.
 * Each unit keeps at most ``max_rows`` (= m) rows **in total** (``seq <= m``, numbered once at
-  commit time by arrival order; a unit's kept rows never depend on another unit's rows).
+  commit time; a unit's kept rows never depend on another unit's rows).
 * Group keys are public: every cell of the contract's domain is released, zeros included, so
   the released object is a fixed-length vector and its sensitivity is a vector norm.
 * ``zcdp`` costs (rho) buy discrete Gaussian noise, ``pure`` costs (epsilon) discrete Laplace
@@ -28,68 +31,6 @@ A typical count::
     sens = sensitivity("count", max_rows=10)
     noise = calibrate(Cost.parse("zcdp", "1/100"), sens)
     cells = estimates(release_counts(exact_cells, noise), noise, nonnegative=True)
+
+May import: hub.errors
 """
-
-from hub.privacy.intervals import (
-    Estimate,
-    cost_for_halfwidth,
-    estimates,
-    halfwidth,
-    margin_totals,
-    mean_interval,
-    to_epsilon_delta,
-)
-from hub.privacy.noise import (
-    COST_GRID,
-    DEFAULT_DELTA,
-    MAX_DECIMALS,
-    MAX_SCALE,
-    Function,
-    MeanNoise,
-    Mechanism,
-    NoiseSpec,
-    Sensitivity,
-    calibrate,
-    calibrate_mean,
-    calibrate_quantile,
-    from_fixed,
-    quantile_candidates,
-    quantile_release,
-    release_counts,
-    release_sums,
-    sensitivity,
-    split_cost,
-    sum_decimals,
-    to_fixed,
-)
-
-__all__ = [
-    "COST_GRID",
-    "DEFAULT_DELTA",
-    "MAX_DECIMALS",
-    "MAX_SCALE",
-    "Estimate",
-    "Function",
-    "MeanNoise",
-    "Mechanism",
-    "NoiseSpec",
-    "Sensitivity",
-    "calibrate",
-    "calibrate_mean",
-    "calibrate_quantile",
-    "cost_for_halfwidth",
-    "estimates",
-    "from_fixed",
-    "halfwidth",
-    "margin_totals",
-    "mean_interval",
-    "quantile_candidates",
-    "quantile_release",
-    "release_counts",
-    "release_sums",
-    "sensitivity",
-    "split_cost",
-    "sum_decimals",
-    "to_epsilon_delta",
-    "to_fixed",
-]

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from hub.accounting import Cost, Measure
 from hub.errors import InvalidInput
+from hub.privacy.accounting import Cost, Measure
 from hub.privacy.noise import (
     COST_GRID,
     DEFAULT_DELTA,

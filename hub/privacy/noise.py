@@ -14,8 +14,8 @@ from typing import Any
 
 import opendp.prelude as dp
 
-from hub.accounting import Cost, Measure
 from hub.errors import InvalidInput
+from hub.privacy.accounting import Cost, Measure
 
 __all__ = [
     "COST_GRID",

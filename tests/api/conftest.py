@@ -23,11 +23,10 @@ import uvicorn
 from fastapi import FastAPI
 
 from hub.actors import MemberKind, Role
-from hub.api import create_app
-from hub.api.app import Services
-from hub.contracts import Contract
+from hub.api.app import Services, create_app
+from hub.contracts.model import Contract
 from hub.errors import HubRequestError, TahubError, error_classes
-from hub.identity import Credentials
+from hub.identity.service import Credentials
 from hub.settings import Settings
 from tests.hub.extract_files import sha256_of, valid_rows, write_extract
 

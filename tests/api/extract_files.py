@@ -7,7 +7,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from hub.contracts import Contract
+from hub.contracts.model import Contract
 from tests.hub.extract_files import KEY_ID, sha256_of, valid_rows
 from tests.hub.extract_files import write_extract as _write_rows
 

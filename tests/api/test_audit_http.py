@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from hub.actors import MemberKind, Role
-from hub.audit import Action, AuditLog, entry_hash
-from hub.identity import Credentials
+from hub.governance.audit import Action, AuditLog, entry_hash
+from hub.identity.service import Credentials
 from tests.api.conftest import Hub, running_hub
 from tests.api.test_queries import POLICY_BANK, _query, _upload
 from tests.hub.extract_files import sha256_of, valid_rows, write_extract
@@ -324,7 +324,7 @@ def test_exports_stream_jsonl_and_csv_that_verify_offline(world: World) -> None:
 def test_admin_cli_changes_are_logged_with_the_cli_actor(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from hub.cli import app
+    from hub.cli.main import app
 
     runner = CliRunner()
     env = {"TAHUB_DATA_DIR": str(tmp_path / "data"), "TAHUB_LOG_LEVEL": "WARNING"}

@@ -20,7 +20,7 @@ from joserfc.jwk import OKPKey
 
 from hub.actors import Role
 from hub.api.oauth import TokenServer, _RawTokenRequest
-from hub.identity import Credentials
+from hub.identity.service import Credentials
 from tests.api.conftest import Hub, basic
 
 PROBLEM = "application/problem+json"

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from hub.cli import app
-from hub.contracts import json_schema_text
-from hub.reference import settings_markdown
+from hub.cli.main import app
+from hub.cli.reference import settings_markdown
+from hub.contracts.model import json_schema_text
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -169,7 +169,7 @@ def test_commands_are_registered() -> None:
 
 def test_importing_the_app_and_cli_has_no_side_effects(tmp_path: Path) -> None:
     code = (
-        "import hub.api.app, hub.api, hub.cli, hub.identity, hub.logging, hub.reference\n"
+        "import hub.api.app, hub.cli.main, hub.identity.service, hub.logging, hub.cli.reference\n"
         "import structlog, logging\n"
         "assert not logging.getLogger().handlers, 'logging configured at import'\n"
     )
@@ -193,7 +193,7 @@ def test_serve_runs_the_hub_on_the_given_port(tmp_path: Path) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hub.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "hub.cli.main", "serve", "--port", str(port)],
         cwd=ROOT,
         env={"TAHUB_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin",
              "TAHUB_LOG_LEVEL": "WARNING"},

@@ -26,9 +26,9 @@ import pytest
 import sqlalchemy as sa
 
 from hub.actors import MemberKind, Role
-from hub.contracts import ContractRegistry
-from hub.identity import Credentials
-from hub.units import PostgresUnitIndex
+from hub.contracts.model import ContractRegistry
+from hub.identity.service import Credentials
+from hub.ingest.units import PostgresUnitIndex
 from tests.api.conftest import Hub, running_hub
 from tests.hub.extract_files import sha256_of, valid_rows, write_extract
 from tests.hub.postgres import DEFAULT_URL, postgres_database

@@ -13,11 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from connectors.client import HubClient, RetryPolicy
+from connectors.partner.client import HubClient, RetryPolicy
 from hub.actors import MemberKind, Role
-from hub.contracts import ContractRegistry
-from hub.db import uploads
+from hub.contracts.model import ContractRegistry
 from hub.errors import Unavailable
+from hub.storage.db import uploads
 from tests.api.conftest import Hub, running_hub
 from tests.hub.extract_files import metadata_for, schema_for, valid_rows, write_extract
 from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY, S3Bucket

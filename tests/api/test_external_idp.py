@@ -26,7 +26,7 @@ from joserfc.jwk import RSAKey
 from joserfc.jws import JWSRegistry
 
 from hub.actors import MemberKind, Role
-from hub.audit import AuditLog
+from hub.governance.audit import AuditLog
 from tests.api.conftest import Hub, running_hub
 from tests.e2e.conftest import free_port
 

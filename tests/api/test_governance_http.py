@@ -19,8 +19,8 @@ import pytest
 from typer.testing import CliRunner
 
 from hub.actors import MemberKind, Role
-from hub.cli import app as tahub_app
-from hub.identity import Credentials
+from hub.cli.main import app as tahub_app
+from hub.identity.service import Credentials
 from tests.api.conftest import Hub, running_hub
 
 PROBLEM = "application/problem+json"

@@ -15,11 +15,11 @@ import structlog
 from joserfc.jwk import OKPKey
 
 from hub.actors import MemberKind, Role
-from hub.db import make_engine, upgrade
 from hub.errors import AuthError, ConfigError, Conflict, InvalidInput, NotFound, Unavailable
-from hub.identity import IdentityService
+from hub.identity.service import IdentityService
 from hub.logging import REDACTED, configure_logging, redact_secrets
 from hub.settings import Settings
+from hub.storage.db import make_engine, upgrade
 
 
 @pytest.fixture

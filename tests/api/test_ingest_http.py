@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from hub.actors import Role
-from hub.contracts import Contract
+from hub.contracts.model import Contract
 from tests.api.conftest import CHUNK_BYTES, Hub
 from tests.api.extract_files import KEY_ID, sha256_of, write_extract
 

@@ -29,11 +29,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hub.actors import MemberKind, Role
 from hub.api.app import _sweep_every
-from hub.contracts import Contract, ContractRegistry
-from hub.db import make_engine
+from hub.api.readiness import check_readiness
+from hub.contracts.model import Contract, ContractRegistry
 from hub.errors import Unavailable
-from hub.readiness import check_readiness
-from hub.storage import MemoryStore
+from hub.storage.db import make_engine
+from hub.storage.objects import MemoryStore
 from tests.api.conftest import running_hub
 from tests.api.extract_files import sha256_of, write_extract
 from tests.hub.postgres import DEFAULT_URL, postgres_database

@@ -1,4 +1,4 @@
-"""Rate limits and request-size limits over real HTTP (hub.ratelimit, hub.api.bodylimit).
+"""Rate limits and request-size limits over real HTTP (hub.api.ratelimit, hub.api.bodylimit).
 
 A real hub with one bank's committed extract and a one-partner policy, so queries really
 spend budget. Each test gets fresh limiters on a clock it moves by hand (the real
@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from hub.actors import MemberKind, Role
-from hub.audit import AuditLog
-from hub.ratelimit import RateLimits
+from hub.api.ratelimit import RateLimits
+from hub.governance.audit import AuditLog
 from tests.api.conftest import Hub, running_hub
 from tests.api.test_queries import _upload
 from tests.hub.extract_files import valid_rows, write_extract

@@ -20,12 +20,12 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from connectors import AnalystClient
-from hub.accounting import Cost
 from hub.actors import MemberKind, Role
-from hub.cli import app as tahub_app
-from hub.db import publication_audience, publications
+from hub.cli.main import app as tahub_app
 from hub.errors import HubRequestError
-from hub.identity import Credentials
+from hub.identity.service import Credentials
+from hub.privacy.accounting import Cost
+from hub.storage.db import publication_audience, publications
 from tests.api.conftest import Hub, running_hub
 from tests.api.test_queries import _upload
 from tests.hub.extract_files import valid_rows, write_extract
@@ -262,7 +262,7 @@ def test_refusals_name_the_reason_and_change_nothing(world: World) -> None:
     policy = world.hub.services.policies.current().get("bank_alerts")
     assert policy is not None
     shape: dict[str, Any] = {"dimensions": [], "measures": []}
-    # a charge still being computed, and one whose computation failed (hub.ledger)
+    # a charge still being computed, and one whose computation failed (hub.query.ledger)
     cost = Cost.parse("zcdp", "1/1000")
     charged = ledger.charge(dataset="bank_alerts", org=pub.id, limits=policy.limits,
                             cost=cost, query_key="a" * 64, shape=shape)

@@ -18,9 +18,9 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from hub.actors import MemberKind, Role
-from hub.audit import AuditLog
-from hub.people import NewPerson
-from hub.signingkeys import TokenRegistry
+from hub.governance.audit import AuditLog
+from hub.identity.people import NewPerson
+from hub.identity.signingkeys import TokenRegistry
 from tests.api.conftest import Hub
 
 REDIRECT = "http://127.0.0.1:53682/callback"
@@ -215,7 +215,7 @@ def test_wrong_passwords_and_disabled_people_cannot_sign_in(hub: Hub) -> None:
 def test_people_are_managed_from_the_admin_cli(hub: Hub) -> None:
     from typer.testing import CliRunner
 
-    from hub.cli import app
+    from hub.cli.main import app
 
     org = hub.member("CLI People Org", (Role.PARTNER,), MemberKind.BANK).org_id
     env = {"TAHUB_DATA_DIR": str(hub.settings.data_dir), "TAHUB_LOG_LEVEL": "WARNING"}
@@ -276,7 +276,7 @@ def test_tahub_login_keeps_a_session_that_clients_use_and_refresh(
     import threading
 
     from connectors import AnalystClient
-    from connectors.login import SessionStore, login
+    from connectors.common.login import SessionStore, login
 
     new = _person(hub, "cli@ngo.example")
     store = SessionStore(tmp_path / "sessions.json")
@@ -334,8 +334,8 @@ def test_tahub_login_keeps_a_session_that_clients_use_and_refresh(
 def test_the_sweep_removes_expired_codes_states_and_refresh_tokens(hub: Hub) -> None:
     from datetime import timedelta
 
-    from hub.db import oauth_codes, refresh_tokens, signin_states, utcnow
-    from hub.signin import AuthCode, digest
+    from hub.identity.signin import AuthCode, digest
+    from hub.storage.db import oauth_codes, refresh_tokens, signin_states, utcnow
 
     new = _person(hub, "sweep@ngo.example")
     signins, past = hub.services.signins, utcnow() - timedelta(days=400)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from connectors.mapping import Mapping, parse_mapping
-from connectors.pseudonymise import NetworkKey
-from hub.contracts import ContractRegistry
+from connectors.partner.mapping import Mapping, parse_mapping
+from connectors.partner.pseudonymise import NetworkKey
+from hub.contracts.model import ContractRegistry
 
 KEY = NetworkKey(bytes(range(32)))
 

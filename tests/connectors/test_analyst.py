@@ -16,12 +16,12 @@ import httpx
 import pyarrow as pa
 import pytest
 
-from connectors.analyst import AnalystClient, QueryResult, parse_filter, parse_measure
-from connectors.client import HubClient
-from connectors.session import RetryPolicy
+from connectors.analyst.client import AnalystClient, QueryResult, parse_filter, parse_measure
+from connectors.common.session import RetryPolicy
+from connectors.partner.client import HubClient
 from hub.actors import Role
 from hub.errors import HubRequestError, InvalidInput, Unavailable
-from hub.identity import Credentials
+from hub.identity.service import Credentials
 from tests.api.conftest import Hub, running_hub
 from tests.api.extract_files import KEY_ID, write_extract
 
@@ -40,7 +40,7 @@ BALANCE = {
     "global": {"spent": "1/10", "left": "29/10"}, "per_query": "1/5", "can_spend": "1/5",
     "cumulative": {"measure": "zcdp", "amount": "1/10", "epsilon": 2.3, "delta": 1e-9},
 }
-#: A QueryResult as the hub answers it (shape of hub.query_service), two dimensions.
+#: A QueryResult as the hub answers it (shape of hub.query.service), two dimensions.
 RECORDED = {
     "query_id": "led_0123456789abcdef01234567", "dataset": "bank_alerts",
     "contract_version": 1, "rule": "analysts-corridors", "accounting": "zcdp",

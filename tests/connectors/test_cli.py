@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-import connectors.cli as cli
-from connectors.client import HubClient, RetryPolicy
-from connectors.mapping import parse_mapping
-from connectors.pseudonymise import NetworkKey
-from hub.contracts import ContractRegistry
+import connectors.partner.cli as cli
+from connectors.partner.client import HubClient, RetryPolicy
+from connectors.partner.mapping import parse_mapping
+from connectors.partner.pseudonymise import NetworkKey
+from hub.contracts.model import ContractRegistry
 from tests.connectors.conftest import FLOWS_HEADER, FLOWS_MAPPING, KEY, good_flow, write_csv
 from tests.connectors.fakehub import CLIENT_ID, CLIENT_SECRET, FakeHub
 

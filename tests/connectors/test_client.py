@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from connectors.client import HubClient, RetryPolicy
-from connectors.mapping import Mapping
-from connectors.pipeline import prepare_extract
-from connectors.pseudonymise import NetworkKey
-from hub.contracts import ContractRegistry
+from connectors.partner.client import HubClient, RetryPolicy
+from connectors.partner.mapping import Mapping
+from connectors.partner.pipeline import prepare_extract
+from connectors.partner.pseudonymise import NetworkKey
+from hub.contracts.model import ContractRegistry
 from hub.errors import AuthError, ConfigError, HubRequestError, Unavailable
 from tests.connectors.conftest import FLOWS_HEADER, good_flow, write_csv
 from tests.connectors.fakehub import CLIENT_ID, CLIENT_SECRET, FakeHub

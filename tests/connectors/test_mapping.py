@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors.mapping import load_mapping, mapping_template, parse_mapping
-from hub.contracts import ContractRegistry
+from connectors.partner.mapping import load_mapping, mapping_template, parse_mapping
+from hub.contracts.model import ContractRegistry
 from hub.errors import MappingError, RowError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "connectors" / "examples"

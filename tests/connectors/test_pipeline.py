@@ -10,14 +10,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from connectors.extract import read_extract_metadata
-from connectors.mapping import Mapping, load_mapping, parse_mapping
-from connectors.pipeline import prepare_extract
-from connectors.pseudonymise import NetworkKey
+from connectors.partner.extract import read_extract_metadata
+from connectors.partner.mapping import Mapping, load_mapping, parse_mapping
+from connectors.partner.pipeline import prepare_extract
+from connectors.partner.pseudonymise import NetworkKey
 from hub import __version__
-from hub.contracts import TOKEN_RE, ContractRegistry
+from hub.contracts.model import TOKEN_RE, ContractRegistry
 from hub.errors import ExtractInvalid
-from hub.extracts import check_extract
+from hub.ingest.extracts import check_extract
 from tests.connectors.conftest import FLOWS_HEADER, FLOWS_MAPPING, good_flow, write_csv
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "connectors" / "examples"

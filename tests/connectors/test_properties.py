@@ -16,10 +16,10 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.mapping import mapping_template, parse_mapping
-from connectors.pipeline import prepare_extract
-from hub.contracts import TOKEN_RE, Contract, ContractRegistry, FieldType
-from hub.extracts import check_extract
+from connectors.partner.mapping import mapping_template, parse_mapping
+from connectors.partner.pipeline import prepare_extract
+from hub.contracts.model import TOKEN_RE, Contract, ContractRegistry, FieldType
+from hub.ingest.extracts import check_extract
 from tests.connectors.conftest import KEY
 from tests.strategies import Row, corruptions, valid_rows
 

@@ -15,14 +15,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectors.pseudonymise import (
+from connectors.partner.pseudonymise import (
     InvalidIdentifier,
     NetworkKey,
     Pseudonymiser,
     load_network_key,
     normalise,
 )
-from hub.contracts import TOKEN_RE, IdentifierKind
+from hub.contracts.model import TOKEN_RE, IdentifierKind
 from hub.errors import ConfigError
 from tests.strategies import documents, ibans, network_keys, phone_numbers, spellings
 
@@ -230,7 +230,7 @@ def test_fast_iban_check_agrees_with_python_stdnum() -> None:
 
     from stdnum import iban as stdnum_iban
 
-    from hub.contracts import IdentifierKind
+    from hub.contracts.model import IdentifierKind
     from hub.demo.synthetic import _iban as demo_iban
 
     rng = random.Random(11)  # noqa: S311 - test data

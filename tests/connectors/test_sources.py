@@ -11,10 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from connectors.mapping import Mapping, parse_mapping
-from connectors.pipeline import prepare_extract
-from connectors.pseudonymise import NetworkKey
-from hub.contracts import ContractRegistry
+from connectors.partner.mapping import Mapping, parse_mapping
+from connectors.partner.pipeline import prepare_extract
+from connectors.partner.pseudonymise import NetworkKey
+from hub.contracts.model import ContractRegistry
 from hub.errors import EmptyExtract, SourceError
 from tests.connectors.conftest import FLOWS_HEADER, FLOWS_MAPPING, good_flow, write_csv
 

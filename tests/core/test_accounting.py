@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import pytest
 
-from hub.accounting import Cost, Measure, parse_amount
+from hub.privacy.accounting import Cost, Measure, parse_amount
 
 
 def test_amounts_are_exact_so_many_small_debits_add_up() -> None:

@@ -10,9 +10,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hub.accounting import BudgetLimits, Cost, Measure
-from hub.budget import Balance, Spend, SpentEntry, check_charge, epsilon_for, month_window, tally
 from hub.errors import BudgetExceeded, Forbidden, InvalidInput
+from hub.privacy.accounting import BudgetLimits, Cost, Measure
+from hub.privacy.budget import (
+    Balance,
+    Spend,
+    SpentEntry,
+    check_charge,
+    epsilon_for,
+    month_window,
+    tally,
+)
 
 LIMITS = BudgetLimits(Measure.ZCDP, global_total=Fraction(2), per_member=Fraction(1),
                       per_query=Fraction(1, 4), opened=date(2025, 1, 1),

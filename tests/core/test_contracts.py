@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.contracts import (
+from hub.contracts.model import (
     Contract,
     ContractRegistry,
     FieldType,

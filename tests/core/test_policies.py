@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from hub.accounting import Measure
 from hub.actors import Actor, Role
-from hub.contracts import ContractRegistry, Domain
-from hub.policies import (
+from hub.contracts.model import ContractRegistry, Domain
+from hub.governance.policies import (
     Function,
     Policy,
     PolicyError,
@@ -22,6 +21,7 @@ from hub.policies import (
     policy_schema_text,
     shared_field,
 )
+from hub.privacy.accounting import Measure
 from hub.yamlfile import validate_document
 
 REPO = Path(__file__).resolve().parents[2]

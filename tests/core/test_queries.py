@@ -10,12 +10,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub.accounting import Cost, Measure
 from hub.actors import Actor, Role
-from hub.contracts import ContractRegistry, FieldType, months_between
+from hub.contracts.model import ContractRegistry, FieldType, months_between
 from hub.errors import BudgetExceeded, Forbidden, InvalidInput, TahubError, UnknownDataset
-from hub.policies import Function, Policy, PolicySet, policy_context
-from hub.queries import MAX_CELLS, MAX_QUANTILE_CELLS, QueryPlan, QueryRequest, authorise
+from hub.governance.policies import Function, Policy, PolicySet, policy_context
+from hub.privacy.accounting import Cost, Measure
+from hub.query.plan import MAX_CELLS, MAX_QUANTILE_CELLS, QueryPlan, QueryRequest, authorise
 from tests.strategies import policy_documents, query_documents
 
 REGISTRY = ContractRegistry.load()

@@ -1,4 +1,4 @@
-"""The token buckets of hub.ratelimit, on an injected clock (no sleeping, no I/O)."""
+"""The token buckets of hub.api.ratelimit, on an injected clock (no sleeping, no I/O)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
+from hub.api.ratelimit import RateLimiter, RateLimits, route_class
 from hub.errors import TooManyRequests
-from hub.ratelimit import RateLimiter, RateLimits, route_class
 
 
 class Clock:

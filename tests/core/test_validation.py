@@ -9,9 +9,9 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from hub.contracts import ContractRegistry
-from hub.rowcheck import check_relation, valid_rows_sql, write_rejects
-from hub.validation import Side, validation_sql
+from hub.contracts.model import ContractRegistry
+from hub.contracts.rowcheck import check_relation, valid_rows_sql, write_rejects
+from hub.contracts.validation import Side, validation_sql
 
 TOKEN = "0a1b2c3d." + "f" * 64
 REGISTRY = ContractRegistry.load()

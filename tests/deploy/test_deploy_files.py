@@ -79,7 +79,7 @@ TAHUB_NAME = re.compile(r"\bTAHUB_[A-Z0-9_]+\b")
 # The connector's own variables (partner side), which docs may mention next to the hub's.
 CONNECTOR_VARS = {
     name
-    for path in (ROOT / "connectors").glob("*.py")
+    for path in (ROOT / "connectors").rglob("*.py")
     for name in TAHUB_NAME.findall(path.read_text())
 }
 

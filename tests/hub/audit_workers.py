@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from hub.audit import Action, AuditEvent, AuditLog
-from hub.db import make_engine
+from hub.governance.audit import Action, AuditEvent, AuditLog
+from hub.storage.db import make_engine
 
 __all__ = ["append_many"]
 

@@ -10,11 +10,11 @@ import pytest
 import sqlalchemy as sa
 
 from hub.actors import Actor, MemberKind, Role
-from hub.contracts import ContractRegistry
-from hub.db import make_engine, organisations, upgrade, utcnow
-from hub.ingest import IngestService
+from hub.contracts.model import ContractRegistry
+from hub.ingest.service import IngestService
 from hub.settings import Settings
-from hub.storage import LocalFolderStore, open_store
+from hub.storage.db import make_engine, organisations, upgrade, utcnow
+from hub.storage.objects import LocalFolderStore, open_store
 
 ORG_A, ORG_B = "org_aaaaaaaaaaaa", "org_bbbbbbbbbbbb"
 

@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hub.contracts import Contract, ContractField, FieldType, months_between
+from hub.contracts.model import Contract, ContractField, FieldType, months_between
 
 NETWORK_KEY = b"test network key, never a real one"
 KEY_ID = hmac.new(NETWORK_KEY, b"tahub key id", hashlib.sha256).hexdigest()[:8]

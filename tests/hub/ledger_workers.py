@@ -11,10 +11,10 @@ from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
-from hub.accounting import BudgetLimits, Cost, Measure
-from hub.db import make_engine
 from hub.errors import BudgetExceeded
-from hub.ledger import Ledger
+from hub.privacy.accounting import BudgetLimits, Cost, Measure
+from hub.query.ledger import Ledger
+from hub.storage.db import make_engine
 
 __all__ = ["charge_then_hang", "key", "limits", "spend_until_refused", "spend_with_skewed_clock"]
 
@@ -73,24 +73,24 @@ def charge_then_hang(url: str, dataset: str, org: str, out: Any) -> None:
 def spend_with_skewed_clock(url: str, dataset: str, org: str, budget: dict[str, Any],
                             cost: str, attempts: int, skew_seconds: float, clock: str,
                             barrier: Any, results: Any) -> None:
-    """As :func:`spend_until_refused`, in a process whose clock (``hub.db.utcnow``, which the
-    ledger reads) runs ``skew_seconds`` ahead. ``clock="server"``: the charges take the
+    """As :func:`spend_until_refused`, in a process whose clock (``hub.storage.db.utcnow``, which
+    the ledger reads) runs ``skew_seconds`` ahead. ``clock="server"``: the charges take the
     ledger's clock, alternately its default (``now=None``) and :meth:`Ledger.now` as the
     query service passes it; ``clock="process"``: this process's own (skewed) clock.
     Reports (org, successes, refusal rules)."""
-    import hub.db
-    import hub.ledger
+    import hub.query.ledger
+    import hub.storage.db
 
     skew = timedelta(seconds=skew_seconds)
-    real = hub.db.utcnow
-    hub.db.utcnow = hub.ledger.utcnow = lambda: real() + skew
+    real = hub.storage.db.utcnow
+    hub.storage.db.utcnow = hub.query.ledger.utcnow = lambda: real() + skew
     engine = make_engine(url)
     ledger = Ledger(engine)
     ok, refused = 0, []
     try:
         barrier.wait(timeout=60)
         for i in range(attempts):
-            when = (hub.ledger.utcnow() if clock == "process"
+            when = (hub.query.ledger.utcnow() if clock == "process"
                     else None if i % 2 == 0 else ledger.now())
             try:
                 ledger.charge(dataset=dataset, org=org, limits=limits(**budget),

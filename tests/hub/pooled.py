@@ -14,16 +14,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from hub.accounting import BudgetLimits, Cost, Measure
 from hub.actors import Actor, MemberKind, Role
-from hub.contracts import Contract, ContractRegistry, FieldType
-from hub.db import make_engine, organisations, utcnow
-from hub.engine import QueryEngine
-from hub.ingest import IngestService, UploadRequest
-from hub.policies import Function
-from hub.queries import DimensionPlan, FilterPlan, MeasurePlan, PostProcessPlan, QueryPlan
+from hub.contracts.model import Contract, ContractRegistry, FieldType
+from hub.governance.policies import Function
+from hub.ingest.service import IngestService, UploadRequest
+from hub.privacy.accounting import BudgetLimits, Cost, Measure
+from hub.query.engine import QueryEngine
+from hub.query.plan import DimensionPlan, FilterPlan, MeasurePlan, PostProcessPlan, QueryPlan
 from hub.settings import Settings
-from hub.storage import ObjectStore, open_store
+from hub.storage.db import make_engine, organisations, utcnow
+from hub.storage.objects import ObjectStore, open_store
 from tests.hub.conftest import ORG_A, ORG_B
 from tests.hub.extract_files import sha256_of, write_extract
 

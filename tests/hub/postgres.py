@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from hub.actors import MemberKind
-from hub.db import make_engine, organisations, upgrade, utcnow
+from hub.storage.db import make_engine, organisations, upgrade, utcnow
 
 __all__ = ["ORGS", "migrated_database", "postgres_database"]
 

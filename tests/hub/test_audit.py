@@ -18,11 +18,11 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from hub.audit import GENESIS, Action, AuditEvent, AuditLog, clean_details, entry_hash
-from hub.auditread import AuditFilter, render
-from hub.cli import app
-from hub.db import audit_anchor, audit_entries, make_engine, upgrade
+from hub.cli.main import app
 from hub.errors import InvalidInput
+from hub.governance.audit import GENESIS, Action, AuditEvent, AuditLog, clean_details, entry_hash
+from hub.governance.auditread import AuditFilter, render
+from hub.storage.db import audit_anchor, audit_entries, make_engine, upgrade
 from tests.hub import audit_workers
 
 SPAWN = multiprocessing.get_context("spawn")

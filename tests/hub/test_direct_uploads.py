@@ -16,13 +16,13 @@ import pytest
 import sqlalchemy as sa
 
 from hub.actors import Actor
-from hub.contracts import Contract, ContractRegistry
-from hub.db import uploads, utcnow
+from hub.contracts.model import Contract, ContractRegistry
 from hub.errors import Conflict, ExtractInvalid, InvalidInput, Unavailable
-from hub.ingest import IngestService, UploadRequest, UploadView, staging_key
-from hub.s3store import S3Store
+from hub.ingest.service import IngestService, UploadRequest, UploadView, staging_key
 from hub.settings import Settings
-from hub.storage import open_store
+from hub.storage.db import uploads, utcnow
+from hub.storage.objects import open_store
+from hub.storage.s3 import S3Store
 from tests.hub.conftest import ORG_A
 from tests.hub.extract_files import metadata_for, schema_for, sha256_of, valid_rows, write_extract
 from tests.s3server import S3Bucket

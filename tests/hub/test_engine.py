@@ -1,4 +1,4 @@
-"""The query engine (hub.engine) against a brute-force Python reference, on real extracts
+"""The query engine (hub.query.engine) against a brute-force Python reference, on real extracts
 committed through the real IngestService and read by real DuckDB."""
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from hub.contracts import Contract, ContractRegistry, FieldType
-from hub.engine import Part, QueryEngine, compile_plan
+from hub.contracts.model import Contract, ContractRegistry, FieldType
 from hub.errors import InvalidInput, Unavailable
-from hub.privacy import to_fixed
-from hub.queries import DimensionPlan, FilterPlan, QueryPlan
+from hub.privacy.noise import to_fixed
+from hub.query.engine import Part, QueryEngine, compile_plan
+from hub.query.plan import DimensionPlan, FilterPlan, QueryPlan
 from tests.hub.conftest import ORG_A, ORG_B
 from tests.hub.extract_files import token, valid_rows
 from tests.hub.pooled import ORG_C, ORGS, Pool, plan

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub.contracts import Contract, ContractRegistry
+from hub.contracts.extractformat import extract_schema
+from hub.contracts.model import Contract, ContractRegistry
 from hub.errors import EmptyExtract, ExtractInvalid, RowError, Unavailable
-from hub.extractformat import extract_schema
-from hub.extracts import check_extract
+from hub.ingest.extracts import check_extract
 from tests.hub.extract_files import KEY_ID, schema_for, token, valid_rows, write_extract
 
 REGISTRY = ContractRegistry.load()

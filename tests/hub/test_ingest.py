@@ -17,8 +17,7 @@ import sqlalchemy as sa
 from structlog.testing import capture_logs
 
 from hub.actors import Actor
-from hub.contracts import Contract, ContractRegistry
-from hub.db import extracts, make_engine, uploads, utcnow
+from hub.contracts.model import Contract, ContractRegistry
 from hub.errors import (
     Conflict,
     EmptyExtract,
@@ -31,10 +30,11 @@ from hub.errors import (
     Unavailable,
     UnknownDataset,
 )
-from hub.ingest import CommitResult, IngestService, UploadRequest, object_key
-from hub.privacy import to_fixed
+from hub.ingest.service import CommitResult, IngestService, UploadRequest, object_key
+from hub.privacy.noise import to_fixed
 from hub.settings import Settings
-from hub.storage import LocalFolderStore
+from hub.storage.db import extracts, make_engine, uploads, utcnow
+from hub.storage.objects import LocalFolderStore
 from tests.hub.conftest import ORG_A
 from tests.hub.extract_files import (
     KEY_ID,
@@ -129,7 +129,7 @@ def test_upload_in_chunks_then_commit_makes_one_visible_extract(
     assert list(store.keys()) == [key]
     stored = pq.read_table(store.local_path(key))
     # the checked rows, plus the bounding columns numbered at commit and the amount's
-    # fixed-point integers (hub.units): clamped to [0, 50000], whole euros, ties away from 0
+    # fixed-point integers (hub.ingest.units): clamped to [0, 50000], whole euros, ties away from 0
     assert stored.column_names[-4:] == ["__unit", "__seq", "__partner", "__fx_amount"]
     original = pq.read_table(alerts_file)
     assert stored.drop_columns(["__unit", "__seq", "__partner", "__fx_amount"]).to_pylist() \

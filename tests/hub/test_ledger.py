@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from hub.accounting import Cost, Measure
-from hub.db import ledger_entries, make_engine, releases, utcnow
 from hub.errors import BudgetExceeded, Conflict, Forbidden, InvalidInput, Unavailable
-from hub.ledger import Charge, Ledger
+from hub.privacy.accounting import Cost, Measure
+from hub.query.ledger import Charge, Ledger
+from hub.storage.db import ledger_entries, make_engine, releases, utcnow
 from tests.hub.conftest import ORG_A, ORG_B
 from tests.hub.ledger_workers import key, limits
 
@@ -215,7 +215,7 @@ def test_admin_budget_show_lists_exact_spending(
         ledger: Ledger, settings: Any) -> None:
     from typer.testing import CliRunner
 
-    from hub.cli import app
+    from hub.cli.main import app
 
     env = {"TAHUB_DATA_DIR": str(settings.data_dir), "TAHUB_LOG_LEVEL": "WARNING",
            "COLUMNS": "200"}

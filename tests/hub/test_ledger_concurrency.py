@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from hub.accounting import Cost, Measure
-from hub.budget import month_window
-from hub.db import ledger_entries, make_engine, releases
 from hub.errors import BudgetExceeded
-from hub.ledger import Ledger
+from hub.privacy.accounting import Cost, Measure
+from hub.privacy.budget import month_window
+from hub.query.ledger import Ledger
+from hub.storage.db import ledger_entries, make_engine, releases
 from tests.hub import ledger_workers
 from tests.hub.ledger_workers import key, limits
 from tests.hub.postgres import ORGS, migrated_database

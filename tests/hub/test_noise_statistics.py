@@ -17,17 +17,9 @@ from fractions import Fraction
 import pytest
 from scipy import stats
 
-from hub.accounting import Cost, Measure
-from hub.privacy import (
-    calibrate,
-    calibrate_mean,
-    estimates,
-    margin_totals,
-    mean_interval,
-    release_counts,
-    sensitivity,
-)
-from hub.privacy.intervals import _halfwidth_steps
+from hub.privacy.accounting import Cost, Measure
+from hub.privacy.intervals import _halfwidth_steps, estimates, margin_totals, mean_interval
+from hub.privacy.noise import calibrate, calibrate_mean, release_counts, sensitivity
 
 ALPHA = 0.001
 N = 20_000

@@ -14,14 +14,14 @@ import pytest
 import sqlalchemy as sa
 
 from hub.actors import Actor, Role
-from hub.audit import AuditLog
-from hub.contracts import ContractRegistry
-from hub.db import make_engine, policy_versions, utcnow
+from hub.contracts.model import ContractRegistry
 from hub.errors import Conflict, Forbidden, InvalidInput, NotFound
-from hub.policies import PolicyError, default_policies_dir
-from hub.policychanges import PolicyChanges
-from hub.policystore import PolicyStore
-from hub.proposals import Quorum
+from hub.governance.audit import AuditLog
+from hub.governance.policies import PolicyError, default_policies_dir
+from hub.governance.policychanges import PolicyChanges
+from hub.governance.policystore import PolicyStore
+from hub.governance.proposals import Quorum
+from hub.storage.db import make_engine, policy_versions, utcnow
 from tests.hub.conftest import ORG_A, ORG_B
 from tests.hub.postgres import migrated_database, postgres_database
 

@@ -7,30 +7,33 @@ from fractions import Fraction
 
 import pytest
 
-from hub.accounting import Cost, Measure
 from hub.errors import InvalidInput
-from hub.privacy import (
-    COST_GRID,
-    Function,
-    Mechanism,
-    calibrate,
-    calibrate_mean,
-    calibrate_quantile,
+from hub.privacy.accounting import Cost, Measure
+from hub.privacy.intervals import (
     cost_for_halfwidth,
     estimates,
     halfwidth,
     margin_totals,
     mean_interval,
+    to_epsilon_delta,
+)
+from hub.privacy.noise import (
+    COST_GRID,
+    Function,
+    Mechanism,
+    NoiseSpec,
+    _loss,
+    calibrate,
+    calibrate_mean,
+    calibrate_quantile,
     quantile_candidates,
     quantile_release,
     release_counts,
     release_sums,
     sensitivity,
     split_cost,
-    to_epsilon_delta,
     to_fixed,
 )
-from hub.privacy.noise import NoiseSpec, _loss
 
 RHO = Cost.parse("zcdp", "1/8")
 EPS = Cost.parse("pure", "1/2")

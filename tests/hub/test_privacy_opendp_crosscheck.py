@@ -29,16 +29,16 @@ import opendp.prelude as dp
 import polars as pl
 import pytest
 
-from hub.accounting import Cost, Measure
-from hub.privacy import (
+from hub.privacy.accounting import Cost, Measure
+from hub.privacy.noise import (
     Function,
+    _loss,
     calibrate,
     calibrate_mean,
     sensitivity,
     split_cost,
     to_fixed,
 )
-from hub.privacy.noise import _loss
 
 M = 5  # max_rows
 LOSSES = {Measure.ZCDP: Fraction(1, 8), Measure.PURE: Fraction(1, 2)}

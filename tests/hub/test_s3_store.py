@@ -24,10 +24,9 @@ import pydantic
 import pytest
 
 from hub.errors import ConfigError, InvalidInput, NotFound, TahubError, Unavailable
-from hub.extractcache import ExtractCache
-from hub.s3store import RETRY_AFTER_SECONDS
 from hub.settings import Settings
-from hub.storage import (
+from hub.storage.extractcache import ExtractCache
+from hub.storage.objects import (
     LocalFolderStore,
     MemoryStore,
     MultipartStore,
@@ -35,6 +34,7 @@ from hub.storage import (
     S3Store,
     open_store,
 )
+from hub.storage.s3 import RETRY_AFTER_SECONDS
 from tests.s3server import ACCESS_KEY, SECRET_KEY, S3Bucket
 
 KEY = "extracts/org_1/bank_alerts/ext_1.parquet"

@@ -1,4 +1,4 @@
-"""The migrations and the table definitions in hub.db never drift (SQLite and PostgreSQL)."""
+"""The migrations and the tables in hub.storage.db never drift (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from hub.db import make_engine, metadata, upgrade
+from hub.storage.db import make_engine, metadata, upgrade
 
 
 def _drift(url: str, target: sa.MetaData) -> list[Any]:

@@ -17,11 +17,11 @@ from joserfc.jwk import OKPKey, RSAKey
 from typer.testing import CliRunner
 
 from hub.actors import MemberKind, Role
-from hub.cli import app
-from hub.db import make_engine, upgrade
+from hub.cli.main import app
 from hub.errors import AuthError, ConfigError
-from hub.identity import IdentityService
+from hub.identity.service import IdentityService
 from hub.settings import Settings, load_settings
+from hub.storage.db import make_engine, upgrade
 
 
 @pytest.fixture

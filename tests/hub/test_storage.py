@@ -11,7 +11,7 @@ import pytest
 
 from hub.errors import ConfigError, InvalidInput, NotFound
 from hub.settings import Settings
-from hub.storage import LocalFolderStore, MemoryStore, ObjectStore, open_store
+from hub.storage.objects import LocalFolderStore, MemoryStore, ObjectStore, open_store
 from tests.s3server import S3Bucket
 
 KEY = "extracts/org_1/bank_alerts/ext_1.parquet"

@@ -1,4 +1,5 @@
-"""Commit-time numbering for contribution bounding (hub.units), through the real IngestService.
+"""Commit-time numbering for contribution bounding (hub.ingest.units), through the real
+IngestService.
 
 Every behaviour test runs on both indexes: the DuckDB files of the embedded default (SQLite
 metadata store) and PostgreSQL's tables (a throwaway PostgreSQL database per test); and
@@ -15,9 +16,9 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from hub.contracts import Contract, ContractRegistry
-from hub.db import make_engine, upgrade
-from hub.units import PostgresUnitIndex, UnitIndex, UnitNumbering
+from hub.contracts.model import Contract, ContractRegistry
+from hub.ingest.units import PostgresUnitIndex, UnitIndex, UnitNumbering
+from hub.storage.db import make_engine, upgrade
 from tests.hub import unit_workers
 from tests.hub.conftest import ORG_A, ORG_B
 from tests.hub.extract_files import token, valid_rows

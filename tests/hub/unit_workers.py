@@ -12,10 +12,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from hub.contracts import ContractRegistry
-from hub.db import make_engine
-from hub.units import PostgresUnitIndex, UnitIndex, UnitNumbering
-from hub.validation import ERRORS_COLUMN, ROW_COLUMN
+from hub.contracts.model import ContractRegistry
+from hub.contracts.validation import ERRORS_COLUMN, ROW_COLUMN
+from hub.ingest.units import PostgresUnitIndex, UnitIndex, UnitNumbering
+from hub.storage.db import make_engine
 from tests.hub.extract_files import schema_for, token, valid_rows
 
 __all__ = ["commit_extracts"]

@@ -1,6 +1,6 @@
 """The audit log for governance officers and data owners (docs/audit.md).
 
-Thin: each route calls one :class:`~hub.auditread.AuditReader` method with the filters as
+Thin: each route calls one :class:`~hub.governance.auditread.AuditReader` method with the filters as
 given (it checks the role first, then every filter: 422 naming the field), and serialises.
 ``GET /v1/audit`` and the export need the governance role; ``GET /v1/audit/usage`` the
 partner role (the query entries of its own datasets only).
@@ -14,7 +14,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from hub.api.deps import Audit, CurrentActor
-from hub.auditread import FORMATS
+from hub.governance.auditread import FORMATS
 
 __all__ = ["router"]
 

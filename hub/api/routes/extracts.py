@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from hub.api.deps import Ingest, PartnerActor
-from hub.ingest import ExtractView
+from hub.ingest.service import ExtractView
 
 __all__ = ["router"]
 

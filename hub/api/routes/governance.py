@@ -1,6 +1,7 @@
 """Governance: four-eyes policy changes, the active policies and budget use (docs/governance.md).
 
-Thin: each route takes the actor, calls one :class:`~hub.policychanges.PolicyChanges` method
+Thin: each route takes the actor, calls one
+:class:`~hub.governance.policychanges.PolicyChanges` method
 (which checks the governance role, then the input: 422 naming the field or the YAML line)
 and serialises. A policy file can be sent as JSON (``yaml``) or uploaded as a multipart file
 (``POST /v1/governance/proposals/file``).

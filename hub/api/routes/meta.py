@@ -10,9 +10,9 @@ from pydantic import BaseModel
 from hub import __version__
 from hub.api.deps import AppSettings, CurrentActor, Identity, Policies, Registry
 from hub.api.oauth import AUTHORIZE_PATH, TOKEN_PATH
-from hub.identity import GRANT_TYPE, TOKEN_AUTH_METHODS
-from hub.signin import SCOPES
-from hub.signingkeys import ALGORITHM
+from hub.identity.service import GRANT_TYPE, TOKEN_AUTH_METHODS
+from hub.identity.signin import SCOPES
+from hub.identity.signingkeys import ALGORITHM
 
 __all__ = ["router"]
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from hub.api.deps import AppMetrics, Database, Store
-from hub.readiness import check_readiness
+from hub.api.readiness import check_readiness
 
 __all__ = ["router"]
 

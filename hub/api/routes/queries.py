@@ -1,7 +1,7 @@
 """Differentially private queries for analysts: answer, estimate, history, budgets, policies.
 
 Thin: each route takes the analyst actor and the JSON body, calls one
-:class:`~hub.query_service.QueryService` method (sync, so FastAPI runs it in its threadpool)
+:class:`~hub.query.service.QueryService` method (sync, so FastAPI runs it in its threadpool)
 and returns its JSON. The shapes are documented in docs/queries.md. Querying needs the
 ``analyst`` role (403 ``role:analyst``); any member may read its own budgets and the rules
 that apply to it. Every refusal is problem+json naming its ``rule`` or ``field``.
@@ -17,7 +17,7 @@ from fastapi.responses import Response
 
 from hub.api.deps import AnalystActor, CurrentActor, Queries
 from hub.errors import InvalidInput
-from hub.resultfile import FORMATS, encode
+from hub.query.resultfile import FORMATS, encode
 
 __all__ = ["budgets_router", "download", "policies_router", "router"]
 
@@ -81,7 +81,7 @@ def export_query(query_id: str, actor: AnalystActor, queries: Queries,
 
 
 def download(result: dict[str, Any], fmt: str, name: str) -> Response:
-    """A release's cells as a file (hub.resultfile): CSV or Parquet."""
+    """A release's cells as a file (hub.query.resultfile): CSV or Parquet."""
     if fmt not in FORMATS:
         raise InvalidInput(f"unknown format {fmt!r}; use csv or parquet", field="format")
     return Response(encode(result, fmt), media_type=FORMATS[fmt], headers={

@@ -1,6 +1,6 @@
 """Published releases: publish, withdraw, the catalogue and one release (free to read).
 
-Thin: each route takes the actor, calls one :class:`~hub.publications.Publications` method
+Thin: each route takes the actor, calls one :class:`~hub.query.publications.Publications` method
 (sync, so FastAPI runs it in its threadpool) and returns its JSON. The shapes and rules are
 in docs/releases.md: publishing and withdrawing need the ``governance`` role, reading needs
 ``analyst`` or ``governance``; a publication the caller may not see is 404 like a missing one.

@@ -15,8 +15,8 @@ client with a one-time code.
 
 ``GET /oauth/federated`` starts the external sign-in (the hub's own state, nonce and PKCE
 verifier are kept server side), ``GET /oauth/federated/callback`` finishes it: the
-provider's code is redeemed, its ID token verified (hub.oidc), the person looked up or
-linked by verified e-mail (hub.people), and the original authorization request resumed.
+provider's code is redeemed, its ID token verified (hub.identity.oidc), the person looked up or
+linked by verified e-mail (hub.identity.people), and the original authorization request resumed.
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ from starlette.concurrency import run_in_threadpool
 from hub.actors import Actor
 from hub.api.deps import AppSettings, CurrentActor, Identity
 from hub.api.oauth import AUTHORIZE_PATH, TokenServer, _form, _RawTokenRequest
-from hub.audit import Action, AuditEvent
+from hub.api.ratelimit import RateLimits
 from hub.errors import AuthError, InvalidInput, NotFound
-from hub.identity import IdentityService
-from hub.people import Person
-from hub.ratelimit import RateLimits
+from hub.governance.audit import Action, AuditEvent
+from hub.identity.people import Person
+from hub.identity.service import IdentityService
 
 __all__ = ["router"]
 

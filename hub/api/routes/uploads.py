@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hub.api.deps import AppSettings, Ingest, PartnerActor
 from hub.errors import InvalidInput, TooLarge
-from hub.ingest import ExtractView, PartURL, UploadRequest, UploadView
+from hub.ingest.service import ExtractView, PartURL, UploadRequest, UploadView
 
 __all__ = ["Duplicate", "router"]
 

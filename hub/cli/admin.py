@@ -1,0 +1,206 @@
+"""``tahub admin``: the hub administrator's commands (schema, clean-up, members, clients,
+people, budgets)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.panel import Panel
+from rich.table import Table
+
+from connectors.common.cli import console, user_errors
+from hub.actors import MemberKind, Role
+from hub.cli import context
+from hub.cli.people import app as person_app
+from hub.logging import configure_logging
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Administer the hub: schema, clean-up, members.", no_args_is_help=True)
+member_app = typer.Typer(help="Member organisations.", no_args_is_help=True)
+client_app = typer.Typer(help="OAuth2 clients of members.", no_args_is_help=True)
+budget_app = typer.Typer(help="The privacy-budget ledger.", no_args_is_help=True)
+app.add_typer(member_app, name="member")
+app.add_typer(client_app, name="client")
+app.add_typer(person_app, name="person")
+app.add_typer(budget_app, name="budget")
+
+
+# -- schema and clean-up -----------------------------------------------------------------
+@app.command()
+@user_errors
+def migrate() -> None:
+    """Bring the metadata store to the latest schema (also done at every start)."""
+    from hub.storage.db import make_engine
+
+    settings = context.settings()
+    engine = make_engine(settings.database_url)
+    try:
+        context.migrate(engine)
+    finally:
+        engine.dispose()
+    typer.echo("metadata store is at the latest schema")
+
+
+@app.command()
+@user_errors
+def sweep() -> None:
+    """Expire stale uploads, remove staging files and orphan objects, and expired sign-in
+    codes and refresh tokens."""
+    with context.services(context.settings()) as services:
+        report = services.sweep()
+    typer.echo(
+        f"expired uploads: {report['expired_uploads']}, "
+        f"staging files removed: {report['staging_files_removed']}, "
+        f"orphan objects removed: {report['orphan_objects_removed']}, "
+        f"expired sign-in rows removed: {report['sign_in_rows_removed']}"
+    )
+
+
+@app.command("settings-doc")
+@user_errors
+def settings_doc(
+    out: Annotated[Path | None, typer.Option(help="Write to this file.")] = None,
+) -> None:
+    """Print the settings reference (docs/settings.md)."""
+    from hub.cli.reference import settings_markdown
+
+    context.write_or_print(settings_markdown(), out)
+
+
+def _show_credentials(creds: Any, title: str) -> None:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column(overflow="fold")
+    grid.add_row("organisation", f"{creds.org_name} ({creds.org_id})")
+    grid.add_row("client id", creds.client_id)
+    grid.add_row("client secret", creds.client_secret)
+    grid.add_row("roles", ", ".join(creds.roles))
+    out = console()
+    out.print(Panel(grid, title=title, expand=False))
+    out.print(
+        "The client secret is shown only this once and cannot be recovered (the hub keeps "
+        "only a hash). Hand it to the member's system now; if it is lost, add a new client "
+        "and revoke this one."
+    )
+
+
+RoleOption = Annotated[
+    list[Role], typer.Option("--role", help="A role of the client (repeat for several).")
+]
+
+
+@member_app.command("add")
+@user_errors
+def member_add(
+    name: Annotated[str, typer.Argument(help="The member organisation's name.")],
+    kind: Annotated[MemberKind, typer.Option(help="What kind of organisation it is.")],
+    role: RoleOption,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the credentials as JSON, for scripts.")
+    ] = False,
+) -> None:
+    """Register a member organisation and its first client (prints the secret once)."""
+    with context.identity(context.settings()) as identity:
+        creds = identity.register_member(name, kind, role, actor=context.cli_actor())
+    if as_json:
+        typer.echo(json.dumps(dataclasses.asdict(creds)))
+    else:
+        _show_credentials(creds, f"New member: {creds.org_name}")
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
+
+
+@budget_app.command("show")
+@user_errors
+def budget_show(
+    dataset: Annotated[str | None, typer.Option(help="Only this dataset.")] = None,
+) -> None:
+    """Privacy budget spent per dataset and member since the ledger began (exact amounts).
+
+    What is left depends on each dataset's policy; members see it with their own balance.
+    """
+    from hub.query.ledger import Ledger
+    from hub.storage.db import make_engine
+
+    settings = context.settings()
+    configure_logging(settings)
+    engine = make_engine(settings.database_url)
+    try:
+        context.migrate(engine)
+        rows = Ledger(engine).spending(dataset)
+    finally:
+        engine.dispose()
+    if not rows:
+        typer.echo("nothing spent yet" + (f" on {dataset}" if dataset else ""))
+        return
+    table = Table(title="Privacy budget spent")
+    for column in ("dataset", "organisation", "measure", "spent", "≈", "queries", "released",
+                   "charged", "failed"):
+        table.add_column(column, overflow="fold")
+    totals: dict[tuple[str, str], Any] = {}
+    for r in rows:
+        table.add_row(r.dataset, r.org, r.measure.value, str(r.spent), f"{float(r.spent):.6g}",
+                      str(r.entries), str(r.released), str(r.charged), str(r.failed))
+        key = (r.dataset, r.measure.value)
+        totals[key] = totals.get(key, 0) + r.spent
+    for (name, measure), spent in sorted(totals.items()):
+        table.add_row(name, "(all members: cumulative loss)", measure, str(spent),
+                      f"{float(spent):.6g}", "", "", "", "")
+    console().print(table)
+
+
+@member_app.command("list")
+@user_errors
+def member_list() -> None:
+    """Members and their clients (ids and roles; secrets are never shown)."""
+    with context.identity(context.settings()) as identity:
+        members = identity.members()
+    table = Table(title="Members")
+    for column in ("organisation", "name", "kind", "client id", "roles", "created", "status"):
+        table.add_column(column, overflow="fold")
+    for m in members:
+        rows = m["clients"] or [None]
+        for c in rows:
+            table.add_row(
+                m["id"],
+                m["name"],
+                m["kind"],
+                c["client_id"] if c else "",
+                ", ".join(c["roles"]) if c else "",
+                _when(c["created_at"] if c else m["created_at"]),
+                ("revoked " + _when(c["revoked_at"]) if c["revoked_at"] else "active")
+                if c
+                else "no clients",
+            )
+    console().print(table)
+
+
+@client_app.command("add")
+@user_errors
+def client_add(
+    org_id: Annotated[str, typer.Argument(help="The member organisation's id (org_...).")],
+    role: RoleOption,
+) -> None:
+    """Add a client to a member (prints the secret once)."""
+    with context.identity(context.settings()) as identity:
+        creds = identity.add_client(org_id, role, actor=context.cli_actor())
+    _show_credentials(creds, f"New client for {creds.org_name}")
+
+
+@client_app.command("revoke")
+@user_errors
+def client_revoke(
+    client_id: Annotated[str, typer.Argument(help="The client id (tahub_...).")],
+) -> None:
+    """Revoke a client: its tokens stop working at once."""
+    with context.identity(context.settings()) as identity:
+        identity.revoke_client(client_id, actor=context.cli_actor())
+    typer.echo(f"client {client_id} revoked")

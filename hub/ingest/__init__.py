@@ -1,0 +1,13 @@
+"""Ingest: from an upload's first byte to a committed extract that queries can read.
+
+::
+
+    hub.ingest.staging   resumable upload files (one .part per upload, offset = its size)
+    hub.ingest.extracts  an uploaded Parquet file checked again against its contract
+    hub.ingest.units     the unit index: compact unit ids, commit-time row numbering and
+                         fixed-point columns (the work every query would otherwise repeat)
+    hub.ingest.service   IngestService: start, append, commit, list and withdraw extracts
+
+May import: hub.errors, hub.settings, hub.actors, hub.metrics, hub.contracts, hub.privacy,
+hub.storage, hub.governance
+"""

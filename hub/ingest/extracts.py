@@ -1,0 +1,480 @@
+"""Checking an uploaded extract against its contract, on the hub (never trusting the connector).
+
+The checks run in this order, each reporting every problem it finds at once:
+
+1. the file is a readable Parquet file (only its footer is read);
+2. its key-value metadata names the declared dataset and contract version and carries the
+   network key id (``tahub.dataset``, ``tahub.contract_version``, ``tahub.key_id``), as
+   ``tahub-connect`` writes them;
+3. its columns are exactly the contract's extract fields with compatible Arrow types; an
+   extra column gets a hint when it looks like an identifier or free text, which the hub
+   never accepts;
+4. it has rows (else :class:`~hub.errors.EmptyExtract`);
+5. every row passes the contract's validating query (``hub.contracts.validation``,
+   ``Side.HUB``), run by DuckDB over the file's record batches as pyarrow streams them, so that a
+   multi-gigabyte extract is never loaded into memory at once.
+
+The rows are streamed through pyarrow rather than read by DuckDB's own Parquet reader on
+purpose: DuckDB's optimizer trusts the file's column statistics, so a file whose footer
+claims ``min(amount) = 0`` while a row holds ``-5`` (or whose NaN values the statistics leave
+out) would have its checks folded away. No statistic written by the partner reaches DuckDB.
+For the same reason, when asked for a ``canonical`` copy the hub writes the checked rows
+itself (contract types, its own statistics) and stores that, never the partner's bytes:
+later queries read only what was checked, in one schema across all partners.
+
+Any failure of the file raises :class:`~hub.errors.ExtractInvalid` listing the errors
+(capped, with the total). A failure of the hub's own (DuckDB out of memory, say) raises
+:class:`~hub.errors.Unavailable` and is never blamed on the file. Messages never carry the
+file's path, a raw pyarrow/DuckDB message, or the value of an identifier column.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import structlog
+from stdnum import iban
+
+from hub.contracts.extractformat import (
+    META_CONNECTOR_VERSION,
+    META_CONTRACT_VERSION,
+    META_DATASET,
+    META_KEY_ID,
+    extract_schema,
+)
+from hub.contracts.model import Contract, ContractField, FieldType
+from hub.contracts.rowcheck import check_relation, valid_rows_sql
+from hub.contracts.validation import ROW_COLUMN, Side
+from hub.errors import MAX_LISTED_ERRORS, EmptyExtract, ExtractInvalid, RowError, Unavailable
+from hub.ingest.units import BOUND_FIELDS, FIXED_META, FixedColumn, UnitNumbering
+
+__all__ = [
+    "KEY_ID_RE",
+    "ExtractReport",
+    "check_extract",
+]
+
+KEY_ID_RE = re.compile(r"^[0-9a-f]{8}$")
+
+_USE_CONNECTOR = "write extracts with tahub-connect, which records it"
+_NEVER = "the hub never accepts identifiers or free text"
+# Column names that suggest a direct identifier (matched on the name's words).
+_IDENTIFIER_WORDS = {
+    "name", "names", "firstname", "lastname", "surname", "fullname", "forename", "givenname",
+    "email", "mail", "phone", "mobile", "msisdn", "tel", "telephone", "fax", "iban", "bic",
+    "swift", "passport", "address", "street", "postcode", "zip", "birth", "dob", "birthday",
+    "ssn", "nin", "account", "acct", "card", "pan", "ip", "licence", "license", "document",
+}
+_IDENTIFIER_PARTS = (
+    "name", "email", "phone", "iban", "passport", "address", "birth", "account",
+    "id_number", "idnumber", "national_id", "social_security", "tax_id", "personal_id",
+)
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+_PHONE_RE = re.compile(r"^\+?[0-9(][0-9 ().-]{5,}[0-9]$")
+_NOT_PHONE_RE = re.compile(r"^(\d{4}-\d{2}(-\d{2})?|\d+\.\d+)$")  # dates and decimals
+_log = structlog.get_logger("hub.ingest.extracts")
+_SNIFF_ROWS = 256
+_BATCH_ROWS = 64 * 1024
+_ROW_GROUP_ROWS = 512 * 1024  # rows per row group of the canonical copy
+_INTEGER_TYPES = (
+    pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(), pa.uint32(),
+)
+
+
+
+
+@dataclass(frozen=True)
+class ExtractReport:
+    """What the hub learnt checking one extract; stored with the extract as its report."""
+
+    dataset: str
+    contract_version: int
+    rows: int
+    columns: tuple[str, ...]
+    key_id: str
+    connector_version: str | None
+    checked_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "contract_version": self.contract_version,
+            "rows": self.rows,
+            "columns": list(self.columns),
+            "key_id": self.key_id,
+            "connector_version": self.connector_version,
+            "checked_at": self.checked_at.isoformat(),
+        }
+
+
+def check_extract(
+    path: Path,
+    contract: Contract,
+    *,
+    canonical: Path | None = None,
+    work_dir: Path | None = None,
+    threads: int = 2,
+    memory_limit: str = "512MB",
+    units: UnitNumbering | None = None,
+    partner: str | None = None,
+) -> ExtractReport:
+    """Check the Parquet file ``path`` against ``contract`` (see the module docstring).
+
+    When every check passes and ``canonical`` is given, the checked rows are written there
+    as zstd Parquet with the contract's types and the ``tahub.*`` metadata. ``work_dir``
+    holds DuckDB's spill files meanwhile (a temporary folder inside it, removed
+    afterwards); ``threads`` and ``memory_limit`` bound DuckDB. With ``units`` (and the
+    uploading ``partner``), the rows are numbered for contribution bounding before they
+    are written (``hub.ingest.units``): the copy gets the ``__unit``, ``__seq`` and ``__partner``
+    columns and the index is updated.
+    """
+    if (units is None) != (partner is None):
+        raise ValueError("units and partner go together")
+    bounding = None if units is None or partner is None else (units, partner)
+    with _open(path) as parquet:
+        return _check(parquet, contract, canonical, work_dir, threads, memory_limit, bounding)
+
+
+def _check(
+    parquet: pq.ParquetFile,
+    contract: Contract,
+    canonical: Path | None,
+    work_dir: Path | None,
+    threads: int,
+    memory_limit: str,
+    bounding: tuple[UnitNumbering, str] | None = None,
+) -> ExtractReport:
+    schema = parquet.schema_arrow
+    meta = {k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
+            for k, v in (schema.metadata or {}).items()}
+    problems = _metadata_errors(meta, contract) + _column_errors(parquet, contract)
+    if problems:
+        raise ExtractInvalid(
+            f"the extract does not fit contract {contract.dataset} v{contract.version}: "
+            f"{_plural(len(problems), 'problem')} with its columns or metadata",
+            errors=problems[:MAX_LISTED_ERRORS],
+            total_errors=len(problems),
+        )
+    if parquet.metadata.num_rows == 0:
+        raise EmptyExtract("the extract has no rows; there is nothing to share")
+    report = ExtractReport(
+        dataset=contract.dataset,
+        contract_version=contract.version,
+        rows=0,
+        columns=tuple(f.name for f in contract.extract_fields),
+        key_id=meta[META_KEY_ID],
+        connector_version=meta.get(META_CONNECTOR_VERSION, "")[:40] or None,
+        checked_at=datetime.now(UTC),
+    )
+    rows = _check_rows(parquet, contract, report, canonical, work_dir, threads, memory_limit,
+                       bounding)
+    return replace(report, rows=rows)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _open(path: Path) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise ExtractInvalid(
+            "the extract is not a readable Parquet file (corrupt, truncated, or another "
+            "format); write it again with tahub-connect",
+            errors=[RowError(field=None, reason="not a readable Parquet file")],
+        ) from exc
+
+
+def _shown(value: str) -> str:
+    return repr(value[:63])
+
+
+def _metadata_errors(meta: dict[str, str], contract: Contract) -> list[RowError]:
+    errors = [
+        RowError(field=key, reason=f"missing from the file's metadata; {_USE_CONNECTOR}")
+        for key in (META_DATASET, META_CONTRACT_VERSION, META_KEY_ID)
+        if key not in meta
+    ]
+    dataset = meta.get(META_DATASET)
+    if dataset is not None and dataset != contract.dataset:
+        errors.append(RowError(
+            field=META_DATASET,
+            reason=f"the file was written for dataset {_shown(dataset)}, "
+            f"but the upload declares {contract.dataset!r}",
+        ))
+    version = meta.get(META_CONTRACT_VERSION)
+    if version is not None and version.strip() != str(contract.version):
+        errors.append(RowError(
+            field=META_CONTRACT_VERSION,
+            reason=f"the file was written for contract version {_shown(version)}, "
+            f"but the upload declares version {contract.version}",
+        ))
+    key_id = meta.get(META_KEY_ID)
+    if key_id is not None and not KEY_ID_RE.match(key_id):
+        errors.append(RowError(
+            field=META_KEY_ID,
+            reason="not a network key id (8 lower-case hex digits); " + _USE_CONNECTOR,
+        ))
+    return errors
+
+
+def _is_text(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        return _is_text(t.value_type)
+    return bool(
+        pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+    )
+
+
+def _compatible(kind: FieldType, t: pa.DataType) -> bool:
+    if kind in (FieldType.TOKEN, FieldType.CATEGORY, FieldType.PERIOD):
+        return _is_text(t)
+    if kind is FieldType.INTEGER:
+        return t in _INTEGER_TYPES
+    if kind is FieldType.NUMBER:
+        return t in _INTEGER_TYPES or t in (pa.float32(), pa.float64())
+    if kind is FieldType.CATEGORY_LIST:
+        return (pa.types.is_list(t) or pa.types.is_large_list(t)) and _is_text(t.value_type)
+    raise AssertionError(f"unhandled field type {kind}")  # pragma: no cover
+
+
+_EXPECTED = {
+    FieldType.TOKEN: "text (string) holding pseudonymised tokens",
+    FieldType.CATEGORY: "text (string) holding one code",
+    FieldType.PERIOD: "text (string) holding a month 'YYYY-MM'",
+    FieldType.INTEGER: "a whole number (int64)",
+    FieldType.NUMBER: "a number (float64)",
+    FieldType.CATEGORY_LIST: "a list of codes (list<string>)",
+}
+
+
+def _column_errors(parquet: pq.ParquetFile, contract: Contract) -> list[RowError]:
+    schema = parquet.schema_arrow
+    counts = Counter(schema.names)
+    fields = {f.name: f for f in contract.fields}
+    errors: list[RowError] = []
+    for name in sorted(n for n, c in counts.items() if c > 1):
+        errors.append(RowError(field=name, reason=f"the column appears {counts[name]} times"))
+    for f in contract.extract_fields:
+        if f.name not in counts:
+            errors.append(RowError(field=f.name, reason=f"missing column: {_EXPECTED[f.type]}"))
+        elif counts[f.name] == 1:
+            actual = schema.field(f.name).type
+            if not _compatible(f.type, actual):
+                errors.append(RowError(
+                    field=f.name,
+                    reason=f"wrong type {actual}: expected {_EXPECTED[f.type]}",
+                ))
+    for name in dict.fromkeys(schema.names):
+        if name in fields and not fields[name].provided_by_hub:
+            continue
+        errors.append(RowError(field=name, reason=_extra_reason(parquet, name, fields, contract)))
+    return errors
+
+
+def _extra_reason(
+    parquet: pq.ParquetFile, name: str, fields: dict[str, ContractField], contract: Contract
+) -> str:
+    where = f"contract {contract.dataset} v{contract.version}"
+    if name in fields:  # the partner field: never uploaded
+        return (
+            f"extra column: {name!r} is stamped by the hub from the uploader's credentials "
+            "and must not be uploaded"
+        )
+    if _name_looks_identifying(name):
+        return (
+            f"extra column not in {where}; its name suggests an identifier: {_NEVER}. "
+            "Remove it, or pseudonymise it into a contract field with tahub-connect"
+        )
+    looks = _sniff(parquet, name)
+    if looks == "identifier":
+        return (
+            f"extra column not in {where}; its values look like identifiers (e-mail "
+            f"addresses, phone numbers or IBANs): {_NEVER}. Remove it"
+        )
+    if looks == "free_text":
+        return f"extra column not in {where}; its values look like free text: {_NEVER}. Remove it"
+    return f"extra column not in {where}; remove it"
+
+
+def _name_looks_identifying(name: str) -> bool:
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+    words = set(re.split(r"[^a-z0-9]+", spaced))
+    flat = re.sub(r"[^a-z0-9]+", "_", spaced)
+    return bool(words & _IDENTIFIER_WORDS) or any(p in flat for p in _IDENTIFIER_PARTS)
+
+
+def _looks_like_identifier(value: str) -> bool:
+    v = value.strip()
+    if _EMAIL_RE.match(v):
+        return True
+    digits = sum(c.isdigit() for c in v)
+    if _PHONE_RE.match(v) and 7 <= digits <= 15 and not _NOT_PHONE_RE.match(v):
+        return v.startswith(("+", "00")) or digits >= 9
+    return len(v) >= 15 and v[:2].isalpha() and bool(iban.is_valid(v))
+
+
+def _sniff(parquet: pq.ParquetFile, name: str) -> str | None:
+    """'identifier', 'free_text' or None, from the first few values of a text column."""
+    index = parquet.schema_arrow.get_field_index(name)  # -1 when the name is repeated
+    if index < 0 or not _is_text(parquet.schema_arrow.field(index).type):
+        return None
+    try:
+        batch = next(parquet.iter_batches(batch_size=_SNIFF_ROWS, columns=[name]), None)
+    except (pa.ArrowException, OSError, ValueError):
+        return None
+    if batch is None:
+        return None
+    values = [v for v in batch.column(0).to_pylist() if isinstance(v, str) and v.strip()]
+    if not values:
+        return None
+    if sum(map(_looks_like_identifier, values)) >= max(1, len(values) // 5):
+        return "identifier"
+    mean_length = sum(map(len, values)) / len(values)
+    mean_spaces = sum(v.count(" ") for v in values) / len(values)
+    if mean_length > 40 or mean_spaces >= 4:
+        return "free_text"
+    return None
+
+
+@contextmanager
+def _duckdb(
+    work_dir: Path | None, threads: int, memory_limit: str
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    if work_dir is not None:
+        work_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="check-", dir=work_dir) as spill:
+        con = duckdb.connect(
+            ":memory:",
+            config={
+                "threads": max(1, threads),
+                "memory_limit": memory_limit,
+                "temp_directory": spill,
+                "autoinstall_known_extensions": False,
+                "autoload_known_extensions": False,
+            },
+        )
+        try:
+            con.execute("SET enable_progress_bar = false")
+            yield con
+        finally:
+            con.close()
+
+
+class _Batches:
+    """The file's rows in record batches, numbered from 1 in ``ROW_COLUMN``.
+
+    Remembers whether reading the file failed, so that a corrupt page (the partner's
+    fault) is told apart from a failure of the hub's own DuckDB (not the partner's).
+    """
+
+    def __init__(self, parquet: pq.ParquetFile, names: list[str]) -> None:
+        self._parquet, self._names = parquet, names
+        self.failed = False
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        start = 1
+        try:
+            for batch in self._parquet.iter_batches(batch_size=_BATCH_ROWS, columns=self._names):
+                numbers = pa.array(range(start, start + batch.num_rows), pa.int64())
+                yield batch.append_column(ROW_COLUMN, numbers)
+                start += batch.num_rows
+        except (pa.ArrowException, OSError, ValueError):
+            self.failed = True
+            raise
+
+
+def _check_rows(
+    parquet: pq.ParquetFile,
+    contract: Contract,
+    report: ExtractReport,
+    canonical: Path | None,
+    work_dir: Path | None,
+    threads: int,
+    memory_limit: str,
+    bounding: tuple[UnitNumbering, str] | None = None,
+) -> int:
+    names = [f.name for f in contract.extract_fields]
+    schema = pa.schema([parquet.schema_arrow.field(n) for n in names])
+    source = _Batches(parquet, names)
+    stream = pa.RecordBatchReader.from_batches(
+        schema.append(pa.field(ROW_COLUMN, pa.int64())), iter(source)
+    )
+    try:
+        with _duckdb(work_dir, threads, memory_limit) as con:
+            con.register("extract", stream)
+            result = check_relation(con, contract, "extract", Side.HUB)
+            if result.rows and not result.total_errors and canonical is not None:
+                _write_canonical(con, contract, report, canonical, bounding)
+    except (duckdb.Error, pa.ArrowException, OSError, ValueError) as exc:
+        if canonical is not None:
+            canonical.unlink(missing_ok=True)
+        if source.failed:
+            raise ExtractInvalid(
+                "the extract's data cannot be read (corrupt Parquet pages); "
+                "write it again with tahub-connect",
+                errors=[RowError(field=None, reason="corrupt Parquet data")],
+            ) from exc
+        if isinstance(exc, duckdb.OutOfMemoryException):
+            raise Unavailable("the hub ran out of memory checking this extract; retry later",
+                              rule="memory_limit") from exc
+        if isinstance(exc, OSError) and not isinstance(exc, pa.ArrowException):
+            raise  # the hub's own disk: the caller translates it
+        _log.error("extract.check_failed", error=type(exc).__name__)
+        raise Unavailable("the hub could not check this extract; retry later") from exc
+    if result.rows == 0:
+        raise EmptyExtract("the extract has no rows; there is nothing to share")
+    if result.total_errors:
+        raise ExtractInvalid(
+            f"{result.rejected_rows} of {result.rows} rows break contract "
+            f"{contract.dataset} v{contract.version} "
+            f"({_plural(result.total_errors, 'error')})",
+            errors=result.errors,
+            total_errors=result.total_errors,
+        )
+    return result.rows
+
+
+def _write_canonical(
+    con: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    report: ExtractReport,
+    dest: Path,
+    bounding: tuple[UnitNumbering, str] | None = None,
+) -> None:
+    """Write the checked rows, typed by the validating query and in file order, to ``dest``;
+    numbered for contribution bounding first when ``bounding`` is given."""
+    meta = {
+        META_DATASET: contract.dataset,
+        META_CONTRACT_VERSION: str(contract.version),
+        META_KEY_ID: report.key_id,
+    }
+    if report.connector_version:
+        meta[META_CONNECTOR_VERSION] = report.connector_version
+    schema = extract_schema(contract, meta)
+    query = valid_rows_sql(contract)
+    if bounding is not None:
+        units, partner = bounding
+        query = units.number(con, contract, partner)
+        fixed = FixedColumn.of(contract)
+        for f in (*BOUND_FIELDS, *(pa.field(c.column, c.arrow_type) for c in fixed)):
+            schema = schema.append(f)
+        if fixed:
+            schema = schema.with_metadata(
+                {**(schema.metadata or {}), FIXED_META.encode(): FixedColumn.metadata(fixed)})
+    rows = con.sql(query).to_arrow_reader(_ROW_GROUP_ROWS)
+    with pq.ParquetWriter(dest, schema, compression="zstd") as writer:
+        for batch in rows:
+            writer.write_batch(batch.cast(schema))

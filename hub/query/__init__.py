@@ -1,0 +1,16 @@
+"""Queries: a request, checked and charged, run over the bounded rows, released with noise.
+
+::
+
+    hub.query.plan          a query request -> an authorised, immutable QueryPlan (deny by
+                            default; domain core)
+    hub.query.engine        QueryEngine: a plan's exact cell aggregates over bounded rows
+                            (DuckDB over committed extracts)
+    hub.query.ledger        the privacy-budget ledger and stored releases (atomic, exact)
+    hub.query.service       check, charge, run, release: one DP query end to end
+    hub.query.publications  published releases: shared with all or named members, read free
+    hub.query.resultfile    a release as a table: Arrow, Parquet or CSV (also the client's)
+
+May import: hub.errors, hub.settings, hub.actors, hub.metrics, hub.contracts, hub.privacy,
+hub.storage, hub.governance, hub.ingest
+"""

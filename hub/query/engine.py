@@ -1,0 +1,399 @@
+"""The query engine: the exact aggregates of an authorised plan, in one DuckDB query.
+
+The engine is an adapter: it takes a :class:`~hub.query.plan.QueryPlan` (already authorised,
+its cost already debited) and the :class:`Part` s the service needs per cell, and returns
+exact integers (or, for quantiles, the clamped values) per cell. Noise is added afterwards
+by ``hub.privacy``; nothing here is ever released as is.
+
+One query over ``read_parquet([visible extracts of the dataset], union_by_name=true)``
+(a column missing from an older contract version reads as NULL, i.e. unknown):
+
+* ``__seq <= max_rows`` keeps each unit's first ``max_rows`` rows in arrival order, numbered
+  once at commit (``hub.ingest.units``): contribution bounding costs a filter, not a window;
+* the plan's filters, with their values bound as parameters (``?``), never spliced. A filter
+  on a grouped scalar dimension whose keys are all among the filter's values (as
+  ``authorise`` makes them) is not evaluated per row at all: a row outside the filter can
+  only fall in a group that the grid below drops, whatever the measure (DuckDB would push a
+  ``HAVING`` on the group keys back down to every row);
+* ``GROUP BY`` the dimensions; a ``category_list`` dimension is unnested (one group per
+  listed code; a NULL or empty list is the unknown key ``None``);
+* the groups are laid onto the full public key grid in Python: every cell exists, zeros
+  included, in the order of ``itertools.product`` over the dimensions' keys; a group whose
+  key is not a public key of the plan is dropped (it cannot exist after ingest's checks,
+  and must not create a cell anyway).
+
+Identifiers in the SQL are only the contract's own field names (looked up in
+``plan.contract``, quoted) and the engine's own ``__unit``/``__seq``/``__partner`` columns;
+a name that is not a field of the contract is refused before any SQL is built. Each query
+opens a fresh in-process DuckDB connection (2 threads, a memory limit, no extensions).
+
+Parts and their SQL (``lo``/``hi`` the clamp, ``d`` the fixed-point digits):
+
+=============== ===========================================================================
+``count``       ``count(*)``
+``sum``         ``sum(CAST(round(least(greatest(v, lo), hi) * 10^d) AS BIGINT))``
+                (the :func:`hub.privacy.to_fixed` semantics; a NULL value adds nothing), or
+                ``sum(__fx_v)`` when every file stores that very expression for this clamp
+                and these decimals (:class:`hub.ingest.units.FixedColumn`, computed at commit)
+``count_units`` ``count(DISTINCT __unit)``
+``linked_units``units of the cell seen at >= 2 distinct ``__partner`` (two-level aggregate)
+``values``      the cell's clamped non-NULL values (for quantiles)
+=============== ===========================================================================
+
+DuckDB and file errors are translated to :class:`~hub.errors.Unavailable`; an extract
+committed before contribution bounding existed (no ``__unit``/``__seq`` columns) is refused
+with ``Unavailable(rule="bounding")`` rather than silently read as empty.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import structlog
+
+from hub.contracts.model import ContractField, FieldType
+from hub.contracts.model import Role as FieldRole
+from hub.contracts.validation import quote_ident
+from hub.errors import InvalidInput, NotFound, Unavailable
+from hub.ingest.service import IngestService
+from hub.ingest.units import PARTNER_COLUMN, SEQ_COLUMN, UNIT_COLUMN, FixedColumn
+from hub.query.plan import QueryPlan
+from hub.settings import Settings
+from hub.storage.objects import ObjectStore
+
+__all__ = ["Compiled", "Part", "PartKind", "QueryEngine", "compile_plan"]
+
+PartKind = Literal["count", "sum", "count_units", "linked_units", "values"]
+_KINDS = ("count", "sum", "count_units", "linked_units", "values")
+_log = structlog.get_logger("hub.query.engine")
+_MEMORY_LIMIT = "2GB"
+_THREADS = 2
+_MAX_DECIMALS = 15
+_NULLS = {
+    FieldType.CATEGORY_LIST: "CAST(NULL AS VARCHAR[])",
+    FieldType.NUMBER: "CAST(NULL AS DOUBLE)",
+    FieldType.INTEGER: "CAST(NULL AS BIGINT)",
+}
+
+
+@dataclass(frozen=True)
+class Part:
+    """One exact aggregate the service needs per cell."""
+
+    kind: PartKind
+    field: str | None = None  # sum / values: the measure field
+    clamp: tuple[float, float] | None = None
+    decimals: int = 0  # sum: fixed-point digits (hub.privacy.to_fixed semantics)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """The SQL of one plan: text (identifiers from the contract only) and bound parameters.
+
+    The result has one row per group: the dimension keys, then one column per part.
+    """
+
+    sql: str
+    params: list[Any]
+
+
+class QueryEngine:
+    """Exact aggregates of authorised plans over the committed extracts (module docstring)."""
+
+    def __init__(self, *, store: ObjectStore, ingest: IngestService, settings: Settings) -> None:
+        self._store = store
+        self._ingest = ingest
+        self._settings = settings
+        # object key -> its columns and fixed-point columns (committed files are immutable)
+        self._layouts: dict[str, _Layout] = {}
+
+    def partners(self, dataset: str) -> int:
+        """How many distinct organisations have a visible extract of ``dataset``."""
+        return len({e.org for e in self._ingest.visible_extracts(dataset)})
+
+    def prefetch(self, dataset: str) -> None:
+        """Make every visible extract of ``dataset`` a local file (an S3 store's cache), so
+        that an unreachable store refuses the query before its cost is charged."""
+        self._files(dataset)
+
+    def aggregate(self, plan: QueryPlan, parts: Sequence[Part]) -> list[list[Any]]:
+        """One list per part, each with one entry per cell of the plan's public key grid.
+
+        ``count``/``sum``/``count_units``/``linked_units`` give exact ints (sums are
+        fixed-point ints of clamped values); ``values`` gives per cell the list of clamped
+        float values. Only bounded rows (``__seq <= plan.max_rows``) passing the filters.
+        """
+        paths, columns, uniform, fixed = self._files(plan.dataset)
+        # refuses unknown names
+        compiled = compile_plan(plan, parts, paths, columns, union=not uniform, fixed=fixed)
+        grid = _Grid(plan)
+        out: list[list[Any]] = [
+            [[] for _ in range(grid.cells)] if p.kind == "values" else [0] * grid.cells
+            for p in parts
+        ]
+        if not paths:
+            return out
+        for row in self._run(compiled):
+            cell = grid.index(row[: grid.dims])
+            if cell is None:
+                continue
+            for i, (part, value) in enumerate(zip(parts, row[grid.dims:], strict=True)):
+                if part.kind == "values":
+                    out[i][cell] = [float(v) for v in value or ()]
+                else:
+                    out[i][cell] = int(value or 0)
+        return out
+
+    # -- helpers -------------------------------------------------------------------------
+    def _files(
+        self, dataset: str
+    ) -> tuple[list[Path], frozenset[str], bool, dict[str, FixedColumn]]:
+        """The visible extracts' local files, the union of their columns, whether every file
+        has the same columns (then DuckDB need not match columns by name), and the
+        fixed-point columns every file has with the same clamp and decimals."""
+        paths: list[Path] = []
+        layouts: list[_Layout] = []
+        for extract in self._ingest.visible_extracts(dataset):
+            try:
+                path = self._store.local_path(extract.object_key)
+            except NotFound as exc:  # withdrawn meanwhile
+                raise Unavailable("the dataset changed while the query ran; retry") from exc
+            layout = self._layouts.get(extract.object_key)
+            if layout is None:
+                layout = self._layouts[extract.object_key] = _layout(extract.id, path)
+            layouts.append(layout)
+            paths.append(path)
+        columns = frozenset().union(*(names for names, _ in layouts))
+        shared = dict(layouts[0][1]) if layouts else {}
+        for _, fixed in layouts[1:]:
+            shared = {k: c for k, c in shared.items() if fixed.get(k) == c}
+        return paths, columns, len({names for names, _ in layouts}) <= 1, shared
+
+    def _run(self, compiled: Compiled) -> list[tuple[Any, ...]]:
+        spill_root = self._settings.data_dir / "tmp"
+        try:
+            spill_root.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix="query-", dir=spill_root) as spill:
+                con = duckdb.connect(":memory:", config={
+                    "threads": _THREADS,
+                    "memory_limit": _MEMORY_LIMIT,
+                    "temp_directory": spill,
+                    "autoinstall_known_extensions": False,
+                    "autoload_known_extensions": False,
+                })
+                try:
+                    con.execute("SET enable_progress_bar = false")
+                    return con.execute(compiled.sql, compiled.params).fetchall()
+                finally:
+                    con.close()
+        except duckdb.OutOfMemoryException as exc:
+            raise Unavailable("the hub ran out of memory for this query; retry later",
+                              rule="memory_limit") from exc
+        except (duckdb.Error, OSError) as exc:
+            _log.error("engine.query_failed", error=type(exc).__name__)
+            raise Unavailable("the query could not run; retry later") from exc
+
+
+_Layout = tuple[frozenset[str], dict[str, FixedColumn]]
+
+
+def _layout(extract_id: str, path: Path) -> _Layout:
+    """The file's columns and fixed-point columns; refused if it lacks the bounding columns
+    (hub.ingest.units)."""
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise Unavailable("the dataset changed while the query ran; retry") from exc
+    names = frozenset(schema.names)
+    if not {UNIT_COLUMN, SEQ_COLUMN, PARTNER_COLUMN} <= names:
+        _log.error("engine.unbounded_extract", extract_id=extract_id)
+        raise Unavailable(
+            f"extract {extract_id} was committed before contribution bounding and cannot "
+            "be queried; its partner must withdraw it and upload it again",
+            rule="bounding",
+        )
+    fixed = {k: c for k, c in FixedColumn.parse(schema.metadata).items() if c.column in names}
+    return names, fixed
+
+
+class _Grid:
+    """Mixed-radix index of a cell in itertools.product order over the dimensions' keys."""
+
+    def __init__(self, plan: QueryPlan) -> None:
+        self.dims = len(plan.dimensions)
+        self.cells = math.prod(d.size for d in plan.dimensions)
+        self._lookup = [{k: i for i, k in enumerate(d.keys)} for d in plan.dimensions]
+        self._radix = [
+            math.prod(d.size for d in plan.dimensions[i + 1:]) for i in range(self.dims)
+        ]
+
+    def index(self, key: Sequence[Any]) -> int | None:
+        cell = 0
+        for lookup, radix, k in zip(self._lookup, self._radix, key, strict=True):
+            i = lookup.get(k)
+            if i is None:
+                return None
+            cell += i * radix
+        return cell
+
+
+# -- compilation ----------------------------------------------------------------------------
+def _field(plan: QueryPlan, name: str | None, what: str) -> ContractField:
+    """The contract's own definition of ``name``; anything else never reaches SQL."""
+    if name is None:
+        raise InvalidInput(f"{what} needs a field", field=what)
+    try:
+        return plan.contract.field(name)
+    except KeyError:
+        raise InvalidInput(
+            f"{what}: {name[:64]!r} is not a field of {plan.dataset}", field=what
+        ) from None
+
+
+def _column(f: ContractField, columns: frozenset[str] | None) -> str:
+    """The column holding ``f`` (the partner field is the hub's ``__partner``), or a typed
+    NULL (unknown) when no file has it (a field newer than every visible extract)."""
+    if f.role is FieldRole.PARTNER:
+        return PARTNER_COLUMN
+    if columns is not None and f.name not in columns:
+        return _NULLS.get(f.type, "CAST(NULL AS VARCHAR)")
+    return quote_ident(f.name)
+
+
+def _fixed_sql(value: str, part: Part, params: list[Any],
+               stored: FixedColumn | None = None) -> str:
+    lo, hi = _clamp(part)
+    if not 0 <= part.decimals <= _MAX_DECIMALS:
+        raise InvalidInput(f"decimals must be in 0..{_MAX_DECIMALS}", field="decimals")
+    if stored is not None and stored.clamp == (lo, hi) and stored.decimals == part.decimals:
+        return quote_ident(stored.column)  # the same expression, evaluated at commit
+    params += [lo, hi, float(10**part.decimals)]
+    return FixedColumn.sql(value, "?", "?", "?")
+
+
+def _clamped_sql(value: str, part: Part, params: list[Any]) -> str:
+    lo, hi = _clamp(part)
+    params += [lo, hi]
+    return f"least(greatest(CAST({value} AS DOUBLE), ?), ?)"
+
+
+def _clamp(part: Part) -> tuple[float, float]:
+    if part.clamp is None:
+        raise InvalidInput(f"a {part.kind} part needs a clamp range", field="clamp")
+    lo, hi = (float(x) for x in part.clamp)
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+        raise InvalidInput("the clamp range must be finite with lo <= hi", field="clamp")
+    return lo, hi
+
+
+def compile_plan(
+    plan: QueryPlan,
+    parts: Sequence[Part],
+    paths: Sequence[Path],
+    columns: frozenset[str] | None = None,
+    *,
+    union: bool = True,
+    fixed: Mapping[str, FixedColumn] | None = None,
+) -> Compiled:
+    """The SQL and parameters of ``plan`` over the Parquet files ``paths`` (whose columns,
+    together, are ``columns``; None: assume every contract field is there; ``fixed``: the
+    fixed-point columns every file has).
+
+    Parameters, in textual order: the parts' clamps and scales, the file list, ``max_rows``,
+    then the values of the filters evaluated per row (one on a grouped scalar dimension
+    whose keys it covers only drops grid cells, see the module docstring). Only contract
+    names (quoted) and the engine's own columns appear as identifiers.
+    """
+    for part in parts:
+        if part.kind not in _KINDS:
+            raise InvalidInput(f"unknown part {part.kind!r}", field="parts")
+    dims = [_field(plan, d.name, "group_by") for d in plan.dimensions]
+    filters = [(_field(plan, f.field, "filters"), f) for f in plan.filters]
+    scan_params: list[Any] = [[str(p) for p in paths], int(plan.max_rows)]
+    where = [f"{SEQ_COLUMN} <= ?"]
+    scalar_keys = {d.name: set(d.keys) for d in plan.dimensions
+                   if d.type is not FieldType.CATEGORY_LIST}
+    for f, fp in filters:
+        grid_keys = scalar_keys.get(f.name)
+        if grid_keys is not None and grid_keys <= set(fp.values):  # drops cells (docstring)
+            continue
+        col = _column(f, columns)
+        if f.type is FieldType.CATEGORY_LIST:
+            where.append(f"list_has_any({col}, CAST(? AS VARCHAR[]))")
+        else:
+            where.append(f"list_contains(CAST(? AS VARCHAR[]), {col})")
+        scan_params.append(list(fp.values))
+    # The group keys: k0, k1, ...; list dimensions unnested by lateral joins (cross product).
+    select = []
+    laterals = []
+    for i, f in enumerate(dims):
+        col = _column(f, columns)
+        if f.type is FieldType.CATEGORY_LIST:
+            listed = f"list_distinct({col})"
+            laterals.append(
+                f"unnest(CASE WHEN len({listed}) > 0 THEN {listed} "
+                f"ELSE [NULL::VARCHAR] END) AS __l{i}(k)"
+            )
+            select.append(f"__l{i}.k AS k{i}")
+        else:
+            select.append(f"CAST({col} AS VARCHAR) AS k{i}")
+    part_params: list[Any] = []
+    values: list[str] = []  # per part, the per-row expression it aggregates (v0, v1, ...)
+    for j, part in enumerate(parts):
+        if part.kind in ("sum", "values"):
+            f = _field(plan, part.field, "measures")
+            col = _column(f, columns)
+            expr = (_fixed_sql(col, part, part_params, (fixed or {}).get(f.name))
+                    if part.kind == "sum" else _clamped_sql(col, part, part_params))
+            values.append(f"{expr} AS v{j}")
+    two_level = any(p.kind in ("count_units", "linked_units") for p in parts)
+    # Read the unit and partner columns only when a measure needs them.
+    select += [*values, UNIT_COLUMN, PARTNER_COLUMN] if two_level else values
+    select = select or ["NULL AS __row"]  # a bare count(*) with no dimensions
+    keys = [f"k{i}" for i in range(len(dims))]
+    base = (
+        f"SELECT {', '.join(select)} FROM read_parquet(?"
+        + (", union_by_name = true) AS __t" if union else ") AS __t")
+        + "".join(f", {lat}" for lat in laterals)
+        + f" WHERE {' AND '.join(where)}"
+    )
+    aggs = []
+    if two_level:  # per (cell, unit) first, then per cell
+        inner = []
+        for j, part in enumerate(parts):
+            if part.kind == "count":
+                inner.append(f"count(*) AS a{j}")
+                aggs.append(f"sum(a{j})")
+            elif part.kind == "sum":
+                inner.append(f"sum(v{j}) AS a{j}")
+                aggs.append(f"sum(a{j})")
+            elif part.kind == "values":
+                inner.append(f"list(v{j}) FILTER (WHERE v{j} IS NOT NULL) AS a{j}")
+                aggs.append(f"flatten(list(a{j}) FILTER (WHERE a{j} IS NOT NULL))")
+            elif part.kind == "count_units":
+                aggs.append("count(*)")
+            else:  # linked_units
+                aggs.append("count(*) FILTER (WHERE __linked)")
+        inner.append(f"min({PARTNER_COLUMN}) <> max({PARTNER_COLUMN}) AS __linked")
+        group = ", ".join([*keys, UNIT_COLUMN])
+        source = (f"(SELECT {', '.join([*keys, *inner])} FROM base GROUP BY {group})")
+    else:
+        for j, part in enumerate(parts):
+            aggs.append({
+                "count": "count(*)",
+                "sum": f"sum(v{j})",
+                "values": f"list(v{j}) FILTER (WHERE v{j} IS NOT NULL)",
+            }[part.kind])
+        source = "base"
+    outer = ", ".join([*keys, *aggs]) or "count(*)"
+    group_by = f" GROUP BY {', '.join(keys)}" if keys else ""
+    sql = f"WITH base AS ({base}) SELECT {outer} FROM {source}{group_by}"
+    return Compiled(sql, [*part_params, *scan_params])
