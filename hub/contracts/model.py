@@ -40,6 +40,7 @@ __all__ = [
     "IdentifierKind",
     "NamedDomain",
     "Role",
+    "RouteStage",
     "Sensitivity",
     "contract_json_schema",
     "default_contracts_dir",
@@ -69,6 +70,18 @@ class Role(StrEnum):
     DIMENSION = "dimension"
     MEASURE = "measure"
     PARTNER = "partner"
+
+
+class RouteStage(StrEnum):
+    """Where a location field sits on a route (HTCDS's trafficking event types)."""
+
+    ORIGIN = "origin"  # recruitment, or where money is sent from
+    TRANSIT = "transit"
+    DESTINATION = "destination"  # exploitation, or where money is paid out
+
+    @property
+    def order(self) -> int:
+        return list(RouteStage).index(self)
 
 
 class Sensitivity(StrEnum):
@@ -182,6 +195,11 @@ class ContractField(BaseModel):
         default=None, ge=1, description="category_list only: most codes one row may carry."
     )
     unit: str | None = Field(default=None, description="Unit of a measure, e.g. EUR.")
+    route_stage: RouteStage | None = Field(
+        default=None,
+        description="A category dimension that is one stage of a route (origin, transit, "
+        "destination): route queries assemble each unit's stages across its rows.",
+    )
 
     @field_validator("type", "sensitivity", mode="before")
     @classmethod
@@ -230,6 +248,9 @@ class ContractField(BaseModel):
                     raise ValueError("domain.clamp must lie inside [min, max] with low <= high")
         if self.max_items is not None and t is not FieldType.CATEGORY_LIST:
             raise ValueError("max_items is only for category_list fields")
+        if self.route_stage is not None and (t is not FieldType.CATEGORY
+                                             or self.role is not Role.DIMENSION):
+            raise ValueError("a route stage must be a category dimension")
         if self.role is Role.PRIVACY_UNIT and t is not FieldType.TOKEN:
             raise ValueError("the privacy unit must be a pseudonymised token")
         if self.role is Role.MEASURE and t not in (FieldType.INTEGER, FieldType.NUMBER):
@@ -282,7 +303,16 @@ class Contract(BaseModel):
             raise ValueError(f"exactly one privacy_unit field is needed, found {len(units)}")
         if sum(f.role is Role.PARTNER for f in self.fields) > 1:
             raise ValueError("at most one partner field")
+        stages = [f.route_stage for f in self.fields if f.route_stage is not None]
+        if len(set(stages)) != len(stages):
+            raise ValueError("each route stage (origin, transit, destination) appears once")
         return self
+
+    @property
+    def route(self) -> list[ContractField]:
+        """The route stages, origin first (empty when the contract has no route)."""
+        staged = [f for f in self.fields if f.route_stage is not None]
+        return sorted(staged, key=lambda f: f.route_stage.order if f.route_stage else 0)
 
     @property
     def key(self) -> tuple[str, int]:

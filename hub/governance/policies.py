@@ -51,9 +51,12 @@ from hub.privacy.accounting import BudgetLimits, Measure, parse_amount
 from hub.yamlfile import validate_document
 
 __all__ = [
+    "MAX_TOP_K",
     "Budget",
     "ContributionBounds",
+    "DeltaBudget",
     "Function",
+    "KeySelection",
     "MeasureRule",
     "Policy",
     "PolicyError",
@@ -75,6 +78,8 @@ __all__ = [
 RULE_NAME_RE = r"^[a-z][a-z0-9_-]*$"
 #: Largest per-unit row bound a policy may set: beyond it the noise drowns every cell.
 MAX_ROWS_CAP = 1000
+#: Most keys a ranked query may ever ask for (each costs a share of the selection).
+MAX_TOP_K = 100
 _CONTRACTS = "_contracts"  # context key: the dataset's contract versions, oldest first
 
 
@@ -310,6 +315,10 @@ class Rule(BaseModel):
         default_factory=list, description="Fields a query may filter on."
     )
     measures: list[MeasureRule] = Field(min_length=1)
+    max_top_k: int = Field(
+        default=0, ge=0, le=MAX_TOP_K,
+        description="Most keys a ranked (top) query may ask for; 0: no ranked queries.",
+    )
 
     @field_validator("dimensions", "filters")
     @classmethod
@@ -340,8 +349,64 @@ class ContributionBounds(BaseModel):
         ge=1,
         le=MAX_ROWS_CAP,
         description="Rows one privacy unit may contribute in total, across all partners; "
-        "later rows are dropped when an extract is committed.",
+        "which rows are kept is decided by a keyed hash of each row, never by arrival order.",
     )
+    max_rows_per_period: int | None = Field(
+        default=None, ge=1, le=MAX_ROWS_CAP,
+        description="For trends (queries grouped by the period field): rows one unit may "
+        "contribute per period instead, so that bounding removes no more of late months "
+        "than of early ones. Absent: trends use max_rows too.",
+    )
+
+
+class DeltaBudget(BaseModel):
+    """Deltas (approximate DP) that key selection may spend; exact, never renewed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    global_total: Amount = Field(alias="global", description="All members together, ever.")
+    per_member: Amount = Field(description="One member organisation, ever.")
+    per_query: Amount = Field(description="The most one query may spend (the threshold's "
+                              "delta: the chance that a key of one unit is shown).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DeltaBudget:
+        if not 0 < self.per_query <= self.per_member <= self.global_total < Fraction(1, 1000):
+            raise ValueError("deltas need 0 < per_query <= per_member <= global < 1/1000")
+        return self
+
+
+class KeySelection(BaseModel):
+    """When a group-by releases only keys chosen by a DP threshold instead of its whole grid.
+
+    A grid of public keys larger than ``public_up_to`` cells (pairs and triples of
+    countries) would be mostly empty cells whose noise looks like data; its keys are then
+    selected: thresholded noisy counts of distinct privacy units (OpenDP), paid with
+    ``share`` of the query's cost and the policy's per-query delta.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    public_up_to: int = Field(
+        default=2500, ge=1, le=1_000_000,
+        description="Grids of at most this many cells release every cell (public keys).",
+    )
+    share: Amount = Field(
+        default=Fraction(1, 4),
+        description="Fraction of a query's cost spent on choosing its keys, in (0, 1).",
+    )
+    keys_per_unit: int = Field(
+        default=1, ge=1, le=MAX_ROWS_CAP,
+        description="Keys one unit may vote for when keys are chosen (its keys with the most "
+        "rows); the fewer, the lower the threshold. Its measures still count all its rows.",
+    )
+
+    @field_validator("share")
+    @classmethod
+    def _proper(cls, value: Fraction) -> Fraction:
+        if not 0 < value < 1:
+            raise ValueError("share must lie strictly between 0 and 1")
+        return value
 
 
 class Budget(BaseModel):
@@ -356,6 +421,9 @@ class Budget(BaseModel):
     per_query: Amount = Field(description="The most one query may cost.")
     per_month: Amount | None = Field(
         default=None, description="What one member may spend in one calendar month (UTC)."
+    )
+    delta: DeltaBudget | None = Field(
+        default=None, description="Deltas for key selection; absent: no key selection."
     )
 
     @field_validator("per_query")
@@ -383,6 +451,10 @@ class Policy(BaseModel):
     )
     contribution_bounds: ContributionBounds
     budget: Budget
+    key_selection: KeySelection | None = Field(
+        default=None,
+        description="Select the keys of large grids with a DP threshold (needs budget.delta).",
+    )
     rules: list[Rule] = Field(min_length=1)
 
     @field_validator("dataset")
@@ -417,6 +489,12 @@ class Policy(BaseModel):
             _limits(value, accounting, opened)  # global >= per member >= per query / month
         return value
 
+    @model_validator(mode="after")
+    def _selection_has_delta(self) -> Policy:
+        if self.key_selection is not None and self.budget.delta is None:
+            raise ValueError("key_selection needs a delta budget (budget.delta)")
+        return self
+
     @property
     def limits(self) -> BudgetLimits:
         return _limits(self.budget, self.accounting, self.opened)
@@ -438,6 +516,9 @@ def _limits(b: Budget, accounting: Measure, opened: date) -> BudgetLimits:
         per_query=b.per_query,
         opened=opened,
         per_month=b.per_month,
+        delta_global=b.delta.global_total if b.delta else Fraction(0),
+        delta_per_member=b.delta.per_member if b.delta else Fraction(0),
+        delta_per_query=b.delta.per_query if b.delta else Fraction(0),
     )
 
 

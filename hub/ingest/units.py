@@ -1,22 +1,31 @@
-"""The unit index: contribution bounding paid once, when an extract is committed.
+"""The unit index: what contribution bounding needs, paid once, when an extract is committed.
 
 Each unit keeps at most ``max_rows`` rows **in total** across all partners (see
-``docs/privacy.md``). Rather than numbering every unit's rows with a window function in every
-query (3.7-18 s on 10M rows), the hub numbers them once, at commit, in arrival order, and a
-query keeps ``__seq <= max_rows`` with a plain filter.
+``docs/privacy.md``), or, for trends, at most ``max_rows_per_period`` in each period. *Which*
+rows it keeps must not depend on the order in which extracts or rows arrived: extracts
+arrive in time order, and keeping a unit's first rows would drop more of the late months
+(measured: 43% of a planted monthly rise). So every row gets, at commit, a **keyed random
+priority**, and a unit keeps its ``max_rows`` rows of smallest priority, whatever their
+order (:mod:`hub.query.bounds` finds them, once per dataset state and bound).
 
 Per dataset, the index maps each privacy-unit token to a compact unit id (BIGINT) and the
-number of rows seen so far (``rows_seen``). It lives in one DuckDB file per dataset,
-``<data_dir>/index/units/<dataset>.duckdb``. At commit, after the extract passed every check
-and before it becomes visible, :meth:`UnitIndex.number` gives each checked row
+number of rows seen so far (``rows_seen``), and holds the dataset's secret ``salt``. It lives
+in one DuckDB file per dataset, ``<data_dir>/index/units/<dataset>.duckdb``. At commit, after
+the extract passed every check and before it becomes visible, :meth:`UnitIndex.number`
+gives each checked row
 
 * ``__unit``    the unit's id (a new id for a token never seen before);
 * ``__seq``     ``rows_seen`` + the row's 1-based rank among this extract's rows of the unit
-                (in file order), capped at 2^31 - 1;
-* ``__partner`` the uploading organisation's id (constant per extract),
+                (in file order), capped at 2^31 - 1: a unique ordinal per unit, which
+                tells cheaply which units have more rows than a bound;
+* ``__partner`` the uploading organisation's id (constant per extract);
+* ``__prio``    ``h * 2^31 + __seq``, where ``h`` is 31 bits of MD5(salt, the row's values):
+                a pseudo-random order that depends only on the row's content and the
+                dataset's secret salt (so neither arrival order nor a partner's choice of
+                rows decides which rows count), unique per unit (``__seq`` breaks ties);
 
 and adds the extract's rows to ``rows_seen``. The window function runs once, over this
-extract only. The canonical copy (``hub.ingest.extracts``) stores the three columns.
+extract only. The canonical copy (``hub.ingest.extracts``) stores the four columns.
 
 Fixed-point measure columns are paid for at commit too: for every numeric measure field of
 the contract, ``__fx_<field>`` holds the value clamped to the contract's clamp range and
@@ -28,12 +37,13 @@ those decimals (a policy that narrows the clamp gets the per-query expression). 
 precomputed integers are a deterministic function of each row alone, so the privacy argument
 of the sum (docs/privacy.md) is unchanged.
 
-Why the privacy argument holds: a unit's numbers depend only on that unit's own rows and the
-order in which they arrived, never on another unit's rows; so adding or removing one unit
-changes at most that unit's ``max_rows`` kept rows. ``rows_seen`` never goes down: the index
-is committed *before* the extract becomes visible, so a crash in between, a rejected
-duplicate commit or a later withdrawal only leaves gaps in a unit's numbers, and gaps can
-only make a unit keep *fewer* rows than ``max_rows``, never more.
+Why the privacy argument holds: a unit's numbers and priorities depend only on that unit's
+own rows (and the salt), never on another unit's rows; so the rows a unit keeps are a
+function of its own rows, and adding or removing one unit changes at most that unit's
+``max_rows`` kept rows. ``rows_seen`` never goes down: the index is committed *before* the
+extract becomes visible, so a crash in between, a rejected duplicate commit or a later
+withdrawal only leaves gaps in a unit's numbers, never a repeated one, so priorities stay
+unique per unit.
 
 Commits of one dataset are serialised by a process lock and an ``fcntl`` lock on
 ``<dataset>.lock`` (several hub processes may share a data folder); the DuckDB file is open
@@ -52,6 +62,7 @@ from __future__ import annotations
 import fcntl
 import json
 import re
+import secrets
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -78,6 +89,7 @@ __all__ = [
     "BOUND_FIELDS",
     "FIXED_META",
     "PARTNER_COLUMN",
+    "PRIO_COLUMN",
     "SEQ_COLUMN",
     "UNIT_COLUMN",
     "FixedColumn",
@@ -90,11 +102,13 @@ __all__ = [
 UNIT_COLUMN = "__unit"
 SEQ_COLUMN = "__seq"
 PARTNER_COLUMN = "__partner"
+PRIO_COLUMN = "__prio"
 #: The columns the canonical copy of an extract carries after the contract's fields.
 BOUND_FIELDS: tuple[pa.Field, ...] = (
     pa.field(UNIT_COLUMN, pa.int64()),
     pa.field(SEQ_COLUMN, pa.int32()),
     pa.field(PARTNER_COLUMN, pa.string()),
+    pa.field(PRIO_COLUMN, pa.int64()),
 )
 #: Parquet metadata key of the fixed-point columns: {field: {column, clamp, decimals}} JSON.
 FIXED_META = "tahub.fixed"
@@ -224,6 +238,7 @@ class UnitIndex:
                     f"CREATE TABLE IF NOT EXISTS {_ALIAS}.units "
                     "(token VARCHAR NOT NULL, unit BIGINT NOT NULL, rows_seen BIGINT NOT NULL)"
                 )
+                salt = _duckdb_salt(con)
                 ((base,),) = con.execute(
                     f"SELECT coalesce(max(unit), 0) FROM {_ALIAS}.units"
                 ).fetchall()
@@ -238,7 +253,7 @@ class UnitIndex:
                     f"LEFT JOIN {_ALIAS}.units u ON u.token = t.tok",
                     [int(base)],
                 )
-                _number_rows(con, contract, table)
+                _number_rows(con, contract, table, salt)
                 con.execute("BEGIN TRANSACTION")
                 try:
                     con.execute(
@@ -308,7 +323,7 @@ class PostgresUnitIndex:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {_COUNTS_TABLE} AS "
                     f"{_counts_sql(contract, table)}")
         try:
-            returned = self._upsert(con, dataset)
+            returned, salt = self._upsert(con, dataset)
         except (SQLAlchemyError, psycopg.Error) as exc:
             raise Unavailable("the metadata store is unavailable; retry later") from exc
         con.register(_RETURNED_VIEW, returned)
@@ -320,17 +335,23 @@ class PostgresUnitIndex:
             )
         finally:
             con.unregister(_RETURNED_VIEW)
-        _number_rows(con, contract, table)
+        _number_rows(con, contract, table, salt)
         return _numbered_sql(contract, partner, table)
 
-    def _upsert(self, con: duckdb.DuckDBPyConnection, dataset: str) -> pa.Table:
-        """One transaction: the tokens in, (token, unit, rows_seen after) out (class doc)."""
+    def _upsert(self, con: duckdb.DuckDBPyConnection, dataset: str) -> tuple[pa.Table, str]:
+        """One transaction: the tokens in, (token, unit, rows_seen after) out (class doc),
+        and the dataset's salt (made on its first commit)."""
         ud = unit_datasets
         with self._engine.begin() as conn:
-            conn.execute(pg_insert(ud).values(dataset=dataset, last_unit=0)
+            conn.execute(pg_insert(ud).values(dataset=dataset, last_unit=0,
+                                              salt=secrets.token_hex(16))
                          .on_conflict_do_nothing())
-            base = int(conn.execute(sa.select(ud.c.last_unit).where(ud.c.dataset == dataset)
-                                    .with_for_update()).scalar_one())
+            base_row = conn.execute(sa.select(ud.c.last_unit, ud.c.salt)
+                                    .where(ud.c.dataset == dataset).with_for_update()).one()
+            base, salt = int(base_row.last_unit), base_row.salt
+            if salt is None:  # a dataset indexed before salts existed
+                salt = secrets.token_hex(16)
+                conn.execute(sa.update(ud).where(ud.c.dataset == dataset).values(salt=salt))
             raw = conn.connection.dbapi_connection
             assert isinstance(raw, psycopg.Connection)  # noqa: S101 - the psycopg dialect
             with raw.cursor() as cur:
@@ -366,7 +387,7 @@ class PostgresUnitIndex:
             if top is not None and top > base:
                 conn.execute(sa.update(ud).where(ud.c.dataset == dataset)
                              .values(last_unit=top))
-        return returned
+        return returned, str(salt)
 
     def rows_seen(self, dataset: str) -> dict[str, tuple[int, int]]:
         """Token -> (unit id, rows seen): for tests and audits (never served by the API)."""
@@ -420,16 +441,40 @@ def _read_returned(data: pa.Buffer) -> pa.Table:
     )
 
 
-def _number_rows(con: duckdb.DuckDBPyConnection, contract: Contract, table: str) -> None:
-    """``__bounds`` (row, unit, seq) from ``__unit_tokens`` (tok, unit, seen): the one window
-    function, over this extract's rows only."""
+def _duckdb_salt(con: duckdb.DuckDBPyConnection) -> str:
+    """The dataset's salt in the attached DuckDB index (made on its first commit)."""
+    con.execute(f"CREATE TABLE IF NOT EXISTS {_ALIAS}.salt (salt VARCHAR NOT NULL)")
+    found = con.execute(f"SELECT salt FROM {_ALIAS}.salt").fetchall()
+    if found:
+        return str(found[0][0])
+    salt = secrets.token_hex(16)
+    con.execute(f"INSERT INTO {_ALIAS}.salt VALUES (?)", [salt])
+    return salt
+
+
+def prio_sql(contract: Contract, alias: str, salt: str) -> str:
+    """31 bits of MD5 over the salt and the row's extract fields (``alias`` the row's table),
+    as the high part of ``__prio`` (module docstring). NULL is written as chr(0), so that
+    (a, NULL) and (NULL, a) differ."""
+    values = ", ".join(f"coalesce(CAST({alias}.{quote_ident(f.name)} AS VARCHAR), chr(0))"
+                       for f in contract.extract_fields)
+    return (f"CAST(md5_number_lower(concat_ws(chr(31), {_lit(salt)}, {values})) "
+            f"% {2**31} AS BIGINT)")
+
+
+def _number_rows(con: duckdb.DuckDBPyConnection, contract: Contract, table: str,
+                 salt: str) -> None:
+    """``__bounds`` (row, unit, seq, prio) from ``__unit_tokens`` (tok, unit, seen): the one
+    window function, over this extract's rows only."""
     row = quote_ident(ROW_COLUMN)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {_BOUNDS_TABLE} AS "
         f"SELECT v.{row}, k.unit AS {UNIT_COLUMN}, "
         f"CAST(least(k.seen + row_number() OVER (PARTITION BY k.unit "
-        f"ORDER BY v.{row}), {_MAX_SEQ}) AS INTEGER) AS {SEQ_COLUMN} "
-        f"FROM ({_valid_sql(contract, table)}) v JOIN {_TOKENS_TABLE} k ON v.tok = k.tok"
+        f"ORDER BY v.{row}), {_MAX_SEQ}) AS INTEGER) AS {SEQ_COLUMN}, v.__h "
+        f"FROM (SELECT c.{row}, c.{quote_ident(contract.privacy_unit.name)} AS tok, "
+        f"{prio_sql(contract, 'c', salt)} AS __h FROM {quote_ident(table)} c "
+        f"WHERE len(c.{ERRORS_COLUMN}) = 0) v JOIN {_TOKENS_TABLE} k ON v.tok = k.tok"
     )
 
 
@@ -441,7 +486,8 @@ def _numbered_sql(contract: Contract, partner: str, table: str) -> str:
                     for c in FixedColumn.of(contract))
     return (
         f"SELECT {cols}, b.{UNIT_COLUMN}, b.{SEQ_COLUMN}, "
-        f"CAST({_lit(partner)} AS VARCHAR) AS {PARTNER_COLUMN}{fixed} "
+        f"CAST({_lit(partner)} AS VARCHAR) AS {PARTNER_COLUMN}, "
+        f"b.__h * {2**31} + b.{SEQ_COLUMN} AS {PRIO_COLUMN}{fixed} "
         f"FROM {src} c JOIN {_BOUNDS_TABLE} b ON b.{row} = c.{row} "
         f"ORDER BY c.{row}"
     )

@@ -9,6 +9,11 @@ measures exist, chosen per policy:
 
 Amounts of different measures never mix: adding or comparing them raises ``ValueError``.
 An explicit zero is allowed; infinity is not representable on purpose (no unbounded budget).
+
+A cost may also carry a ``delta``: the probability with which a mechanism's guarantee may
+fail outright. Only key selection (thresholded noisy counts of distinct units, see
+:mod:`hub.privacy.selection`) spends delta; everything else is delta 0. Deltas compose by
+addition (basic composition), so they are summed and capped like the main amount, exactly.
 In files and JSON an amount is written as a decimal or fraction string (``"0.05"``,
 ``"1/20"``) or an integer, never as a float literal, so that ``0.1`` means exactly 1/10.
 """
@@ -58,14 +63,20 @@ def parse_amount(value: Any) -> Fraction:
 
 @dataclass(frozen=True, slots=True, order=False)
 class Cost:
-    """An amount of privacy loss in one measure."""
+    """An amount of privacy loss in one measure, and the delta it may fail with (default 0).
+
+    Comparisons look at ``amount`` only (the budgets' rules check ``delta`` on their own)."""
 
     measure: Measure
     amount: Fraction
+    delta: Fraction = Fraction(0)
 
     @classmethod
     def zero(cls, measure: Measure) -> Cost:
         return cls(measure, Fraction(0))
+
+    def with_delta(self, delta: Fraction) -> Cost:
+        return Cost(self.measure, self.amount, Fraction(delta))
 
     @classmethod
     def parse(cls, measure: Measure | str, value: Any) -> Cost:
@@ -77,11 +88,11 @@ class Cost:
 
     def __add__(self, other: Cost) -> Cost:
         self._same(other)
-        return Cost(self.measure, self.amount + other.amount)
+        return Cost(self.measure, self.amount + other.amount, self.delta + other.delta)
 
     def __sub__(self, other: Cost) -> Cost:
         self._same(other)
-        return Cost(self.measure, self.amount - other.amount)
+        return Cost(self.measure, self.amount - other.amount, self.delta - other.delta)
 
     def __le__(self, other: Cost) -> bool:
         self._same(other)
@@ -100,15 +111,20 @@ class Cost:
         return self.amount > other.amount
 
     def __str__(self) -> str:
-        return f"{self.measure.symbol}={_decimal(self.amount)}"
+        text = f"{self.measure.symbol}={_decimal(self.amount)}"
+        return text + (f", delta={_decimal(self.delta)}" if self.delta else "")
 
     def as_json(self) -> dict[str, Any]:
-        """Exact (``"1/20"``) and readable (``0.05``) forms, for APIs and the ledger."""
-        return {
+        """Exact (``"1/20"``) and readable (``0.05``) forms, for APIs and the ledger; a
+        ``delta`` (exact string) only when it is not 0."""
+        out: dict[str, Any] = {
             "measure": self.measure.value,
             "amount": str(self.amount),
             "value": float(self.amount),
         }
+        if self.delta:
+            out["delta"] = str(self.delta)
+        return out
 
 
 def _decimal(x: Fraction) -> str:
@@ -136,6 +152,9 @@ class BudgetLimits:
     one member organisation may ever spend; ``per_query`` the most one query may cost;
     ``per_month``, when set, what one member may spend in one calendar month (UTC). None of
     them renews by itself: raising one is an explicit, audited governance change.
+
+    ``delta_*`` cap the deltas the same way (global, per member, per query); all 0 (the
+    default) means no mechanism with a delta may run: key selection is refused.
     """
 
     measure: Measure
@@ -144,6 +163,9 @@ class BudgetLimits:
     per_query: Fraction
     opened: date
     per_month: Fraction | None = None
+    delta_global: Fraction = Fraction(0)
+    delta_per_member: Fraction = Fraction(0)
+    delta_per_query: Fraction = Fraction(0)
 
     def __post_init__(self) -> None:
         if self.per_member > self.global_total:
@@ -152,3 +174,5 @@ class BudgetLimits:
             raise ValueError("the per-query cap cannot exceed the per-member budget")
         if self.per_month is not None and self.per_month > self.per_member:
             raise ValueError("the monthly cap cannot exceed the per-member budget")
+        if not 0 <= self.delta_per_query <= self.delta_per_member <= self.delta_global < 1:
+            raise ValueError("deltas need 0 <= per query <= per member <= global < 1")

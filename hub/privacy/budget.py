@@ -23,6 +23,8 @@ The rules, checked in this order (the first that refuses names itself as the ``r
                       ``per_member``
 ``budget:global``     all members' spend since ``opened``, plus the cost, is above
                       ``global_total``
+``budget:delta``      the cost's delta is above the per-query delta cap, or this member's
+                      or all members' deltas since ``opened``, plus it, are above theirs
 ==================  ====================================================================
 
 Each refusal is a :class:`~hub.errors.BudgetExceeded` with ``requested`` and ``remaining``
@@ -74,6 +76,7 @@ class SpentEntry:
     org: str
     amount: Fraction
     created_at: datetime
+    delta: Fraction = Fraction(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,8 @@ class Spend:
     member: Fraction
     month: Fraction
     all_members: Fraction
+    member_delta: Fraction = Fraction(0)
+    all_delta: Fraction = Fraction(0)
 
 
 def tally(entries: Iterable[SpentEntry], *, org: str, now: datetime) -> Spend:
@@ -94,15 +99,18 @@ def tally(entries: Iterable[SpentEntry], *, org: str, now: datetime) -> Spend:
     "future" by a skewed clock still counts).
     """
     start, end = month_window(now)
-    member = month = everyone = Fraction(0)
+    member = month = everyone = member_delta = all_delta = Fraction(0)
     for e in entries:
         everyone += e.amount
+        all_delta += e.delta
         if e.org == org:
             member += e.amount
+            member_delta += e.delta
             created = e.created_at if e.created_at.tzinfo else e.created_at.replace(tzinfo=UTC)
             if start <= created < end:
                 month += e.amount
-    return Spend(member=member, month=month, all_members=everyone)
+    return Spend(member=member, month=month, all_members=everyone, member_delta=member_delta,
+                 all_delta=all_delta)
 
 
 def _refuse(rule: str, what: str, cost: Cost, remaining: Fraction) -> BudgetExceeded:
@@ -146,6 +154,21 @@ def check_charge(limits: BudgetLimits, cost: Cost, spent: Spend, *, now: datetim
     if spent.all_members + amount > limits.global_total:
         raise _refuse("budget:global", "the dataset's global budget", cost,
                       limits.global_total - spent.all_members)
+    if cost.delta:
+        for cap, used, what in (
+            (limits.delta_per_query, Fraction(0), "the per-query delta cap"),
+            (limits.delta_per_member, spent.member_delta, "your delta budget"),
+            (limits.delta_global, spent.all_delta, "the dataset's global delta budget"),
+        ):
+            if used + cost.delta > cap:
+                left = max(cap - used, Fraction(0))
+                raise BudgetExceeded(
+                    f"the query needs delta {cost.delta} but {what} has {left} left"
+                    + (" (this policy allows no delta: key selection is off)" if not cap
+                       else ""),
+                    rule="budget:delta", measure="delta", requested=str(cost.delta),
+                    remaining=str(left),
+                )
 
 
 def epsilon_for(measure: Measure, amount: Fraction, delta: Fraction) -> float:
@@ -190,6 +213,11 @@ class Balance:
     global_spent: Fraction
     global_left: Fraction
     per_query: Fraction
+    delta_member_spent: Fraction = Fraction(0)
+    delta_member_left: Fraction = Fraction(0)
+    delta_global_spent: Fraction = Fraction(0)
+    delta_global_left: Fraction = Fraction(0)
+    delta_per_query: Fraction = Fraction(0)
 
     @classmethod
     def of(cls, *, dataset: str, org: str, limits: BudgetLimits, spent: Spend) -> Balance:
@@ -206,7 +234,17 @@ class Balance:
             global_spent=spent.all_members,
             global_left=_left(limits.global_total, spent.all_members),
             per_query=limits.per_query,
+            delta_member_spent=spent.member_delta,
+            delta_member_left=_left(limits.delta_per_member, spent.member_delta),
+            delta_global_spent=spent.all_delta,
+            delta_global_left=_left(limits.delta_global, spent.all_delta),
+            delta_per_query=limits.delta_per_query,
         )
+
+    @property
+    def can_spend_delta(self) -> Fraction:
+        """The largest delta the next query may spend (0: no key selection possible)."""
+        return min(self.delta_per_query, self.delta_member_left, self.delta_global_left)
 
     @property
     def cumulative(self) -> Cost:
@@ -225,7 +263,7 @@ class Balance:
         def amount(x: Fraction | None) -> str | None:
             return None if x is None else str(x)
 
-        return {
+        out: dict[str, Any] = {
             "dataset": self.dataset,
             "measure": self.measure.value,
             "opened": self.opened.isoformat(),
@@ -241,3 +279,14 @@ class Balance:
                 "delta": 0.0 if self.measure is Measure.PURE else float(delta),
             },
         }
+        if self.delta_per_query or self.delta_global_spent:
+            out["cumulative"]["delta"] += float(self.delta_global_spent)
+            out["delta"] = {
+                "member": {"spent": amount(self.delta_member_spent),
+                           "left": amount(self.delta_member_left)},
+                "global": {"spent": amount(self.delta_global_spent),
+                           "left": amount(self.delta_global_left)},
+                "per_query": amount(self.delta_per_query),
+                "can_spend": amount(self.can_spend_delta),
+            }
+        return out

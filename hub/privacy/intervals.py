@@ -250,6 +250,7 @@ def cost_for_halfwidth(
     decimals: int = 0,
     cap: Fraction | None = None,
     alpha: float = 0.05,
+    periods: int = 1,
 ) -> Cost:
     """The smallest cost on :data:`COST_GRID` whose (1-alpha) half-width is <= ``target``.
 
@@ -262,7 +263,7 @@ def cost_for_halfwidth(
     if fn in (Function.MEAN, Function.QUANTILE):
         raise InvalidInput(f"a target accuracy cannot be set for {fn.value}: its error "
                            "depends on the data; give a cost instead", field="target")
-    sens = sensitivity(fn, max_rows, clamp, decimals)
+    sens = sensitivity(fn, max_rows, clamp, decimals, periods)
     goal = Fraction(target)
     if goal <= 0:
         raise InvalidInput("the target half-width must be positive", field="target")

@@ -98,6 +98,7 @@ class Sensitivity:
     l2_squared: int
     resolution: Fraction = Fraction(1)
     clamp: tuple[Fraction, Fraction] | None = None
+    periods: int = 1  # per-period bounding: max_rows per unit in each of this many periods
 
     @property
     def l2(self) -> float:
@@ -154,8 +155,15 @@ def sensitivity(
     max_rows: int,
     clamp: tuple[float, float] | tuple[Fraction, Fraction] | None = None,
     decimals: int = 0,
+    periods: int = 1,
 ) -> Sensitivity:
     """The sensitivity of one measure over the full vector of public cells; m = ``max_rows``.
+
+    With ``periods`` = P > 1 (per-period bounding, for trends grouped by period), a unit
+    keeps at most m rows *in each* of the P periods of the query, and the cells of different
+    periods are disjoint: the unit's change is P independent blocks, each bounded as below,
+    so L1 = P * L1(m) and L2^2 = P * L2(m)^2 (the worst case puts each block in one cell of
+    its period). P = 1 is the total bound.
 
     A neighbour adds or removes one unit: at most m rows in total, spread in any way over the
     cells (group keys are public, so the vector's length and order never change).
@@ -180,6 +188,16 @@ def sensitivity(
     fn = _function(function)
     if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
         raise InvalidInput("max_rows must be a positive integer", field="max_rows")
+    if isinstance(periods, bool) or not isinstance(periods, int) or periods < 1:
+        raise InvalidInput("periods must be a positive integer", field="periods")
+    if periods > 1:
+        block = sensitivity(fn, max_rows, clamp, decimals)
+        if block.l1 * periods > _I64 // 2:
+            raise InvalidInput("clamp range x max_rows x periods overflows a 64-bit sum",
+                               field="clamp")
+        return Sensitivity(fn, max_rows, l1=block.l1 * periods,
+                           l2_squared=block.l2_squared * periods,
+                           resolution=block.resolution, clamp=block.clamp, periods=periods)
     if fn is Function.MEAN:
         raise InvalidInput(
             "a mean is a noisy sum over a noisy count: calibrate it with calibrate_mean",
@@ -333,13 +351,13 @@ class MeanNoise:
 
 
 def calibrate_mean(cost: Cost, max_rows: int, clamp: tuple[float, float] | tuple[
-        Fraction, Fraction], decimals: int = 0) -> MeanNoise:
+        Fraction, Fraction], decimals: int = 0, periods: int = 1) -> MeanNoise:
     """Mean = noisy sum / noisy count: pure post-processing of two releases, so the cost is
     split equally (exact halves) between the sum and the count vectors."""
     half_sum, half_count = split_cost(cost, 2)
     return MeanNoise(
-        sum=calibrate(half_sum, sensitivity(Function.SUM, max_rows, clamp, decimals)),
-        count=calibrate(half_count, sensitivity(Function.COUNT, max_rows)),
+        sum=calibrate(half_sum, sensitivity(Function.SUM, max_rows, clamp, decimals, periods)),
+        count=calibrate(half_count, sensitivity(Function.COUNT, max_rows, periods=periods)),
     )
 
 

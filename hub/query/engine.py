@@ -64,15 +64,16 @@ from hub.contracts.model import Role as FieldRole
 from hub.contracts.validation import quote_ident
 from hub.errors import InvalidInput, NotFound, Unavailable
 from hub.ingest.service import IngestService
-from hub.ingest.units import PARTNER_COLUMN, SEQ_COLUMN, UNIT_COLUMN, FixedColumn
+from hub.ingest.units import PARTNER_COLUMN, PRIO_COLUMN, SEQ_COLUMN, UNIT_COLUMN, FixedColumn
+from hub.query.bounds import CUT_COLUMN, PERIOD_KEY, Bound, BoundCuts, period_key
 from hub.query.plan import QueryPlan
 from hub.settings import Settings
 from hub.storage.objects import ObjectStore
 
 __all__ = ["Compiled", "Part", "PartKind", "QueryEngine", "compile_plan"]
 
-PartKind = Literal["count", "sum", "count_units", "linked_units", "values"]
-_KINDS = ("count", "sum", "count_units", "linked_units", "values")
+PartKind = Literal["count", "sum", "count_units", "linked_units", "values", "select_units"]
+_KINDS = ("count", "sum", "count_units", "linked_units", "values", "select_units")
 _log = structlog.get_logger("hub.query.engine")
 _MEMORY_LIMIT = "2GB"
 _THREADS = 2
@@ -92,6 +93,7 @@ class Part:
     field: str | None = None  # sum / values: the measure field
     clamp: tuple[float, float] | None = None
     decimals: int = 0  # sum: fixed-point digits (hub.privacy.to_fixed semantics)
+    limit: int = 0  # select_units: the keys each unit votes for
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,17 @@ class Compiled:
     params: list[Any]
 
 
+@dataclass(frozen=True)
+class _Files:
+    """The visible extracts of a dataset as local files, and what the SQL needs of them."""
+
+    ids: list[str]
+    paths: list[Path]
+    columns: frozenset[str]  # the union of their columns
+    uniform: bool  # every file has the same columns (no need to match them by name)
+    fixed: dict[str, FixedColumn]  # fixed-point columns every file has alike
+
+
 class QueryEngine:
     """Exact aggregates of authorised plans over the committed extracts (module docstring)."""
 
@@ -112,6 +125,7 @@ class QueryEngine:
         self._store = store
         self._ingest = ingest
         self._settings = settings
+        self._cuts = BoundCuts(settings.data_dir / "cache" / "bounds")
         # object key -> its columns and fixed-point columns (committed files are immutable)
         self._layouts: dict[str, _Layout] = {}
 
@@ -129,36 +143,50 @@ class QueryEngine:
 
         ``count``/``sum``/``count_units``/``linked_units`` give exact ints (sums are
         fixed-point ints of clamped values); ``values`` gives per cell the list of clamped
-        float values. Only bounded rows (``__seq <= plan.max_rows``) passing the filters.
+        float values. Only kept rows (contribution bounding, :mod:`hub.query.bounds`)
+        passing the filters.
         """
-        paths, columns, uniform, fixed = self._files(plan.dataset)
-        # refuses unknown names
-        compiled = compile_plan(plan, parts, paths, columns, union=not uniform, fixed=fixed)
         grid = _Grid(plan)
         out: list[list[Any]] = [
             [[] for _ in range(grid.cells)] if p.kind == "values" else [0] * grid.cells
             for p in parts
         ]
-        if not paths:
-            return out
-        for row in self._run(compiled):
-            cell = grid.index(row[: grid.dims])
-            if cell is None:
+        for key, values in self.groups(plan, parts):
+            cell = grid.index(key)
+            if cell is None:  # pragma: no cover - groups() keeps public keys only
                 continue
-            for i, (part, value) in enumerate(zip(parts, row[grid.dims:], strict=True)):
-                if part.kind == "values":
-                    out[i][cell] = [float(v) for v in value or ()]
-                else:
-                    out[i][cell] = int(value or 0)
+            for i, value in enumerate(values):
+                out[i][cell] = value
+        return out
+
+    def groups(self, plan: QueryPlan, parts: Sequence[Part]
+               ) -> list[tuple[tuple[str | None, ...], list[Any]]]:
+        """The groups present in the kept rows: (key, one value per part), for keys inside
+        the plan's public domain only (a group outside it cannot exist after ingest's
+        checks, and must not appear anyway). For key selection and ranked queries."""
+        files = self._files(plan.dataset)
+        if not files.paths:
+            compile_plan(plan, parts, [])  # refuses a plan that names no field, as always
+            return []
+        allowed = [set(d.keys) for d in plan.dimensions]
+        dims = len(plan.dimensions)
+        out = []
+        for row in self._run(plan, parts, files):
+            key = tuple(row[:dims])
+            if not all(k in keys for k, keys in zip(key, allowed, strict=True)):
+                continue
+            values = [[float(v) for v in value or ()] if part.kind == "values"
+                      else int(value or 0) for part, value in zip(parts, row[dims:],
+                                                                    strict=True)]
+            out.append((key, values))
         return out
 
     # -- helpers -------------------------------------------------------------------------
-    def _files(
-        self, dataset: str
-    ) -> tuple[list[Path], frozenset[str], bool, dict[str, FixedColumn]]:
+    def _files(self, dataset: str) -> _Files:
         """The visible extracts' local files, the union of their columns, whether every file
-        has the same columns (then DuckDB need not match columns by name), and the
-        fixed-point columns every file has with the same clamp and decimals."""
+        has the same columns, and the fixed-point columns every file has with the same
+        clamp and decimals."""
+        ids: list[str] = []
         paths: list[Path] = []
         layouts: list[_Layout] = []
         for extract in self._ingest.visible_extracts(dataset):
@@ -171,13 +199,20 @@ class QueryEngine:
                 layout = self._layouts[extract.object_key] = _layout(extract.id, path)
             layouts.append(layout)
             paths.append(path)
+            ids.append(extract.id)
         columns = frozenset().union(*(names for names, _ in layouts))
         shared = dict(layouts[0][1]) if layouts else {}
         for _, fixed in layouts[1:]:
             shared = {k: c for k, c in shared.items() if fixed.get(k) == c}
-        return paths, columns, len({names for names, _ in layouts}) <= 1, shared
+        return _Files(ids, paths, columns, len({names for names, _ in layouts}) <= 1, shared)
 
-    def _run(self, compiled: Compiled) -> list[tuple[Any, ...]]:
+    def _bound(self, plan: QueryPlan) -> Bound:
+        period = next((f.name for f in plan.contract.fields if f.type is FieldType.PERIOD),
+                      None) if plan.per_period else None
+        return Bound(plan.max_rows, period)
+
+    def _run(self, plan: QueryPlan, parts: Sequence[Part],
+             files: _Files) -> list[tuple[Any, ...]]:
         spill_root = self._settings.data_dir / "tmp"
         try:
             spill_root.mkdir(parents=True, exist_ok=True)
@@ -191,6 +226,11 @@ class QueryEngine:
                 })
                 try:
                     con.execute("SET enable_progress_bar = false")
+                    cuts = self._cuts.cuts(con, plan.dataset, files.ids, files.paths,
+                                           files.columns, self._bound(plan))
+                    compiled = compile_plan(plan, parts, files.paths, files.columns,
+                                            union=not files.uniform, fixed=files.fixed,
+                                            cuts=cuts)
                     return con.execute(compiled.sql, compiled.params).fetchall()
                 finally:
                     con.close()
@@ -302,12 +342,14 @@ def compile_plan(
     *,
     union: bool = True,
     fixed: Mapping[str, FixedColumn] | None = None,
+    cuts: Path | None = None,
 ) -> Compiled:
     """The SQL and parameters of ``plan`` over the Parquet files ``paths`` (whose columns,
     together, are ``columns``; None: assume every contract field is there; ``fixed``: the
-    fixed-point columns every file has).
+    fixed-point columns every file has; ``cuts``: the heavy units' cut file of
+    :mod:`hub.query.bounds`, None when no unit has more rows than the bound).
 
-    Parameters, in textual order: the parts' clamps and scales, the file list, ``max_rows``,
+    Parameters, in textual order: the parts' clamps and scales, the file list, the cut file,
     then the values of the filters evaluated per row (one on a grouped scalar dimension
     whose keys it covers only drops grid cells, see the module docstring). Only contract
     names (quoted) and the engine's own columns appear as identifiers.
@@ -315,10 +357,27 @@ def compile_plan(
     for part in parts:
         if part.kind not in _KINDS:
             raise InvalidInput(f"unknown part {part.kind!r}", field="parts")
+    if plan.route and any(p.kind not in ("count_units", "linked_units", "select_units")
+                          for p in parts):
+        raise InvalidInput("a route counts distinct units", field="parts")
+    votes = [p for p in parts if p.kind == "select_units"]
+    if len(votes) > 1 or any(p.limit < 1 for p in votes):
+        raise InvalidInput("one select_units part, with a positive limit", field="parts")
     dims = [_field(plan, d.name, "group_by") for d in plan.dimensions]
     filters = [(_field(plan, f.field, "filters"), f) for f in plan.filters]
-    scan_params: list[Any] = [[str(p) for p in paths], int(plan.max_rows)]
-    where = [f"{SEQ_COLUMN} <= ?"]
+    scan_params: list[Any] = [[str(p) for p in paths]]
+    where = []
+    source = "read_parquet(?" + (", union_by_name = true) AS __t" if union else ") AS __t")
+    if cuts is not None:
+        prio = (f"coalesce(__t.{PRIO_COLUMN}, __t.{SEQ_COLUMN})"
+                if columns is None or PRIO_COLUMN in columns else f"__t.{SEQ_COLUMN}")
+        on = f"__c.{UNIT_COLUMN} = __t.{UNIT_COLUMN}"
+        if plan.per_period:
+            period = next(f.name for f in plan.contract.fields if f.type is FieldType.PERIOD)
+            on += f" AND __c.{PERIOD_KEY} = {period_key(period, '__t')}"
+        source += f" LEFT JOIN read_parquet(?) AS __c ON {on}"
+        scan_params.append(str(cuts))
+        where.append(f"(__c.{CUT_COLUMN} IS NULL OR {prio} <= __c.{CUT_COLUMN})")
     scalar_keys = {d.name: set(d.keys) for d in plan.dimensions
                    if d.type is not FieldType.CATEGORY_LIST}
     for f, fp in filters:
@@ -354,17 +413,27 @@ def compile_plan(
             expr = (_fixed_sql(col, part, part_params, (fixed or {}).get(f.name))
                     if part.kind == "sum" else _clamped_sql(col, part, part_params))
             values.append(f"{expr} AS v{j}")
-    two_level = any(p.kind in ("count_units", "linked_units") for p in parts)
+    two_level = any(p.kind in ("count_units", "linked_units", "select_units") for p in parts)
     # Read the unit and partner columns only when a measure needs them.
-    select += [*values, UNIT_COLUMN, PARTNER_COLUMN] if two_level else values
+    unit_cols = [f"__t.{UNIT_COLUMN}", f"__t.{PARTNER_COLUMN}"]
+    select += [*values, *unit_cols] if two_level else values
     select = select or ["NULL AS __row"]  # a bare count(*) with no dimensions
     keys = [f"k{i}" for i in range(len(dims))]
     base = (
-        f"SELECT {', '.join(select)} FROM read_parquet(?"
-        + (", union_by_name = true) AS __t" if union else ") AS __t")
+        f"SELECT {', '.join(select)} FROM {source}"
         + "".join(f", {lat}" for lat in laterals)
-        + f" WHERE {' AND '.join(where)}"
+        + f" WHERE {' AND '.join(where) or 'TRUE'}"
     )
+    ctes = f"base AS ({base})"
+    rows = "base"
+    if plan.route:  # each unit's missing stages from its other rows (module docstring)
+        known = ", ".join(f"CASE WHEN count(DISTINCT {k}) = 1 THEN min({k}) END AS u{i}"
+                          for i, k in enumerate(keys))
+        filled = ", ".join(f"coalesce(b.{k}, u.u{i}) AS {k}" for i, k in enumerate(keys))
+        ctes += (f", known AS (SELECT {UNIT_COLUMN}, {known} FROM base GROUP BY {UNIT_COLUMN})"
+                 f", routes AS (SELECT {filled}, b.{UNIT_COLUMN}, b.{PARTNER_COLUMN} "
+                 f"FROM base b JOIN known u USING ({UNIT_COLUMN}))")
+        rows = "routes"
     aggs = []
     if two_level:  # per (cell, unit) first, then per cell
         inner = []
@@ -380,11 +449,21 @@ def compile_plan(
                 aggs.append(f"flatten(list(a{j}) FILTER (WHERE a{j} IS NOT NULL))")
             elif part.kind == "count_units":
                 aggs.append("count(*)")
-            else:  # linked_units
+            elif part.kind == "linked_units":
                 aggs.append("count(*) FILTER (WHERE __linked)")
+            else:  # select_units: the unit's keys with most rows, ties by a hash of the key
+                aggs.append(f"count(*) FILTER (WHERE __vote <= {int(part.limit)})")
         inner.append(f"min({PARTNER_COLUMN}) <> max({PARTNER_COLUMN}) AS __linked")
+        inner.append("count(*) AS __n")
         group = ", ".join([*keys, UNIT_COLUMN])
-        source = (f"(SELECT {', '.join([*keys, *inner])} FROM base GROUP BY {group})")
+        ranked = ", ".join(f"coalesce({k}, chr(0))" for k in keys) or "''"
+        source_rows = (
+            f"(SELECT *, row_number() OVER (PARTITION BY {UNIT_COLUMN} ORDER BY __n DESC, "
+            f"md5(concat_ws(chr(31), {ranked}))) AS __vote FROM "
+            f"(SELECT {', '.join([*keys, UNIT_COLUMN, *inner])} FROM {rows} "
+            f"GROUP BY {group}))"
+            if votes else
+            f"(SELECT {', '.join([*keys, *inner])} FROM {rows} GROUP BY {group})")
     else:
         for j, part in enumerate(parts):
             aggs.append({
@@ -392,8 +471,8 @@ def compile_plan(
                 "sum": f"sum(v{j})",
                 "values": f"list(v{j}) FILTER (WHERE v{j} IS NOT NULL)",
             }[part.kind])
-        source = "base"
+        source_rows = rows
     outer = ", ".join([*keys, *aggs]) or "count(*)"
     group_by = f" GROUP BY {', '.join(keys)}" if keys else ""
-    sql = f"WITH base AS ({base}) SELECT {outer} FROM {source}{group_by}"
+    sql = f"WITH {ctes} SELECT {outer} FROM {source_rows}{group_by}"
     return Compiled(sql, [*part_params, *scan_params])

@@ -143,7 +143,8 @@ def _json_object(value: Any, field: str) -> dict[str, Any]:
 
 
 def _cost(row: Any) -> Cost:
-    return Cost(Measure(row.measure), Fraction(row.amount_num, row.amount_den))
+    return Cost(Measure(row.measure), Fraction(row.amount_num, row.amount_den),
+                Fraction(row.delta_num, row.delta_den))
 
 
 def _charge(row: Any) -> Charge:
@@ -205,7 +206,7 @@ class Ledger:
         le = ledger_entries
         rows = conn.execute(
             sa.select(le.c.org_id, le.c.measure, le.c.amount_num, le.c.amount_den,
-                      le.c.created_at)
+                      le.c.delta_num, le.c.delta_den, le.c.created_at)
             .where(le.c.dataset == dataset, le.c.created_at >= opened_at(limits))
         ).all()
         other = {r.measure for r in rows} - {limits.measure.value}
@@ -217,7 +218,8 @@ class Ledger:
                 rule="budget:measure",
             )
         return tally(
-            (SpentEntry(r.org_id, Fraction(r.amount_num, r.amount_den), r.created_at)
+            (SpentEntry(r.org_id, Fraction(r.amount_num, r.amount_den), r.created_at,
+                        Fraction(r.delta_num, r.delta_den))
              for r in rows),
             org=org, now=now,
         )
@@ -243,10 +245,12 @@ class Ledger:
         if cost.measure is not limits.measure:  # refused on the measure, whatever the time
             check_charge(limits, cost, Spend(Fraction(0), Fraction(0), Fraction(0)),
                          now=utcnow() if now is None else _utc(now))
-        amount = Fraction(cost.amount)
-        if amount.numerator > _INT64 or amount.denominator > _INT64:
-            raise InvalidInput(f"the cost {amount} cannot be stored exactly; use a simpler "
+        amount, delta = Fraction(cost.amount), Fraction(cost.delta)
+        if max(amount.numerator, amount.denominator, delta.numerator,
+               delta.denominator) > _INT64:
+            raise InvalidInput(f"the cost {cost} cannot be stored exactly; use a simpler "
                                "fraction", field="cost")
+        stored_cost = Cost(cost.measure, amount, delta)
         summary = _json_object(shape, "shape")
         entry_id = _new_id("led_")
         with self._locked(dataset) as conn:
@@ -256,16 +260,17 @@ class Ledger:
             conn.execute(sa.insert(ledger_entries).values(
                 id=entry_id, dataset=dataset, org_id=org, measure=cost.measure.value,
                 amount_num=amount.numerator, amount_den=amount.denominator,
-                query_key=query_key, status=CHARGED, created_at=when, released_at=None,
+                delta_num=delta.numerator, delta_den=delta.denominator, query_key=query_key,
+                status=CHARGED, created_at=when, released_at=None,
                 shape=summary,
             ))
             self.audit.append(AuditEvent(
                 Action.QUERY_CHARGED, actor=actor, org=org, object_type="query",
                 object_id=entry_id, dataset=dataset,
-                details={"cost": Cost(cost.measure, amount).as_json(), "query_key": query_key,
+                details={"cost": stored_cost.as_json(), "query_key": query_key,
                          "shape": summary},
             ), conn=conn)
-        return Charge(id=entry_id, dataset=dataset, org=org, cost=Cost(cost.measure, amount),
+        return Charge(id=entry_id, dataset=dataset, org=org, cost=stored_cost,
                       query_key=query_key, status=CHARGED, created_at=when, released_at=None,
                       shape=summary)
 
@@ -339,7 +344,8 @@ class Ledger:
     def _find(conn: Connection, *, dataset: str, org: str, query_key: str) -> Release | None:
         le, rel = ledger_entries, releases
         row = conn.execute(
-            sa.select(rel, le.c.measure, le.c.amount_num, le.c.amount_den)
+            sa.select(rel, le.c.measure, le.c.amount_num, le.c.amount_den, le.c.delta_num,
+                      le.c.delta_den)
             .join(le, le.c.id == rel.c.entry_id)
             .where(rel.c.dataset == dataset, rel.c.org_id == org, rel.c.query_key == query_key)
         ).first()

@@ -37,7 +37,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -61,6 +61,7 @@ from hub.contracts.model import Role as FieldRole
 from hub.errors import BudgetExceeded, Forbidden, InvalidInput, RowError
 from hub.governance.policies import (
     Function,
+    Policy,
     PolicySet,
     Rule,
     closed_domain_refusal,
@@ -68,6 +69,7 @@ from hub.governance.policies import (
     shared_field,
 )
 from hub.privacy.accounting import BudgetLimits, Cost, Measure, parse_amount
+from hub.privacy.noise import sum_decimals, to_fixed
 
 __all__ = [
     "MAX_CELLS",
@@ -83,6 +85,8 @@ __all__ = [
     "QueryRequest",
     "Target",
     "TargetPlan",
+    "Top",
+    "TopPlan",
     "authorise",
 ]
 
@@ -91,7 +95,7 @@ MAX_CELLS = 1_000_000
 #: Quantiles run one OpenDP exponential mechanism per cell (~1 ms each on 2 cores).
 MAX_QUANTILE_CELLS = 2_500
 #: Version of the canonical form hashed into :attr:`QueryPlan.key`.
-KEY_FORMAT = 1
+KEY_FORMAT = 2
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -144,12 +148,37 @@ class PeriodRange(BaseModel):
 
 
 class Target(BaseModel):
-    """Ask for an accuracy instead of a cost: the hub solves for the cost (hub.privacy)."""
+    """Ask for an accuracy instead of a cost: the hub solves for the cost (hub.privacy).
+
+    Either ``ci_halfwidth`` (the 95% interval half-width wanted on one measure) or, for a
+    ranked query, ``top_gap`` and ``confidence`` (two keys whose scores differ by
+    ``top_gap`` are ranked in the right order with probability ``confidence``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    ci_halfwidth: float = Field(gt=0, allow_inf_nan=False, description="95% interval half-width.")
+    ci_halfwidth: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False, description="95% interval half-width.")
     measure: int = Field(default=0, ge=0, description="Index of the measure it applies to.")
+    top_gap: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False,
+        description="Ranked queries: the score gap to be ordered right.")
+    confidence: float = Field(
+        default=0.9, gt=0.5, lt=1, description="Ranked queries: with this probability.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Target:
+        if (self.ci_halfwidth is None) == (self.top_gap is None):
+            raise ValueError("give either ci_halfwidth or top_gap (with confidence)")
+        return self
+
+
+class Top(BaseModel):
+    """A ranked query: the ``k`` keys with the largest values of measure ``by``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    k: int = Field(ge=1, le=1000, description="How many keys to rank.")
+    by: int = Field(default=0, ge=0, description="Index of the measure that ranks them.")
 
 
 class PostProcess(BaseModel):
@@ -180,6 +209,22 @@ class QueryRequest(BaseModel):
     )
     target: Target | None = None
     postprocess: PostProcess = Field(default_factory=PostProcess)
+    keys: Literal["auto", "public", "selected"] = Field(
+        default="auto",
+        description="public: every key of the grid, zeros included; selected: only keys "
+        "chosen by a DP threshold on distinct units; auto: the policy decides by grid size.",
+    )
+    top: Top | None = Field(default=None, description="Rank the k largest keys.")
+    route: bool = Field(
+        default=False,
+        description="Group by route stages assembled per unit across its rows (origin -> "
+        "transit -> destination); group_by empty means every stage of the contract.",
+    )
+    bounding: Literal["auto", "total", "per_period"] = Field(
+        default="auto",
+        description="total: max_rows per unit; per_period: max_rows_per_period per unit and "
+        "period (trends); auto: per_period when grouping by the period, if the policy has it.",
+    )
 
     @field_validator("cost", mode="before")
     @classmethod
@@ -201,6 +246,10 @@ class QueryRequest(BaseModel):
             raise ValueError("give either cost or target (an accuracy), not both or neither")
         if self.target is not None and self.target.measure >= len(self.measures):
             raise ValueError("target.measure is not the index of a requested measure")
+        if self.target is not None and self.target.top_gap is not None and self.top is None:
+            raise ValueError("target.top_gap is for ranked queries (give top)")
+        if self.top is not None and self.top.by >= len(self.measures):
+            raise ValueError("top.by is not the index of a requested measure")
         return self
 
     @property
@@ -277,8 +326,21 @@ class FilterPlan:
 
 @dataclass(frozen=True, slots=True)
 class TargetPlan:
-    ci_halfwidth: float
+    ci_halfwidth: float | None
     measure: int
+    top_gap: float | None = None
+    confidence: float = 0.9
+
+
+@dataclass(frozen=True, slots=True)
+class TopPlan:
+    """Rank the ``k`` largest keys by measure number ``by``; ``sensitivity`` is how far one
+    unit can move one key's score (see hub.privacy.selection)."""
+
+    k: int
+    by: int
+    sensitivity: int
+    monotonic: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,10 +371,32 @@ class QueryPlan:
     cost: Cost | None
     target: TargetPlan | None
     postprocess: PostProcessPlan
+    #: keys chosen by a DP threshold (hub.privacy.selection) instead of the public grid
+    selected: bool = False
+    selection_share: Fraction = Fraction(0)
+    #: keys each unit votes for in the selection (policy key_selection.keys_per_unit)
+    selection_votes: int = 1
+    top: TopPlan | None = None
+    #: group by route stages assembled per unit (the engine completes each unit's stages)
+    route: bool = False
+    #: per-period bounding: ``max_rows`` per unit in each of ``periods`` periods
+    periods: int = 1
+    per_period: bool = False
 
     @property
     def cells(self) -> int:
+        """The size of the public key grid (with selected keys, only candidates of it)."""
         return math.prod(d.size for d in self.dimensions)
+
+    @property
+    def keys_per_unit(self) -> int:
+        """How many keys one unit's kept rows can fall in ((row, key) pairs)."""
+        return self.max_rows * self.groups_per_row * self.periods
+
+    @property
+    def selection_keys(self) -> int:
+        """L0 of key selection: the keys one unit votes for, at most those it can touch."""
+        return min(self.selection_votes, self.keys_per_unit)
 
     @property
     def unit_field(self) -> str:
@@ -356,13 +440,24 @@ class QueryPlan:
             "max_rows": self.max_rows,
             "accounting": self.accounting.value,
             "cost": None if self.cost is None else str(self.cost.amount),
-            "target": None
-            if self.target is None
-            else {"ci_halfwidth": _exact(self.target.ci_halfwidth), "measure": self.target.measure},
+            "target": None if self.target is None else {
+                "ci_halfwidth": None if self.target.ci_halfwidth is None
+                else _exact(self.target.ci_halfwidth),
+                "measure": self.target.measure,
+                "top_gap": None if self.target.top_gap is None else _exact(self.target.top_gap),
+                "confidence": None if self.target.top_gap is None
+                else _exact(self.target.confidence),
+            },
             "postprocess": {
                 "nonnegative": self.postprocess.nonnegative,
                 "consistent_totals": self.postprocess.consistent_totals,
             },
+            "keys": "selected" if self.selected else "public",
+            "selection_share": str(self.selection_share) if self.selected else None,
+            "selection_votes": self.selection_votes if self.selected else None,
+            "top": None if self.top is None else {"k": self.top.k, "by": self.top.by},
+            "route": self.route,
+            "bounding": {"per_period": self.per_period, "periods": self.periods},
         }
 
     @property
@@ -414,8 +509,12 @@ def authorise(
             f"(roles: {', '.join(sorted(actor.roles)) or 'none'})",
             rule=f"policy:{dataset}:who",
         )
+    if request.route and not request.group_by:
+        request = request.model_copy(update={"group_by": [f.name for f in contract.route]})
     fields = _resolve_fields(contracts, request)
     filters = _filters(request, fields)
+    if request.route:
+        _check_route(contract, request, fields)
 
     refusals = [_refusal(rule, request, fields) for rule in rules]
     chosen = next((r for r, why in zip(rules, refusals, strict=True) if why is None), None)
@@ -427,18 +526,23 @@ def authorise(
         _dimension(name, fields[name], filters) for name in request.group_by
     )
     cells = math.prod(d.size for d in dimensions)
-    if cells > MAX_CELLS:
+    selected = _selected(policy, request, cells)
+    if not selected and cells > MAX_CELLS:
         sizes = " x ".join(f"{d.size} ({d.name})" for d in dimensions)
+        hint = ("; or let the policy's key selection choose the keys (keys: selected)"
+                if policy.key_selection is not None else "")
         raise InvalidInput(
             f"the query would release {cells:,} cells ({sizes}); the most one query may release "
-            f"is {MAX_CELLS:,}: filter some dimensions or group by fewer",
+            f"is {MAX_CELLS:,}: filter some dimensions or group by fewer{hint}",
             field="group_by", rule="cells", cells=cells, max_cells=MAX_CELLS,
         )
-    if cells > MAX_QUANTILE_CELLS and any(m.function == "quantile" for m in request.measures):
+    quantile_cells = MAX_QUANTILE_CELLS if not selected else 0
+    if cells > quantile_cells and any(m.function == "quantile" for m in request.measures):
+        where = (f"at most {MAX_QUANTILE_CELLS:,} public cells, and this query has {cells:,}"
+                 if not selected else "on public keys only, and this query selects its keys")
         raise InvalidInput(
             f"a quantile is computed cell by cell (OpenDP's exponential mechanism, about a "
-            f"millisecond each): at most {MAX_QUANTILE_CELLS:,} cells, and this query has "
-            f"{cells:,}; filter some dimensions or group by fewer",
+            f"millisecond each): {where}; filter some dimensions or group by fewer",
             field="measures", rule="cells:quantile", cells=cells, max_cells=MAX_QUANTILE_CELLS,
         )
 
@@ -455,26 +559,137 @@ def authorise(
                 field="cost", rule="budget:per_query", requested=str(amount),
                 remaining=str(limits.per_query), measure=policy.accounting.value,
             )
+    max_rows, periods, per_period = _bounding(policy, request, contract, fields, filters,
+                                              dimensions)
+    measures = tuple(_measure(m, chosen, fields) for m in request.measures)
+    selection = policy.key_selection
     return QueryPlan(
         dataset=dataset,
         contract=contract,
         contract_version=contract.version,
         rule=chosen.name,
         dimensions=dimensions,
-        measures=tuple(_measure(m, chosen, fields) for m in request.measures),
+        measures=measures,
         filters=tuple(filters[name] for name in sorted(filters)),
-        max_rows=policy.max_rows,
+        max_rows=max_rows,
         accounting=policy.accounting,
         limits=limits,
         min_partners=policy.min_partners,
         cost=cost,
-        target=None
-        if request.target is None
-        else TargetPlan(request.target.ci_halfwidth, request.target.measure),
+        target=None if request.target is None else TargetPlan(
+            request.target.ci_halfwidth, request.target.measure, request.target.top_gap,
+            request.target.confidence),
         postprocess=PostProcessPlan(
             request.postprocess.nonnegative, request.postprocess.consistent_totals
         ),
+        selected=selected,
+        selection_share=selection.share if selected and selection else Fraction(0),
+        selection_votes=selection.keys_per_unit if selected and selection else 1,
+        top=None if request.top is None else _top(request.top, measures, max_rows,
+                                                  request.route),
+        route=request.route,
+        periods=periods,
+        per_period=per_period,
     )
+
+
+def _selected(policy: Policy, request: QueryRequest, cells: int) -> bool:
+    """Whether the plan's keys are chosen by the DP threshold (policy.key_selection)."""
+    selection = policy.key_selection
+    if request.keys == "public":
+        return False
+    if selection is None:
+        if request.keys == "selected":
+            raise Forbidden(
+                f"the {policy.dataset} policy has no key selection (it allows no delta > 0): "
+                "ask for public keys, or ask governance to add key_selection and a delta "
+                "budget", field="keys", rule=f"policy:{policy.dataset}:key_selection")
+        return False
+    return request.keys == "selected" or cells > selection.public_up_to
+
+
+def _check_route(contract: Contract, request: QueryRequest,
+                 fields: Mapping[str, _Resolved]) -> None:
+    """A route query groups by route stages only, in route order, and counts units."""
+    stages = contract.route
+    if len(stages) < 2:
+        raise InvalidInput(f"{contract.dataset} has no route (no fields with route_stage)",
+                           field="route", rule="route:stages")
+    order = [f.name for f in stages]
+    for i, name in enumerate(request.group_by):
+        if fields[name].field.route_stage is None:
+            raise InvalidInput(
+                f"{_shown(name)} is not a route stage of {contract.dataset} (stages: "
+                f"{', '.join(order)})", field=f"group_by.{i}", rule="route:stages")
+    if len(request.group_by) < 2:
+        raise InvalidInput("a route has at least two stages", field="group_by",
+                           rule="route:stages")
+    if list(request.group_by) != [n for n in order if n in request.group_by]:
+        raise InvalidInput(f"route stages go in route order: {' -> '.join(order)}",
+                           field="group_by", rule="route:stages")
+    for i, m in enumerate(request.measures):
+        if m.function not in (Function.COUNT_UNITS, Function.LINKED_UNITS):
+            raise InvalidInput(
+                "a route counts people (count_units) and people seen by two or more "
+                f"partners (linked_units), not {m.label}", field=f"measures.{i}",
+                rule="route:measures")
+    for name in request.filters:
+        if fields[name].field.route_stage is not None and name not in request.group_by:
+            raise InvalidInput(f"filter a route on one of its grouped stages, not {name}",
+                               field=f"filters.{name}", rule="route:stages")
+
+
+def _top(top: Top, measures: Sequence[MeasurePlan], max_rows: int, route: bool) -> TopPlan:
+    """The ranking of a ``top`` request: its score's sensitivity (hub.privacy.selection)."""
+    m = measures[top.by]
+    fn = m.function
+    if fn in (Function.COUNT_UNITS, Function.LINKED_UNITS):
+        return TopPlan(top.k, top.by, 1)
+    if fn is Function.COUNT and not route:
+        return TopPlan(top.k, top.by, max_rows)
+    if fn is Function.SUM and m.clamp is not None:
+        decimals = sum_decimals(m.clamp, m.integer)
+        per_row = max(abs(to_fixed(x, decimals)) for x in m.clamp)
+        return TopPlan(top.k, top.by, max_rows * per_row, monotonic=m.clamp[0] >= 0)
+    raise InvalidInput(f"keys are ranked by a count, distinct units or a sum, not {m.label}",
+                       field="top.by", rule="top:by")
+
+
+def _bounding(policy: Policy, request: QueryRequest, contract: Contract,
+              fields: Mapping[str, _Resolved], filters: Mapping[str, FilterPlan],
+              dimensions: Sequence[DimensionPlan]) -> tuple[int, int, bool]:
+    """(max_rows, periods, per_period): the total bound, or per-period bounding for trends.
+
+    ``auto`` bounds per period when the query groups by the period field, the policy sets
+    ``max_rows_per_period`` and that is not much noisier: sqrt(P) * m_p (zCDP, an L2 bound)
+    or P * m_p (pure, L1) at most twice the total bound m."""
+    per_period = policy.contribution_bounds.max_rows_per_period
+    period = next((f for f in contract.fields if f.type is FieldType.PERIOD), None)
+    grouped = next((d for d in dimensions if period is not None and d.name == period.name),
+                   None)
+    if request.route and request.bounding == "per_period":
+        raise InvalidInput("a route is assembled from all of a unit's rows: route queries "
+                           "bound each unit in total", field="bounding")
+    if request.bounding == "total" or request.route:
+        return policy.max_rows, 1, False
+    if request.bounding == "per_period":
+        if per_period is None:
+            raise Forbidden(f"the {policy.dataset} policy sets no max_rows_per_period",
+                            field="bounding", rule=f"policy:{policy.dataset}:per_period")
+        chosen = filters.get(period.name) if period is not None else None
+        if grouped is None and chosen is None:
+            raise InvalidInput("per-period bounding needs the query to group by or filter "
+                               "on the period", field="bounding")
+        p = grouped.size if grouped is not None else len(chosen.values if chosen else ())
+        return per_period, max(p, 1), True
+    if per_period is None or grouped is None:
+        return policy.max_rows, 1, False
+    p = grouped.size
+    noisier = (math.sqrt(p) * per_period if policy.accounting is Measure.ZCDP
+               else p * per_period)
+    if noisier > 2 * policy.max_rows:
+        return policy.max_rows, 1, False
+    return per_period, p, True
 
 
 @dataclass(frozen=True, slots=True)
@@ -584,6 +799,14 @@ def _refusal(rule: Rule, request: QueryRequest, fields: Mapping[str, _Resolved])
                 f"measure {m.label} is not allowed by rule {rule.name} (allowed: {allowed})",
                 f"measures.{i}",
             )
+    if request.top is not None and request.top.k > rule.max_top_k:
+        return _Refusal(
+            f"{rule.name}:top",
+            f"a ranked query of the top {request.top.k} keys is not allowed by rule "
+            f"{rule.name} (" + (f"at most {rule.max_top_k}" if rule.max_top_k
+                               else "no ranked queries") + ")",
+            "top.k",
+        )
     for name in request.filters:
         why = closed_domain_refusal(fields[name].field)
         if name not in rule.filters or why is not None:

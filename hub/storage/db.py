@@ -300,6 +300,9 @@ ledger_entries = Table(
     Column("measure", String(8), nullable=False),  # zcdp | pure
     Column("amount_num", BigInteger, nullable=False),
     Column("amount_den", BigInteger, nullable=False),
+    # the delta of approximate DP (key selection); 0/1 for every other query
+    Column("delta_num", BigInteger, nullable=False, server_default="0"),
+    Column("delta_den", BigInteger, nullable=False, server_default="1"),
     Column("query_key", String(64), nullable=False),  # sha256 of the canonical plan
     Column("status", String(16), nullable=False),  # charged | released | failed
     Column("created_at", UTCDateTime(), nullable=False),
@@ -459,6 +462,7 @@ unit_datasets = Table(
     metadata,
     Column("dataset", String(63), primary_key=True),
     Column("last_unit", BigInteger, nullable=False),
+    Column("salt", String(64), nullable=True),  # key of the rows' bounding priorities
 )
 
 unit_tokens = Table(

@@ -259,7 +259,10 @@ def test_the_shipped_policies_load_against_the_shipped_contracts(
     case_dims = {d for r in policies.policies["case_records"].rules_for(analyst)
                  for d in r.dimensions}
     assert {"source_country", "transit_country", "destination_country"} <= case_dims
-    assert policies.policies["case_records"].accounting is Measure.PURE
+    cases = policies.policies["case_records"]
+    # routes are selected keys: approximate DP, so the policy caps delta as well
+    assert cases.accounting is Measure.ZCDP and cases.key_selection is not None
+    assert 0 < cases.limits.delta_per_query <= cases.limits.delta_per_member
     assert default_policies_dir() == REPO / "policies"
 
 

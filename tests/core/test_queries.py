@@ -15,7 +15,14 @@ from hub.contracts.model import ContractRegistry, FieldType, months_between
 from hub.errors import BudgetExceeded, Forbidden, InvalidInput, TahubError, UnknownDataset
 from hub.governance.policies import Function, Policy, PolicySet, policy_context
 from hub.privacy.accounting import Cost, Measure
-from hub.query.plan import MAX_CELLS, MAX_QUANTILE_CELLS, QueryPlan, QueryRequest, authorise
+from hub.query.plan import (
+    KEY_FORMAT,
+    MAX_CELLS,
+    MAX_QUANTILE_CELLS,
+    QueryPlan,
+    QueryRequest,
+    authorise,
+)
 from tests.strategies import policy_documents, query_documents
 
 REGISTRY = ContractRegistry.load()
@@ -356,7 +363,7 @@ def test_the_key_ignores_who_asked_and_which_rule_allowed_it() -> None:
     by_member = plan(POLICE, **body)
     assert (by_role.rule, by_member.rule) == ("analysts", "police")
     assert by_role.key == by_member.key
-    assert len(by_role.key) == 64 and by_role.canonical()["format"] == 1
+    assert len(by_role.key) == 64 and by_role.canonical()["format"] == KEY_FORMAT
 
 
 # -- property: nothing a matching rule does not list ---------------------------------------

@@ -186,7 +186,7 @@ def test_hub_killed_mid_upload_leaves_nothing_visible_and_the_push_resumes(
     assert re.search(r"resumed at byte (\d[\d,]*)", again.stdout), again.stdout
     (stored,) = hub.objects()  # the hub's checked copy holds exactly the uploaded rows
     # + the columns numbered at commit and the amount's fixed-point integers (hub.ingest.units)
-    bounding = ["__unit", "__seq", "__partner", "__fx_amount"]
+    bounding = ["__unit", "__seq", "__partner", "__prio", "__fx_amount"]
     assert pq.read_table(stored).drop_columns(bounding).equals(
         pq.read_table(tmp_path / "big.parquet"))
 

@@ -55,31 +55,44 @@ def alert(contract: Contract, subject: str, typology: str = "unknown", amount: f
 
 
 # -- the reference ----------------------------------------------------------------------------
-def reference(commits: Sequence[tuple[str, list[dict[str, Any]]]], withdrawn: set[int],
-              p: QueryPlan, parts: Sequence[Part]) -> list[list[Any]]:
-    """Bounding by arrival order over every committed row (withdrawn ones too: they leave
-    gaps), then the aggregates of the kept rows, cell by cell, in plain Python."""
-    seen: dict[str, int] = defaultdict(int)
-    kept: list[tuple[str, dict[str, Any]]] = []
-    for i, (org, rows) in enumerate(commits):
-        for row in rows:
-            seen[row["subject"]] += 1
-            if i not in withdrawn and seen[row["subject"]] <= p.max_rows:
-                kept.append((org, row))
+def stored_rows(pool: Pool, dataset: str) -> list[dict[str, Any]]:
+    """Every row of the visible extracts as committed: fields, __unit, __partner, __prio."""
+    rows: list[dict[str, Any]] = []
+    for extract in pool.ingest.visible_extracts(dataset):
+        rows += pq.read_table(pool.store.local_path(extract.object_key)).to_pylist()
+    return rows
+
+
+def kept_rows(rows: list[dict[str, Any]], max_rows: int,
+              period: str | None = None) -> list[dict[str, Any]]:
+    """Contribution bounding as docs/privacy.md states it: each unit (in each period, with
+    per-period bounding) keeps its ``max_rows`` rows of smallest priority."""
+    by_unit: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_unit[(row["__unit"], row.get(period) if period else None)].append(row)
+    return [r for group in by_unit.values()
+            for r in sorted(group, key=lambda r: r["__prio"])[:max_rows]]
+
+
+def reference(pool: Pool, p: QueryPlan, parts: Sequence[Part]) -> list[list[Any]]:
+    """The aggregates of the kept rows (:func:`kept_rows` over the stored extracts), cell by
+    cell, in plain Python."""
+    kept = kept_rows(stored_rows(pool, p.dataset), p.max_rows,
+                     "period" if p.per_period else None)
     grid = list(itertools.product(*(d.keys for d in p.dimensions)))
     cell_of = {k: i for i, k in enumerate(grid)}
     out: list[list[Any]] = [
         [[] for _ in grid] if part.kind == "values" else [0] * len(grid) for part in parts
     ]
     unit_partners: list[dict[str, set[str]]] = [defaultdict(set) for _ in grid]
-    for org, row in kept:
+    for row in kept:
         if not all(_passes(row.get(f.field), f) for f in p.filters):
             continue
         for key in itertools.product(*(_keys(row.get(d.name), d) for d in p.dimensions)):
             cell = cell_of.get(key)
             if cell is None:
                 continue
-            unit_partners[cell][row["subject"]].add(org)
+            unit_partners[cell][row["__unit"]].add(row["__partner"])
             for j, part in enumerate(parts):
                 value = row.get(part.field) if part.field else None
                 if part.kind == "count":
@@ -151,11 +164,12 @@ commit_strategy = st.tuples(st.sampled_from(ORGS), st.lists(row_strategy, min_si
                           ("exploitation_stream", "period")]),
     filtered=st.booleans(),
     per_unit=st.booleans(),
+    per_period=st.booleans(),
 )
 def test_every_part_equals_the_brute_force_reference(
     migrated_db: Path, registry: ContractRegistry, alerts: Contract,
     commits: list[tuple[str, list[dict[str, Any]]]], withdraw: set[int], max_rows: int,
-    dims: tuple[str, ...], filtered: bool, per_unit: bool,
+    dims: tuple[str, ...], filtered: bool, per_unit: bool, per_period: bool,
 ) -> None:
     # with unit parts the engine aggregates per (cell, unit) first; without, in one level
     parts = ALL_PARTS if per_unit else [p for p in ALL_PARTS if "units" not in p.kind]
@@ -166,7 +180,8 @@ def test_every_part_equals_the_brute_force_reference(
     domain = {"typology": TYPOLOGIES, "exploitation_stream": (*STREAMS, None),
               "period": MONTHS}
     filters = {"period": ("2025-01", "2025-03")} if filtered else {}
-    p = plan(alerts, [(d, domain[d]) for d in dims], filters, max_rows=max_rows)
+    p = dataclasses.replace(plan(alerts, [(d, domain[d]) for d in dims], filters,
+                                 max_rows=max_rows), per_period=per_period)
     with tempfile.TemporaryDirectory() as tmp:
         pool = Pool.create(Path(tmp), migrated_db, registry)
         try:
@@ -175,29 +190,39 @@ def test_every_part_equals_the_brute_force_reference(
             for i in withdrawn:
                 pool.withdraw(as_rows[i][0], ids[i])
             got = run(pool.engine, p, parts)
+            want = reference(pool, p, parts)
         finally:
             pool.close()
-    assert got == reference(as_rows, withdrawn, p, parts)
+    assert got == want
 
 
 # -- examples ---------------------------------------------------------------------------------
-def test_a_unit_at_three_partners_keeps_its_first_max_rows_by_arrival(
+def test_a_unit_keeps_the_same_rows_whatever_order_they_arrive_in(
     pool: Pool, alerts: Contract
 ) -> None:
-    pool.commit(ORG_A, alerts, [alert(alerts, "x", "unknown"), alert(alerts, "y")])
-    pool.commit(ORG_B, alerts, [alert(alerts, "x", "funnel_account"),
-                                alert(alerts, "x", "unknown")])
-    pool.commit(ORG_C, alerts, [alert(alerts, "x", "alternative_payment")])
+    x = [alert(alerts, "x", "unknown", 1.0), alert(alerts, "x", "funnel_account", 2.0),
+         alert(alerts, "x", "unknown", 3.0), alert(alerts, "x", "alternative_payment", 4.0)]
+    y = alert(alerts, "y")
     p = plan(alerts, [("typology", TYPOLOGIES)], max_rows=3)
-    (count, units, linked) = pool.engine.aggregate(
-        p, [Part("count"), Part("count_units"), Part("linked_units")])
-    # x's 4th row (at C) is dropped; y counts once
-    assert count == [0, 0, 1, 0, 3]
-    assert units == [0, 0, 1, 0, 2]
-    assert linked == [0, 0, 0, 0, 1]  # x is at A and B in cell 'unknown'; y only at A
-    (linked_any,) = pool.engine.aggregate(plan(alerts, max_rows=3), [Part("linked_units")])
-    assert linked_any == [1]
+    parts = [Part("count"), Part("count_units"), Part("linked_units"),
+             Part("values", "amount", CLAMP)]
+    ids = [pool.commit(ORG_A, alerts, [x[0], y]), pool.commit(ORG_B, alerts, x[1:3]),
+           pool.commit(ORG_C, alerts, [x[3]])]
+    first = run(pool.engine, p, parts)
+    assert first == reference(pool, p, parts)
+    assert sum(first[0]) == 3 + 1  # x keeps 3 of its 4 rows; y its one
     assert pool.engine.partners("bank_alerts") == 3
+    for org, extract_id in zip((ORG_A, ORG_B, ORG_C), ids, strict=True):
+        pool.withdraw(org, extract_id)
+    # the same rows again, in the reverse order and split otherwise: the same rows count
+    pool.commit(ORG_C, alerts, [x[3], x[2]])
+    pool.commit(ORG_B, alerts, [x[1]])
+    pool.commit(ORG_A, alerts, [y, x[0]])
+    again = run(pool.engine, p, parts)
+    assert again[0] == first[0] and again[1] == first[1] and again[3] == first[3]
+    assert again == reference(pool, p, parts)
+    (linked_any,) = pool.engine.aggregate(plan(alerts, max_rows=3), [Part("linked_units")])
+    assert linked_any == [1]  # x is at several partners whichever rows it keeps
 
 
 def test_empty_cells_are_zeros_and_no_extracts_gives_a_zero_grid(
@@ -301,8 +326,9 @@ def test_sums_read_the_column_stored_at_commit_only_for_its_own_clamp_and_decima
     # ties away from zero (12.5 -> 13, 0.5 -> 1), clamped to 50,000: either way
     assert pool.engine.aggregate(p, [stored, *per_query]) == [
         [13 + 2 + 50_000 + 1], [125 + 24 + 500_000 + 5], [13 + 2 + 100 + 1]]
-    paths, columns, uniform, fixed = pool.engine._files("bank_alerts")
-    assert set(fixed) == {"amount"} and uniform
+    files = pool.engine._files("bank_alerts")
+    paths, columns, fixed = files.paths, files.columns, files.fixed
+    assert set(fixed) == {"amount"} and files.uniform
     sql = compile_plan(p, [stored], paths, columns, fixed=fixed).sql
     assert 'sum(v0)' in sql and '"__fx_amount" AS v0' in sql and "round(" not in sql
     for part in per_query:
@@ -312,7 +338,7 @@ def test_sums_read_the_column_stored_at_commit_only_for_its_own_clamp_and_decima
     path = pool.store.local_path(first.object_key)
     pq.write_table(pq.read_table(path).drop_columns(["__fx_amount"]), path)
     fresh = QueryEngine(store=pool.store, ingest=pool.ingest, settings=pool.settings)
-    assert fresh._files("bank_alerts")[3] == {}
+    assert fresh._files("bank_alerts").fixed == {}
     assert fresh.aggregate(p, [stored]) == [[13 + 2 + 50_000 + 1]]
 
 

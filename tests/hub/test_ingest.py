@@ -130,10 +130,10 @@ def test_upload_in_chunks_then_commit_makes_one_visible_extract(
     stored = pq.read_table(store.local_path(key))
     # the checked rows, plus the bounding columns numbered at commit and the amount's
     # fixed-point integers (hub.ingest.units): clamped to [0, 50000], whole euros, ties away from 0
-    assert stored.column_names[-4:] == ["__unit", "__seq", "__partner", "__fx_amount"]
+    assert stored.column_names[-5:] == ["__unit", "__seq", "__partner", "__prio", "__fx_amount"]
     original = pq.read_table(alerts_file)
-    assert stored.drop_columns(["__unit", "__seq", "__partner", "__fx_amount"]).to_pylist() \
-        == original.to_pylist()
+    bounding = ["__unit", "__seq", "__partner", "__prio", "__fx_amount"]
+    assert stored.drop_columns(bounding).to_pylist() == original.to_pylist()
     assert stored.schema.field("__fx_amount").type == pa.int32()
     assert stored.column("__fx_amount").to_pylist() == [
         None if a is None else to_fixed(min(max(a, 0.0), 50000.0), 0)

@@ -279,14 +279,14 @@ def test_bootstrap_reports_refused_files(tmp_path: Path, engine: sa.Engine,
     folder.mkdir()
     (folder / "bank_alerts.yaml").write_text(BANK)
     (folder / "case_records.yaml").write_text(
-        _raised((SHIPPED / "case_records.yaml").read_text(), "accounting: pure",
+        _raised((SHIPPED / "case_records.yaml").read_text(), "accounting: zcdp",
                 "accounting: renyi"))
     (folder / "wrong_name.yaml").write_text((SHIPPED / "corridor_flows.yaml").read_text())
     changes = PolicyChanges(engine, registry, AuditLog(engine))
     problems = changes.bootstrap(folder)
     by_file = {p.file: p for p in problems}
     assert by_file["case_records.yaml"].field == "accounting"
-    assert by_file["case_records.yaml"].line == 7
+    assert by_file["case_records.yaml"].line == 9
     assert "must be in corridor_flows.yaml" in by_file["wrong_name.yaml"].reason
     store = PolicyStore.load(changes, registry, tuple(problems))
     assert store.current().datasets() == ["bank_alerts"]

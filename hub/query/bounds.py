@@ -1,0 +1,131 @@
+"""Which rows each unit keeps: its ``m`` rows of smallest keyed priority (contribution bounding).
+
+At commit every row got ``__prio``, a keyed pseudo-random number unique per unit
+(:mod:`hub.ingest.units`). A unit keeps the ``m`` rows with the smallest ``__prio`` among
+all its visible rows (``m`` = the policy's ``max_rows``), or, with per-period bounding, the
+``m`` smallest in each period. Most units have no more than ``m`` rows and keep them all, so
+only the *heavy* units need a cut: for each of them, the ``m``-th smallest priority, the
+largest one it keeps. A query then keeps a row when its unit has no cut or when its
+priority is at most the cut (one hash join with the heavy units, usually a small table).
+
+The cuts depend on the visible extracts and on the bound, not on the query: they are
+computed once per (dataset, visible extracts, bound) by one DuckDB statement and kept as a
+Parquet file under ``<data_dir>/cache/bounds/``, which every later query of that state
+reads. Heavy units are found cheaply with the total bound (a row with ``__seq > m`` exists:
+``__seq`` is the unit's ordinal; after a withdrawal a unit may look heavy without being so,
+and then its cut keeps all its rows); per period, by counting rows per (unit, period).
+
+Privacy: a unit's cut is a function of its own rows only, so the kept rows of every other
+unit are the same whether or not it is in the data; each unit keeps at most ``m`` rows (per
+period). Extracts committed before priorities existed read ``__seq`` as their priority.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from hub.contracts.validation import quote_ident
+from hub.ingest.units import PRIO_COLUMN, SEQ_COLUMN, UNIT_COLUMN
+
+__all__ = ["CUT_COLUMN", "PERIOD_KEY", "Bound", "BoundCuts", "period_key"]
+
+CUT_COLUMN = "__cut"
+PERIOD_KEY = "__p"
+#: Cut files of older dataset states are removed once this old (a query may still read one).
+_STALE_SECONDS = 3600
+
+
+def period_key(field: str, alias: str | None = None) -> str:
+    """A row's period as the cut tables key it: text, with unknown (NULL) as chr(0), so that
+    the rows of an unknown period are one period too, bounded like the others."""
+    col = (f"{alias}." if alias else "") + quote_ident(field)
+    return f"coalesce(CAST({col} AS VARCHAR), chr(0))"
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """``max_rows`` per unit, in total or per value of ``period`` (a field name)."""
+
+    max_rows: int
+    period: str | None = None
+
+    @property
+    def tag(self) -> str:
+        return f"m{self.max_rows}" + (f"-p-{self.period}" if self.period else "")
+
+
+class BoundCuts:
+    """The cut files of every dataset state and bound (module docstring)."""
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+
+    def cuts(self, con: duckdb.DuckDBPyConnection, dataset: str, extract_ids: Sequence[str],
+             paths: Sequence[Path], columns: frozenset[str], bound: Bound) -> Path | None:
+        """The Parquet file of (``__unit``[, ``__p``], ``__cut``) for the heavy units of
+        these files under ``bound``, computed on ``con`` unless already there; None when
+        no unit has more than ``max_rows`` rows (every row is kept)."""
+        if not paths:
+            return None
+        digest = hashlib.sha256("\n".join(sorted(extract_ids)).encode()).hexdigest()[:24]
+        prefix = f"{dataset}-{bound.tag}-"
+        path = self._folder / f"{prefix}{digest}.parquet"
+        empty = path.with_suffix(".none")
+        if empty.exists():
+            return None
+        if path.exists():
+            return path
+        self._folder.mkdir(parents=True, exist_ok=True)
+        files = [str(p) for p in paths]
+        src = "read_parquet($files, union_by_name = true)"
+        prio = (f"coalesce(t.{PRIO_COLUMN}, t.{SEQ_COLUMN})" if PRIO_COLUMN in columns
+                else f"CAST(t.{SEQ_COLUMN} AS BIGINT)")
+        m = int(bound.max_rows)
+        if bound.period is None:
+            keys = UNIT_COLUMN
+            heavy = f"SELECT DISTINCT {UNIT_COLUMN} FROM {src} WHERE {SEQ_COLUMN} > {m}"
+            rows = f"SELECT t.{UNIT_COLUMN}, {prio} AS p FROM {src} t"
+        else:
+            keys = f"{UNIT_COLUMN}, {PERIOD_KEY}"
+            heavy = (f"SELECT {UNIT_COLUMN}, {period_key(bound.period)} AS {PERIOD_KEY} "
+                     f"FROM {src} GROUP BY ALL HAVING count(*) > {m}")
+            rows = (f"SELECT t.{UNIT_COLUMN}, {period_key(bound.period, 't')} AS {PERIOD_KEY}, "
+                    f"{prio} AS p FROM {src} t")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        sql = (
+            f"COPY (WITH h AS ({heavy}), r AS ({rows}) "
+            f"SELECT {keys}, max(p) AS {CUT_COLUMN} FROM ("
+            f"SELECT {keys}, p, row_number() OVER (PARTITION BY {keys} ORDER BY p) AS rn "
+            f"FROM r SEMI JOIN h USING ({keys})) WHERE rn <= {m} GROUP BY {keys}"
+            f") TO $out (FORMAT parquet)"
+        )
+        con.execute(sql, {"files": files, "out": str(tmp)})
+        ((count,),) = con.execute("SELECT count(*) FROM read_parquet($out)",
+                                  {"out": str(tmp)}).fetchall()
+        if count == 0:
+            tmp.unlink(missing_ok=True)
+            empty.touch()
+            self._expire(prefix, keep=empty)
+            return None
+        os.replace(tmp, path)
+        self._expire(prefix, keep=path)
+        return path
+
+    def _expire(self, prefix: str, keep: Path) -> None:
+        """Remove this dataset and bound's files of older states, once stale."""
+        now = time.time()
+        for old in self._folder.glob(f"{prefix}*"):
+            if old == keep:
+                continue
+            try:
+                if now - old.stat().st_mtime > _STALE_SECONDS:
+                    old.unlink()
+            except OSError:
+                continue
