@@ -360,3 +360,38 @@ def budgets(
         if not v["members"]:
             table.add_row("(nothing spent yet)", "", "", "", "")
         console().print(table)
+
+
+@app.command("suggest-bounds")
+@user_errors
+def suggest_bounds(
+    dataset: Annotated[str, typer.Argument(help="The dataset whose bounds to size.")],
+    cost: Annotated[str, typer.Option(help="Privacy cost, charged to your organisation "
+                                      "(exact: '1/50').")],
+    quantile: Annotated[list[float] | None, typer.Option(
+        "--quantile", help="A quantile level (repeat); default 0.5 0.9 0.95 0.99.")] = None,
+    as_json: AsJson = False,
+    hub: Hub = None,
+    client_id: ClientId = None,
+    client_secret: ClientSecret = None,
+) -> None:
+    """DP quantiles of the rows each unit contributes, to size contribution_bounds."""
+    with _client(hub, client_id, client_secret) as client:
+        view = client.suggest_bounds(dataset, cost, quantiles=quantile)
+    if as_json:
+        typer.echo(json.dumps(view, indent=2))
+        return
+    for name in ("rows_per_unit", "rows_per_unit_per_period"):
+        if name not in view:
+            continue
+        part = view[name]
+        typer.echo(f"{dataset}: {name.replace('_', ' ')} (current bound: {part['current']})")
+        table = Table()
+        table.add_column("quantile")
+        table.add_column("rows")
+        for level, value in part["quantiles"].items():
+            table.add_row(level, str(value))
+        console().print(table)
+        typer.echo(part["note"])
+    typer.echo(f"charged {view['charged']['amount']} ({view['charged']['measure']})"
+               + (" - a stored answer, free" if view.get("reused") else ""))

@@ -18,6 +18,7 @@ rejects it with a reason. Nothing takes effect before the quorum agrees::
     hub.reject(id, reason=...)        another officer; hub.withdraw(id) the proposer
     hub.policies()                    every dataset's active version (with its text)
     hub.budgets()                     what every member has spent and has left
+    hub.suggest_bounds(dataset, cost) DP quantiles of rows per unit, to size the bounds
     hub.audit(**filters)              audit entries; hub.audit_export(fmt, **filters)
 
 Every method returns the hub's JSON (docs/governance.md); a refusal is a
@@ -115,6 +116,17 @@ class GovernanceClient(HubSession):
     def budgets(self, dataset: str | None = None) -> list[dict[str, Any]]:
         params = {"dataset": dataset} if dataset else {}
         return list(self._request("GET", "/v1/governance/budgets", params=params).json())
+
+    def suggest_bounds(self, dataset: str, cost: str, *,
+                       quantiles: list[float] | None = None) -> dict[str, Any]:
+        """DP quantiles of the rows each unit contributes (in total and per period), to size
+        the policy's contribution bounds. Spends ``cost`` of your organisation's budget on
+        ``dataset`` (sent once; the same question again is answered free)."""
+        body: dict[str, Any] = {"dataset": dataset, "cost": cost}
+        if quantiles:
+            body["quantiles"] = quantiles
+        return dict(self._request("POST", "/v1/governance/bounds", json=body,
+                                  resend=False).json())
 
     def audit(self, **filters: str | None) -> Iterator[dict[str, Any]]:
         """Audit entries matching ``filters`` (member, actor, action, since, until,

@@ -13,14 +13,18 @@ OpenDP's own measurements and says how far the answer may be from the truth.
                             an OpenDP scale, release of counts, fixed-point sums, quantiles
     hub.privacy.intervals   95% intervals, means, consistent margin totals, the cost a target
                             accuracy needs, the (epsilon, delta) a rho implies
+    hub.privacy.selection   which keys to show (OpenDP's thresholds over distinct units) and
+                            which come first (OpenDP's noisy top-k), rank intervals
 
 The privacy argument, with its reasons, is in ``docs/privacy.md``. In short:
 
 * Neighbouring datasets differ by one privacy unit with all its rows at all partners.
-* Each unit keeps at most ``max_rows`` (= m) rows **in total** (``seq <= m``, numbered once at
-  commit time; a unit's kept rows never depend on another unit's rows).
-* Group keys are public: every cell of the contract's domain is released, zeros included, so
-  the released object is a fixed-length vector and its sensitivity is a vector norm.
+* Each unit keeps at most ``max_rows`` (= m) rows **in total** (its rows of smallest keyed
+  priority, fixed at commit; a unit's kept rows never depend on another unit's rows), or m
+  per period for trends.
+* Group keys of small grids are public: every cell is released, zeros included, so the
+  released object is a fixed-length vector and its sensitivity is a vector norm. Large grids
+  release keys selected by a DP threshold (approximate DP: a delta).
 * ``zcdp`` costs (rho) buy discrete Gaussian noise, ``pure`` costs (epsilon) discrete Laplace
   noise, both from OpenDP over ``Vec<i64>``; quantiles use OpenDP's exponential mechanism.
 * Every scale is checked against the OpenDP measurement's privacy map at the derived

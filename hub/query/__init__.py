@@ -4,8 +4,12 @@
 
     hub.query.plan          a query request -> an authorised, immutable QueryPlan (deny by
                             default; domain core)
+    hub.query.bounds        which rows each unit keeps (its rows of smallest priority)
     hub.query.engine        QueryEngine: a plan's exact cell aggregates over bounded rows
                             (DuckDB over committed extracts)
+    hub.query.release       the cost's split, every mechanism calibrated, the released body:
+                            selected or ranked keys, noisy cells, rank intervals, totals
+    hub.query.contributions DP quantiles of rows per unit, to size contribution bounds
     hub.query.ledger        the privacy-budget ledger and stored releases (atomic, exact)
     hub.query.service       check, charge, run, release: one DP query end to end
     hub.query.publications  published releases: shared with all or named members, read free

@@ -1,44 +1,52 @@
 """The query engine: the exact aggregates of an authorised plan, in one DuckDB query.
 
 The engine is an adapter: it takes a :class:`~hub.query.plan.QueryPlan` (already authorised,
-its cost already debited) and the :class:`Part` s the service needs per cell, and returns
-exact integers (or, for quantiles, the clamped values) per cell. Noise is added afterwards
-by ``hub.privacy``; nothing here is ever released as is.
+its cost already debited) and the :class:`Part` s a release needs per group, and returns exact
+integers (or, for quantiles, the clamped values) per group. Noise, key selection and ranking
+are added afterwards (``hub.query.release``); nothing here is ever released as is.
 
 One query over ``read_parquet([visible extracts of the dataset], union_by_name=true)``
 (a column missing from an older contract version reads as NULL, i.e. unknown):
 
-* ``__seq <= max_rows`` keeps each unit's first ``max_rows`` rows in arrival order, numbered
-  once at commit (``hub.ingest.units``): contribution bounding costs a filter, not a window;
+* contribution bounding keeps each unit's ``max_rows`` rows of smallest keyed priority
+  (``__prio``, fixed at commit; per period for per-period plans): a left join with the heavy
+  units' cuts of :mod:`hub.query.bounds`, computed once per dataset state and bound, and
+  ``cut IS NULL OR __prio <= cut`` (no join at all when no unit has more rows);
 * the plan's filters, with their values bound as parameters (``?``), never spliced. A filter
   on a grouped scalar dimension whose keys are all among the filter's values (as
   ``authorise`` makes them) is not evaluated per row at all: a row outside the filter can
-  only fall in a group that the grid below drops, whatever the measure (DuckDB would push a
-  ``HAVING`` on the group keys back down to every row);
+  only fall in a group that is dropped (DuckDB would push a ``HAVING`` on the group keys back
+  down to every row);
 * ``GROUP BY`` the dimensions; a ``category_list`` dimension is unnested (one group per
   listed code; a NULL or empty list is the unknown key ``None``);
-* the groups are laid onto the full public key grid in Python: every cell exists, zeros
-  included, in the order of ``itertools.product`` over the dimensions' keys; a group whose
-  key is not a public key of the plan is dropped (it cannot exist after ingest's checks,
-  and must not create a cell anyway).
+* for a route plan, each unit's route stages are first completed from its other kept rows
+  (a stage a row leaves empty takes the unit's one known value, if its rows agree on one),
+  and the groups count distinct (unit, route) pairs;
+* :meth:`QueryEngine.groups` returns the groups present (for selected keys and ranking);
+  :meth:`QueryEngine.aggregate` lays them onto the full public key grid, zeros included, in
+  the order of ``itertools.product`` over the dimensions' keys. A group whose key is not a
+  public key of the plan is dropped (it cannot exist after ingest's checks, and must not
+  create a cell anyway).
 
 Identifiers in the SQL are only the contract's own field names (looked up in
-``plan.contract``, quoted) and the engine's own ``__unit``/``__seq``/``__partner`` columns;
-a name that is not a field of the contract is refused before any SQL is built. Each query
-opens a fresh in-process DuckDB connection (2 threads, a memory limit, no extensions).
+``plan.contract``, quoted) and the engine's own ``__unit``/``__seq``/``__partner``/``__prio``
+columns; a name that is not a field of the contract is refused before any SQL is built. Each
+query opens a fresh in-process DuckDB connection (2 threads, a memory limit, no extensions).
 
 Parts and their SQL (``lo``/``hi`` the clamp, ``d`` the fixed-point digits):
 
-=============== ===========================================================================
-``count``       ``count(*)``
-``sum``         ``sum(CAST(round(least(greatest(v, lo), hi) * 10^d) AS BIGINT))``
-                (the :func:`hub.privacy.to_fixed` semantics; a NULL value adds nothing), or
-                ``sum(__fx_v)`` when every file stores that very expression for this clamp
-                and these decimals (:class:`hub.ingest.units.FixedColumn`, computed at commit)
-``count_units`` ``count(DISTINCT __unit)``
-``linked_units``units of the cell seen at >= 2 distinct ``__partner`` (two-level aggregate)
-``values``      the cell's clamped non-NULL values (for quantiles)
-=============== ===========================================================================
+================ ==========================================================================
+``count``        ``count(*)``
+``sum``          ``sum(CAST(round(least(greatest(v, lo), hi) * 10^d) AS BIGINT))``
+                 (the :func:`hub.privacy.noise.to_fixed` semantics; a NULL value adds
+                 nothing), or ``sum(__fx_v)`` when every file stores that very expression
+                 for this clamp and these decimals (:class:`hub.ingest.units.FixedColumn`)
+``count_units``  ``count(DISTINCT __unit)`` (a two-level aggregate per (group, unit))
+``linked_units`` units of the group seen at >= 2 distinct ``__partner``
+``select_units`` units voting for the group: each unit votes for its ``limit`` groups with
+                 the most kept rows, ties broken by a hash of the key (key selection)
+``values``       the group's clamped non-NULL values (for quantiles)
+================ ==========================================================================
 
 DuckDB and file errors are translated to :class:`~hub.errors.Unavailable`; an extract
 committed before contribution bounding existed (no ``__unit``/``__seq`` columns) is refused
@@ -180,6 +188,34 @@ class QueryEngine:
                                                                     strict=True)]
             out.append((key, values))
         return out
+
+    def contributions(self, dataset: str, period: str | None,
+                      per_period: int | None = None) -> list[tuple[int, int, int]]:
+        """Per unit: its visible rows; with ``period`` (a field name), its largest number of
+        rows in one period, and the rows it has beyond ``per_period`` in its periods (summed).
+        Inputs of DP releases (:mod:`hub.query.contributions`), never released as they are."""
+        files = self._files(dataset)
+        if not files.paths:
+            return []
+        src = "read_parquet(?, union_by_name = true)"
+        beyond = int(per_period) if per_period is not None else 0
+        if period is None:
+            sql = f"SELECT count(*), 0, 0 FROM {src} GROUP BY {UNIT_COLUMN}"
+        else:
+            sql = (f"SELECT sum(n), max(n), sum(greatest(n - {beyond}, 0)) FROM "
+                   f"(SELECT {UNIT_COLUMN}, {period_key(period)}, count(*) AS n FROM {src} "
+                   f"GROUP BY ALL) GROUP BY {UNIT_COLUMN}")
+        con = duckdb.connect(":memory:", config={
+            "threads": _THREADS, "memory_limit": _MEMORY_LIMIT,
+            "autoinstall_known_extensions": False, "autoload_known_extensions": False})
+        try:
+            rows = con.execute(sql, [[str(p) for p in files.paths]]).fetchall()
+        except duckdb.Error as exc:
+            _log.error("engine.contributions_failed", error=type(exc).__name__)
+            raise Unavailable("the contributions could not be counted; retry later") from exc
+        finally:
+            con.close()
+        return [(int(a), int(b), int(c)) for a, b, c in rows]
 
     # -- helpers -------------------------------------------------------------------------
     def _files(self, dataset: str) -> _Files:

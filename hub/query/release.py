@@ -91,8 +91,9 @@ TOP_SHARE = Fraction(1, 4)
 #: Rank intervals of a ranked query hold together with this probability.
 RANK_CONFIDENCE = 0.9
 #: A ranked query is refused when even the per-query cap could not put two keys this many
-#: score sensitivities apart in the right order with 90% confidence (no useful ranking).
-USEFUL_GAP = 50
+#: score sensitivities apart (25 people, for a count of people) in the right order with 90%
+#: confidence: a ranking that cannot tell such keys apart is not a useful one.
+USEFUL_GAP = 25
 _ADDITIVE = (Function.COUNT, Function.SUM, Function.COUNT_UNITS, Function.LINKED_UNITS)
 _KIND: dict[Function, PartKind] = {Function.COUNT: "count", Function.COUNT_UNITS: "count_units",
                                    Function.LINKED_UNITS: "linked_units"}
@@ -117,6 +118,9 @@ class Aggregator(Protocol):
     def aggregate(self, plan: QueryPlan, parts: Sequence[Part]) -> list[list[Any]]: ...
 
     def groups(self, plan: QueryPlan, parts: Sequence[Part]) -> list[tuple[Key, list[Any]]]: ...
+
+    def contributions(self, dataset: str, period: str | None,
+                      per_period: int | None = None) -> list[tuple[int, int, int]]: ...
 
 
 def decimals_for(m: MeasurePlan) -> int:

@@ -35,10 +35,13 @@ again is written here (``query.reused``) before it is returned.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
@@ -48,9 +51,10 @@ from hub.errors import BudgetExceeded, Forbidden, InvalidInput, NotFound, TahubE
 from hub.governance.audit import Action, AuditEvent
 from hub.governance.policies import Policy, PolicySet, contract_clamp, shared_field
 from hub.metrics import Metrics
-from hub.privacy.accounting import Cost
+from hub.privacy.accounting import BudgetLimits, Cost, parse_amount
 from hub.privacy.budget import Balance, Spend, check_charge
 from hub.privacy.intervals import to_epsilon_delta
+from hub.query.contributions import QUANTILES, Suggestion, calibrate_suggestion, suggest
 from hub.query.ledger import Charge, Ledger, Release
 from hub.query.plan import QueryPlan, QueryRequest, authorise
 from hub.query.release import (
@@ -66,6 +70,26 @@ from hub.storage.db import iso_utc
 __all__ = ["PolicySource", "QueryService"]
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Question:
+    """What identifies a release and charges it: dataset, limits, key and shape (no data)."""
+
+    dataset: str
+    limits: BudgetLimits
+    key: str
+    shape: dict[str, Any]
+
+
+class _Costed(Protocol):
+    @property
+    def cost(self) -> Cost: ...
+
+
+_C = TypeVar("_C", bound=_Costed)
+
+
 
 class PolicySource(Protocol):
     """The active policies (hub.governance.policystore.PolicyStore)."""
@@ -118,31 +142,43 @@ class QueryService:
         refusal = self._min_partners_refusal(plan)
         if refusal is not None:
             raise refusal
-        stored = self._ledger.find_release(dataset=plan.dataset, org=actor.org,
-                                           query_key=plan.key)
+        return self._answer(actor, _Question(plan.dataset, plan.limits, plan.key, _shape(plan)),
+                            lambda: calibrate_plan(plan, cost_for(plan)),
+                            lambda cal, charge: self._release(cal, charge))
+
+    def _answer(self, actor: Actor, question: _Question, calibrated: Callable[[], _C],
+                compute: Callable[[_C, Charge], dict[str, Any]]) -> dict[str, Any]:
+        """A stored release of the same question, free; else check, charge, compute, store.
+
+        ``calibrated()`` derives the cost and every mechanism (no data, nothing spent; a
+        refusal here spends nothing); ``compute`` runs the engine and the mechanisms after
+        the charge. A failure after the charge keeps the budget spent (module docstring)."""
+        dataset, limits = question.dataset, question.limits
+        stored = self._ledger.find_release(dataset=dataset, org=actor.org,
+                                           query_key=question.key)
         if stored is not None:
-            log.info("query.reused", dataset=plan.dataset, query_id=stored.entry_id)
+            log.info("query.reused", dataset=dataset, query_id=stored.entry_id)
             self._ledger.audit.append(AuditEvent(
                 Action.QUERY_REUSED, actor=actor.client_id, org=actor.org,
-                object_type="query", object_id=stored.entry_id, dataset=plan.dataset,
-                details={"cost": Cost.zero(plan.accounting).as_json(),
-                         "query_key": plan.key, "shape": _shape(plan)},
+                object_type="query", object_id=stored.entry_id, dataset=dataset,
+                details={"cost": Cost.zero(limits.measure).as_json(),
+                         "query_key": question.key, "shape": question.shape},
             ))
             if self._metrics is not None:
-                self._metrics.query(plan.dataset, "reused")
-            return self._reused(stored, plan)
-        cal = calibrate_plan(plan, cost_for(plan))  # every scale checked before anything is spent
+                self._metrics.query(dataset, "reused")
+            return self._reused(stored, limits)
+        cal = calibrated()  # every scale checked before anything is spent
         cost = cal.cost
-        self._engine.prefetch(plan.dataset)  # an object store outage: 503, nothing spent
+        self._engine.prefetch(dataset)  # an object store outage: 503, nothing spent
         charge = self._ledger.charge(
-            dataset=plan.dataset, org=actor.org, limits=plan.limits, cost=cost,
-            query_key=plan.key, shape=_shape(plan), now=self._clock(),
+            dataset=dataset, org=actor.org, limits=limits, cost=cost,
+            query_key=question.key, shape=question.shape, now=self._clock(),
             actor=actor.client_id,
         )
         if self._metrics is not None:  # spent from here on, whatever happens next
-            self._metrics.budget_spent(plan.dataset, cost.measure.symbol, cost.amount)
+            self._metrics.budget_spent(dataset, cost.measure.symbol, cost.amount)
         try:
-            result = self._release(cal, charge)
+            result = compute(cal, charge)
             release = self._ledger.record_release(charge, result, actor=actor.client_id)
         except BaseException as exc:
             self._failed(charge, exc, actor.client_id)
@@ -153,15 +189,59 @@ class QueryService:
                     rule="query:failed", query_id=charge.id,
                 ) from exc
             raise
-        log.info("query.released", dataset=plan.dataset, query_id=charge.id,
-                 cells=plan.cells, cost=str(cost.amount))
+        log.info("query.released", dataset=dataset, query_id=charge.id,
+                 cost=str(cost.amount))
         if self._metrics is not None:
-            self._metrics.query(plan.dataset, "released")
+            self._metrics.query(dataset, "released")
         if release.entry_id != charge.id:  # an identical query raced us: one answer
-            return self._reused(release, plan)
+            return self._reused(release, limits)
         out = dict(release.result)
-        out.update(reused=False, charged=cost.as_json(), budget=self._balance_json(plan, actor))
+        out.update(reused=False, charged=cost.as_json(),
+                   budget=self._balance(dataset, actor.org, limits).as_json())
         return out
+
+    def suggest_bounds(self, actor: Actor, data: Any) -> dict[str, Any]:
+        """Governance: DP quantiles of the rows each unit contributes, to size the policy's
+        contribution bounds (:mod:`hub.query.contributions`); charged like a query to the
+        officer's organisation, on the dataset's budget."""
+        actor.require(Role.GOVERNANCE)
+        if not isinstance(data, dict):
+            raise InvalidInput("the body is a JSON object: {dataset, cost, quantiles}",
+                               field="body")
+        policy = self._policies.current().get(str(data.get("dataset")))
+        if policy is None:  # any member's officers may ask: they decide the bounds
+            raise NotFound(f"no active policy for {str(data.get('dataset'))[:64]!r}",
+                           field="dataset")
+        try:
+            amount = parse_amount(data.get("cost"))
+            levels = tuple(float(q) for q in data.get("quantiles") or QUANTILES)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"cost or quantiles: {exc}", field="cost") from None
+        cost = Cost(policy.accounting, amount)
+        if not 0 < amount <= policy.limits.per_query:
+            raise BudgetExceeded(
+                f"the cost must be positive and at most the per-query cap "
+                f"{Cost(policy.accounting, policy.limits.per_query)}", field="cost",
+                rule="budget:per_query", requested=str(amount),
+                remaining=str(policy.limits.per_query), measure=policy.accounting.value)
+        have = self._engine.partners(policy.dataset)
+        if have < policy.min_partners:
+            raise Forbidden(f"{policy.dataset} has data from {have} partner(s); its policy "
+                            f"needs at least {policy.min_partners}", field="dataset",
+                            rule=f"policy:{policy.dataset}:min_partners")
+        contract = self._registry.get(policy.dataset)
+        period = next((f.name for f in contract.fields if f.type is FieldType.PERIOD), None)
+        shape = {"kind": "contribution_quantiles", "dataset": policy.dataset,
+                 "quantiles": list(levels), "cost": str(amount),
+                 "contract_version": contract.version}
+        key = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
+
+        def compute(s: Suggestion, charge: Charge) -> dict[str, Any]:
+            out = suggest(s, self._engine)
+            return {**out, "query_id": charge.id, "created_at": iso_utc(charge.created_at)}
+
+        return self._answer(actor, _Question(policy.dataset, policy.limits, key, shape),
+                            lambda: calibrate_suggestion(policy, period, cost, levels), compute)
 
     def _failed(self, charge: Charge, exc: BaseException, actor: str | None = None) -> None:
         log.error("query.failed_after_charge", query_id=charge.id, dataset=charge.dataset,
@@ -173,20 +253,14 @@ class QueryService:
         except TahubError:  # already released, or the store is down: the entry stays spent
             log.error("query.mark_failed_failed", query_id=charge.id)
 
-    def _reused(self, stored: Release, plan: QueryPlan) -> dict[str, Any]:
+    def _reused(self, stored: Release, limits: BudgetLimits) -> dict[str, Any]:
         out = dict(stored.result)
-        out.update(reused=True, charged=Cost.zero(plan.accounting).as_json(),
-                   budget=self._balance_json(plan, org=stored.org))
+        out.update(reused=True, charged=Cost.zero(limits.measure).as_json(),
+                   budget=self._balance(stored.dataset, stored.org, limits).as_json())
         return out
 
-    def _balance(self, plan: QueryPlan, org: str) -> Balance:
-        return self._ledger.balance(dataset=plan.dataset, org=org, limits=plan.limits,
-                                    now=self._clock())
-
-    def _balance_json(self, plan: QueryPlan, actor: Actor | None = None, *,
-                      org: str | None = None) -> dict[str, Any]:
-        who = org if org is not None else (actor.org if actor else "")
-        return self._balance(plan, who).as_json()
+    def _balance(self, dataset: str, org: str, limits: BudgetLimits) -> Balance:
+        return self._ledger.balance(dataset=dataset, org=org, limits=limits, now=self._clock())
 
     def _release(self, cal: Calibrated, charge: Charge) -> dict[str, Any]:
         """Run the engine, select, rank, add the noise: the stored result (no budget in it)."""
@@ -212,7 +286,7 @@ class QueryService:
         plan = self._plan(actor, data)
         cal = calibrate_plan(plan, cost_for(plan))
         cost = cal.cost
-        balance = self._balance(plan, actor.org)
+        balance = self._balance(plan.dataset, actor.org, plan.limits)
         stored = self._ledger.find_release(dataset=plan.dataset, org=actor.org,
                                            query_key=plan.key)
         refusal: TahubError | None = self._min_partners_refusal(plan)

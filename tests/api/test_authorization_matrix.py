@@ -98,6 +98,7 @@ MATRIX: dict[tuple[str, str], frozenset[Any]] = {
     ("GET", "/v1/governance/policies/{dataset}/versions/{number}"): GOVERNANCE,
     ("GET", "/v1/governance/budgets"): GOVERNANCE,
     ("GET", "/v1/governance/budgets/history"): GOVERNANCE,
+    ("POST", "/v1/governance/bounds"): GOVERNANCE,
 }
 _PARAMS = {"dataset": "bank_alerts", "version": "1", "number": "1",
            "upload_id": "upl_missing", "extract_id": "ext_missing", "query_id": "led_missing",

@@ -223,7 +223,8 @@ def test_only_governance_officers_reach_the_governance_routes(world: World) -> N
               ("POST", "/v1/governance/proposals"),
               ("POST", "/v1/governance/proposals/pv_x/approve"),
               ("POST", "/v1/governance/proposals/pv_x/reject"),
-              ("POST", "/v1/governance/proposals/pv_x/withdraw")]
+              ("POST", "/v1/governance/proposals/pv_x/withdraw"),
+              ("POST", "/v1/governance/bounds")]
     for creds in (world.partner, world.analyst):
         with world.hub.authed(creds) as http:
             for method, path in routes:
@@ -289,3 +290,45 @@ def test_the_cli_exports_imports_proposes_and_approves(world: World, tmp_path: P
     assert json.loads(restored.output)["restores"] == 1
     budgets = runner.invoke(tahub_app, ["policy", "budgets"], env=gov_b)
     assert budgets.exit_code == 0 and world.analyst.org_id in budgets.output
+
+
+def test_an_officer_sizes_the_bounds_from_dp_quantiles_and_is_charged_for_it(
+    world: World
+) -> None:
+    ask = {"dataset": "bank_alerts", "cost": "1/100", "quantiles": [0.5, 0.9]}
+    with world.hub.authed(world.officer_b) as http:
+        for bad, facts in (({**ask, "cost": "1"}, {"rule": "budget:per_query"}),
+                           ({**ask, "quantiles": [1.5]}, {"field": "quantiles"}),
+                           ({**ask, "dataset": "nothing"}, {"field": "dataset"})):
+            before = http.get("/v1/budgets").json()
+            refused = http.post("/v1/governance/bounds", json=bad)
+            assert refused.status_code in (403, 404, 422), refused.text
+            _refused(refused, refused.status_code, **facts)
+            assert http.get("/v1/budgets").json() == before  # nothing spent
+        first = http.post("/v1/governance/bounds", json=ask)
+        again = http.post("/v1/governance/bounds", json=ask)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["reused"] is False and body["charged"]["amount"] == "1/100"
+    assert body["budget"]["member"]["spent"] == "1/100"
+    for name in ("rows_per_unit", "rows_per_unit_per_period"):
+        released = body[name]["quantiles"]
+        assert set(released) == {"0.5", "0.9"}
+        assert all(1 <= v <= 1000 for v in released.values())
+    assert body["rows_per_unit"]["current"] == 10 and "max_rows" in body["rows_per_unit"]["note"]
+    share = body["rows_per_unit"]["left_out_share"]
+    assert 0 <= share["low"] <= share["value"] <= share["high"] <= 1
+    assert "left out" in body["rows_per_unit"]["note"]
+    assert again.json()["reused"] is True and again.json()["charged"]["amount"] == "0"
+
+
+def test_the_cli_suggests_bounds(world: World) -> None:
+    runner = CliRunner()
+    out = runner.invoke(tahub_app, ["policy", "suggest-bounds", "bank_alerts", "--cost",
+                                    "1/200", "--quantile", "0.9"], env=_env(world, world.officer_a))
+    assert out.exit_code == 0, out.output
+    assert "rows per unit (current bound: 10)" in out.output
+    assert "charged 1/200 (zcdp)" in out.output
+    refused = runner.invoke(tahub_app, ["policy", "suggest-bounds", "bank_alerts", "--cost",
+                                        "5"], env=_env(world, world.officer_a))
+    assert refused.exit_code == 1 and "budget:per_query" in refused.stderr

@@ -34,13 +34,19 @@ accounting: zcdp
 opened: "2020-01-01"
 min_partners: 2
 contribution_bounds: {max_rows: 10}
-budget: {global: "100000", per_member: "40", per_query: "10"}
+budget:
+  global: "100000"
+  per_member: "40"
+  per_query: "10"
+  delta: {global: "1/100000", per_member: "1/1000000", per_query: "1/10000000"}
+key_selection: {public_up_to: 2500}
 rules:
   - name: analysts
     who: {roles: [analyst]}
     dimensions: [origin_country, destination_country, period, typology]
     max_dimensions: 2
     filters: [period, origin_country, destination_country]
+    max_top_k: 10
     measures:
       - count
       - {function: sum, field: amount, clamp: [0, 1000]}
@@ -91,7 +97,8 @@ def _planted(seed: int = 7) -> list[Row]:
 
 
 def _kept(rows: list[Row]) -> list[Row]:
-    """The rows bounding keeps: each unit's first MAX_ROWS in arrival order (bank 0, 1, 2)."""
+    """The rows bounding keeps: MAX_ROWS of each unit's (here, every unit with more rows has
+    them all in one cell, so which ones it keeps does not change any cell)."""
     seen: dict[str, int] = defaultdict(int)
     kept = []
     for r in sorted(rows, key=lambda r: r.partner):  # extracts are committed bank by bank
@@ -281,6 +288,49 @@ def test_consistent_totals_add_up(world: World) -> None:
         assert o_row["count"]["low"] <= o_row["count"]["value"] <= o_row["count"]["high"]
 
 
+def test_a_large_grid_releases_selected_keys_and_charges_their_delta(world: World) -> None:
+    """Origin x destination unfiltered is 62,001 cells: the policy selects its keys. Only
+    corridors present in the data can be listed, each with its interval and what absence
+    means; the ledger debits the policy's per-query delta."""
+    q = {"dataset": "bank_alerts", "group_by": ["origin_country", "destination_country"],
+         "measures": ["count_units"], "cost": "4"}
+    with world.analyst("Selection Org") as http:
+        est = http.post("/v1/queries/estimate", json=q)
+        assert est.status_code == 200, est.text
+        resp = http.post("/v1/queries", json=q)
+        assert resp.status_code == 200, resp.text
+        budget = http.get("/v1/budgets/bank_alerts").json()
+    body, keys = resp.json(), est.json()["keys"]
+    assert keys["mode"] == "selected" and keys["threshold"] >= 2
+    assert keys["appears_95"] > keys["appears_50"] == keys["threshold"]
+    assert body["keys"]["mode"] == "selected" and "too few" in body["keys"]["absent"]
+    assert body["cost"]["delta"] == "1/10000000"
+    assert budget["delta"]["member"]["spent"] == "1/10000000"
+    listed = {(r["origin_country"], r["destination_country"]) for r in body["rows"]}
+    assert listed <= {k for k, v in world.truth.items() if v["count_units"] > 0}
+    # every corridor with clearly more units than the 95% appearance count is listed
+    sure = {k for k, v in world.truth.items() if v["count_units"] >= keys["appears_95"] + 15}
+    assert sure and sure <= listed
+    for row in body["rows"]:
+        cell = row["count_units"]
+        assert cell["distinguishable"] == (cell["low"] > 0)
+
+
+def test_a_ranked_query_lists_k_keys_in_rank_order_with_rank_intervals(world: World) -> None:
+    q = {**CORRIDORS, "measures": ["count_units", "count"], "top": {"k": 3, "by": 0},
+         "cost": "8"}
+    with world.analyst("Ranked Org") as http:
+        resp = http.post("/v1/queries", json=q)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["top"]["k"] == 3 and body["top"]["by"] == "count_units"
+    assert [r["rank"]["position"] for r in body["rows"]] == [1, 2, 3]
+    # (that the intervals hold 90% of the time is measured in tests/hub/test_selection.py)
+    assert all(1 <= r["rank"]["low"] <= r["rank"]["high"] <= 3
+               and r["rank"]["confidence"] == 0.9 for r in body["rows"])
+    assert min(r["rank"]["low"] for r in body["rows"]) == 1
+
+
 def test_target_accuracy_is_solved_for(world: World) -> None:
     with world.analyst("Target Org") as http:
         q = {**CORRIDORS, "measures": ["count"], "target": {"ci_halfwidth": 40}}
@@ -382,6 +432,26 @@ DENIALS = [
     ("below min_partners", {"dataset": "case_records", "group_by": ["source_country"],
                             "measures": ["count"], "cost": "1/10"}, 403,
      "policy:case_records:min_partners", None),
+    ("top k above the rule", _query(["count"], "1", top={"k": 11}), 403, "analysts:top",
+     "top.k"),
+    ("ranked by a mean", _query([{"function": "mean", "field": "amount"}], "1",
+                                top={"k": 2}), 422, "top:by", "top.by"),
+    ("ranking gap the cap cannot reach", {**CORRIDORS, "measures": ["count"], "top": {"k": 3},
+                                          "target": {"top_gap": 0.001, "confidence": 0.99}},
+     403, "budget:per_query", "target"),
+    ("key selection where the policy allows no delta", {
+        "dataset": "case_records", "group_by": ["source_country", "destination_country"],
+        "measures": ["count"], "keys": "selected", "cost": "1/10"}, 403,
+     "policy:case_records:key_selection", "keys"),
+    ("route over a field that is no stage", {
+        "dataset": "bank_alerts", "route": True, "group_by": ["origin_country", "typology"],
+        "measures": ["count_units"], "cost": "1"}, 422, "route:stages", "group_by.1"),
+    ("route counting rows, not people", {"dataset": "bank_alerts", "route": True,
+                                         "measures": ["count"], "cost": "1"}, 422,
+     "route:measures", "measures.0"),
+    ("per-period bounds the policy does not set", _query(
+        ["count"], "1", group_by=["period"], bounding="per_period"), 403,
+     "policy:bank_alerts:per_period", "bounding"),
 ]
 
 

@@ -114,3 +114,45 @@ def test_implied_epsilon_matches_the_zcdp_conversion_and_rounds_up() -> None:
     assert epsilon_for(Measure.PURE, Fraction(1, 10), delta) >= 0.1
     with pytest.raises(ValueError, match="delta"):
         epsilon_for(Measure.ZCDP, rho, Fraction(0))
+
+
+# -- deltas (approximate DP: key selection) ------------------------------------------------------
+DELTAS = BudgetLimits(Measure.ZCDP, global_total=Fraction(2), per_member=Fraction(1),
+                      per_query=Fraction(1, 4), opened=date(2025, 1, 1),
+                      delta_global=Fraction(3, 10**6), delta_per_member=Fraction(1, 10**6),
+                      delta_per_query=Fraction(1, 10**7))
+
+
+def test_deltas_add_up_exactly_per_member_and_in_total() -> None:
+    entries = [SpentEntry("a", Fraction(1, 10), _at(1), Fraction(1, 10**7)),
+               SpentEntry("a", Fraction(1, 10), _at(2)),
+               SpentEntry("b", Fraction(1, 10), _at(2), Fraction(1, 10**7))]
+    spent = tally(entries, org="a", now=NOW)
+    assert spent.member_delta == Fraction(1, 10**7) and spent.all_delta == Fraction(2, 10**7)
+    balance = Balance.of(dataset="d", org="a", limits=DELTAS, spent=spent)
+    assert balance.can_spend_delta == Fraction(1, 10**7)
+    shown = balance.as_json()["delta"]
+    assert shown["member"] == {"spent": "1/10000000", "left": "9/10000000"}
+    assert shown["global"]["left"] == "7/2500000"
+
+
+@pytest.mark.parametrize(("member", "everyone", "delta", "remaining"), [
+    (Fraction(0), Fraction(0), Fraction(2, 10**7), "1/10000000"),  # per query
+    (Fraction(1, 10**6), Fraction(1, 10**6), Fraction(1, 10**7), "0"),  # member spent it all
+    (Fraction(0), Fraction(3, 10**6), Fraction(1, 10**7), "0"),  # everyone spent it all
+])
+def test_a_delta_beyond_a_cap_is_refused_naming_the_delta_rule(
+        member: Fraction, everyone: Fraction, delta: Fraction, remaining: str) -> None:
+    spent = Spend(Fraction(0), Fraction(0), Fraction(0), member_delta=member,
+                  all_delta=everyone)
+    with pytest.raises(BudgetExceeded) as err:
+        check_charge(DELTAS, Cost(Measure.ZCDP, Fraction(1, 10), delta), spent, now=NOW)
+    assert err.value.extra["rule"] == "budget:delta"
+    assert err.value.extra["remaining"] == remaining
+    check_charge(DELTAS, Cost(Measure.ZCDP, Fraction(1, 10)), spent, now=NOW)  # no delta: fine
+
+
+def test_a_policy_without_delta_refuses_any_delta() -> None:
+    with pytest.raises(BudgetExceeded, match="allows no delta"):
+        check_charge(LIMITS, Cost(Measure.ZCDP, Fraction(1, 10), Fraction(1, 10**9)),
+                     Spend(Fraction(0), Fraction(0), Fraction(0)), now=NOW)

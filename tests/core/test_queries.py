@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,13 @@ from hypothesis import strategies as st
 from hub.actors import Actor, Role
 from hub.contracts.model import ContractRegistry, FieldType, months_between
 from hub.errors import BudgetExceeded, Forbidden, InvalidInput, TahubError, UnknownDataset
-from hub.governance.policies import Function, Policy, PolicySet, policy_context
+from hub.governance.policies import (
+    Function,
+    Policy,
+    PolicySet,
+    load_policy_file,
+    policy_context,
+)
 from hub.privacy.accounting import Cost, Measure
 from hub.query.plan import (
     KEY_FORMAT,
@@ -23,6 +30,7 @@ from hub.query.plan import (
     QueryRequest,
     authorise,
 )
+from hub.query.release import cost_for
 from tests.strategies import policy_documents, query_documents
 
 REGISTRY = ContractRegistry.load()
@@ -414,3 +422,107 @@ def test_authorise_never_accepts_what_no_matching_rule_lists(data: st.DataObject
     unit = contract.privacy_unit.name
     assert unit not in {d.name for d in p.dimensions} | {f.field for f in p.filters}
     assert p.cells <= MAX_CELLS
+
+
+# -- selected keys, ranked queries, routes, per-period bounds (the shipped policies) ---------
+SHIPPED = PolicySet.of(*(
+    load_policy_file(Path(__file__).resolve().parents[2] / "policies" / f"{d}.yaml", REGISTRY)
+    for d in ("bank_alerts", "case_records", "corridor_flows")))
+
+
+def shipped(**body: Any) -> QueryPlan:
+    return authorise(SHIPPED, REGISTRY, ANALYST, QueryRequest.parse(
+        {"measures": ["count"], "cost": "1/10", **body}))
+
+
+def test_keys_are_selected_only_beyond_the_policys_public_grid() -> None:
+    pairs = shipped(dataset="bank_alerts", group_by=["origin_country", "destination_country"])
+    assert pairs.selected and pairs.cells == 249 * 249
+    assert pairs.selection_share == Fraction(1, 4) and pairs.selection_keys == 1
+    one = shipped(dataset="bank_alerts", group_by=["destination_country"])
+    assert not one.selected  # 249 cells: every key, zeros included
+    forced = shipped(dataset="bank_alerts", group_by=["destination_country"], keys="selected")
+    assert forced.selected
+    full = shipped(dataset="bank_alerts", group_by=["origin_country", "destination_country"],
+                   keys="public")
+    assert not full.selected
+    assert pairs.key != full.key  # different releases, never served for one another
+    # a triple of countries exists only as selected keys (15.6 million cells)
+    triple = shipped(dataset="case_records", route=True, measures=["count_units"])
+    assert triple.selected and triple.cells == 250**3
+    with pytest.raises(InvalidInput) as err:
+        shipped(dataset="case_records", route=True, measures=["count_units"], keys="public")
+    assert err.value.extra["rule"] == "cells"
+
+
+def test_a_route_groups_by_its_stages_in_order() -> None:
+    plan = shipped(dataset="case_records", route=True, measures=["count_units"])
+    assert [d.name for d in plan.dimensions] == [
+        "source_country", "transit_country", "destination_country"]
+    assert plan.route and plan.max_rows == 4 and not plan.per_period
+    two = shipped(dataset="case_records", route=True, measures=["linked_units"],
+                  group_by=["source_country", "destination_country"],
+                  filters={"source_country": ["NG"]})
+    assert [d.name for d in two.dimensions] == ["source_country", "destination_country"]
+    assert two.dimensions[0].keys == ("NG",)
+    for body, rule, field in (
+        ({"group_by": ["destination_country", "source_country"]}, "route:stages", "group_by"),
+        ({"group_by": ["source_country", "age_band"]}, "route:stages", "group_by.1"),
+        ({"group_by": ["source_country"]}, "route:stages", "group_by"),
+        ({"measures": ["count"]}, "route:measures", "measures.0"),
+        ({"filters": {"transit_country": ["LY"]},
+          "group_by": ["source_country", "destination_country"]}, "route:stages",
+         "filters.transit_country"),
+        ({"bounding": "per_period"}, None, "bounding"),
+    ):
+        with pytest.raises(InvalidInput) as err:
+            shipped(**{"dataset": "case_records", "route": True,
+                       "measures": ["count_units"], **body})
+        assert err.value.extra.get("rule") == rule and err.value.field == field
+
+
+def test_ranked_queries_carry_their_score_sensitivity() -> None:
+    by_count = shipped(dataset="bank_alerts", group_by=["indicator"], top={"k": 5})
+    assert by_count.top is not None and by_count.top.sensitivity == 10  # max_rows
+    by_units = shipped(dataset="bank_alerts", group_by=["indicator"], top={"k": 5},
+                       measures=["count_units"])
+    assert by_units.top is not None and by_units.top.sensitivity == 1
+    by_sum = shipped(dataset="bank_alerts", group_by=["indicator"], top={"k": 5},
+                     measures=[{"function": "sum", "field": "amount"}])
+    assert by_sum.top is not None and by_sum.top.sensitivity == 10 * 50_000  # euros, m rows
+    assert by_sum.top.monotonic
+    with pytest.raises(Forbidden) as refused:
+        shipped(dataset="bank_alerts", group_by=["indicator"], top={"k": 26})
+    assert refused.value.extra["rule"] == "analysts-corridors:top"
+
+
+def test_a_k_no_budget_can_rank_usefully_is_refused_before_anything_is_spent() -> None:
+    plan = shipped(dataset="bank_alerts", group_by=["indicator"], top={"k": 25},
+                   measures=[{"function": "sum", "field": "amount"}])
+    cost_for(plan)  # 25 keys: two keys 17 units' worth apart are ordered right 90% of times
+    assert plan.top is not None
+    many = dataclasses.replace(plan, top=dataclasses.replace(plan.top, k=100))
+    with pytest.raises(InvalidInput) as err:
+        cost_for(many)  # 100 keys: 35 units' worth, even at the per-query cap
+    assert err.value.extra["rule"] == "top:k" and err.value.field == "top.k"
+
+
+def test_trends_bound_per_period_when_that_is_not_much_noisier() -> None:
+    year = shipped(dataset="bank_alerts", group_by=["period"],
+                   filters={"period": {"from": "2025-01", "to": "2025-12"}})
+    assert year.per_period and year.max_rows == 2 and year.periods == 12
+    everything = shipped(dataset="bank_alerts", group_by=["period"])  # 192 months
+    assert not everything.per_period and everything.max_rows == 10
+    forced = shipped(dataset="bank_alerts", group_by=["period"], bounding="per_period")
+    assert forced.per_period and forced.periods == 192
+    total = shipped(dataset="bank_alerts", group_by=["period"], bounding="total",
+                    filters={"period": {"from": "2025-01", "to": "2025-12"}})
+    assert not total.per_period and total.max_rows == 10
+    filtered = shipped(dataset="bank_alerts", group_by=["indicator"], bounding="per_period",
+                       filters={"period": {"from": "2025-01", "to": "2025-03"}})
+    assert filtered.per_period and filtered.periods == 3
+    with pytest.raises(InvalidInput, match="group by or filter"):
+        shipped(dataset="bank_alerts", group_by=["indicator"], bounding="per_period")
+    with pytest.raises(Forbidden) as refused:
+        shipped(dataset="case_records", group_by=["period"], bounding="per_period")
+    assert refused.value.extra["rule"] == "policy:case_records:per_period"

@@ -119,3 +119,15 @@ def budget_history(actor: CurrentActor, queries: Queries, dataset: str | None = 
             response_class=_JSON)
 def budgets(actor: CurrentActor, queries: Queries, dataset: str | None = None) -> _JSON:
     return _JSON(queries.spending(actor, dataset))
+
+
+BoundsBody = Annotated[Any, Body(
+    description="The dataset, the cost (charged to your organisation on the dataset's "
+    "budget) and optionally the quantile levels (default 0.5, 0.9, 0.95, 0.99).",
+    examples=[{"dataset": "bank_alerts", "cost": "1/20"}])]
+
+
+@router.post("/bounds", summary="Suggest contribution bounds from DP quantiles (charged)",
+             response_class=_JSON)
+def suggest_bounds(actor: CurrentActor, queries: Queries, body: BoundsBody) -> _JSON:
+    return _JSON(queries.suggest_bounds(actor, body))
