@@ -12,8 +12,10 @@ A partner's export goes one way, and nothing identifying leaves the partner's ma
 
 A member analyst queries everyone's pooled data, differentially private::
 
-    AnalystClient.query() -> QueryResult           connectors.analyst.client
-      .to_pandas() / .to_arrow(): value and 95% interval per cell, cost, budget left
+    AnalystClient.query() -> QueryResult           connectors.analyst.client, .result
+      .top(): an honest top list (rank order, or the interval's lower end; noise-only
+      cells left out); .to_pandas() / .to_arrow(): value, 95% interval and whether it
+      excludes zero per cell, ranks; cost, budget left
 
 A governance officer reviews policy changes (four eyes), budgets and the audit log::
 
@@ -51,15 +53,22 @@ Errors are the hub's one tree (``hub.errors``)::
     └── HubRequestError         the hub refused a request (its problem document attached)
 """
 
-from connectors.analyst.client import (
-    AnalystClient,
+from connectors.analyst.client import AnalystClient
+from connectors.analyst.result import (
+    Bounding,
     BudgetBalance,
+    Cell,
+    KeySelection,
     MeasureInfo,
     PrivacyCost,
     PublishedRelease,
     QueryEstimate,
     QueryRecord,
     QueryResult,
+    Rank,
+    Ranking,
+    ResultRow,
+    Route,
 )
 from connectors.governance.client import GovernanceClient
 from connectors.partner.client import (
@@ -97,8 +106,10 @@ from hub import __version__
 
 __all__ = [
     "AnalystClient",
+    "Bounding",
     "BudgetBalance",
     "BytesProgress",
+    "Cell",
     "DroppedColumn",
     "ExtractFile",
     "ExtractInfo",
@@ -106,6 +117,7 @@ __all__ = [
     "GovernanceClient",
     "HubClient",
     "InvalidIdentifier",
+    "KeySelection",
     "Mapping",
     "MeasureInfo",
     "NetworkKey",
@@ -117,8 +129,12 @@ __all__ = [
     "QueryEstimate",
     "QueryRecord",
     "QueryResult",
+    "Rank",
+    "Ranking",
     "ReasonCount",
+    "ResultRow",
     "RetryPolicy",
+    "Route",
     "SourceOptions",
     "UploadOutcome",
     "UploadState",

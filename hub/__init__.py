@@ -29,15 +29,16 @@ Layers, inner first: the top-level modules, then ``contracts``, ``privacy`` and 
 then ``governance``, ``identity`` and ``ingest``, then ``query``, then ``api``, then ``cli``
 and ``demo``. A layer imports only inner ones. The domain core (``contracts.model``,
 ``contracts.validation``, ``privacy``, ``governance.policies``, ``governance.proposals``,
-``query.plan``, the top-level modules but ``logging``) imports no web framework, database
-driver, DuckDB or authlib; adapters sit around it.
+``query.request``, ``query.plan``, ``query.authorisation``, the top-level modules but
+``logging``) imports no web framework, database driver, DuckDB or authlib; adapters sit
+around it.
 
 The path of an upload: connector -> POST /v1/uploads -> PATCH chunks (ingest.staging) ->
 POST .../commit -> ingest.extracts re-validates every row -> object store -> ingest.units
 numbers the rows -> one metadata transaction makes the extract visible. See
 docs/ingest-api.md.
 
-The path of a query: POST /v1/queries -> query.plan.authorise (deny by default) -> a stored
+The path of a query: POST /v1/queries -> query.authorisation.authorise (deny by default) -> a stored
 release of the same plan? return it, free -> privacy calibrates every measure -> the ledger
 debits the cost (or refuses) -> query.engine aggregates the bounded rows -> OpenDP noise and
 intervals -> the release is stored -> response. See docs/queries.md.

@@ -101,7 +101,7 @@ class TahubError(Exception):
     """Base of every error a user can cause. ``code`` is stable and documented."""
 
     code: ClassVar[str] = "tahub_error"
-    status: ClassVar[int] = 400
+    status: int = 400  # per class; an instance may carry the status it was answered with
     title: ClassVar[str] = "Request refused"
 
     def __init__(
@@ -274,6 +274,7 @@ class HubRequestError(TahubError):
             total_errors=problem.get("total_errors"),
         )
         self.http_status = http_status
+        self.status = http_status  # the hub's own status (403, 404...), not the class's 400
         self.problem_body = problem
         self.problem_code = str(problem.get("code", ""))
 

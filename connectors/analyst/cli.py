@@ -2,9 +2,14 @@
 
 ::
 
-    tahub query run DATASET --by DIM... --measure M... --filter F... --cost C | --target HW
-                    [--csv FILE] [--parquet FILE] [--json] [--sort MEASURE] [--limit N]
-    tahub query estimate DATASET ...the same question...     cost and accuracy, spends nothing
+    tahub query run DATASET --by DIM... --measure M... --filter F...
+                    --cost C | --target HW | --target-gap G [--confidence P]
+                    [--top K [--top-by MEASURE]] [--route] [--keys auto|public|selected]
+                    [--bounding auto|total|per_period]
+                    [--sort MEASURE] [--limit N] [--include-uncertain]
+                    [--csv FILE] [--parquet FILE] [--json]
+    tahub query estimate DATASET ...the same question...     cost, accuracy, key threshold,
+                                                               ranking gap; spends nothing
     tahub query budget [DATASET]                               what is spent and left
     tahub query policies                                       what you may ask
     tahub query history                                        your organisation's queries
@@ -18,34 +23,32 @@ Credentials: ``--hub``, ``--client-id``, ``--client-secret`` or ``TAHUB_HUB_URL`
 ``TAHUB_CLIENT_ID``, ``TAHUB_CLIENT_SECRET`` (a client with the ``analyst`` role;
 ``publish`` and ``withdraw`` need ``governance``). A refusal prints the hub's reason with the
 rule that refused and exits 1, without a traceback.
+
+A release is printed honestly (connectors.analyst.display): in the hub's order, or for a top
+list (``--sort``, or a ranked query) by :meth:`QueryResult.top`: rank order with each rank's
+interval, else the lower end of the 95% interval, never the noisy value. A cell whose
+interval holds zero is marked ``~`` (not distinguishable from zero) and left out of a top
+list unless ``--include-uncertain``. When keys were selected, what an absent key means is
+printed; so is how rows were bounded.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from connectors.analyst.client import (
-    AnalystClient,
-    BudgetBalance,
-    MeasureInfo,
-    PublishedRelease,
-    QueryEstimate,
-    QueryResult,
-    parse_filter,
-)
+from connectors.analyst.client import AnalystClient, parse_filter
+from connectors.analyst.display import show_estimate, show_result
+from connectors.analyst.result import PublishedRelease, QueryResult, format_number
 from connectors.common.cli import ClientId, ClientSecret, Hub, console, user_errors
 from hub.errors import ConfigError
 
 __all__ = ["app"]
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 app = typer.Typer(
     name="query",
@@ -89,6 +92,42 @@ Target = Annotated[
 TargetMeasure = Annotated[
     int, typer.Option(help="Which measure --target applies to (0 = the first).")
 ]
+TargetGap = Annotated[
+    float | None,
+    typer.Option(
+        help="Instead of --cost, for a --top query: the score gap two keys need to be put in "
+        "the right order with probability --confidence; the hub solves for the cost.",
+    ),
+]
+Confidence = Annotated[
+    float | None, typer.Option(help="With --target-gap: the probability wanted (hub: 0.9).")
+]
+TopK = Annotated[
+    int | None,
+    typer.Option("--top", help="Rank the K largest keys (OpenDP's noisy top-k); printed in "
+                 "rank order with each rank's 90% interval."),
+]
+TopBy = Annotated[
+    str | None,
+    typer.Option("--top-by", help="The measure that ranks --top (a --measure, e.g. "
+                 "linked_units; default the first)."),
+]
+Route = Annotated[
+    bool,
+    typer.Option("--route", help="Group by route stages assembled per person across "
+                 "partners (--by: the stages, default all); measures count_units, "
+                 "linked_units."),
+]
+Keys = Annotated[
+    str | None,
+    typer.Option(help="public: every key of the grid, zeros included; selected: only keys "
+                 "a DP threshold on distinct units chose; auto (default): the policy decides."),
+]
+BoundingOpt = Annotated[
+    str | None,
+    typer.Option("--bounding", help="total (max_rows per unit), per_period (trends) or auto "
+                 "(default)."),
+]
 AllowNegative = Annotated[
     bool, typer.Option(help="Keep negative noisy counts (unbiased) instead of flooring at 0.")
 ]
@@ -99,9 +138,17 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print the hub's JSON, for 
 CsvOut = Annotated[Path | None, typer.Option(help="Save every cell as CSV.")]
 ParquetOut = Annotated[Path | None, typer.Option(help="Save every cell as Parquet.")]
 SortBy = Annotated[
-    str | None, typer.Option(help="Show cells by this measure's value, largest first.")
+    str | None,
+    typer.Option(help="A top list by this measure: the lower end of its 95% interval, largest "
+                 "first, never the noisy value (a ranked query keeps its rank order)."),
 ]
 Limit = Annotated[int, typer.Option(help="Cells shown (0 = all); files get all.")]
+IncludeUncertain = Annotated[
+    bool,
+    typer.Option("--include-uncertain", "--all",
+                 help="Keep, in a top list, cells not distinguishable from zero (their 95% "
+                 "interval holds 0)."),
+]
 
 
 def _client(hub: str | None, client_id: str | None, client_secret: str | None) -> AnalystClient:
@@ -117,6 +164,14 @@ def _question(
     target_measure: int,
     allow_negative: bool,
     consistent_totals: bool,
+    *,
+    target_gap: float | None = None,
+    confidence: float | None = None,
+    top: int | None = None,
+    top_by: str | None = None,
+    route: bool = False,
+    keys: str | None = None,
+    bounding: str | None = None,
 ) -> dict[str, Any]:
     """The keyword arguments of AnalystClient.query/estimate for these options."""
     chosen: dict[str, Any] = {}
@@ -126,16 +181,31 @@ def _question(
             raise ConfigError(f"--filter {name}=... is given twice: list its codes once, "
                               "separated by commas", field="filters")
         chosen[name] = value
+    if target is not None and target_gap is not None:
+        raise ConfigError("give --target (a half-width) or --target-gap (a ranking's "
+                          "accuracy), not both", field="target")
+    if confidence is not None and target_gap is None:
+        raise ConfigError("--confidence goes with --target-gap", field="confidence")
+    wanted: dict[str, Any] | None = None
+    if target is not None:
+        wanted = {"ci_halfwidth": target, "measure": target_measure}
+    elif target_gap is not None:
+        wanted = {"top_gap": target_gap}
+        if confidence is not None:
+            wanted["confidence"] = confidence
     return {
         "group_by": by or [],
         "measures": measures or ["count"],
         "filters": chosen,
         "cost": cost,
-        "target": None
-        if target is None
-        else {"ci_halfwidth": target, "measure": target_measure},
+        "target": wanted,
         "postprocess": {"nonnegative": not allow_negative,
                         "consistent_totals": consistent_totals},
+        "top": top,
+        "by": top_by,
+        "route": route,
+        "keys": keys,
+        "bounding": bounding,
     }
 
 
@@ -143,92 +213,8 @@ def _echo_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-# -- rendering --------------------------------------------------------------------------------
-def _num(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    number = float(value)
-    return f"{number:.0f}" if abs(number) >= 1000 else f"{number:.4g}"
-
-
-def _cell(cell: Any) -> str:
-    if not isinstance(cell, dict):
-        return ""
-    if cell.get("low") is None or cell.get("high") is None:
-        return _num(cell.get("value"))
-    return f"{_num(cell.get('value'))} [{_num(cell['low'])}, {_num(cell['high'])}]"
-
-
-def _sort_value(row: dict[str, Any], name: str) -> float:
-    cell = row.get(name)
-    value = cell.get("value") if isinstance(cell, dict) else None
-    return float("-inf") if value is None else float(value)
-
-
-def _noise(m: MeasureInfo) -> str:
-    parts = [m.mechanism or "?"]
-    if m.noise_scale is not None:
-        parts.append(f"scale {m.noise_scale:.4g}")
-    if m.halfwidth_95 is not None:
-        parts.append(f"95% +/-{m.halfwidth_95:.4g}")
-    elif m.note:
-        parts.append(m.note)
-    return ", ".join(parts)
-
-
-def _budget_line(b: BudgetBalance | None) -> str:
-    if b is None:
-        return ""
-    month = f", this month {b.month.left}" if b.month.left is not None else ""
-    return (f"budget left ({b.measure}): yours {b.member.left}{month}, "
-            f"all members {b.global_.left}; next query at most {b.can_spend}")
-
-
-def _show_result(result: QueryResult, *, sort: str | None, limit: int) -> None:
-    out = console()
-    names = result.measure_names
-    rows = result.rows
-    if sort is not None:
-        if sort not in names:
-            raise ConfigError(f"--sort {sort}: not a measure of this release ({', '.join(names)})",
-                              field="sort")
-        rows = sorted(rows, key=lambda r: _sort_value(r, sort), reverse=True)
-    shown = rows if limit <= 0 else rows[:limit]
-    table = Table(title=f"{result.dataset}: {', '.join(names)}"
-                  + (f" by {', '.join(result.dimensions)}" if result.dimensions else ""),
-                  caption=escape("value [low, high] = noisy value and its 95% interval"))
-    for name in result.dimensions:
-        table.add_column(name)
-    for name in names:
-        table.add_column(name, justify="right")
-    for row in shown:
-        keys = ["(unknown)" if row.get(d) is None else str(row.get(d))
-                for d in result.dimensions]
-        table.add_row(*map(escape, keys), *(escape(_cell(row.get(n))) for n in names))
-    out.print(table)
-    if len(shown) < len(rows):
-        out.print(f"... {len(rows) - len(shown):,} more cells (of {len(rows):,}): "
-                      "--limit 0 shows all, --csv/--parquet saves them")
-    for m in result.measures:
-        out.print(f"  {m.name}: {_noise(m)}")
-    if result.bounding and result.bounding.get("note"):
-        out.print(f"  bounding: {result.bounding['note']}")
-    if result.reused:
-        out.print(f"[bold]Asked before:[/] the stored release {result.query_id} "
-                      f"(it cost {result.cost}); nothing charged now.")
-    else:
-        eps = result.epsilon_delta or {}
-        implied = (f" (epsilon {eps['epsilon']:.4g} at delta {eps['delta']:.3g})"
-                   if eps.get("epsilon") is not None else "")
-        out.print(f"[bold]Charged:[/] {result.charged or result.cost}{implied}; "
-                      f"query id {result.query_id}")
-    out.print(_budget_line(result.budget))
-
-
 def _output(result: QueryResult, *, as_json: bool, sort: str | None, limit: int,
-            csv: Path | None, parquet: Path | None) -> None:
+            csv: Path | None, parquet: Path | None, include_uncertain: bool = False) -> None:
     """A result as JSON or as a table (a published release with its title first), then
     saved to the files asked for."""
     if as_json:
@@ -239,7 +225,7 @@ def _output(result: QueryResult, *, as_json: bool, sort: str | None, limit: int,
             console().print(f"[bold]{escape(p.title)}[/] published by "
                             f"{escape(p.publisher or '?')} to {escape(_audience(p))}"
                             + (f"\n{escape(p.note)}" if p.note else ""))
-        _show_result(result, sort=sort, limit=limit)
+        show_result(result, sort=sort, limit=limit, include_uncertain=include_uncertain)
     _save(result, csv, parquet)
 
 
@@ -262,32 +248,6 @@ def _save(result: QueryResult, csv: Path | None, parquet: Path | None) -> None:
         raise ConfigError(f"cannot write the release ({exc.strerror or exc})") from None
 
 
-def _show_estimate(est: QueryEstimate) -> None:
-    out = console()
-    table = Table(title=f"Estimate: {est.dataset}, {est.cells:,} cells (nothing spent)")
-    for column in ("measure", "mechanism", "noise scale", "95% +/-", "cost share"):
-        table.add_column(column)
-    for m in est.measures:
-        table.add_row(m.name, m.mechanism or "", _num(m.noise_scale),
-                      "depends on the data" if m.halfwidth_95 is None else _num(m.halfwidth_95),
-                      "" if m.cost is None else str(m.cost))
-    out.print(table)
-    eps = est.epsilon_delta or {}
-    implied = (f" (epsilon {eps['epsilon']:.4g} at delta {eps['delta']:.3g})"
-               if eps.get("epsilon") is not None else "")
-    out.print(f"cost: {est.cost}{implied}" + (f"; allowed by rule {est.rule}"
-                                                   if est.rule else ""))
-    if est.reused:
-        out.print("asked before: running it returns the stored release, at no cost")
-    out.print(_budget_line(est.budget))
-    if est.budget_after:
-        out.print("after it: " + ", ".join(f"{k.replace('_', ' ')} {v}"
-                                                for k, v in est.budget_after.items()))
-    if est.would_be_refused is not None:
-        out.print(f"[bold red]would be refused[/] ({est.would_be_refused.rule}): "
-                      f"{est.would_be_refused.detail}")
-
-
 # -- commands ---------------------------------------------------------------------------------
 @app.command()
 @user_errors
@@ -299,12 +259,20 @@ def run(
     cost: Cost = None,
     target: Target = None,
     target_measure: TargetMeasure = 0,
+    target_gap: TargetGap = None,
+    confidence: Confidence = None,
+    top: TopK = None,
+    top_by: TopBy = None,
+    route: Route = False,
+    keys: Keys = None,
+    bounding: BoundingOpt = None,
     allow_negative: AllowNegative = False,
     consistent_totals: ConsistentTotals = False,
     csv: CsvOut = None,
     parquet: ParquetOut = None,
     sort: SortBy = None,
     limit: Limit = 40,
+    include_uncertain: IncludeUncertain = False,
     as_json: AsJson = False,
     hub: Hub = None,
     client_id: ClientId = None,
@@ -312,10 +280,12 @@ def run(
 ) -> None:
     """Run a DP query: spends its cost from your budget (a repeated question is free)."""
     question = _question(by, measure, filter_, cost, target, target_measure, allow_negative,
-                         consistent_totals)
+                         consistent_totals, target_gap=target_gap, confidence=confidence,
+                         top=top, top_by=top_by, route=route, keys=keys, bounding=bounding)
     with _client(hub, client_id, client_secret) as client:
         result = client.query(dataset, **question)
-    _output(result, as_json=as_json, sort=sort, limit=limit, csv=csv, parquet=parquet)
+    _output(result, as_json=as_json, sort=sort, limit=limit, csv=csv, parquet=parquet,
+            include_uncertain=include_uncertain)
 
 
 @app.command()
@@ -328,6 +298,13 @@ def estimate(
     cost: Cost = None,
     target: Target = None,
     target_measure: TargetMeasure = 0,
+    target_gap: TargetGap = None,
+    confidence: Confidence = None,
+    top: TopK = None,
+    top_by: TopBy = None,
+    route: Route = False,
+    keys: Keys = None,
+    bounding: BoundingOpt = None,
     allow_negative: AllowNegative = False,
     consistent_totals: ConsistentTotals = False,
     as_json: AsJson = False,
@@ -337,13 +314,14 @@ def estimate(
 ) -> None:
     """What a query would cost and how accurate it would be; spends nothing."""
     question = _question(by, measure, filter_, cost, target, target_measure, allow_negative,
-                         consistent_totals)
+                         consistent_totals, target_gap=target_gap, confidence=confidence,
+                         top=top, top_by=top_by, route=route, keys=keys, bounding=bounding)
     with _client(hub, client_id, client_secret) as client:
         est = client.estimate(dataset, **question)
     if as_json:
         _echo_json(est.model_dump(mode="json", by_alias=True))
     else:
-        _show_estimate(est)
+        show_estimate(est)
 
 
 @app.command()
@@ -364,7 +342,7 @@ def budget(
     table = Table(title="Your privacy budget (budgets never renew by themselves)")
     for column in ("dataset", "measure", "you spent", "you have left", "month left",
                    "all members left", "per query", "next query at most",
-                   "cumulative loss (all members)"):
+                   "cumulative loss (all members)", "delta left (yours)"):
         table.add_column(column)
     for b in balances:
         cumulative = "0"
@@ -374,7 +352,8 @@ def budget(
             cumulative += f", delta {b.cumulative.delta:.3g})" if b.cumulative.delta else ")"
         table.add_row(b.dataset, b.measure, b.member.spent or "0", b.member.left or "",
                       b.month.left or "no cap", b.global_.left or "", b.per_query or "",
-                      b.can_spend or "", cumulative)
+                      b.can_spend or "", cumulative,
+                      "none allowed" if b.delta is None else b.delta.member.left or "")
     console().print(table)
 
 
@@ -408,7 +387,8 @@ def policies(
             for m in rule.get("measures", []):
                 text = m.get("function", "?") + (f":{m['field']}" if m.get("field") else "")
                 if m.get("clamp"):
-                    text += f" (clamped to {_num(m['clamp'][0])}..{_num(m['clamp'][1])})"
+                    low, high = (format_number(x) for x in m["clamp"])
+                    text += f" (clamped to {low}..{high})"
                 measures.append(text)
             table.add_row(
                 str(rule.get("name")),
@@ -458,6 +438,7 @@ def show(
     parquet: ParquetOut = None,
     sort: SortBy = None,
     limit: Limit = 40,
+    include_uncertain: IncludeUncertain = False,
     as_json: AsJson = False,
     hub: Hub = None,
     client_id: ClientId = None,
@@ -466,7 +447,8 @@ def show(
     """A past release of your organisation again, at no cost."""
     with _client(hub, client_id, client_secret) as client:
         result = client.release(query_id)
-    _output(result, as_json=as_json, sort=sort, limit=limit, csv=csv, parquet=parquet)
+    _output(result, as_json=as_json, sort=sort, limit=limit, csv=csv, parquet=parquet,
+            include_uncertain=include_uncertain)
 
 
 def _audience(p: PublishedRelease) -> str:
@@ -523,6 +505,7 @@ def release(
     parquet: ParquetOut = None,
     sort: SortBy = None,
     limit: Limit = 40,
+    include_uncertain: IncludeUncertain = False,
     as_json: AsJson = False,
     hub: Hub = None,
     client_id: ClientId = None,
@@ -531,7 +514,8 @@ def release(
     """A published release with every cell, at no cost."""
     with _client(hub, client_id, client_secret) as client:
         result = client.release(release_id)
-    _output(result, as_json=as_json, sort=sort, limit=limit, csv=csv, parquet=parquet)
+    _output(result, as_json=as_json, sort=sort, limit=limit, csv=csv, parquet=parquet,
+            include_uncertain=include_uncertain)
 
 
 @app.command()

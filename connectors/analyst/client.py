@@ -1,7 +1,7 @@
 """Client of the hub's query API for member analysts: differentially private aggregates.
 
-An analyst asks structured questions (never SQL) and gets, for every cell of the public key
-grid, a noisy value with its 95% interval, the privacy cost charged and the budget left::
+An analyst asks structured questions (never SQL) and gets, for every listed key, a noisy value
+with its 95% interval, the privacy cost charged and the budget left::
 
     from connectors import AnalystClient
 
@@ -9,14 +9,17 @@ grid, a noisy value with its 95% interval, the privacy cost charged and the budg
         result = hub.query(
             "bank_alerts",
             group_by=["origin_country", "destination_country"],
-            measures=["count", "sum:amount", "linked_units"],
-            filters={"period": {"from": "2025-01", "to": "2025-12"}, "origin_country": "RO"},
-            cost="1/10",                           # exact: a string or an int, never a float
+            measures=["linked_units"],
+            top=5,                                 # rank the 5 largest (OpenDP's noisy top-k)
+            cost="1/5",                            # exact: a string or an int, never a float
         )
-        frame = result.to_pandas()                 # dimensions, then <m>, <m>_low, <m>_high
-        print(result.cost, result.budget.member.left)
+    for row in result.top():                       # rank order; noise-only cells left out
+        print(row.label, row["linked_units"], row.rank)
+    frame = result.to_pandas()                     # dimensions, rank, then per measure
+                                                   # <m>, <m>_low, <m>_high, <m>_distinguishable
 
-    hub.estimate(...)    same arguments: cost, expected accuracy, refusal; spends nothing
+    hub.estimate(...)    same arguments: cost, expected accuracy, threshold, refusal; spends
+                         nothing
     hub.budgets()        the caller's balance on every dataset it may query
     hub.policies()       the rules of each dataset's policy that apply to the caller
     hub.history()        the organisation's past queries (shapes and costs, never values)
@@ -26,10 +29,26 @@ grid, a noisy value with its 95% interval, the privacy cost charged and the budg
     hub.publish(query_id, title=..., audience="all" | ["org_..."])   governance clients
     hub.withdraw(pub_id) governance clients: withdraw a publication
 
-Measures are the hub's JSON (``"count"``, ``{"function": "sum", "field": "amount"}``) or a
-short text: ``count``, ``count_units``, ``linked_units``, ``sum:amount``, ``mean:amount``,
-``quantile:amount:0.5``. Filters map a field to public codes (a string or a list) or, for a
-period, to ``{"from": ..., "to": ...}`` (the text ``"2025-01..2025-12"`` is the same).
+The question (docs/queries.md)
+    ``measures`` are the hub's JSON (``"count"``, ``{"function": "sum", "field": "amount"}``)
+    or a short text: ``count``, ``count_units``, ``linked_units``, ``sum:amount``,
+    ``mean:amount``, ``quantile:amount:0.5``. ``filters`` map a field to public codes (a
+    string or a list) or, for a period, to ``{"from": ..., "to": ...}`` (the text
+    ``"2025-01..2025-12"`` is the same).
+
+    ``keys``: ``"public"`` lists every key of the grid, zeros included; ``"selected"`` only
+    keys a DP threshold on distinct units chose (a large, mostly empty grid such as
+    origin x destination); ``"auto"`` (the hub's default) lets the policy decide by grid size.
+    ``top=K`` (or ``{"k": K, "by": i}``) ranks the K largest keys by measure ``by`` (a
+    name such as ``"linked_units"``, or an index; default the first). ``route=True`` groups
+    by route stages assembled per person across partners (``group_by`` empty: every stage;
+    measures ``count_units`` and ``linked_units``). ``bounding``: ``"total"``,
+    ``"per_period"`` (trends) or ``"auto"``.
+
+    Give either ``cost`` or ``target``: a number is the 95% half-width wanted on the first
+    measure (``{"ci_halfwidth": h, "measure": i}`` for another); for a ranked query
+    ``{"top_gap": g, "confidence": p}`` asks that two keys ``g`` apart be put in the right
+    order with probability ``p``. The hub solves for the cost, refused above the per-query cap.
 
 A query spends budget, so it is never sent twice behind the caller's back: it is retried
 only when the connection could not even be opened (:mod:`connectors.common.session`). A repeated
@@ -38,251 +57,75 @@ identical question is free anyway: the hub returns the stored release (``reused`
 Errors are ``hub.errors``. A refusal by the hub is a ``HubRequestError`` whose message names
 the rule that refused (``budget:member``, ``analysts-corridors:measures``...), the field, and
 for budgets the amount requested against the amount remaining; ``problem_body`` has the whole
-problem document. Mistakes the client can see alone (a float cost, neither cost nor target)
-are ``InvalidInput`` before anything is sent.
+problem document and ``http_status`` the HTTP status. Mistakes the client can see alone (a
+float cost, neither cost nor target, an unknown ``keys`` mode, ``by`` naming no requested
+measure) are ``InvalidInput`` before anything is sent.
 
-pandas is needed only by :meth:`QueryResult.to_pandas` and imported there.
+The answers are the models of :mod:`connectors.analyst.result` (re-exported here).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from connectors.analyst.result import (
+    Bounding,
+    BudgetBalance,
+    Cell,
+    Cumulative,
+    DeltaBalance,
+    KeySelection,
+    MeasureInfo,
+    PrivacyCost,
+    PublishedRelease,
+    QueryEstimate,
+    QueryRecord,
+    QueryResult,
+    Rank,
+    Ranking,
+    Refusal,
+    ResultRow,
+    Route,
+    Spending,
+)
 from connectors.common.session import HubSession
 from hub.errors import InvalidInput
 
-if TYPE_CHECKING:
-    import pandas as pd
-    import pyarrow as pa
-
 __all__ = [
     "AnalystClient",
+    "Bounding",
     "BudgetBalance",
+    "Cell",
     "Cumulative",
+    "DeltaBalance",
+    "KeySelection",
     "MeasureInfo",
     "PrivacyCost",
     "PublishedRelease",
     "QueryEstimate",
     "QueryRecord",
     "QueryResult",
+    "Rank",
+    "Ranking",
     "Refusal",
+    "ResultRow",
+    "Route",
     "Spending",
+    "measure_name",
     "parse_filter",
     "parse_measure",
 ]
 
+KEY_MODES = ("auto", "public", "selected")
+BOUNDINGS = ("auto", "total", "per_period")
 _PERIOD_RANGE = re.compile(r"^(\d{4}-\d{2})\.\.(\d{4}-\d{2})$")
 #: The prefix of a published release's id (a query id is ``led_...``).
 _PUBLISHED_PREFIX = "pub_"
-
-
-# -- what the hub answers -------------------------------------------------------------------
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
-
-
-class PrivacyCost(_Model):
-    """A privacy cost in the policy's measure (``zcdp``: rho; ``pure``: epsilon), exact."""
-
-    measure: str
-    amount: str  # an exact fraction, "1/100"
-    value: float | None = None  # the same as a float, for display
-
-    @property
-    def exact(self) -> Fraction:
-        return Fraction(self.amount)
-
-    def __str__(self) -> str:
-        symbol = {"zcdp": "rho", "pure": "epsilon"}.get(self.measure, self.measure)
-        shown = f" (~{float(self.exact):.6g})" if "/" in self.amount else ""
-        return f"{symbol} = {self.amount}{shown}"
-
-
-class MeasureInfo(_Model):
-    """How one measure was released: its mechanism, noise scale and share of the cost."""
-
-    name: str
-    function: str | None = None
-    field: str | None = None
-    mechanism: str | None = None
-    noise_scale: float | None = None
-    halfwidth_95: float | None = None  # None for quantiles and means (see ``note``)
-    cost: PrivacyCost | None = None
-    clamp: list[float] | None = None  # values were clamped to this range
-    quantile: float | None = None
-    count_noise_scale: float | None = None  # a mean's noisy count
-    note: str | None = None
-
-
-class Spending(_Model):
-    spent: str | None = None
-    left: str | None = None  # None: no such limit (e.g. no monthly cap)
-
-
-class Cumulative(_Model):
-    """The dataset's whole privacy loss since it opened (all members), and its (eps, delta)."""
-
-    measure: str
-    amount: str | None = None
-    epsilon: float | None = None
-    delta: float | None = None
-
-
-class BudgetBalance(_Model):
-    """What the caller's organisation has spent and has left on one dataset (exact strings)."""
-
-    dataset: str
-    measure: str
-    opened: date | None = None
-    member: Spending
-    month: Spending = Spending()
-    global_: Spending = Field(alias="global")
-    per_query: str | None = None
-    can_spend: str | None = None  # the most the next query may cost
-    cumulative: Cumulative | None = None
-
-
-class Refusal(_Model):
-    rule: str | None = None
-    detail: str = ""
-
-
-class QueryEstimate(_Model):
-    """What a query would cost and how accurate it would be; nothing was spent."""
-
-    dataset: str
-    rule: str | None = None  # the policy rule that allows the query
-    cells: int
-    cost: PrivacyCost
-    epsilon_delta: dict[str, float] | None = None
-    reused: bool = False  # asked before: running it would return that release, free
-    measures: list[MeasureInfo] = []
-    bounding: dict[str, Any] | None = None
-    budget: BudgetBalance | None = None
-    budget_after: dict[str, str | None] = {}
-    would_be_refused: Refusal | None = None
-
-
-class QueryRecord(_Model):
-    """One past query of the caller's organisation: what was asked and spent, never values."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    id: str
-    dataset: str
-    cost: PrivacyCost | None = None
-    status: str | None = None  # released, charged (being computed) or failed (spent)
-    created_at: datetime | None = None
-    released_at: datetime | None = None
-    shape: dict[str, Any] | None = None
-
-
-class PublishedRelease(_Model):
-    """A release published to the caller's organisation: one entry of the catalogue.
-
-    ``query`` is its shape (``dimensions``, ``measures`` with their mechanisms, ``filters``,
-    ``cells``), never a value; ``cost`` is what the publisher paid for it once; reading it
-    costs nothing. ``audience`` is ``"all"``, or for the publisher the organisation ids it
-    reaches, for anyone else ``"named"``. ``outcome`` is set by :meth:`AnalystClient.publish`:
-    ``published``, ``updated`` (a wider audience, a new title or note) or ``unchanged``.
-    """
-
-    id: str
-    title: str
-    note: str | None = None
-    dataset: str
-    query_id: str | None = None
-    query: dict[str, Any] = {}
-    cost: PrivacyCost | None = None
-    epsilon_delta: dict[str, float] | None = None
-    mechanisms: list[str] = []
-    computed_at: datetime | None = None
-    published_at: datetime | None = None
-    updated_at: datetime | None = None
-    publisher: str | None = None
-    yours: bool = False
-    audience: str | list[str] = "all"
-    outcome: str | None = None
-
-
-class QueryResult(_Model):
-    """A differentially private release: one row per cell of the public key grid.
-
-    ``rows`` are the hub's JSON rows: each dimension's key (``None`` is "unknown") and, per
-    measure name, ``{"value", "low", "high"}`` (the 95% interval; quantiles carry only a
-    value). :meth:`to_arrow` and :meth:`to_pandas` flatten them to columns.
-
-    ``cost`` is what the release cost when it was made; ``charged`` is what *this* call
-    spent: zero when the hub returned a stored release (``reused``).
-    """
-
-    query_id: str
-    dataset: str
-    contract_version: int | None = None
-    rule: str | None = None
-    accounting: str | None = None
-    reused: bool = False
-    cost: PrivacyCost
-    charged: PrivacyCost | None = None
-    epsilon_delta: dict[str, float] | None = None
-    dimensions: list[str]
-    measures: list[MeasureInfo]
-    rows: list[dict[str, Any]]
-    totals: list[dict[str, Any]] = []  # margins that add up (postprocess consistent_totals)
-    bounding: dict[str, Any] | None = None
-    postprocess: dict[str, bool] | None = None
-    cells: int | None = None
-    query_key: str | None = None
-    budget: BudgetBalance | None = None
-    created_at: datetime | None = None
-    publication: PublishedRelease | None = None  # set when read from the catalogue
-
-    def measure(self, name: str) -> MeasureInfo:
-        for m in self.measures:
-            if m.name == name:
-                return m
-        raise KeyError(f"no measure {name!r} in this release ({self.measure_names})")
-
-    @property
-    def measure_names(self) -> list[str]:
-        return [m.name for m in self.measures]
-
-    def describe(self) -> dict[str, Any]:
-        """Everything but the rows: what was released, how, and at what cost."""
-        return self.model_dump(mode="json", by_alias=True, exclude={"rows"})
-
-    def to_arrow(self) -> pa.Table:
-        """Dimension columns (strings, null = unknown), then per measure ``<name>``,
-        ``<name>_low``, ``<name>_high`` (null for quantiles, which have no interval).
-
-        Counts are int64, other measures float64. Each measure column's field metadata has
-        its mechanism and noise scale; the schema metadata ``tahub`` holds :meth:`describe`.
-        """
-        from hub.query.resultfile import result_table
-
-        table: pa.Table = result_table(self.model_dump(mode="json", by_alias=True))
-        return table
-
-    def to_pandas(self) -> pd.DataFrame:
-        """The :meth:`to_arrow` columns as a DataFrame; ``attrs`` holds :meth:`describe`."""
-        try:
-            import pandas  # noqa: F401 - pyarrow's to_pandas needs it
-        except ImportError:
-            raise InvalidInput(
-                "QueryResult.to_pandas needs pandas (pip install pandas); "
-                "to_arrow() works without it"
-            ) from None
-        frame = self.to_arrow().to_pandas()
-        frame.attrs.update(self.describe())
-        return frame
 
 
 # -- building a request ---------------------------------------------------------------------
@@ -353,43 +196,127 @@ def _exact_cost(cost: Any) -> str | None:
     )
 
 
+def measure_name(spec: str | Mapping[str, Any]) -> str:
+    """The name the hub gives a measure's cells: ``count``, ``sum_amount``,
+    ``quantile_50_amount`` (for ``count``, ``sum:amount``, ``quantile:amount:0.5``)."""
+    parsed = parse_measure(spec) if isinstance(spec, str) else dict(spec)
+    if isinstance(parsed, str):
+        return parsed
+    name = str(parsed.get("function"))
+    if parsed.get("quantile") is not None:
+        name += f"_{float(parsed['quantile']) * 100:g}"
+    return name + (f"_{parsed['field']}" if parsed.get("field") else "")
+
+
+def _choice(value: str | None, allowed: Sequence[str], field: str) -> str | None:
+    if value is None or value in allowed:
+        return value
+    raise InvalidInput(f"{field}={value!r} is not one of {', '.join(allowed)}", field=field)
+
+
+def _measure_index(by: str | int, specs: Sequence[str | Mapping[str, Any]],
+                   field: str) -> int:
+    """The index of measure ``by`` (an index, or a name: ``linked_units``, ``sum_amount``
+    or ``sum:amount``) among the requested ``specs``."""
+    if isinstance(by, int) and not isinstance(by, bool):
+        if 0 <= by < len(specs):
+            return by
+    elif isinstance(by, str):
+        wanted = measure_name(by) if ":" in by else by
+        names = [measure_name(m) for m in specs]
+        if wanted in names:
+            return names.index(wanted)
+    shown = ", ".join(f"{i}: {measure_name(m)}" for i, m in enumerate(specs))
+    raise InvalidInput(f"{field}={by!r} is not one of the requested measures ({shown})",
+                       field=field)
+
+
+def _top(top: int | Mapping[str, Any] | None, by: str | int | None,
+         specs: Sequence[str | Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The request's ``top``: ``{"k": K, "by": index}``."""
+    if top is None:
+        if by is not None:
+            raise InvalidInput("by= names the measure that ranks a top= query: give top=K too",
+                               field="by")
+        return None
+    if isinstance(top, Mapping):
+        if by is not None and "by" in top:
+            raise InvalidInput("give the ranking measure once: by= or top={'by': ...}",
+                               field="by")
+        k, by = top.get("k"), top.get("by", by)
+    else:
+        k = top
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise InvalidInput(f"top={top!r}: give how many keys to rank, a positive integer "
+                           "(or {\"k\": K, \"by\": measure})", field="top")
+    return {"k": k, "by": 0 if by is None else _measure_index(by, specs, "by")}
+
+
+def _target(target: float | int | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(target, Mapping):
+        if ("ci_halfwidth" in target) == ("top_gap" in target):
+            raise InvalidInput(f"target={dict(target)!r}: give ci_halfwidth (with measure) "
+                               "or, for a ranked query, top_gap (with confidence)",
+                               field="target")
+        return dict(target)
+    if isinstance(target, bool) or not isinstance(target, int | float):
+        raise InvalidInput(
+            f"target={target!r}: give the half-width of the 95% interval (a number), "
+            "{\"ci_halfwidth\": ..., \"measure\": index} or, for a ranked query, "
+            "{\"top_gap\": ..., \"confidence\": ...}",
+            field="target",
+        )
+    return {"ci_halfwidth": target, "measure": 0}
+
+
 def _body(
     dataset: str,
+    *,
     group_by: str | Sequence[str],
     measures: str | Mapping[str, Any] | Sequence[str | Mapping[str, Any]],
     filters: Mapping[str, Any] | None,
     cost: Any,
     target: float | int | Mapping[str, Any] | None,
     postprocess: Mapping[str, bool] | None,
+    keys: str | None = None,
+    top: int | Mapping[str, Any] | None = None,
+    by: str | int | None = None,
+    route: bool = False,
+    bounding: str | None = None,
 ) -> dict[str, Any]:
-    """The QueryRequest JSON (hub.query.plan) for these arguments."""
+    """The QueryRequest JSON (hub.query.request) for these arguments."""
     exact = _exact_cost(cost)
     if (exact is None) == (target is None):
         raise InvalidInput(
             "give either cost= (exact, e.g. \"1/100\") or target= (an accuracy: the 95% "
-            "interval half-width the hub solves the cost for), not both or neither",
+            "interval half-width, or a ranked query's top_gap, the hub solves the cost for), "
+            "not both or neither",
             field="cost",
         )
     if isinstance(measures, str | Mapping):
         measures = [measures]
+    specs = [parse_measure(m) if isinstance(m, str) else dict(m) for m in measures]
     body: dict[str, Any] = {
         "dataset": dataset,
         "group_by": [group_by] if isinstance(group_by, str) else list(group_by),
-        "measures": [parse_measure(m) if isinstance(m, str) else dict(m) for m in measures],
+        "measures": specs,
         "filters": {name: _filter_value(v) for name, v in (filters or {}).items()},
     }
     if exact is not None:
         body["cost"] = exact
+    ranked = _top(top, by, specs)
     if target is not None:
-        if isinstance(target, bool) or not isinstance(target, int | float | Mapping):
-            raise InvalidInput(
-                f"target={target!r}: give the half-width of the 95% interval (a number) or "
-                "{\"ci_halfwidth\": ..., \"measure\": index}",
-                field="target",
-            )
-        body["target"] = (
-            dict(target) if isinstance(target, Mapping) else {"ci_halfwidth": target, "measure": 0}
-        )
+        body["target"] = _target(target)
+        if "top_gap" in body["target"] and ranked is None:
+            raise InvalidInput("target top_gap is the accuracy of a ranked query: give top=K",
+                               field="target")
+    if ranked is not None:
+        body["top"] = ranked
+    if route:
+        body["route"] = True
+    for name, value, allowed in (("keys", keys, KEY_MODES), ("bounding", bounding, BOUNDINGS)):
+        if _choice(value, allowed, name) is not None:
+            body[name] = value
     if postprocess is not None:
         body["postprocess"] = dict(postprocess)
     return body
@@ -413,13 +340,21 @@ class AnalystClient(HubSession):
         cost: str | int | Fraction | Decimal | None = None,
         target: float | int | Mapping[str, Any] | None = None,
         postprocess: Mapping[str, bool] | None = None,
+        keys: str | None = None,
+        top: int | Mapping[str, Any] | None = None,
+        by: str | int | None = None,
+        route: bool = False,
+        bounding: str | None = None,
     ) -> QueryResult:
         """Run a DP query: debits ``cost`` (or the cost the hub solves for ``target``).
 
+        ``keys``, ``top`` (with ``by``), ``route`` and ``bounding``: the module docstring.
         Sent once: on a failure after sending, the error says so and nothing is repeated
         (check :meth:`history`); asking the same question again is free once released.
         """
-        body = _body(dataset, group_by, measures, filters, cost, target, postprocess)
+        body = _body(dataset, group_by=group_by, measures=measures, filters=filters,
+                     cost=cost, target=target, postprocess=postprocess, keys=keys, top=top,
+                     by=by, route=route, bounding=bounding)
         response = self._request("POST", "/v1/queries", json=body, resend=False)
         return self._model(QueryResult, response.json())
 
@@ -433,9 +368,17 @@ class AnalystClient(HubSession):
         cost: str | int | Fraction | Decimal | None = None,
         target: float | int | Mapping[str, Any] | None = None,
         postprocess: Mapping[str, bool] | None = None,
+        keys: str | None = None,
+        top: int | Mapping[str, Any] | None = None,
+        by: str | int | None = None,
+        route: bool = False,
+        bounding: str | None = None,
     ) -> QueryEstimate:
-        """The cost, expected accuracy and any refusal of a query; spends nothing."""
-        body = _body(dataset, group_by, measures, filters, cost, target, postprocess)
+        """The cost, expected accuracy, key threshold, ranking gap and any refusal of a
+        query; spends nothing."""
+        body = _body(dataset, group_by=group_by, measures=measures, filters=filters,
+                     cost=cost, target=target, postprocess=postprocess, keys=keys, top=top,
+                     by=by, route=route, bounding=bounding)
         response = self._request("POST", "/v1/queries/estimate", json=body)
         return self._model(QueryEstimate, response.json())
 

@@ -2,8 +2,10 @@
 
 ::
 
-    hub.query.plan          a query request -> an authorised, immutable QueryPlan (deny by
-                            default; domain core)
+    hub.query.request       what an analyst asks (the JSON body; domain core)
+    hub.query.plan          the immutable QueryPlan an authorised request becomes (core)
+    hub.query.authorisation a request against the policies -> a plan, or the refusing rule
+                            (deny by default; domain core)
     hub.query.bounds        which rows each unit keeps (its rows of smallest priority)
     hub.query.engine        QueryEngine: a plan's exact cell aggregates over bounded rows
                             (DuckDB over committed extracts)

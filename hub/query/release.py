@@ -35,9 +35,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Protocol, TypeVar
 
+from hub.contracts.model import FieldType
 from hub.errors import BudgetExceeded, InvalidInput
 from hub.governance.policies import Function
-from hub.privacy.accounting import Cost
+from hub.privacy.accounting import Cost, Measure
 from hub.privacy.intervals import (
     Estimate,
     cost_for_halfwidth,
@@ -62,6 +63,7 @@ from hub.privacy.noise import (
 from hub.privacy.selection import (
     SelectionSpec,
     TopSpec,
+    appearance,
     calibrate_selection,
     calibrate_top,
     gap_for,
@@ -84,6 +86,7 @@ __all__ = [
     "decimals_for",
     "measure_name",
     "release",
+    "route_json",
 ]
 
 #: Share of a ranked query's cost spent on choosing its keys (OpenDP's noisy top-k).
@@ -216,7 +219,7 @@ class Calibrated:
         return {"mode": "selected", **s.as_json(),
                 "absent": f"keys not listed had too few distinct units to show: a key is "
                 f"listed with probability 1/2 from {s.threshold} units and 95% from "
-                f"{_appears(s)}; absence says nothing more (it may also mean none)"}
+                f"{appearance(s, 0.95)}; absence says nothing more (it may also mean none)"}
 
     def top_json(self) -> dict[str, Any] | None:
         if self.top is None or self.plan.top is None:
@@ -230,31 +233,18 @@ class Calibrated:
                 f"listed keys; all hold together with probability {RANK_CONFIDENCE:.0%}"}
 
 
-def _appears(spec: SelectionSpec) -> int:
-    return int(spec.as_json()["appears_95"])
-
-
 def split(plan: QueryPlan, cost: Cost) -> tuple[Cost | None, Cost | None, Cost]:
     """The cost of key selection (with the delta), of the ranking, and of the measures."""
-    selection = top = None
-    rest = cost.amount
-    if plan.selected:
-        selection = Cost(cost.measure, cost.amount * plan.selection_share,
-                         plan.limits.delta_per_query)
-        rest -= selection.amount
-    if plan.top is not None:
-        top = Cost(cost.measure, cost.amount * TOP_SHARE)
-        rest -= top.amount
-    return selection, top, Cost(cost.measure, rest)
+    selection = (Cost(cost.measure, cost.amount * plan.selection_share,
+                      plan.limits.delta_per_query) if plan.selected else None)
+    top = Cost(cost.measure, cost.amount * TOP_SHARE) if plan.top is not None else None
+    return selection, top, Cost(cost.measure, cost.amount * _measures_share(plan))
 
 
 def _measures_share(plan: QueryPlan) -> Fraction:
-    share = Fraction(1)
-    if plan.selected:
-        share -= plan.selection_share
-    if plan.top is not None:
-        share -= TOP_SHARE
-    return share
+    """The fraction of a query's cost its measures share (module docstring)."""
+    return (Fraction(1) - (plan.selection_share if plan.selected else 0)
+            - (TOP_SHARE if plan.top is not None else 0))
 
 
 def calibrate_plan(plan: QueryPlan, cost: Cost) -> Calibrated:
@@ -348,7 +338,7 @@ def _cost_for_gap(plan: QueryPlan, gap: float, confidence: float) -> Cost:
     probe = calibrate_top(Cost(plan.accounting, Fraction(1)), ranking.k, ranking.sensitivity,
                           ranking.monotonic)
     # every map here scales as loss(1) / scale^p: p = 2 for zCDP, 1 for pure DP
-    power = 2 if plan.accounting.value == "zcdp" else 1
+    power = 2 if plan.accounting is Measure.ZCDP else 1
     top_amount = Fraction(probe.scale / scale) ** power
     needed = _grid_up(top_amount / TOP_SHARE)
     while calibrate_top(Cost(plan.accounting, needed * TOP_SHARE), ranking.k,
@@ -406,6 +396,7 @@ def release(cal: Calibrated, engine: Aggregator) -> dict[str, Any]:
         _ranks(rows, cal.measures[plan.top.by], additive, plan)
     totals = (_totals(plan, keys, additive)
               if plan.postprocess.consistent_totals and plan.top is None else [])
+    span = _period_span(plan, keys, additive)
     return {
         "dimensions": names,
         "measures": [m.describe() for m in cal.measures],
@@ -413,8 +404,9 @@ def release(cal: Calibrated, engine: Aggregator) -> dict[str, Any]:
         "totals": totals,
         "keys": {**cal.keys_json(), "listed": len(rows)},
         "top": cal.top_json(),
-        "route": _route_json(plan),
+        "route": route_json(plan),
         "bounding": bounding_json(plan),
+        "period_span": span,
         "postprocess": {"nonnegative": plan.postprocess.nonnegative,
                         "consistent_totals": plan.postprocess.consistent_totals},
         "cells": plan.cells,
@@ -476,6 +468,27 @@ def _noisy_cells(m: _Measure, by_part: dict[Part, list[Any]],
     return [_cell(e, integer) for e in estimates(noisy, noise, nonnegative=floor_zero)], noisy
 
 
+def _period_span(plan: QueryPlan, keys: list[Key],
+                 additive: list[tuple[_Measure, list[int]]]) -> dict[str, Any] | None:
+    """The months that hold data, for a trend's axis: from the first to the last period with
+    a cell whose interval excludes zero, the intervals taken at 5% / (number of cells) so
+    that they hold together (Bonferroni): with 192 empty months, per-cell 95% intervals would
+    find some month "distinguishable" by chance most of the time. Post-processing, free."""
+    index = next((i for i, d in enumerate(plan.dimensions) if d.type is FieldType.PERIOD),
+                 None)
+    if index is None or not additive or not keys:
+        return None
+    m, noisy = additive[0]
+    together = estimates(noisy, _need(m.noise), alpha=0.05 / len(keys), nonnegative=True)
+    months = sorted({str(k[index]) for k, e in zip(keys, together, strict=True)
+                     if e.low > 0 and k[index] is not None})
+    return {"field": plan.dimensions[index].name, "measure": m.name,
+            "from": months[0] if months else None, "to": months[-1] if months else None,
+            "confidence": 0.95,
+            "note": "the first and last periods where the data show something: intervals "
+                    "that hold together for all cells exclude zero there"}
+
+
 def _ranks(rows: list[dict[str, Any]], by: _Measure,
            additive: list[tuple[_Measure, list[int]]], plan: QueryPlan) -> None:
     """Each ranked row's place (the mechanism's order) and its rank interval among the listed
@@ -528,7 +541,7 @@ def _totals(plan: QueryPlan, keys: list[Key],
     return out
 
 
-def _route_json(plan: QueryPlan) -> dict[str, Any] | None:
+def route_json(plan: QueryPlan) -> dict[str, Any] | None:
     if not plan.route:
         return None
     return {"stages": [d.name for d in plan.dimensions],

@@ -1,8 +1,10 @@
 """A released query result as a table: Arrow, Parquet or CSV (one definition, used by the
 hub's download routes and by the Python client's ``QueryResult.to_arrow``).
 
-Columns: the dimensions (strings; null is the *unknown* key), then per measure ``<name>``,
-``<name>_low`` and ``<name>_high`` (the 95% interval; null for quantiles, which have none).
+Columns: the dimensions (strings; null is the *unknown* key), for a ranked query ``rank``,
+``rank_low`` and ``rank_high``, then per measure ``<name>``, ``<name>_low`` and
+``<name>_high`` (the 95% interval; null for quantiles, which have none) and, for additive
+measures, ``<name>_distinguishable`` (the interval excludes zero).
 Counts are int64, other measures float64. Each measure column's metadata holds its mechanism,
 noise scale and half-width; the schema metadata ``tahub`` holds everything but the cells.
 Only released, differentially private values are ever written: a release is already the
@@ -41,6 +43,13 @@ def result_table(result: Mapping[str, Any]) -> Any:
         fields.append(pa.field(name, pa.string()))
         arrays.append(pa.array([None if row.get(name) is None else str(row.get(name))
                                 for row in rows], pa.string()))
+    if any(isinstance(row.get("rank"), Mapping) for row in rows):  # a ranked query
+        confidence = repr((result.get("top") or {}).get("rank_confidence", ""))
+        for column, part in (("rank", "position"), ("rank_low", "low"),
+                             ("rank_high", "high")):
+            fields.append(pa.field(column, pa.int64(), metadata={"confidence": confidence}))
+            arrays.append(pa.array([(row.get("rank") or {}).get(part) for row in rows],
+                                   pa.int64()))
     for m in result.get("measures") or []:
         meta = {"mechanism": m.get("mechanism") or "",
                 "noise_scale": "" if m.get("noise_scale") is None else repr(m["noise_scale"]),
@@ -52,6 +61,11 @@ def result_table(result: Mapping[str, Any]) -> Any:
             kind = _number_type(values)
             fields.append(pa.field(m["name"] + suffix, kind, metadata=meta))
             arrays.append(pa.array(values, kind))
+        if any(isinstance(c, Mapping) and "distinguishable" in c for c in cells):
+            fields.append(pa.field(m["name"] + "_distinguishable", pa.bool_(), metadata={
+                "meaning": "the 95% interval excludes zero"}))
+            arrays.append(pa.array([c.get("distinguishable") if isinstance(c, Mapping)
+                                    else None for c in cells], pa.bool_()))
     described = {k: v for k, v in result.items() if k != "rows"}
     schema = pa.schema(fields, metadata={"tahub": json.dumps(described, default=str)})
     return pa.Table.from_arrays(arrays, schema=schema)

@@ -54,9 +54,10 @@ from hub.metrics import Metrics
 from hub.privacy.accounting import BudgetLimits, Cost, parse_amount
 from hub.privacy.budget import Balance, Spend, check_charge
 from hub.privacy.intervals import to_epsilon_delta
+from hub.query.authorisation import authorise
 from hub.query.contributions import QUANTILES, Suggestion, calibrate_suggestion, suggest
 from hub.query.ledger import Charge, Ledger, Release
-from hub.query.plan import QueryPlan, QueryRequest, authorise
+from hub.query.plan import QueryPlan
 from hub.query.release import (
     Aggregator,
     Calibrated,
@@ -64,7 +65,9 @@ from hub.query.release import (
     calibrate_plan,
     cost_for,
     release,
+    route_json,
 )
+from hub.query.request import QueryRequest
 from hub.storage.db import iso_utc
 
 __all__ = ["PolicySource", "QueryService"]
@@ -312,6 +315,7 @@ class QueryService:
             ],
             "keys": cal.keys_json(),
             "top": cal.top_json(),
+            "route": route_json(plan),
             "bounding": bounding_json(plan),
             "budget": balance.as_json(),
             "budget_after": {
@@ -387,18 +391,26 @@ class QueryService:
             return [lo, hi]
 
         limits = policy.limits
+        selection = policy.key_selection
         return {
             "dataset": policy.dataset,
             "accounting": policy.accounting.value,
             "max_rows": policy.max_rows,
+            "max_rows_per_period": policy.contribution_bounds.max_rows_per_period,
             "min_partners": policy.min_partners,
             "per_query": str(limits.per_query),
+            "delta_per_query": str(limits.delta_per_query),
+            "key_selection": None if selection is None else {
+                "public_up_to": selection.public_up_to, "share": str(selection.share),
+                "keys_per_unit": selection.keys_per_unit},
+            "route": [f.name for f in contracts[-1].route],
             "opened": policy.opened.isoformat(),
             "rules": [
                 {
                     "name": r.name,
                     "dimensions": list(r.dimensions),
                     "max_dimensions": r.max_dimensions,
+                    "max_top_k": r.max_top_k,
                     "filters": list(r.filters),
                     "measures": [{"function": m.function.value, "field": m.field,
                                   "clamp": clamp(m.field, m.clamp)} for m in r.measures],

@@ -235,8 +235,9 @@ def test_a_release_downloads_as_csv_and_parquet_with_the_released_cells(world: W
         assert parquet.headers["content-type"] == "application/vnd.apache.parquet"
         table = pq.read_table(io.BytesIO(parquet.content))
         assert table.column_names == ["origin_country", "destination_country", "count",
-                                      "count_low", "count_high", "sum_amount",
-                                      "sum_amount_low", "sum_amount_high"]
+                                      "count_low", "count_high", "count_distinguishable",
+                                      "sum_amount", "sum_amount_low", "sum_amount_high",
+                                      "sum_amount_distinguishable"]
         rows = table.to_pylist()
         assert len(rows) == len(result["rows"])
         for got, want in zip(rows, result["rows"], strict=True):
@@ -244,6 +245,7 @@ def test_a_release_downloads_as_csv_and_parquet_with_the_released_cells(world: W
             assert (got["count"], got["count_low"], got["count_high"]) == (
                 want["count"]["value"], want["count"]["low"], want["count"]["high"])
             assert got["sum_amount"] == want["sum_amount"]["value"]
+            assert got["count_distinguishable"] == want["count"]["distinguishable"]
         csv = http.get(f"/v1/queries/{result['query_id']}/export", params={"format": "csv"})
         assert csv.headers["content-disposition"].endswith(f'{result["query_id"]}.csv"')
         assert pacsv.read_csv(io.BytesIO(csv.content)).to_pylist()[0]["count"] == rows[0]["count"]
@@ -401,6 +403,13 @@ def test_budget_get_and_policies_mine(world: World) -> None:
     assert rule["min_partners"] == 2
     assert {"function": "sum", "field": "amount", "clamp": [0, 1000]} in rule["measures"]
     assert {"function": "count", "field": None, "clamp": None} in rule["measures"]
+    # what the workspace needs to offer ranked, selected and route questions
+    assert rule["max_top_k"] == 10 and bank["route"] == ["origin_country",
+                                                         "destination_country"]
+    assert bank["key_selection"] == {"public_up_to": 2500, "share": "1/4", "keys_per_unit": 1}
+    assert bank["delta_per_query"] == "1/10000000" and bank["max_rows_per_period"] is None
+    cases = next(p for p in mine if p["dataset"] == "case_records")
+    assert cases["key_selection"] is None and cases["rules"][0]["max_top_k"] == 0
 
 
 # -- refusals --------------------------------------------------------------------------------

@@ -15,8 +15,11 @@ from typing import Any
 import httpx
 import pyarrow as pa
 import pytest
+from typer.testing import CliRunner
 
-from connectors.analyst.client import AnalystClient, QueryResult, parse_filter, parse_measure
+import connectors.analyst.cli as analyst_cli
+from connectors.analyst.client import AnalystClient, parse_filter, parse_measure
+from connectors.analyst.result import Cell, QueryResult, Rank, ResultRow
 from connectors.common.session import RetryPolicy
 from connectors.partner.client import HubClient
 from hub.actors import Role
@@ -24,6 +27,7 @@ from hub.errors import HubRequestError, InvalidInput, Unavailable
 from hub.identity.service import Credentials
 from tests.api.conftest import Hub, running_hub
 from tests.api.extract_files import KEY_ID, write_extract
+from tests.connectors.analyst_answers import ESTIMATE_ROUTE, RANKED, ROUTE, SELECTED, STAGES
 
 FAST = RetryPolicy(attempts=3, initial_wait=0, max_wait=0)
 URL = "http://hub.test"
@@ -172,9 +176,12 @@ def test_measure_and_filter_texts() -> None:
 def test_a_release_becomes_arrow_and_pandas_with_value_and_interval_columns() -> None:
     result = QueryResult.model_validate(RECORDED)
     table = result.to_arrow()
-    names = ["count", "sum_amount", "quantile_50_amount"]
-    assert table.column_names == ["origin_country", "typology"] + [
-        f"{n}{s}" for n in names for s in ("", "_low", "_high")]
+    assert table.column_names == [
+        "origin_country", "typology",
+        "count", "count_low", "count_high", "count_distinguishable",
+        "sum_amount", "sum_amount_low", "sum_amount_high", "sum_amount_distinguishable",
+        "quantile_50_amount", "quantile_50_amount_low", "quantile_50_amount_high",
+    ]  # a quantile has no interval, so nothing to tell apart from zero
     assert table.schema.field("origin_country").type == pa.string()
     assert table.schema.field("count").type == pa.int64()
     assert table.schema.field("sum_amount_low").type == pa.float64()
@@ -183,6 +190,10 @@ def test_a_release_becomes_arrow_and_pandas_with_value_and_interval_columns() ->
     assert table.column("quantile_50_amount").to_pylist() == [980.0, 12.5]
     assert table.column("quantile_50_amount_low").null_count == 2  # no interval, and says so
     assert table.schema.field("count").metadata[b"mechanism"] == b"discrete_gaussian"
+    # a release stored before cells said it: the same rule from the interval
+    assert table.column("count_distinguishable").to_pylist() == [True, False]
+    assert table.column("sum_amount_distinguishable").to_pylist() == [True, False]
+    assert table.schema.field("count_distinguishable").type == pa.bool_()
     described = json.loads(table.schema.metadata[b"tahub"])
     assert described["query_id"] == RECORDED["query_id"] and "rows" not in described
 
@@ -196,6 +207,299 @@ def test_a_release_becomes_arrow_and_pandas_with_value_and_interval_columns() ->
     assert result.measure("count").noise_scale == pytest.approx(38.7)
     with pytest.raises(KeyError, match="no measure 'mean_amount'"):
         result.measure("mean_amount")
+
+
+# -- the new query forms: keys, ranked, routes, bounding, ranking targets ----------------------
+def _answer(request: httpx.Request) -> httpx.Response:
+    if request.url.path.endswith("/estimate"):
+        return httpx.Response(200, json=ESTIMATE_ROUTE)
+    return httpx.Response(200, json=RECORDED)
+
+
+def test_keys_top_route_bounding_and_gap_targets_become_the_request_json() -> None:
+    hub = _recorder(_answer)
+    with hub.client() as client:
+        client.query("bank_alerts", group_by=["origin_country", "destination_country"],
+                     measures=["count", "sum:amount", "linked_units"], keys="selected",
+                     top=5, by="linked_units", bounding="total", cost="1/5")
+        client.query("case_records", route=True, measures=["count_units", "linked_units"],
+                     top={"k": 10, "by": 1}, cost="1/5")
+        est = client.estimate("case_records", route=True, measures="count_units", top=10,
+                              target={"top_gap": 12, "confidence": 0.9})
+        client.estimate("bank_alerts", group_by="period", measures=["count", "sum:amount"],
+                        top=3, by="sum:amount", keys="public", bounding="per_period",
+                        target={"ci_halfwidth": 40, "measure": 1})
+    first, second, third, fourth = (json.loads(r.content) for r in hub.requests)
+    assert first == {
+        "dataset": "bank_alerts", "group_by": ["origin_country", "destination_country"],
+        "measures": ["count", {"function": "sum", "field": "amount"}, "linked_units"],
+        "filters": {}, "cost": "1/5", "top": {"k": 5, "by": 2}, "keys": "selected",
+        "bounding": "total",
+    }
+    assert second == {
+        "dataset": "case_records", "group_by": [], "measures": ["count_units", "linked_units"],
+        "filters": {}, "cost": "1/5", "top": {"k": 10, "by": 1}, "route": True,
+    }
+    assert third["target"] == {"top_gap": 12, "confidence": 0.9} and "cost" not in third
+    assert third["top"] == {"k": 10, "by": 0} and third["route"] is True
+    assert fourth["top"] == {"k": 3, "by": 1} and fourth["bounding"] == "per_period"
+    assert fourth["target"] == {"ci_halfwidth": 40, "measure": 1}
+    assert fourth["keys"] == "public"
+    # the estimate tells the key threshold and how far apart ranked keys must be
+    assert est.keys is not None and est.keys.selected
+    assert (est.keys.threshold, est.keys.appears_50, est.keys.appears_95) == (19, 19, 25)
+    assert est.ranking is not None and est.ranking.k == 10 and est.ranking.by == "count_units"
+    assert est.ranking.gap_90 == pytest.approx(12, abs=1e-3)
+    assert est.bounding is not None and est.bounding.max_rows == 4
+    assert est.cost.exact == Fraction(10477, 62500)
+    assert est.cost.exact_delta == Fraction(1, 10**7) and "delta = 1/10000000" in str(est.cost)
+    assert est.budget is not None and est.budget.delta is not None
+    assert est.budget.delta.member.left == "99/10000000"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "says"),
+    [
+        ({"top": 0}, "top", "top=0: give how many keys"),
+        ({"top": True}, "top", "top=True"),
+        ({"top": {"by": 0}}, "top", "give how many keys"),
+        ({"top": 3, "by": "mean_amount"}, "by", r"by='mean_amount' is not one of the "
+         r"requested measures \(0: count\)"),
+        ({"top": 3, "by": 1}, "by", "by=1 is not one of"),
+        ({"by": "count"}, "by", "give top=K too"),
+        ({"top": {"k": 3, "by": 0}, "by": "count"}, "by", "give the ranking measure once"),
+        ({"keys": "all"}, "keys", "keys='all' is not one of auto, public, selected"),
+        ({"bounding": "monthly"}, "bounding", "bounding='monthly' is not one of"),
+        ({"cost": None, "target": {"top_gap": 5}}, "target", "ranked query: give top=K"),
+        ({"cost": None, "target": {"top_gap": 5, "ci_halfwidth": 3}, "top": 3}, "target",
+         "give ci_halfwidth"),
+    ],
+)
+def test_mistakes_in_the_new_forms_are_refused_before_anything_is_sent(
+    kwargs: dict[str, Any], field: str, says: str
+) -> None:
+    hub = _recorder(_ok)
+    question = {"cost": "1/10", **kwargs}
+    with hub.client() as client, pytest.raises(InvalidInput, match=says) as caught:
+        client.query("bank_alerts", **question)
+    assert caught.value.field == field
+    assert hub.requests == []
+
+
+def _names(rows: list[ResultRow], dimension: str = "destination_country") -> list[str | None]:
+    return [r.keys[dimension] for r in rows]
+
+
+def test_selected_keys_say_what_an_absent_key_means() -> None:
+    result = QueryResult.model_validate(SELECTED)
+    assert result.keys is not None and result.keys.selected and result.keys.listed == 10
+    assert (result.keys.threshold, result.keys.appears_95) == (18, 23)
+    assert result.keys.absent is not None and "absence says nothing more" in result.keys.absent
+    assert result.keys.cost is not None and result.keys.cost.delta == "1/10000000"
+    assert result.cost.exact_delta == Fraction(1, 10**7) and result.cells == 62001
+    assert result.bounding is not None and result.bounding.max_rows == 10
+    assert result.bounding.note is not None and "not in the interval" in result.bounding.note
+    assert not result.ranked and result.ranking is None and result.route is None
+    # --json prints the model: every field of the hub's blocks comes back as written
+    dumped = result.model_dump(mode="json", by_alias=True)
+    for name in ("keys", "top", "route", "bounding", "rows", "cost"):
+        sent = SELECTED[name]
+        kept = dumped[name] if not isinstance(sent, dict) else {k: dumped[name][k] for k in sent}
+        assert kept == sent, name
+    newer = QueryResult.model_validate({**SELECTED, "keys": {**SELECTED["keys"], "seed": 7}})
+    assert newer.model_dump(mode="json", by_alias=True)["keys"]["seed"] == 7
+
+
+def test_a_top_list_goes_by_the_lower_bound_and_leaves_out_noise() -> None:
+    result = QueryResult.model_validate(SELECTED)
+    # six corridors are told apart from zero, largest lower bound first
+    assert _names(result.top(None, "count")) == ["GB", "GR", "NL", "IT", "AE", "US"]
+    assert _names(result.top(3)) == ["GB", "GR", "NL"]  # default: the first measure
+    gb = result.top(1)[0]
+    assert gb["count"] == Cell(value=288, low=237, high=339, distinguishable=True)
+    assert str(gb["count"]) == "288 [237, 339]" and gb.label == "RO, GB" and gb.rank is None
+    # the four others' intervals hold zero: left out unless asked for, then in the hub's
+    # order (their lower bounds tie at 0), never by their noisy values (FR 30 > ES 17)
+    assert _names(result.top(None, "count", include_uncertain=True))[6:] == [
+        "BE", "DE", "ES", "FR"]
+    # no corridor's amount is distinguishable from zero: an honest top list is empty, and
+    # ES (the largest noisy sum, 1,507,059) is not put first when asked to show them all
+    assert result.top(None, "sum_amount") == []
+    assert _names(result.top(None, "sum_amount", include_uncertain=True)) == _names(
+        result.records())
+    with pytest.raises(InvalidInput, match="'mean_amount' is not a measure"):
+        result.top(5, "mean_amount")
+    # each interval holds 95% on its own: noise alone passes 2.5% of empty cells (floored at
+    # zero, only the upper tail is left), 5% when negative values are kept
+    assert result.by_chance("count") == pytest.approx(0.25)
+    unfloored = result.model_copy(update={"postprocess": {"nonnegative": False}})
+    assert unfloored.by_chance("sum_amount") == pytest.approx(0.5)
+
+
+def test_a_top_list_of_means_prefers_what_the_data_show_over_the_noisy_value() -> None:
+    mean = {"name": "mean_amount", "function": "mean", "field": "amount", "clamp": [0, 20000],
+            "mechanism": "discrete_gaussian", "noise_scale": 9000.0, "halfwidth_95": None}
+    result = QueryResult.model_validate({
+        **RECORDED, "measures": [mean, RECORDED["measures"][2]], "rows": [
+            {"origin_country": "RO", "typology": "front_company",  # few alerts: wide interval
+             "mean_amount": {"value": 900.0, "low": 400.0, "high": 1400.0},
+             "quantile_50_amount": {"value": 800.0}},
+            {"origin_country": "RO", "typology": "funnel_account",
+             "mean_amount": {"value": 700.0, "low": 650.0, "high": 750.0},
+             "quantile_50_amount": {"value": 650.0}},
+        ]})
+    assert _names(result.top(), "typology") == ["funnel_account", "front_company"]
+    assert result.records()[0]["mean_amount"].distinguishable is None  # not a sum or count
+    with pytest.raises(InvalidInput, match="quantile: it has no interval"):
+        result.top(2, "quantile_50_amount")
+
+
+def test_a_ranked_release_keeps_its_rank_order_with_rank_intervals() -> None:
+    result = QueryResult.model_validate(RANKED)
+    assert result.ranked and result.ranking is not None and result.ranking.by == "count"
+    assert result.ranking.k == 5 and result.ranking.gap_90 == pytest.approx(109.86, abs=0.01)
+    assert result.ranking.note is not None and "110 apart" in result.ranking.note
+    order = ["frequent_prepaid_card_purchases", "several_wages_one_account",
+             "rapid_movement_of_funds", "linked_to_commercial_sex_ads",
+             "cash_deposits_outside_hours"]
+    # the mechanism's order, although the noisy counts would put rapid_movement_of_funds first
+    assert _names(result.top(), "indicator") == order
+    assert _names(result.top(2, "count"), "indicator") == order[:2]
+    first = result.top()[0]
+    assert first.rank == Rank(position=1, low=1, high=5, confidence=0.9)
+    assert str(first.rank) == "1 (1-5)"
+
+
+def test_a_route_release_names_its_stages_and_leaves_out_unlinked_routes() -> None:
+    result = QueryResult.model_validate(ROUTE)
+    assert result.route is not None and result.route.stages == STAGES
+    assert result.route.assembly is not None and "NGO" in result.route.assembly
+    ranked = result.top()
+    assert [r.label for r in ranked] == ["NG -> LY -> IT", "VN -> (unknown) -> GB"]
+    assert str(ranked[0]["linked_units"]) == "59 [47, 71]" and str(ranked[0].rank) == "1"
+    # the second route's linked_units cannot be told from zero: kept in rank order if asked
+    assert [r.label for r in result.top(None, "linked_units")] == ["NG -> LY -> IT"]
+    assert len(result.top(None, "linked_units", include_uncertain=True)) == 2
+
+
+def test_arrow_and_pandas_carry_rank_and_distinguishable_columns() -> None:
+    ranked = QueryResult.model_validate(RANKED).to_arrow()
+    assert ranked.column_names == ["indicator", "rank", "rank_low", "rank_high", "count",
+                                   "count_low", "count_high", "count_distinguishable"]
+    assert ranked.column("rank").to_pylist() == [1, 2, 3, 4, 5]
+    assert set(ranked.column("rank_high").to_pylist()) == {5}
+    assert ranked.schema.field("rank").type == pa.int64()
+    assert ranked.schema.field("rank").metadata[b"confidence"] == b"0.9"
+    selected = QueryResult.model_validate(SELECTED).to_arrow()
+    assert selected.column("count_distinguishable").to_pylist() == [
+        True, False, False, False, False, True, True, True, True, True]
+    assert selected.column("sum_amount_distinguishable").null_count == 0
+    assert "rank" not in selected.column_names
+    frame = QueryResult.model_validate(ROUTE).to_pandas()
+    assert list(frame.columns[:6]) == [*STAGES, "rank", "rank_low", "rank_high"]
+    assert frame["linked_units_distinguishable"].tolist() == [True, False]
+    assert frame.attrs["top"]["by"] == "count_units" and frame.attrs["route"]["stages"] == STAGES
+    # a selection that listed no key still has every column
+    empty = QueryResult.model_validate({**SELECTED, "rows": []}).to_arrow()
+    assert empty.num_rows == 0 and "count_distinguishable" in empty.column_names
+
+
+# -- `tahub query` over the client ------------------------------------------------------------
+@pytest.fixture
+def cli_hub(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, Any]], Recorder]:
+    """Point `tahub query` at a recorder answering ``answer`` (and estimates with theirs)."""
+
+    def answering(answer: dict[str, Any]) -> Recorder:
+        hub = _recorder(lambda r: httpx.Response(200, json=(
+            ESTIMATE_ROUTE if r.url.path.endswith("/estimate") else answer)))
+        monkeypatch.setattr(analyst_cli, "_client", lambda *_args: hub.client())
+        return hub
+
+    return answering
+
+
+def _tahub_query(*args: str) -> tuple[int, str]:
+    out = CliRunner().invoke(analyst_cli.app, list(args), env={"COLUMNS": "200"})
+    return out.exit_code, out.output
+
+
+def _table_rows(output: str) -> list[str]:
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("┡")) + 1
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith("└"))
+    return lines[start:end]
+
+
+def _cells(row: str) -> list[str]:
+    return [c.strip() for c in row.split("│")[1:-1]]
+
+
+def test_the_cli_prints_a_ranked_route_in_rank_order(cli_hub: Any) -> None:
+    hub = cli_hub(ROUTE)
+    code, out = _tahub_query("run", "case_records", "--route", "--measure", "count_units",
+                             "--measure", "linked_units", "--top", "10", "--top-by",
+                             "count_units", "--keys", "selected", "--cost", "1/5",
+                             "--include-uncertain")
+    assert code == 0, out
+    (sent,) = [json.loads(r.content) for r in hub.requests]
+    assert sent["route"] is True and sent["top"] == {"k": 10, "by": 0}
+    assert sent["keys"] == "selected" and sent["group_by"] == []
+    first, second = (_cells(row) for row in _table_rows(out))
+    assert first == ["1", "NG", "LY", "IT", "69 [57, 81]", "59 [47, 71]"]
+    assert second == ["2", "VN", "(unknown)", "GB", "24 [12, 36]", "~3 [0, 15]"]  # holds 0
+    out = " ".join(out.split())  # a title wraps at the table's width
+    assert ("the top 10 of source_country -> transit_country -> destination_country by "
+            "count_units") in out
+    assert "absence says nothing more" in out and "route: each unit's stages" in out
+    assert "ranking: keys are chosen by OpenDP's noisy top-k" in out
+    assert "bounding: each privacy unit counts with at most 4 rows" in out
+    assert "Charged: rho = 1/5 (~0.2), delta = 1/10000000" in out
+
+
+def test_the_cli_top_list_is_by_lower_bound_and_hides_noise(cli_hub: Any) -> None:
+    cli_hub(SELECTED)
+    code, out = _tahub_query("run", "bank_alerts", "--by", "origin_country", "--by",
+                             "destination_country", "--measure", "count", "--measure",
+                             "sum:amount", "--cost", "1/5", "--sort", "count", "--limit", "3")
+    assert code == 0, out
+    rows = _table_rows(out)
+    assert [_cells(r)[1] for r in rows] == ["GB", "GR", "NL"]
+    assert "4 cells not distinguishable from zero by count are left out" in out
+    assert "... 3 more (of 10 listed)" in out
+    assert "keys: 10 listed of 62,001, chosen by a DP threshold" in out
+    code, out = _tahub_query("run", "bank_alerts", "--by", "origin_country", "--by",
+                             "destination_country", "--measure", "count", "--cost", "1/5",
+                             "--sort", "sum_amount", "--all", "--limit", "0")
+    assert code == 0, out
+    rows = _table_rows(out)  # every lower bound is 0: the hub's order, not the noisy sums
+    assert [_cells(r)[1] for r in rows] == [
+        "AE", "BE", "DE", "ES", "FR", "GB", "GR", "IT", "NL", "US"]
+    assert _cells(rows[1])[2:] == ["~40 [0, 91]", "~0 [0, 1171691]"]
+    assert "not distinguishable from zero by" not in out
+    code, out = _tahub_query("run", "bank_alerts", "--cost", "1/5", "--sort", "typology")
+    assert code == 1 and "'typology' is not a measure of this release" in out
+
+
+def test_the_cli_estimate_shows_the_threshold_and_the_ranking_gap(cli_hub: Any) -> None:
+    hub = cli_hub(ROUTE)
+    code, out = _tahub_query("estimate", "case_records", "--route", "--measure",
+                             "count_units", "--top", "10", "--target-gap", "12",
+                             "--confidence", "0.9")
+    assert code == 0, out
+    (sent,) = [json.loads(r.content) for r in hub.requests]
+    assert sent["target"] == {"top_gap": 12.0, "confidence": 0.9} and "cost" not in sent
+    assert "threshold 19" in out and "95% from 25" in out
+    assert "ranking: top 10 by count_units: two keys 12 apart by count_units" in out
+    assert "cost: rho = 10477/62500 (~0.167632), delta = 1/10000000" in out
+    for wrong, says in (
+        (["--cost", "1/5", "--target", "5", "--target-gap", "3", "--top", "2"], "not both"),
+        (["--cost", "1/5", "--confidence", "0.9"], "--confidence goes with --target-gap"),
+        (["--cost", "1/5", "--keys", "all"], "keys='all' is not one of auto, public"),
+        (["--cost", "1/5", "--top-by", "count"], "give top=K too"),
+    ):
+        code, out = _tahub_query("estimate", "bank_alerts", *wrong)
+        assert code == 1 and says in out, out
+    assert len(hub.requests) == 1  # refused before anything was sent
 
 
 # -- errors and retries -------------------------------------------------------------------------
@@ -317,8 +621,10 @@ def test_the_planted_overlap_shows_in_linked_units(first: QueryResult) -> None:
     assert not first.reused and first.cost.exact == Fraction(1, 5)
     assert first.charged is not None and first.charged.exact == Fraction(1, 5)
     frame = first.to_pandas().set_index("destination_country")
-    assert list(frame.columns) == ["linked_units", "linked_units_low", "linked_units_high"]
+    assert list(frame.columns) == ["linked_units", "linked_units_low", "linked_units_high",
+                                   "linked_units_distinguishable"]
     assert len(frame) == first.cells and first.cells is not None and first.cells > 100
+    assert first.keys is not None and first.keys.mode == "public"  # 249 keys: the whole grid
     gb = frame.loc["GB"]
     scale = first.measure("linked_units").noise_scale
     assert scale is not None and scale <= 6
@@ -326,6 +632,8 @@ def test_the_planted_overlap_shows_in_linked_units(first: QueryResult) -> None:
     # met in practice (probability 2e-9), and the others, with no overlap, stay near 0.
     assert abs(gb["linked_units"] - SHARED) <= 6 * scale
     assert gb["linked_units_low"] <= gb["linked_units"] <= gb["linked_units_high"]
+    assert gb["linked_units_distinguishable"]  # 40 against a 95% half-width of at most 12
+    assert first.top(1)[0].keys == {"destination_country": "GB"}
     assert frame["linked_units"].drop("GB").max() <= 6 * scale
     assert first.budget is not None and Fraction(first.budget.member.spent or "0") >= Fraction(
         1, 5)
@@ -402,3 +710,34 @@ def test_a_client_without_the_analyst_role_is_refused(pooled: Pooled) -> None:
     assert caught.value.http_status == 403
     assert caught.value.problem_body.get("rule") == "role:analyst"
     assert "rule: role:analyst" in str(caught.value)
+
+
+def test_a_ranked_route_query_puts_the_planted_corridor_first(
+    pooled: Pooled, first: QueryResult
+) -> None:
+    question: dict[str, Any] = {"route": True, "measures": ["count_units", "linked_units"],
+                                "top": 3, "by": "linked_units", "cost": "1/5"}
+    with pooled.client() as client:
+        before = client.budget("bank_alerts")
+        est = client.estimate("bank_alerts", **question)
+        assert client.budget("bank_alerts") == before
+        ranked = client.query("bank_alerts", **question)
+    assert est.keys is not None and est.keys.selected and est.keys.threshold
+    assert est.keys.appears_95 is not None and est.keys.appears_95 > est.keys.threshold
+    assert est.ranking is not None and est.ranking.by == "linked_units"
+    assert est.ranking.gap_90 is not None and 0 < est.ranking.gap_90 < 50
+    assert before.delta is not None and est.cost == ranked.cost
+    assert ranked.cost.delta == before.delta.per_query  # keys selected: the query's delta
+    assert ranked.route is not None
+    assert ranked.route.stages == ["origin_country", "destination_country"]
+    assert ranked.ranking is not None and ranked.ranking.k == 3
+    assert ranked.keys is not None and ranked.keys.selected  # 62,001 corridors
+    (top, *_) = ranked.top()
+    assert top.label == "RO -> GB" and top.rank is not None and top.rank.position == 1
+    scale = ranked.measure("linked_units").noise_scale
+    assert scale is not None and abs((top["linked_units"].value or 0) - SHARED) <= 6 * scale
+    assert top["linked_units"].distinguishable
+    frame = ranked.to_pandas()
+    assert list(frame.columns[:5]) == ["origin_country", "destination_country", "rank",
+                                       "rank_low", "rank_high"]
+    assert frame.loc[0, "rank"] == 1 and bool(frame.loc[0, "linked_units_distinguishable"])

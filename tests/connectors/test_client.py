@@ -167,6 +167,9 @@ def test_4xx_carries_the_problem_document(hub: FakeHub, extract: Path) -> None:
     err = caught.value
     assert err.http_status == 404 and err.problem_code == "unknown_dataset"
     assert err.field == "dataset" and "unknown dataset 'shoe_sizes'" in str(err)
+    # the hub's own status, not the class's 400 (its own problem is problem_body)
+    assert err.status == 404 and err.problem()["status"] == 404
+    assert err.problem_body["code"] == "unknown_dataset"
 
 
 def test_unreachable_hub_is_unavailable_after_bounded_retries(hub: FakeHub) -> None:

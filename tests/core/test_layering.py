@@ -27,7 +27,8 @@ CORE = ["hub/errors.py", "hub/actors.py", "hub/yamlfile.py", "hub/settings.py",
         "hub/contracts/model.py", "hub/contracts/validation.py",
         "hub/privacy/accounting.py", "hub/privacy/budget.py", "hub/privacy/noise.py",
         "hub/privacy/intervals.py", "hub/governance/policies.py",
-        "hub/governance/proposals.py", "hub/query/plan.py", "hub/api/ratelimit.py"]
+        "hub/governance/proposals.py", "hub/query/request.py", "hub/query/plan.py",
+        "hub/query/authorisation.py", "hub/api/ratelimit.py"]
 FORBIDDEN = {"fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "duckdb", "authlib",
              "joserfc", "httpx", "pyarrow", "minio", "boto3", "psycopg", "polars", "pandas"}
 

@@ -48,7 +48,7 @@ def test_the_quantiles_and_the_left_out_share_tell_the_truth(alerts: Policy) -> 
     total = body["rows_per_unit"]
     assert total["quantiles"]["0.5"] in (1, 2, 3) and 15 <= total["quantiles"]["0.95"] <= 20
     assert "0.95" in body["rows_per_unit_per_period"]["quantiles"]
-    assert body["rows_per_unit_per_period"]["current"] == 2
+    assert body["rows_per_unit_per_period"]["current"] == 4
 
 
 def test_levels_are_checked_before_anything_is_spent(alerts: Policy) -> None:

@@ -92,6 +92,8 @@ def test_margin_totals_and_means_cover_at_least_95_percent(kind: str, cost: Cost
                            nonnegative=True)
     covered = sum(1 for t in totals if t.low <= 7 * k <= t.high)
     assert stats.binomtest(covered, groups, 0.95, alternative="less").pvalue > ALPHA
+    # and not wider than needed: the sum's exact distribution, not a tail bound (99%+)
+    assert stats.binomtest(covered, groups, 0.97, alternative="greater").pvalue > ALPHA
 
     mean_noise = calibrate_mean(Cost(cost.measure, cost.amount * 4), max_rows, (0, 100))
     cells, true_sum, true_count = 3000, 30 * 12, 12  # mean 30 over 12 rows

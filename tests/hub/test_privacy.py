@@ -10,6 +10,8 @@ import pytest
 from hub.errors import InvalidInput
 from hub.privacy.accounting import Cost, Measure
 from hub.privacy.intervals import (
+    _exact_sum_steps,
+    _laplace_sum_steps,
     cost_for_halfwidth,
     estimates,
     halfwidth,
@@ -248,3 +250,27 @@ def test_fixed_point_rounds_ties_away_from_zero_like_duckdb() -> None:
                           [v, float(10 ** (2 if v == 0.125 else 0))]).fetchall()[0][0]
            for v in values]
     assert ours == sql
+
+
+@pytest.mark.parametrize("mechanism", [Mechanism.DISCRETE_GAUSSIAN, Mechanism.DISCRETE_LAPLACE])
+def test_a_sums_exact_half_width_is_the_convolutions_quantile(mechanism: Mechanism) -> None:
+    """The k-fold convolution by FFT against a direct convolution of the same pmf, and never
+    wider than the Chernoff bound it replaces."""
+    import numpy as np
+
+    scale, k = 3.0, 3
+    exact = _exact_sum_steps(mechanism, scale, k, 0.05)
+    r = 60
+    x = np.arange(-r, r + 1, dtype=np.float64)
+    pmf = (np.exp(-(x * x) / (2 * scale * scale)) if mechanism is Mechanism.DISCRETE_GAUSSIAN
+           else np.exp(-np.abs(x) / scale))
+    pmf /= pmf.sum()
+    total = pmf
+    for _ in range(k - 1):
+        total = np.convolve(total, pmf)
+    centre = len(total) // 2
+    least = next(h for h in range(centre) if 1 - total[centre - h:centre + h + 1].sum() <= 0.05)
+    assert exact is not None and least <= exact <= least + 1
+    chernoff = (math.ceil(scale * math.sqrt(2 * k * math.log(40))) - 1
+                if mechanism is Mechanism.DISCRETE_GAUSSIAN else _laplace_sum_steps(scale, k, 0.05))
+    assert exact <= chernoff

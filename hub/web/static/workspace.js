@@ -1,38 +1,24 @@
-// The analyst workspace: pick a dataset, dimensions, measures and filters from only what your
-// policy allows, see the expected error and the budget that would remain (spending nothing),
-// run the query, see the picture and the table, download the cells.
+// The analyst workspace: pick a dataset, the kind of answer (every cell, the largest ranked,
+// the largest routes), dimensions, measures and filters from only what your policy allows;
+// see the cost the workspace proposes for a meaningful view and why (accuracy.js), the
+// expected error and the budget that would remain (spending nothing); run the query, see the
+// answer with its intervals (answer.js), download the cells.
 //
-// API: GET /v1/policies/mine, /v1/contracts, POST /v1/queries/estimate, POST /v1/queries,
-// GET /v1/queries (history), GET /v1/queries/{id} (a release again, free), GET /v1/releases,
-// GET /v1/queries/{id}/export?format=csv|parquet.
+// API: GET /v1/policies/mine, /v1/contracts, /v1/budgets/{dataset}, POST /v1/queries/estimate,
+// POST /v1/queries, GET /v1/queries (history), GET /v1/queries/{id} (a release again, free),
+// GET /v1/releases, GET /v1/queries/{id}/export?format=csv|parquet.
 
-import { api, download } from "./api.js";
-import { draw } from "./charts.js";
+import { api } from "./api.js";
+import {
+  DEFAULT_STOP, affordable, compare, mainMeasure, stops as costStops, targetFor, withStop,
+} from "./accuracy.js";
+import { showAnswer } from "./answer.js";
+import { fmt } from "./cells.js";
 import { fill, h, problemBox } from "./dom.js";
 
-const SHARES = [1 / 100, 1 / 50, 1 / 20, 1 / 10, 1 / 5, 1 / 4, 1 / 2, 1];
-
-function gcd(a, b) { return b ? gcd(b, a % b) : a; }
-
-function fraction(text) {
-  // "1/5" or "0.2" -> [numerator, denominator] (exact, as the hub's amounts are)
-  if (text.includes("/")) return text.split("/").map(Number);
-  const [whole, frac = ""] = text.split(".");
-  const den = 10 ** frac.length;
-  return [Number(whole) * den + Number(frac || 0), den];
-}
-
-function costs(perQuery) {
-  // The slider's stops: exact shares of the per-query cap, "n/d" strings.
-  const [num, den] = fraction(perQuery);
-  return SHARES.map((share) => {
-    const sd = Math.round(1 / share);
-    const n = num;
-    const d = den * sd;
-    const g = gcd(n, d);
-    return d / g === 1 ? String(n / g) : `${n / g}/${d / g}`;
-  });
-}
+const STAGES = ["origin", "transit", "destination"];
+const ROUTE_MEASURES = ["count_units", "linked_units"];
+const TOP_K = 10; // the default k, lowered to the rule's max_top_k (GET /v1/policies/mine)
 
 function measureKey(m) { return m.field ? `${m.function}:${m.field}` : m.function; }
 
@@ -49,10 +35,18 @@ async function contractFields(dataset) {
   return Object.fromEntries(contract.fields.map((f) => [f.name, f]));
 }
 
-function fmt(x) {
-  if (x === null || x === undefined) return "";
-  return Math.abs(x) >= 1000 ? Math.round(x).toLocaleString("en") : String(Math.round(x * 100) / 100);
+function routeOf(fields, rule) {
+  // The route stages a rule can group by (origin -> transit -> destination), or null.
+  const stages = Object.values(fields).filter((f) => f.route_stage)
+    .sort((a, b) => STAGES.indexOf(a.route_stage) - STAGES.indexOf(b.route_stage));
+  const counts = rule.measures.some((m) => ROUTE_MEASURES.includes(m.function));
+  if (stages.length < 2 || !counts || !stages.every((f) => rule.dimensions.includes(f.name))) {
+    return null;
+  }
+  return stages.map((f) => f.name);
 }
+
+function costLabel(policy) { return policy.accounting === "pure" ? "epsilon" : "rho"; }
 
 export async function show({ render }) {
   const policies = await api("/v1/policies/mine");
@@ -73,14 +67,41 @@ export async function show({ render }) {
   const datasetSelect = h("select", { id: "dataset", name: "dataset" },
     policies.map((p) => h("option", { value: p.dataset }, p.dataset)));
   let fields = {};
-  let chosen = { policy: null, rule: null };
+  const chosen = { policy: null, rule: null, kind: "cells" };
+  // the cost: "recommended" (from a target, accuracy.js) until the reader moves the slider
+  const cost = { mode: "recommended", stops: [], index: 0, mark: "" };
   let timer = null;
+  let armed = false;
+  let pending = Promise.resolve();
+  let asked = 0;
 
   async function chooseDataset() {
     const policy = policies.find((p) => p.dataset === datasetSelect.value);
     fields = await contractFields(policy.dataset);
-    chosen = { policy, rule: policy.rules[0] };
+    Object.assign(chosen, { policy, rule: policy.rules[0], kind: "cells" });
     build();
+  }
+
+  function kindChoice() {
+    const { rule } = chosen;
+    const maxK = rule.max_top_k ?? TOP_K;
+    const route = maxK > 0 ? routeOf(fields, rule) : null;
+    if ((!route && chosen.kind === "routes") || (maxK === 0 && chosen.kind === "top")) {
+      chosen.kind = "cells";
+    }
+    const kinds = [["cells", "Every cell"], ...(maxK > 0 ? [["top", "The largest, ranked"]] : []),
+      ...(route ? [["routes", "Largest routes"]] : [])];
+    return h("fieldset", { id: "answer-kind" }, h("legend", {}, "Kind of answer"),
+      kinds.map(([value, text]) => h("label", { class: "check" },
+        h("input", { type: "radio", name: "kind", id: `kind-${value}`, value,
+          checked: chosen.kind === value, onchange: () => { chosen.kind = value; build(); } }),
+        ` ${text}`)),
+      route && chosen.kind === "routes" ? h("p", { class: "muted hint" }, "Largest routes: "
+        + `distinct units (people, customers) per route ${route.join(" → ")}, assembled per `
+        + "unit from every partner's rows, ranked by OpenDP's noisy top-k.") : null,
+      chosen.kind === "cells" ? null : [h("label", { for: "top-k" }, "How many (top k)"),
+        h("input", { type: "number", id: "top-k", min: 1, max: maxK, step: 1,
+          value: Math.min(TOP_K, maxK), oninput: changed })]);
   }
 
   function build() {
@@ -90,37 +111,63 @@ export async function show({ render }) {
         chosen.rule = policy.rules.find((r) => r.name === e.target.value); build(); } },
       policy.rules.map((r) => h("option", { value: r.name, selected: r === rule }, r.name)))]
       : [];
-    const dims = h("fieldset", { id: "dimensions" },
-      h("legend", {}, `Group by (at most ${rule.max_dimensions})`),
-      rule.dimensions.map((d) => h("label", { class: "check" },
-        h("input", { type: "checkbox", name: "dimension", value: d, onchange: limitDims }),
-        ` ${d}`)));
+    const kinds = kindChoice();
+    const route = chosen.kind === "routes" ? routeOf(fields, rule) : null;
+    const dims = route ? h("p", { id: "route-stages" }, h("strong", {}, "Route: "),
+      route.join(" → "))
+      : h("fieldset", { id: "dimensions" },
+        h("legend", {}, `Group by (at most ${rule.max_dimensions})`),
+        rule.dimensions.map((d) => h("label", { class: "check" },
+          h("input", { type: "checkbox", name: "dimension", value: d, onchange: limitDims }),
+          ` ${d}`)));
+    const offered = route ? rule.measures.filter((m) => ROUTE_MEASURES.includes(m.function))
+      : rule.measures;
     const measures = h("fieldset", { id: "measures" }, h("legend", {}, "Measures"),
-      rule.measures.map((m, i) => h("label", { class: "check" },
+      offered.map((m, i) => h("label", { class: "check" },
         h("input", { type: "checkbox", name: "measure", value: measureKey(m), checked: i === 0,
           onchange: changed }),
         ` ${m.field ? `${m.function} of ${m.field}` : m.function}`)));
     const filters = h("fieldset", { id: "filters" }, h("legend", {}, "Filters"),
       rule.filters.length ? rule.filters.map(filterInput)
         : h("p", { class: "muted" }, "This rule allows no filter."));
-    const stops = costs(policy.per_query);
     const output = h("output", { id: "cost-value", for: "cost" });
-    const slider = h("input", { type: "range", id: "cost", min: 0, max: stops.length - 1,
-      step: 1, value: 3, "aria-valuetext": stops[3], oninput: () => {
-        output.textContent = `${stops[slider.value]} (${policy.accounting === "pure"
-          ? "epsilon" : "rho"})`;
-        slider.setAttribute("aria-valuetext", stops[slider.value]);
-        changed();
-      } });
-    slider.dataset.stops = JSON.stringify(stops);
-    output.textContent = `${stops[3]} (${policy.accounting === "pure" ? "epsilon" : "rho"})`;
+    const slider = h("input", { type: "range", id: "cost", min: 0, step: 1, oninput: () => {
+      cost.mode = "chosen";
+      cost.index = Number(slider.value);
+      cost.mark = "";
+      showCost();
+      changed();
+    } });
+    Object.assign(cost, { mode: "recommended", stops: costStops(policy.per_query),
+      index: DEFAULT_STOP, mark: "" });
     fill(form,
       h("h2", { id: "q-h" }, "Your question"),
-      h("label", { for: "dataset" }, "Dataset"), datasetSelect, ...ruleSelect,
+      h("label", { for: "dataset" }, "Dataset"), datasetSelect, ...ruleSelect, kinds,
       dims, measures, filters,
       h("label", { for: "cost" }, "Privacy cost: more cost, less noise"), slider, " ", output,
+      h("div", { id: "cost-why", class: "why", "aria-live": "polite" }),
       h("p", {}, h("button", { type: "submit", id: "run" }, "Run the query (spends budget)")));
+    showCost();
     changed();
+  }
+
+  function showCost() {
+    const slider = form.querySelector("#cost");
+    const amount = cost.stops[cost.index];
+    slider.max = cost.stops.length - 1;
+    slider.value = cost.index;
+    slider.dataset.stops = JSON.stringify(cost.stops);
+    slider.setAttribute("aria-valuetext", `${amount}${cost.mark ? ` (${cost.mark})` : ""}`);
+    form.querySelector("#cost-value").textContent =
+      `${amount} (${costLabel(chosen.policy)})${cost.mark ? `, ${cost.mark}` : ""}`;
+  }
+
+  function explain(text, status) {
+    const why = form.querySelector("#cost-why");
+    why.dataset.status = status;
+    fill(why, h("p", {}, text), cost.mode === "chosen" ? h("button", { type: "button",
+      class: "secondary", id: "use-recommended", onclick: () => {
+        cost.mode = "recommended"; changed(); } }, "Use the recommended cost") : null);
   }
 
   function filterInput(name) {
@@ -146,8 +193,14 @@ export async function show({ render }) {
     changed();
   }
 
-  function body() {
-    const stops = JSON.parse(form.querySelector("#cost").dataset.stops);
+  function chosenMeasures() {
+    // the rule's measure objects ticked, in request order
+    const keys = [...form.querySelectorAll("input[name=measure]:checked")].map((b) => b.value);
+    return keys.map((k) => chosen.rule.measures.find((m) => measureKey(m) === k));
+  }
+
+  function question() {
+    // The request without its cost.
     const filters = {};
     for (const el of form.querySelectorAll("[data-filter]")) {
       const name = el.dataset.filter;
@@ -155,59 +208,142 @@ export async function show({ render }) {
         const codes = [...el.selectedOptions].map((o) => o.value);
         if (codes.length) filters[name] = codes;
       } else if (el.value) {
-        const month = el.value;
-        filters[name] = { ...(filters[name] || {}), [el.name.endsWith(".from") ? "from" : "to"]:
-          month };
+        filters[name] = { ...(filters[name] || {}),
+          [el.name.endsWith(".from") ? "from" : "to"]: el.value };
       }
     }
     for (const [name, value] of Object.entries(filters)) {
       if (value.from && !value.to) filters[name] = { from: value.from, to: value.from };
       if (value.to && !value.from) filters[name] = { from: value.to, to: value.to };
     }
-    return {
+    const measures = chosenMeasures();
+    const out = {
       dataset: chosen.policy.dataset,
       group_by: [...form.querySelectorAll("input[name=dimension]:checked")].map((b) => b.value),
-      measures: [...form.querySelectorAll("input[name=measure]:checked")]
-        .map((b) => measureBody(b.value)),
+      measures: measures.map((m) => measureBody(measureKey(m))),
       filters,
-      cost: stops[form.querySelector("#cost").value],
     };
+    if (chosen.kind !== "cells") {
+      const k = Number(form.querySelector("#top-k").value) || TOP_K;
+      out.top = { k, by: Math.max(mainMeasure(measures, chosen.policy), 0) };
+    }
+    if (chosen.kind === "routes") out.route = true;
+    return out;
   }
 
   function changed() {
     clearTimeout(timer);
-    timer = setTimeout(estimate, 250);
+    armed = true;
+    timer = setTimeout(() => { armed = false; pending = estimate(); }, 250);
+  }
+
+  async function settle() {
+    // The estimate of the question as it stands (and so its cost), before running it.
+    if (armed) {
+      clearTimeout(timer);
+      armed = false;
+      pending = estimate();
+    }
+    await pending;
+  }
+
+  async function recommend(q) {
+    // The cost of a meaningful view, or the largest affordable stop, and why: a decision the
+    // caller applies only if the question has not changed meanwhile.
+    const { policy } = chosen;
+    const base = costStops(policy.per_query);
+    const goal = targetFor(chosenMeasures(), policy, Boolean(q.top));
+    if (!goal) {
+      return { stops: base, index: DEFAULT_STOP, mark: "", status: "none",
+        text: "No accuracy target applies to a mean or a median (their error depends on the "
+          + `data): the default cost is ${base[DEFAULT_STOP]}; more cost, less noise.` };
+    }
+    let proposed = null;
+    let needed = null;
+    let canSpend = null;
+    try {
+      const e = await api("/v1/queries/estimate", { method: "POST",
+        json: { ...q, target: goal.target } });
+      proposed = e.cost.amount;
+      canSpend = e.budget.can_spend;
+    } catch (error) {
+      if (!error.body || error.body.rule !== "budget:per_query") throw error;
+      needed = error.body.requested;
+      canSpend = (await api(`/v1/budgets/${q.dataset}`)).can_spend;
+    }
+    if (proposed !== null && compare(proposed, canSpend) <= 0) {
+      return { ...withStop(base, proposed), mark: "recommended", status: "recommended",
+        text: `Recommended cost ${proposed} (${costLabel(policy)}): the least that `
+          + `${goal.goal}. It fits what you can spend on one query now (${canSpend}).` };
+    }
+    const index = affordable(base, canSpend);
+    return { stops: base, index: Math.max(index, 0), status: "noisier",
+      mark: index >= 0 ? "largest affordable" : "",
+      text: `A view that ${goal.goal} would cost ${proposed ?? needed}, more than you can `
+        + `spend on one query now (${canSpend}). ` + (index >= 0
+        ? `The largest affordable cost, ${base[index]}, is used instead: this view will be `
+          + "noisier than that (expected error below)."
+        : "Nothing can be spent on this dataset now.") };
   }
 
   async function estimate() {
-    const question = body();
+    const mine = ++asked;
     const heading = h("h2", { id: "e-h" }, "Before you spend");
-    if (!question.measures.length) {
-      fill(estimateBox, heading, h("p", { class: "empty" }, "Choose a measure."));
-      return;
-    }
+    const q = question();
+    estimateBox.setAttribute("aria-busy", "true");
     try {
-      const e = await api("/v1/queries/estimate", { method: "POST", json: question });
-      const refused = e.would_be_refused;
-      fill(estimateBox, heading,
-        h("p", {}, `Cost ${e.cost.amount} (${e.accounting || e.cost.measure}), `
-          + `${e.cells.toLocaleString("en")} cells; nothing is spent by this estimate.`),
-        h("table", { id: "expected" }, h("thead", {}, h("tr", {},
-          h("th", { scope: "col" }, "Measure"), h("th", { scope: "col" }, "Expected error (95%)"))),
-        h("tbody", {}, e.measures.map((m) => h("tr", {}, h("th", { scope: "row" }, m.name),
-          h("td", { class: "num" }, m.halfwidth_95 === null ? "depends on the data"
-            : `± ${fmt(m.halfwidth_95)}`))))),
-        h("p", { id: "budget-after" }, e.reused
-          ? "You asked this before: the stored answer is returned free."
-          : `Your organisation's budget left after it: ${e.budget_after.member_left}`
-            + ` (all members: ${e.budget_after.global_left}).`),
-        refused ? problemBox({ message: refused.detail, body: { rule: refused.rule } })
-          : null);
-      form.querySelector("#run").disabled = Boolean(refused);
+      if (!q.measures.length) {
+        fill(estimateBox, heading, h("p", { class: "empty" }, "Choose a measure."));
+        form.querySelector("#run").disabled = true;
+        return;
+      }
+      const decided = cost.mode === "recommended" ? await recommend(q) : null;
+      if (mine !== asked) return;
+      if (decided) {
+        const { text, status, ...slider } = decided;
+        Object.assign(cost, slider);
+        showCost();
+        explain(text, status);
+      } else {
+        explain("You chose this cost with the slider.", "chosen");
+      }
+      const e = await api("/v1/queries/estimate", { method: "POST",
+        json: { ...q, cost: cost.stops[cost.index] } });
+      if (mine !== asked) return;
+      showEstimate(heading, e);
     } catch (error) {
+      if (mine !== asked) return;
       fill(estimateBox, heading, problemBox(error));
       form.querySelector("#run").disabled = true;
+    } finally {
+      if (mine === asked) estimateBox.setAttribute("aria-busy", "false");
     }
+  }
+
+  function showEstimate(heading, e) {
+    const refused = e.would_be_refused;
+    const keys = e.keys || {};
+    fill(estimateBox, heading,
+      h("p", { id: "estimate-cost" }, `Cost ${e.cost.amount} (${e.accounting || e.cost.measure}`
+        + `${e.cost.delta ? `, delta ${e.cost.delta}` : ""}), `
+        + `${e.cells.toLocaleString("en")} possible cells; nothing is spent by this estimate.`),
+      h("table", { id: "expected" }, h("thead", {}, h("tr", {},
+        h("th", { scope: "col" }, "Measure"), h("th", { scope: "col" }, "Expected error (95%)"))),
+      h("tbody", {}, e.measures.map((m) => h("tr", {}, h("th", { scope: "row" }, m.name),
+        h("td", { class: "num" }, m.halfwidth_95 === null ? "depends on the data"
+          : `± ${fmt(m.halfwidth_95)}`))))),
+      keys.mode === "selected" ? h("p", { id: "estimate-keys" }, h("strong", {},
+        "Selected keys: "), `only keys with enough distinct units are listed; ${keys.absent}.`)
+        : null,
+      e.top ? h("p", { id: "estimate-top" }, h("strong", {}, "Ranking: "),
+        `two keys ${fmt(e.top.gap_90)} apart by ${e.top.by} are put in the right order with `
+          + `${Math.round((e.top.rank_confidence || 0.9) * 100)}% probability.`) : null,
+      h("p", { id: "budget-after" }, e.reused
+        ? "You asked this before: the stored answer is returned free."
+        : `Your organisation's budget left after it: ${e.budget_after.member_left}`
+          + ` (all members: ${e.budget_after.global_left}).`),
+      refused ? problemBox({ message: refused.detail, body: { rule: refused.rule } }) : null);
+    form.querySelector("#run").disabled = Boolean(refused);
   }
 
   async function run() {
@@ -215,12 +351,14 @@ export async function show({ render }) {
     button.disabled = true;
     fill(resultBox, h("p", { class: "muted" }, "Running…"));
     try {
-      showResult(await api("/v1/queries", { method: "POST", json: body() }));
+      await settle();
+      showResult(await api("/v1/queries", { method: "POST",
+        json: { ...question(), cost: cost.stops[cost.index] } }));
     } catch (error) {
       fill(resultBox, problemBox(error));
     }
     button.disabled = false;
-    estimate();
+    changed();
     history();
   }
 
@@ -229,39 +367,7 @@ export async function show({ render }) {
   async function showResult(result) {
     // a published release may be of another dataset than the one being edited
     fieldsOf[result.dataset] = fieldsOf[result.dataset] || await contractFields(result.dataset);
-    const resultFields = fieldsOf[result.dataset];
-    const names = result.measures.map((m) => m.name);
-    const chart = h("div", { id: "chart", class: "chart", role: "figure",
-      "aria-label": `${names[0]} by ${result.dimensions.join(" and ") || "nothing"}` });
-    const pick = names.length > 1 ? h("select", { id: "chart-measure", onchange: (e) =>
-      draw(chart, result, resultFields, e.target.value) },
-      names.map((n) => h("option", { value: n }, n))) : null;
-    const top = [...result.rows].sort((a, b) =>
-      ((b[names[0]] || {}).value || 0) - ((a[names[0]] || {}).value || 0)).slice(0, 200);
-    const table = h("table", { id: "cells" },
-      h("caption", { class: "muted" }, `${result.rows.length.toLocaleString("en")} cells`
-        + (result.rows.length > 200 ? "; the 200 largest shown, all in the download" : "")),
-      h("thead", {}, h("tr", {}, [...result.dimensions, ...names.flatMap((n) =>
-        [n, `${n} 95% low`, `${n} 95% high`])].map((t) => h("th", { scope: "col" }, t)))),
-      h("tbody", {}, top.map((row) => h("tr", {},
-        result.dimensions.map((d) => h("td", {}, row[d] ?? "(unknown)")),
-        names.flatMap((n) => [row[n].value, row[n].low, row[n].high].map((v) =>
-          h("td", { class: "num" }, v === undefined ? "" : fmt(v))))))));
-    const path = result.publication ? `/v1/releases/${result.publication.id}`
-      : `/v1/queries/${result.query_id}`;
-    const link = (format) => h("button", { type: "button", class: "secondary",
-      id: `download-${format}`, onclick: () => download(`${path}/export?format=${format}`,
-        `${result.query_id}.${format}`).catch((error) => resultBox.prepend(problemBox(error))) },
-    `Download ${format.toUpperCase()}`);
-    fill(resultBox,
-      h("h2", { id: "r-h" }, `Answer: ${result.dataset}`),
-      h("p", { id: "charged" }, result.reused ? "Returned again from your stored releases: free."
-        : `Charged ${result.charged.amount} (${result.accounting}); your organisation has `
-          + `${result.budget.member.left} left.`),
-      h("p", { class: "muted" }, result.bounding.note),
-      pick ? h("label", { for: "chart-measure" }, "Measure shown") : null, pick, chart,
-      h("p", {}, link("csv"), " ", link("parquet")), table);
-    await draw(chart, result, resultFields, names[0]);
+    await showAnswer(resultBox, result, fieldsOf[result.dataset]);
   }
 
   async function history() {
