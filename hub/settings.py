@@ -86,6 +86,19 @@ class Settings(BaseSettings):
         description="Size bound of TAHUB_CACHE_DIR, in bytes; the least recently used "
         "copies not in use by a query are removed first.",
     )
+    link_max_tokens: int = Field(
+        default=50,
+        ge=2,
+        description="Persons (units linked by shared identifiers across partners and "
+        "datasets) with more identifiers than this are reported by `tahub admin links` as "
+        "likely shared identifiers (a phone used by many); they still count as one person "
+        "(docs/privacy.md).",
+    )
+    link_stop_list: Path | None = Field(
+        default=None,
+        description="File of tokens (one per line, `#` comments) that link nothing: shared "
+        "identifiers that governance decided are not one person. Empty: none.",
+    )
     contracts_dir: Path | None = Field(
         default=None,
         description="Folder of data contracts. Empty: the contracts shipped with tahub.",
@@ -286,6 +299,17 @@ class Settings(BaseSettings):
         if self.policy_quorum_orgs > self.policy_quorum:
             raise ValueError("TAHUB_POLICY_QUORUM_ORGS cannot exceed TAHUB_POLICY_QUORUM")
         return self
+
+    def link_stop_tokens(self) -> frozenset[str]:
+        """The tokens of ``link_stop_list`` (none when unset)."""
+        if self.link_stop_list is None:
+            return frozenset()
+        try:
+            lines = self.link_stop_list.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the link stop list: {exc.strerror}",
+                              field="TAHUB_LINK_STOP_LIST") from None
+        return frozenset(t for line in lines if (t := line.split("#", 1)[0].strip()))
 
     @property
     def staging_dir(self) -> Path:

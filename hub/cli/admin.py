@@ -118,6 +118,44 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
 
 
+@app.command()
+@user_errors
+def links(
+    limit: Annotated[int, typer.Option(min=1, help="How many of the largest persons to list.")]
+    = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+    = False,
+) -> None:
+    """Persons linked across partners and datasets: how many, how large, and the persons
+    with more identifiers than TAHUB_LINK_MAX_TOKENS with the tokens most of their units
+    share (candidates for TAHUB_LINK_STOP_LIST; docs/privacy.md, "Persons across
+    partners"). Tokens are pseudonyms: only partners, with the network key, can tell what
+    they stand for."""
+    with context.services(context.settings()) as services:
+        report = services.ingest.links.report(services.ingest.link_sources(), limit)
+    if as_json:
+        typer.echo(json.dumps(dataclasses.asdict(report), indent=2))
+        return
+    summary = Table(title="Persons across partners and datasets")
+    for column in ("units", "identifiers", "persons", "persons of several units",
+                   "largest (identifiers)", f"over {report.max_tokens} identifiers"):
+        summary.add_column(column, justify="right")
+    summary.add_row(*(str(v) for v in (report.anchors, report.identifiers, report.persons,
+                                       report.merged_persons, report.largest,
+                                       report.over_cap)))
+    console().print(summary)
+    if not report.oversized:
+        return
+    table = Table(title="Largest persons: likely shared identifiers (a call centre, an agent)")
+    for column in ("person", "identifiers", "units", "most shared tokens (units)"):
+        table.add_column(column, overflow="fold")
+    for p in report.oversized:
+        shared = "\n".join(f"{t['kind']} {t['token']} ({t['units']})"
+                           for t in p["shared"])
+        table.add_row(str(p["person"]), str(p["identifiers"]), str(p["units"]), shared)
+    console().print(table)
+
+
 @budget_app.command("show")
 @user_errors
 def budget_show(

@@ -70,6 +70,7 @@ class Role(StrEnum):
     DIMENSION = "dimension"
     MEASURE = "measure"
     PARTNER = "partner"
+    LINK = "link"  # another identifier of the privacy unit's person (hub.ingest.linkage)
 
 
 class RouteStage(StrEnum):
@@ -251,8 +252,8 @@ class ContractField(BaseModel):
         if self.route_stage is not None and (t is not FieldType.CATEGORY
                                              or self.role is not Role.DIMENSION):
             raise ValueError("a route stage must be a category dimension")
-        if self.role is Role.PRIVACY_UNIT and t is not FieldType.TOKEN:
-            raise ValueError("the privacy unit must be a pseudonymised token")
+        if self.role in (Role.PRIVACY_UNIT, Role.LINK) and t is not FieldType.TOKEN:
+            raise ValueError(f"a {self.role.value} field must be a pseudonymised token")
         if self.role is Role.MEASURE and t not in (FieldType.INTEGER, FieldType.NUMBER):
             raise ValueError("a measure must be an integer or a number")
         if self.role is Role.PARTNER:
@@ -303,6 +304,10 @@ class Contract(BaseModel):
             raise ValueError(f"exactly one privacy_unit field is needed, found {len(units)}")
         if sum(f.role is Role.PARTNER for f in self.fields) > 1:
             raise ValueError("at most one partner field")
+        unit = next(f for f in self.fields if f.role is Role.PRIVACY_UNIT)
+        if not unit.required and not any(f.role is Role.LINK for f in self.fields):
+            raise ValueError("an optional privacy unit needs link fields (a row needs at "
+                             "least one identifier of its person)")
         stages = [f.route_stage for f in self.fields if f.route_stage is not None]
         if len(set(stages)) != len(stages):
             raise ValueError("each route stage (origin, transit, destination) appears once")
@@ -321,6 +326,12 @@ class Contract(BaseModel):
     @property
     def privacy_unit(self) -> ContractField:
         return next(f for f in self.fields if f.role is Role.PRIVACY_UNIT)
+
+    @property
+    def identity(self) -> list[ContractField]:
+        """The fields that identify a row's person: the privacy unit, then the link fields.
+        A row carries at least one (its first non-empty one is its unit's anchor)."""
+        return [self.privacy_unit, *(f for f in self.fields if f.role is Role.LINK)]
 
     @property
     def extract_fields(self) -> list[ContractField]:

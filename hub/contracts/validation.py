@@ -27,7 +27,14 @@ from enum import StrEnum
 
 from hub.contracts.model import TOKEN_RE, Contract, ContractField, FieldType, Sensitivity
 
-__all__ = ["ERRORS_COLUMN", "ROW_COLUMN", "Side", "quote_ident", "validation_sql"]
+__all__ = [
+    "ERRORS_COLUMN",
+    "ROW_COLUMN",
+    "Side",
+    "no_identity_reason",
+    "quote_ident",
+    "validation_sql",
+]
 
 ROW_COLUMN = "__row"
 ERRORS_COLUMN = "__errors"
@@ -136,9 +143,23 @@ def _field_sql(f: ContractField, side: Side) -> tuple[str, str]:
     raise AssertionError(f"unhandled field type {f.type}")  # pragma: no cover
 
 
+def no_identity_reason(contract: Contract) -> str | None:
+    """The reason a row with none of the person's identifiers is refused (reported on the
+    privacy-unit field), or None when the privacy unit itself is required."""
+    if contract.privacy_unit.required:
+        return None
+    names = ", ".join(f.name for f in contract.identity)
+    return f"required: at least one identifier of the person ({names})"
+
+
 def validation_sql(contract: Contract, relation: str, side: Side) -> str:
     """The checking query over ``relation`` (see the module docstring for its columns)."""
     typed, problems = [], []
+    reason = no_identity_reason(contract)
+    if reason is not None:
+        empty = " AND ".join(f"{_text(quote_ident(f.name))} IS NULL" for f in contract.identity)
+        problems.append(f"{{'field': {_lit(contract.privacy_unit.name)}, "
+                        f"'reason': CASE WHEN {empty} THEN {_lit(reason)} END, 'value': NULL}}")
     for f in contract.extract_fields:
         expr, reason = _field_sql(f, side)
         typed.append(f"{expr} AS {quote_ident(f.name)}")

@@ -52,6 +52,7 @@ from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, ParamSpec, TypeVar
 
+import duckdb
 import sqlalchemy as sa
 import structlog
 from pydantic import BaseModel, ConfigDict
@@ -71,6 +72,7 @@ from hub.errors import (
 )
 from hub.governance.audit import Action, AuditEvent, AuditLog
 from hub.ingest.extracts import ExtractReport, check_extract
+from hub.ingest.linkage import LinkIndex, LinkSource, identifier_columns
 from hub.ingest.staging import Staging
 from hub.ingest.units import open_unit_index
 from hub.metrics import Metrics
@@ -253,6 +255,9 @@ class IngestService:
         self._settings = settings
         self._staging = Staging(settings.staging_dir)
         self.units = open_unit_index(engine, settings.data_dir / "index" / "units")
+        self.links = LinkIndex(settings.data_dir / "index" / "links",
+                               max_tokens=settings.link_max_tokens,
+                               stop_list=settings.link_stop_tokens())
         self.audit = AuditLog(engine)
 
     # -- uploads -----------------------------------------------------------------------
@@ -541,6 +546,7 @@ class IngestService:
                   rows=report.rows)
         if self._metrics is not None:
             self._metrics.upload_committed(up.dataset, up.size)
+        self._link(up.dataset)
         return CommitResult(extract=self._extract(actor, extract_id), duplicate=False)
 
     def _commit_duplicate(self, actor: Actor, up: Any) -> CommitResult:
@@ -629,6 +635,7 @@ class IngestService:
             _log.info("extract.withdrawn", org=actor.org, extract_id=row.id)
         # After the row: a crash in between leaves an orphan object for sweep to remove.
         self._store.delete(row.object_key)
+        self._link(row.dataset)
         return self._extract(actor, extract_id)
 
     @_boundary
@@ -647,6 +654,54 @@ class IngestService:
                              object_key=r.object_key)
             for r in rows
         ]
+
+    # -- persons across partners and datasets (hub.ingest.linkage) ---------------------
+    @_boundary
+    def link_sources(self) -> list[LinkSource]:
+        """Every visible extract of every dataset whose units can link (:meth:`linkable`),
+        with its identifier columns."""
+        out = []
+        for dataset in sorted(self.linkable()):
+            identifiers = identifier_columns(self._registry.get(dataset))
+            for extract in self.visible_extracts(dataset):
+                try:
+                    path = self._store.local_path(extract.object_key)
+                except NotFound as exc:  # withdrawn meanwhile
+                    raise Unavailable("the data changed while persons were resolved; "
+                                      "retry") from exc
+                out.append(LinkSource(dataset, extract.id, path, identifiers))
+        return out
+
+    def linkable(self) -> set[str]:
+        """The datasets whose units can join other units: those with several identifier
+        fields, or an identifier kind that another dataset has too (a dataset keyed by one
+        document number alone has nothing to link: one token is one unit already)."""
+        kinds = {d: {kind for _, kind in identifier_columns(self._registry.get(d))}
+                 for d in self._registry.datasets()}
+        return {d for d, mine in kinds.items()
+                if len(identifier_columns(self._registry.get(d))) > 1
+                or any(mine & other for e, other in kinds.items() if e != d)}
+
+    def persons(self, dataset: str) -> Path | None:
+        """``dataset``'s map of linked units to persons at the current state (resolved now
+        unless a commit or an earlier query already did), None when nothing links."""
+        if dataset not in self.linkable():
+            return None
+        try:
+            return self.links.persons(self.link_sources(), dataset)
+        except (duckdb.Error, OSError) as exc:
+            _log.error("links.resolve_failed", error=type(exc).__name__)
+            raise Unavailable("persons could not be resolved; retry later") from exc
+
+    def _link(self, dataset: str) -> None:
+        """Resolve persons for the new state right away, so that the next query finds them
+        (best effort: a query resolves them itself if this fails)."""
+        if dataset not in self.linkable():
+            return
+        try:
+            self.links.resolve(self.link_sources())
+        except (duckdb.Error, OSError, Unavailable) as exc:
+            _log.warning("links.resolve_deferred", error=type(exc).__name__)
 
     # -- housekeeping ------------------------------------------------------------------
     @_boundary

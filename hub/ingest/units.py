@@ -8,11 +8,12 @@ arrive in time order, and keeping a unit's first rows would drop more of the lat
 priority**, and a unit keeps its ``max_rows`` rows of smallest priority, whatever their
 order (:mod:`hub.query.bounds` finds them, once per dataset state and bound).
 
-Per dataset, the index maps each privacy-unit token to a compact unit id (BIGINT) and the
-number of rows seen so far (``rows_seen``), and holds the dataset's secret ``salt``. It lives
-in one DuckDB file per dataset, ``<data_dir>/index/units/<dataset>.duckdb``. At commit, after
-the extract passed every check and before it becomes visible, :meth:`UnitIndex.number`
-gives each checked row
+Per dataset, the index maps each anchor token (a row's first non-empty identifier: the
+privacy-unit field, then the contract's link fields; :func:`anchor_sql`) to a compact unit
+id (BIGINT) and the number of rows seen so far (``rows_seen``), and holds the dataset's
+secret ``salt``. It lives in one DuckDB file per dataset,
+``<data_dir>/index/units/<dataset>.duckdb``. At commit, after the extract passed every check
+and before it becomes visible, :meth:`UnitIndex.number` gives each checked row
 
 * ``__unit``    the unit's id (a new id for a token never seen before);
 * ``__seq``     ``rows_seen`` + the row's 1-based rank among this extract's rows of the unit
@@ -25,7 +26,9 @@ gives each checked row
                 rows decides which rows count), unique per unit (``__seq`` breaks ties);
 
 and adds the extract's rows to ``rows_seen``. The window function runs once, over this
-extract only. The canonical copy (``hub.ingest.extracts``) stores the four columns.
+extract only. Units that share an identifier are joined into persons afterwards, across
+partners and datasets (:mod:`hub.ingest.linkage`); queries bound and count persons. The
+canonical copy (``hub.ingest.extracts``) stores the four columns.
 
 Fixed-point measure columns are paid for at commit too: for every numeric measure field of
 the contract, ``__fx_<field>`` holds the value clamped to the contract's clamp range and
@@ -96,6 +99,7 @@ __all__ = [
     "PostgresUnitIndex",
     "UnitIndex",
     "UnitNumbering",
+    "anchor_sql",
     "open_unit_index",
 ]
 
@@ -419,9 +423,16 @@ def _dataset(name: str) -> str:
 
 def _valid_sql(contract: Contract, table: str) -> str:
     """(row, token) of the rows of ``table`` that passed every check."""
-    unit = quote_ident(contract.privacy_unit.name)
+    unit = anchor_sql(contract)
     return (f"SELECT {quote_ident(ROW_COLUMN)}, {unit} AS tok FROM {quote_ident(table)} "
             f"WHERE len({ERRORS_COLUMN}) = 0")
+
+
+def anchor_sql(contract: Contract, alias: str | None = None) -> str:
+    """A row's anchor: its first non-empty identifier of the person (the privacy unit, then
+    the link fields; :mod:`hub.ingest.linkage` joins anchors that share identifiers)."""
+    cols = [(f"{alias}." if alias else "") + quote_ident(f.name) for f in contract.identity]
+    return cols[0] if len(cols) == 1 else f"coalesce({', '.join(cols)})"
 
 
 def _counts_sql(contract: Contract, table: str) -> str:
@@ -472,7 +483,7 @@ def _number_rows(con: duckdb.DuckDBPyConnection, contract: Contract, table: str,
         f"SELECT v.{row}, k.unit AS {UNIT_COLUMN}, "
         f"CAST(least(k.seen + row_number() OVER (PARTITION BY k.unit "
         f"ORDER BY v.{row}), {_MAX_SEQ}) AS INTEGER) AS {SEQ_COLUMN}, v.__h "
-        f"FROM (SELECT c.{row}, c.{quote_ident(contract.privacy_unit.name)} AS tok, "
+        f"FROM (SELECT c.{row}, {anchor_sql(contract, 'c')} AS tok, "
         f"{prio_sql(contract, 'c', salt)} AS __h FROM {quote_ident(table)} c "
         f"WHERE len(c.{ERRORS_COLUMN}) = 0) v JOIN {_TOKENS_TABLE} k ON v.tok = k.tok"
     )

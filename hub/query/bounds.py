@@ -15,6 +15,11 @@ reads. Heavy units are found cheaply with the total bound (a row with ``__seq > 
 ``__seq`` is the unit's ordinal; after a withdrawal a unit may look heavy without being so,
 and then its cut keeps all its rows); per period, by counting rows per (unit, period).
 
+When units are linked into persons (:mod:`hub.ingest.linkage`), the unit here is the
+person: rows are read through :func:`persons_source` (``__unit`` replaced by the person,
+the row's own unit kept as ``__origin``), every person of several units is a candidate
+heavy unit, and the cut is the ``m``-th smallest (priority, origin) pair, unique per person.
+
 Privacy: a unit's cut is a function of its own rows only, so the kept rows of every other
 unit are the same whether or not it is in the data; each unit keeps at most ``m`` rows (per
 period). Extracts committed before priorities existed read ``__seq`` as their priority.
@@ -32,11 +37,25 @@ from pathlib import Path
 import duckdb
 
 from hub.contracts.validation import quote_ident
+from hub.ingest.linkage import PERSON_COLUMN
 from hub.ingest.units import PRIO_COLUMN, SEQ_COLUMN, UNIT_COLUMN
 
-__all__ = ["CUT_COLUMN", "PERIOD_KEY", "Bound", "BoundCuts", "period_key"]
+__all__ = [
+    "CUT_COLUMN",
+    "CUT_ORIGIN_COLUMN",
+    "ORIGIN_COLUMN",
+    "PERIOD_KEY",
+    "Bound",
+    "BoundCuts",
+    "kept_sql",
+    "period_key",
+    "persons_source",
+]
 
 CUT_COLUMN = "__cut"
+CUT_ORIGIN_COLUMN = "__cut_origin"
+#: A row's own ``__unit`` (before persons replaced it), the tie-break of priorities.
+ORIGIN_COLUMN = "__origin"
 PERIOD_KEY = "__p"
 #: Cut files of older dataset states are removed once this old (a query may still read one).
 _STALE_SECONDS = 3600
@@ -47,6 +66,24 @@ def period_key(field: str, alias: str | None = None) -> str:
     the rows of an unknown period are one period too, bounded like the others."""
     col = (f"{alias}." if alias else "") + quote_ident(field)
     return f"coalesce(CAST({col} AS VARCHAR), chr(0))"
+
+
+def persons_source(source: str, persons: str) -> str:
+    """``source`` (a relation of canonical rows) with each row's ``__unit`` replaced by its
+    person (:mod:`hub.ingest.linkage`; ``persons`` the map's path as SQL) and its own unit
+    kept as ``__origin``."""
+    return (f"(SELECT __r.* REPLACE (coalesce(__m.{PERSON_COLUMN}, __r.{UNIT_COLUMN}) "
+            f"AS {UNIT_COLUMN}), __r.{UNIT_COLUMN} AS {ORIGIN_COLUMN} FROM {source} AS __r "
+            f"LEFT JOIN read_parquet({persons}) AS __m ON __m.{UNIT_COLUMN} = __r.{UNIT_COLUMN})")
+
+
+def kept_sql(prio: str, row: str, cut: str, linked: bool) -> str:
+    """Whether a row is kept: no cut for its unit, or (priority, origin) up to the cut."""
+    if not linked:  # priorities are unique per unit: the priority alone decides
+        return f"({cut}.{CUT_COLUMN} IS NULL OR {prio} <= {cut}.{CUT_COLUMN})"
+    return (f"({cut}.{CUT_COLUMN} IS NULL OR {prio} < {cut}.{CUT_COLUMN} OR "
+            f"({prio} = {cut}.{CUT_COLUMN} AND {row}.{ORIGIN_COLUMN} <= "
+            f"{cut}.{CUT_ORIGIN_COLUMN}))")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,14 +105,18 @@ class BoundCuts:
         self._folder = folder
 
     def cuts(self, con: duckdb.DuckDBPyConnection, dataset: str, extract_ids: Sequence[str],
-             paths: Sequence[Path], columns: frozenset[str], bound: Bound) -> Path | None:
-        """The Parquet file of (``__unit``[, ``__p``], ``__cut``) for the heavy units of
-        these files under ``bound``, computed on ``con`` unless already there; None when
-        no unit has more than ``max_rows`` rows (every row is kept)."""
+             paths: Sequence[Path], columns: frozenset[str], bound: Bound,
+             persons: Path | None = None) -> Path | None:
+        """The Parquet file of (``__unit``[, ``__p``], ``__cut``, ``__cut_origin``) for the
+        heavy units of these files under ``bound``, computed on ``con`` unless already
+        there; None when no unit has more than ``max_rows`` rows (every row is kept).
+        ``persons``: the dataset's person map (:mod:`hub.ingest.linkage`), whose persons are
+        the units here."""
         if not paths:
             return None
-        digest = hashlib.sha256("\n".join(sorted(extract_ids)).encode()).hexdigest()[:24]
-        prefix = f"{dataset}-{bound.tag}-"
+        state = "\n".join([*sorted(extract_ids), persons.name if persons else ""])
+        digest = hashlib.sha256(state.encode()).hexdigest()[:24]
+        prefix = f"{dataset}-{bound.tag}-v2-"
         path = self._folder / f"{prefix}{digest}.parquet"
         empty = path.with_suffix(".none")
         if empty.exists():
@@ -83,30 +124,40 @@ class BoundCuts:
         if path.exists():
             return path
         self._folder.mkdir(parents=True, exist_ok=True)
-        files = [str(p) for p in paths]
+        params: dict[str, object] = {"files": [str(p) for p in paths]}
         src = "read_parquet($files, union_by_name = true)"
+        if persons is not None:
+            src = persons_source(src, "$persons")
+            params["persons"] = str(persons)
         prio = (f"coalesce(t.{PRIO_COLUMN}, t.{SEQ_COLUMN})" if PRIO_COLUMN in columns
                 else f"CAST(t.{SEQ_COLUMN} AS BIGINT)")
+        origin = f"t.{ORIGIN_COLUMN}" if persons is not None else f"t.{UNIT_COLUMN}"
         m = int(bound.max_rows)
         if bound.period is None:
             keys = UNIT_COLUMN
             heavy = f"SELECT DISTINCT {UNIT_COLUMN} FROM {src} WHERE {SEQ_COLUMN} > {m}"
-            rows = f"SELECT t.{UNIT_COLUMN}, {prio} AS p FROM {src} t"
+            if persons is not None:  # a person of several units may be heavy as a whole
+                heavy += f" UNION SELECT {PERSON_COLUMN} FROM read_parquet($persons)"
+            rows = f"SELECT t.{UNIT_COLUMN}, {prio} AS p, {origin} AS o FROM {src} t"
         else:
             keys = f"{UNIT_COLUMN}, {PERIOD_KEY}"
             heavy = (f"SELECT {UNIT_COLUMN}, {period_key(bound.period)} AS {PERIOD_KEY} "
                      f"FROM {src} GROUP BY ALL HAVING count(*) > {m}")
             rows = (f"SELECT t.{UNIT_COLUMN}, {period_key(bound.period, 't')} AS {PERIOD_KEY}, "
-                    f"{prio} AS p FROM {src} t")
+                    f"{prio} AS p, {origin} AS o FROM {src} t")
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        params["out"] = str(tmp)
+        # The cut is the m-th smallest (priority, origin unit): priorities are unique per
+        # origin unit, so the pair is unique per person and a person keeps exactly m rows.
         sql = (
             f"COPY (WITH h AS ({heavy}), r AS ({rows}) "
-            f"SELECT {keys}, max(p) AS {CUT_COLUMN} FROM ("
-            f"SELECT {keys}, p, row_number() OVER (PARTITION BY {keys} ORDER BY p) AS rn "
-            f"FROM r SEMI JOIN h USING ({keys})) WHERE rn <= {m} GROUP BY {keys}"
+            f"SELECT {keys}, p AS {CUT_COLUMN}, o AS {CUT_ORIGIN_COLUMN} FROM ("
+            f"SELECT {keys}, p, o, row_number() OVER (PARTITION BY {keys} ORDER BY p, o) AS rn, "
+            f"count(*) OVER (PARTITION BY {keys}) AS n "
+            f"FROM r SEMI JOIN h USING ({keys})) WHERE rn = least(n, {m})"
             f") TO $out (FORMAT parquet)"
         )
-        con.execute(sql, {"files": files, "out": str(tmp)})
+        con.execute(sql, params)
         ((count,),) = con.execute("SELECT count(*) FROM read_parquet($out)",
                                   {"out": str(tmp)}).fetchall()
         if count == 0:

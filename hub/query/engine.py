@@ -73,7 +73,14 @@ from hub.contracts.validation import quote_ident
 from hub.errors import InvalidInput, NotFound, Unavailable
 from hub.ingest.service import IngestService
 from hub.ingest.units import PARTNER_COLUMN, PRIO_COLUMN, SEQ_COLUMN, UNIT_COLUMN, FixedColumn
-from hub.query.bounds import CUT_COLUMN, PERIOD_KEY, Bound, BoundCuts, period_key
+from hub.query.bounds import (
+    PERIOD_KEY,
+    Bound,
+    BoundCuts,
+    kept_sql,
+    period_key,
+    persons_source,
+)
 from hub.query.plan import QueryPlan
 from hub.settings import Settings
 from hub.storage.objects import ObjectStore
@@ -124,6 +131,7 @@ class _Files:
     columns: frozenset[str]  # the union of their columns
     uniform: bool  # every file has the same columns (no need to match them by name)
     fixed: dict[str, FixedColumn]  # fixed-point columns every file has alike
+    persons: Path | None = None  # units linked into persons (hub.ingest.linkage)
 
 
 class QueryEngine:
@@ -198,6 +206,10 @@ class QueryEngine:
         if not files.paths:
             return []
         src = "read_parquet(?, union_by_name = true)"
+        params: list[Any] = [[str(p) for p in files.paths]]
+        if files.persons is not None:
+            src = persons_source(src, "?")
+            params.append(str(files.persons))
         beyond = int(per_period) if per_period is not None else 0
         if period is None:
             sql = f"SELECT count(*), 0, 0 FROM {src} GROUP BY {UNIT_COLUMN}"
@@ -209,7 +221,7 @@ class QueryEngine:
             "threads": _THREADS, "memory_limit": _MEMORY_LIMIT,
             "autoinstall_known_extensions": False, "autoload_known_extensions": False})
         try:
-            rows = con.execute(sql, [[str(p) for p in files.paths]]).fetchall()
+            rows = con.execute(sql, params).fetchall()
         except duckdb.Error as exc:
             _log.error("engine.contributions_failed", error=type(exc).__name__)
             raise Unavailable("the contributions could not be counted; retry later") from exc
@@ -240,7 +252,9 @@ class QueryEngine:
         shared = dict(layouts[0][1]) if layouts else {}
         for _, fixed in layouts[1:]:
             shared = {k: c for k, c in shared.items() if fixed.get(k) == c}
-        return _Files(ids, paths, columns, len({names for names, _ in layouts}) <= 1, shared)
+        persons = self._ingest.persons(dataset) if paths else None
+        return _Files(ids, paths, columns, len({names for names, _ in layouts}) <= 1, shared,
+                      persons)
 
     def _bound(self, plan: QueryPlan) -> Bound:
         period = next((f.name for f in plan.contract.fields if f.type is FieldType.PERIOD),
@@ -263,10 +277,10 @@ class QueryEngine:
                 try:
                     con.execute("SET enable_progress_bar = false")
                     cuts = self._cuts.cuts(con, plan.dataset, files.ids, files.paths,
-                                           files.columns, self._bound(plan))
+                                           files.columns, self._bound(plan), files.persons)
                     compiled = compile_plan(plan, parts, files.paths, files.columns,
                                             union=not files.uniform, fixed=files.fixed,
-                                            cuts=cuts)
+                                            cuts=cuts, persons=files.persons)
                     return con.execute(compiled.sql, compiled.params).fetchall()
                 finally:
                     con.close()
@@ -379,13 +393,16 @@ def compile_plan(
     union: bool = True,
     fixed: Mapping[str, FixedColumn] | None = None,
     cuts: Path | None = None,
+    persons: Path | None = None,
 ) -> Compiled:
     """The SQL and parameters of ``plan`` over the Parquet files ``paths`` (whose columns,
     together, are ``columns``; None: assume every contract field is there; ``fixed``: the
     fixed-point columns every file has; ``cuts``: the heavy units' cut file of
-    :mod:`hub.query.bounds`, None when no unit has more rows than the bound).
+    :mod:`hub.query.bounds`, None when no unit has more rows than the bound; ``persons``:
+    the dataset's person map of :mod:`hub.ingest.linkage`, None when no units are linked).
 
-    Parameters, in textual order: the parts' clamps and scales, the file list, the cut file,
+    Parameters, in textual order: the parts' clamps and scales, the file list, the person
+    map, the cut file,
     then the values of the filters evaluated per row (one on a grouped scalar dimension
     whose keys it covers only drops grid cells, see the module docstring). Only contract
     names (quoted) and the engine's own columns appear as identifiers.
@@ -403,7 +420,11 @@ def compile_plan(
     filters = [(_field(plan, f.field, "filters"), f) for f in plan.filters]
     scan_params: list[Any] = [[str(p) for p in paths]]
     where = []
-    source = "read_parquet(?" + (", union_by_name = true) AS __t" if union else ") AS __t")
+    source = "read_parquet(?" + (", union_by_name = true)" if union else ")")
+    if persons is not None:  # units that share an identifier count as one person
+        source = persons_source(source, "?")
+        scan_params.append(str(persons))
+    source += " AS __t"
     if cuts is not None:
         prio = (f"coalesce(__t.{PRIO_COLUMN}, __t.{SEQ_COLUMN})"
                 if columns is None or PRIO_COLUMN in columns else f"__t.{SEQ_COLUMN}")
@@ -413,7 +434,7 @@ def compile_plan(
             on += f" AND __c.{PERIOD_KEY} = {period_key(period, '__t')}"
         source += f" LEFT JOIN read_parquet(?) AS __c ON {on}"
         scan_params.append(str(cuts))
-        where.append(f"(__c.{CUT_COLUMN} IS NULL OR {prio} <= __c.{CUT_COLUMN})")
+        where.append(kept_sql(prio, "__t", "__c", persons is not None))
     scalar_keys = {d.name: set(d.keys) for d in plan.dimensions
                    if d.type is not FieldType.CATEGORY_LIST}
     for f, fp in filters:

@@ -298,7 +298,7 @@ def test_a_field_new_in_a_later_version_is_usable_and_marked_missing(
 def test_a_field_defined_differently_across_versions_is_refused(
     registry: ContractRegistry,
 ) -> None:
-    v1 = registry.get("bank_alerts")
+    v1 = registry.get("bank_alerts", 1)
     fields = [
         f.model_copy(update={"domain": Domain(categories=[{"code": "a"}, {"code": "b"}])})
         if f.name == "typology" else f

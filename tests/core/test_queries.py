@@ -278,7 +278,7 @@ def test_the_plan_holds_public_keys_bounds_and_limits() -> None:
     assert (p.max_rows, p.min_partners, p.accounting) == (10, 2, Measure.ZCDP)
     assert p.cost == Cost(Measure.ZCDP, Fraction(1, 20))
     assert p.limits.per_query == Fraction(1, 10)
-    assert (p.unit_field, p.partner_field, p.contract_version) == ("subject", "partner", 1)
+    assert (p.unit_field, p.partner_field, p.contract_version) == ("subject", "partner", 2)
     assert isinstance(hash(p), int)
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.rule = "other"  # type: ignore[misc]

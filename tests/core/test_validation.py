@@ -15,7 +15,7 @@ from hub.contracts.validation import Side, validation_sql
 
 TOKEN = "0a1b2c3d." + "f" * 64
 REGISTRY = ContractRegistry.load()
-ALERTS = REGISTRY.get("bank_alerts")
+ALERTS = REGISTRY.get("bank_alerts", 1)
 CASES = REGISTRY.get("case_records", 2)
 
 
