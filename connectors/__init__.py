@@ -2,13 +2,17 @@
 
 A partner's export goes one way, and nothing identifying leaves the partner's machine::
 
-    export (CSV, Parquet, Excel, SQLite, SQL)      connectors.partner.sources
-      + mapping file (YAML)                        connectors.partner.mapping
+    export (CSV, Parquet, Excel, SQLite, SQL)      connectors.partner.sources, .csvsource
+      + mapping file (YAML, typed parsers)         connectors.partner.mapping, .fieldmapping
       -> prepare_extract()                         connectors.partner.pipeline
-           map + recode -> validate (hub.contracts.rowcheck, the same checks the hub runs)
+           parse each field (dates, numbers, units, codes)       connectors.partner.convert
+           -> validate (hub.contracts.validation, the hub's own checks)  .checking
            -> normalise + pseudonymise identifiers connectors.partner.pseudonymise (NetworkKey)
-           -> zstd Parquet extract + rejects CSV   connectors.partner.extract, .report
+           -> zstd Parquet extract + rejects CSV   connectors.partner.extract, .rejects
       -> HubClient.upload()                        connectors.partner.client (resumable)
+
+    check_export() shows how a mapping reads an export, writes nothing (``check``);
+    suggest_mapping() proposes a mapping from a sample (``mapping suggest``).
 
 A member analyst queries everyone's pooled data, differentially private::
 
@@ -45,8 +49,8 @@ Errors are the hub's one tree (``hub.errors``)::
     │   └── MappingError        the mapping file is wrong for its contract (with lines)
     ├── AuthError               the hub refused the client credentials
     ├── InvalidInput
-    │   ├── SourceError         the export cannot be read (delimiter, encoding, column...)
-    │   ├── ExtractInvalid      every row, or too many, rejected: no extract written
+    │   ├── SourceError         the export cannot be read (empty, an unclosed quote, column...)
+    │   ├── ExtractInvalid      too many rows rejected, or implausible magnitudes: no extract
     │   └── EmptyExtract        the export has no data rows
     ├── Conflict                an upload could not settle on an offset
     ├── Unavailable             the hub cannot be reached, after retries
@@ -90,10 +94,10 @@ from connectors.partner.mapping import (
     Mapping,
     SourceOptions,
     load_mapping,
-    mapping_template,
     parse_mapping,
 )
 from connectors.partner.pipeline import ProgressHook, prepare_extract
+from connectors.partner.preview import CheckReport, FieldPreview, check_export
 from connectors.partner.pseudonymise import (
     InvalidIdentifier,
     NetworkKey,
@@ -102,6 +106,8 @@ from connectors.partner.pseudonymise import (
     normalise,
 )
 from connectors.partner.report import DroppedColumn, PreparedExtract, ReasonCount
+from connectors.partner.suggest import suggest_mapping
+from connectors.partner.template import mapping_template
 from hub import __version__
 
 __all__ = [
@@ -110,10 +116,12 @@ __all__ = [
     "BudgetBalance",
     "BytesProgress",
     "Cell",
+    "CheckReport",
     "DroppedColumn",
     "ExtractFile",
     "ExtractInfo",
     "FieldMapping",
+    "FieldPreview",
     "GovernanceClient",
     "HubClient",
     "InvalidIdentifier",
@@ -139,6 +147,7 @@ __all__ = [
     "UploadOutcome",
     "UploadState",
     "__version__",
+    "check_export",
     "connector_schema",
     "load_mapping",
     "load_network_key",
@@ -147,5 +156,6 @@ __all__ = [
     "parse_mapping",
     "prepare_extract",
     "read_extract_metadata",
+    "suggest_mapping",
     "write_extract",
 ]

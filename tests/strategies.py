@@ -152,6 +152,9 @@ def valid_rows(draw: st.DrawFn, contract: Contract) -> Row:
     for f in contract.extract_fields:
         cell = _valid_cell(f)
         row[f.name] = draw(cell if f.required else st.none() | cell)
+    if all(row[f.name] is None for f in contract.identity):  # a row needs one identifier
+        unit = contract.privacy_unit
+        row[unit.name] = draw(_valid_cell(unit))
     return row
 
 

@@ -28,10 +28,13 @@ from rich.text import Text
 
 from connectors.common.cli import ClientId, ClientSecret, Hub
 from connectors.partner.client import ExtractInfo, HubClient
-from connectors.partner.mapping import load_mapping, mapping_template
+from connectors.partner.display import show_check, show_prepared, size
+from connectors.partner.mapping import load_mapping
 from connectors.partner.pipeline import prepare_extract
+from connectors.partner.preview import check_export
 from connectors.partner.pseudonymise import NetworkKey, load_network_key
-from connectors.partner.report import PreparedExtract
+from connectors.partner.suggest import suggest_mapping
+from connectors.partner.template import mapping_template
 from hub import __version__
 from hub.contracts.model import ContractRegistry
 from hub.errors import ConfigError, TahubError, UnknownDataset
@@ -74,12 +77,13 @@ Rejects = Annotated[
     typer.Option("--rejects", help="Rejects CSV (default: next to the extract)."),
 ]
 MaxRejectRatio = Annotated[
-    float,
+    float | None,
     typer.Option(
         "--max-reject-ratio",
         min=0.0,
         max=1.0,
-        help="Refuse the run when more than this share of rows is rejected.",
+        help="Refuse the run when more than this share of rows is rejected "
+        "(default: the mapping's max_reject_ratio, 5% unless it says otherwise).",
     ),
 ]
 
@@ -114,48 +118,6 @@ def _reported() -> Iterator[Console]:
         raise typer.Exit(1) from None
 
 
-def _size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _print_report(out: Console, p: PreparedExtract) -> None:
-    summary = Table(
-        title=f"Validation report: {p.dataset} v{p.contract_version}", show_header=False
-    )
-    summary.add_column(style="bold")
-    summary.add_column(overflow="fold")
-    summary.add_row("source", str(p.source))
-    summary.add_row("rows read", f"{p.rows_read:,}")
-    summary.add_row("valid", f"{p.rows_valid:,}")
-    summary.add_row("rejected", f"{p.rows_rejected:,} ({p.reject_ratio:.1%})")
-    summary.add_row("key id", p.key_id)
-    summary.add_row("extract", f"{p.path} ({_size(p.size)})")
-    summary.add_row("sha256", p.sha256)
-    if p.rejects_path is not None:
-        summary.add_row("rejects", str(p.rejects_path))
-    out.print(summary)
-    if p.reasons:
-        reasons = Table(title="Rejected, by reason")
-        reasons.add_column("field")
-        reasons.add_column("reason", overflow="fold")
-        reasons.add_column("rows", justify="right")
-        for r in p.reasons:
-            reasons.add_row(r.field, r.reason, f"{r.rows:,}")
-        out.print(reasons)
-    if p.dropped:
-        dropped = Table(title="Columns dropped (never leave this machine)")
-        dropped.add_column("column")
-        dropped.add_column("check", overflow="fold")
-        for d in p.dropped:
-            dropped.add_row(d.name, Text(d.hint or "", style="yellow"))
-        out.print(dropped)
-
-
 def _run_push(
     source: Path,
     mapping: Path,
@@ -167,7 +129,7 @@ def _run_push(
     client_id: str | None,
     client_secret: str | None,
     key_file: Path | None,
-    max_reject_ratio: float,
+    max_reject_ratio: float | None,
     contracts: Path | None,
 ) -> None:
     console = Console()
@@ -192,7 +154,7 @@ def _run_push(
                     max_reject_ratio=max_reject_ratio,
                     progress=status.update,
                 )
-            _print_report(console, prepared)
+            show_prepared(console, prepared)
             if client is None:
                 console.print("Dry run: nothing was uploaded.")
                 return
@@ -220,7 +182,7 @@ def _run_push(
                     f"; resumed at byte {outcome.resumed_from:,}" if outcome.resumed_from else ""
                 )
                 console.print(
-                    f"Uploaded extract {e.id} ({e.rows:,} rows, {_size(e.size)}){resumed}."
+                    f"Uploaded extract {e.id} ({e.rows:,} rows, {size(e.size)}){resumed}."
                 )
         finally:
             if client is not None:
@@ -240,7 +202,7 @@ def push(
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
     key_file: KeyFile = None,
-    max_reject_ratio: MaxRejectRatio = 1.0,
+    max_reject_ratio: MaxRejectRatio = None,
     contracts: Contracts = None,
 ) -> None:
     """Validate SOURCE against the contract, pseudonymise it, write the extract, upload it."""
@@ -266,7 +228,7 @@ def validate(
     out: Out = None,
     rejects: Rejects = None,
     key_file: KeyFile = None,
-    max_reject_ratio: MaxRejectRatio = 1.0,
+    max_reject_ratio: MaxRejectRatio = None,
     contracts: Contracts = None,
 ) -> None:
     """Like ``push --dry-run``: check and write the extract, upload nothing."""
@@ -283,6 +245,30 @@ def validate(
         max_reject_ratio=max_reject_ratio,
         contracts=contracts,
     )
+
+
+@app.command()
+def check(
+    source: Source,
+    mapping: MappingFile,
+    samples: Annotated[
+        int, typer.Option("--samples", min=1, max=20, help="Values shown per field.")
+    ] = 3,
+    contracts: Contracts = None,
+) -> None:
+    """Show how the mapping reads SOURCE: per field, raw values beside what they become,
+    rejects, magnitudes against the contract, columns left behind. Writes nothing and needs
+    no key; exits 1 when `push` would stop."""
+    with _reported() as err:
+        registry = ContractRegistry.load(contracts)
+        m = load_mapping(mapping, registry)
+        with err.status("reading") as status:
+            result = check_export(
+                source, m, registry=registry, samples=samples, progress=status.update
+            )
+        show_check(Console(), result)
+        if result.would_stop:
+            raise typer.Exit(1)
 
 
 def _extracts_table(extracts: list[ExtractInfo]) -> Table:
@@ -385,6 +371,37 @@ def mapping_template_command(
             raise ConfigError(f"{out} already exists; choose another --out")
         out.write_text(text, encoding="utf-8")
         Console().print(f"Wrote {out}: set each `column:` to your export's column names.")
+
+
+@mapping_app.command("suggest")
+def mapping_suggest_command(
+    source: Annotated[Path, typer.Argument(help="A sample of the export (CSV, Parquet, Excel).")],
+    dataset: Annotated[
+        str | None, typer.Option(help="The contract's dataset (default: the best fit).")
+    ] = None,
+    version: Annotated[
+        int | None, typer.Option(help="Contract version (default: the newest).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write here instead of printing.")
+    ] = None,
+    contracts_dir: Contracts = None,
+) -> None:
+    """Propose a mapping from a sample of the export, to edit: encoding, delimiter, which
+    column feeds which field, date formats, number formats, code lists."""
+    with _reported():
+        if out is not None and out.exists():
+            raise ConfigError(f"{out} already exists; choose another --out")
+        registry = ContractRegistry.load(contracts_dir)
+        text = suggest_mapping(source, registry, dataset=dataset, version=version)
+        if out is None:
+            typer.echo(text, nl=False)
+            return
+        out.write_text(text, encoding="utf-8")
+        Console().print(
+            f"Wrote {out}: check every line marked TODO, then run "
+            f"`tahub-connect check {source} --mapping {out}`."
+        )
 
 
 @mapping_app.command("check")

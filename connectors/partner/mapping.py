@@ -1,25 +1,36 @@
 """The mapping file: how one partner's export becomes rows of one shared data contract.
 
-A mapping is a YAML file the partner's data engineer writes once per export::
+A mapping is a YAML file the partner's data engineer writes once per export (or has
+``tahub-connect mapping suggest`` propose)::
 
     dataset: bank_alerts
     contract_version: 1
     source:                      # optional; everything has a default
       delimiter: ";"
-      encoding: latin-1
+      encoding: latin-1          # default: detected, and the report says what was assumed
+    max_reject_ratio: 5%         # more rejected rows than this and nothing is written
     fields:
       subject: IBAN              # shorthand for {column: IBAN}
       indicator:
         column: flag
         recode: {CASH_OOH: cash_deposits_outside_hours}
-      typology:
-        constant: unknown
+      amount:
+        column: betrag_cent
+        unit: EUR                # required for amounts: the unit the column is written in
+        minor_units: true        # ... in cents
+      period:
+        column: datum
+        formats: ["%d.%m.%Y"]
+    ignore:                      # columns left out on purpose, and why
+      kundenname: a name, never shared
 
-It is checked against its contract when it is loaded (:func:`load_mapping`): unknown
-contract fields, required fields left unmapped, recode targets outside the contract's
-domain and an attempt to map the hub-stamped partner field are each a
+Each field entry is a :class:`~connectors.partner.fieldmapping.FieldMapping`. The mapping
+is checked against its contract when it is loaded (:func:`load_mapping`): unknown contract
+fields, required fields left unmapped, options that do not fit the field's type, recode
+targets outside the contract's domain, an amount whose unit is not declared, a rate table
+that cannot be read, and an attempt to map the hub-stamped partner field are each a
 :class:`~hub.errors.MappingError` with the line of the offending key.
-:func:`mapping_template` writes a commented starting point for any contract.
+:func:`~connectors.partner.template.mapping_template` writes a commented starting point.
 """
 
 from __future__ import annotations
@@ -28,7 +39,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import phonenumbers
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -36,26 +46,26 @@ from pydantic import (
     ValidationInfo,
     ValidatorFunctionWrapHandler,
     field_validator,
-    model_validator,
 )
 
-from hub.contracts.model import Contract, ContractField, ContractRegistry, FieldType, IdentifierKind
+from connectors.partner.fieldmapping import FieldMapping
+from hub.contracts.model import ContractRegistry
 from hub.errors import MappingError
 from hub.yamlfile import load_model, validate_document
 
 __all__ = [
+    "DEFAULT_MAX_REJECT_RATIO",
     "Encoding",
     "FieldMapping",
     "Mapping",
     "SourceFormat",
     "SourceOptions",
     "load_mapping",
-    "mapping_template",
     "parse_mapping",
 ]
 
-_CATEGORY_TYPES = (FieldType.CATEGORY, FieldType.CATEGORY_LIST)
-_DEFAULT_SEPARATOR = "|"
+#: Share of rejected rows above which a run stops and writes no extract.
+DEFAULT_MAX_REJECT_RATIO = 0.05
 
 
 class SourceFormat(StrEnum):
@@ -66,8 +76,9 @@ class SourceFormat(StrEnum):
 
 
 class Encoding(StrEnum):
-    """Text encodings DuckDB reads without an extension."""
+    """Text encodings DuckDB reads without an extension, or ``auto`` (detected)."""
 
+    AUTO = "auto"
     UTF8 = "utf-8"
     LATIN1 = "latin-1"
     UTF16 = "utf-16"
@@ -93,9 +104,11 @@ class SourceOptions(BaseModel):
         default=None, description="csv, parquet, xlsx or sqlite; default: from the file name."
     )
     delimiter: str | None = Field(
-        default=None, description="CSV column delimiter; default: detected by DuckDB."
+        default=None, description="CSV column delimiter; default: detected."
     )
-    encoding: Encoding = Field(default=Encoding.UTF8, description="CSV text encoding.")
+    encoding: Encoding = Field(
+        default=Encoding.AUTO, description="CSV text encoding; default: detected."
+    )
     sheet: str | None = Field(default=None, description="Excel sheet; default: the first.")
     sql: str | None = Field(
         default=None,
@@ -103,7 +116,9 @@ class SourceOptions(BaseModel):
         "file, otherwise by DuckDB over local files (the source file is the table `source`).",
     )
     decimal_separator: str = Field(
-        default=".", description="'.' or ','; how numbers written as text mark decimals."
+        default=".",
+        description="'.' or ','; how numbers written as text mark decimals (the default of "
+        "every number field's `decimal`).",
     )
 
     @field_validator("delimiter", mode="before")
@@ -137,146 +152,6 @@ class SourceOptions(BaseModel):
         return value.strip().rstrip(";") if value is not None else None
 
 
-def _contract_in(info: ValidationInfo) -> Contract | None:
-    context = info.context or {}
-    contract = context.get("contract")
-    return contract if isinstance(contract, Contract) else None
-
-
-def _scalar_text(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        raise ValueError("expected text or a number")
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-class FieldMapping(BaseModel):
-    """Where one contract field comes from. ``field`` is the key it is written under."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    field: str = Field(description="The contract field (the key in `fields:`).")
-    column: str | None = Field(default=None, description="The column in the export.")
-    constant: str | int | float | None = Field(
-        default=None, description="A value every row gets, instead of a column."
-    )
-    recode: dict[str, str] | None = Field(
-        default=None, description="Partner value -> contract code (categories and lists)."
-    )
-    separator: str = Field(
-        default=_DEFAULT_SEPARATOR,
-        description="category_list from text: what separates the codes in one cell.",
-    )
-    default_region: str | None = Field(
-        default=None,
-        description="Phone identifiers: ISO country of numbers written without +country code.",
-    )
-    region_column: str | None = Field(
-        default=None,
-        description="Phone identifiers: a column holding each row's ISO country, for numbers "
-        "written without +country code (default_region fills its empty cells).",
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, value: Any) -> Any:
-        return {"column": value} if isinstance(value, str) else value
-
-    @field_validator("recode", mode="before")
-    @classmethod
-    def _recode_as_text(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {_scalar_text(k): _scalar_text(v) for k, v in value.items()}
-        return value
-
-    @field_validator("recode")
-    @classmethod
-    def _recode_targets(
-        cls, value: dict[str, str] | None, info: ValidationInfo
-    ) -> dict[str, str] | None:
-        contract = _contract_in(info)
-        name = info.data.get("field")
-        if value is None or contract is None or name is None:
-            return value
-        try:
-            f = contract.field(name)
-        except KeyError:
-            return value  # reported once, by _against_contract
-        if f.type in _CATEGORY_TYPES:
-            outside = [code for code in value.values() if code not in f.codes]
-            if outside:
-                shown = ", ".join(repr(c) for c in dict.fromkeys(outside))
-                raise ValueError(
-                    f"recode targets {shown} are not in the domain of {name!r} ({_domain_hint(f)})"
-                )
-        return value
-
-    @field_validator("separator")
-    @classmethod
-    def _separator(cls, value: str) -> str:
-        if not value:
-            raise ValueError("separator must not be empty")
-        return value
-
-    @field_validator("default_region")
-    @classmethod
-    def _region(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        region = value.strip().upper()
-        if region not in phonenumbers.SUPPORTED_REGIONS:
-            raise ValueError(f"{value!r} is not a region phonenumbers knows (ISO 3166 alpha-2)")
-        return region
-
-    @model_validator(mode="after")
-    def _against_contract(self, info: ValidationInfo) -> FieldMapping:
-        if (self.column is None) == (self.constant is None):
-            raise ValueError("give either column or constant")
-        contract = _contract_in(info)
-        if contract is None:
-            return self
-        try:
-            f = contract.field(self.field)
-        except KeyError:
-            names = ", ".join(x.name for x in contract.extract_fields)
-            raise ValueError(
-                f"{self.field!r} is not a field of {contract.dataset} v{contract.version}; "
-                f"its fields are: {names}"
-            ) from None
-        if f.provided_by_hub:
-            raise ValueError(
-                f"{f.name!r} is stamped by the hub from your credentials; "
-                "remove it from the mapping"
-            )
-        if self.recode is not None and f.type not in _CATEGORY_TYPES:
-            raise ValueError("recode is only for category and category_list fields")
-        if self.separator != _DEFAULT_SEPARATOR and f.type is not FieldType.CATEGORY_LIST:
-            raise ValueError("separator is only for category_list fields")
-        if f.identifier_kind is not IdentifierKind.PHONE and (
-            self.default_region is not None or self.region_column is not None
-        ):
-            raise ValueError("default_region and region_column are only for phone numbers")
-        if self.constant is not None:
-            if f.type is FieldType.TOKEN:
-                raise ValueError(
-                    "an identifier cannot be a constant: every row would be the same person"
-                )
-            if f.type is FieldType.CATEGORY and _scalar_text(self.constant) not in f.codes:
-                raise ValueError(
-                    f"constant {self.constant!r} is not in the domain of {f.name!r} "
-                    f"({_domain_hint(f)})"
-                )
-        return self
-
-
-def _domain_hint(f: ContractField, shown: int = 6) -> str:
-    codes = f.codes
-    listed = ", ".join(codes[:shown])
-    more = f", ... {len(codes) - shown} more" if len(codes) > shown else ""
-    return f"codes: {listed}{more}"
-
-
 class Mapping(BaseModel):
     """One partner export mapped onto one contract version (see the module docstring)."""
 
@@ -285,7 +160,56 @@ class Mapping(BaseModel):
     dataset: str = Field(description="The contract's dataset.")
     contract_version: int = Field(ge=1, description="The contract version the mapping targets.")
     source: SourceOptions = Field(default_factory=SourceOptions)
+    max_reject_ratio: float = Field(
+        default=DEFAULT_MAX_REJECT_RATIO,
+        ge=0,
+        le=1,
+        description="Share of rejected rows above which nothing is written (0.05 or '5%').",
+    )
     fields: dict[str, FieldMapping] = Field(min_length=1)
+    ignore: dict[str, str] = Field(
+        default_factory=dict,
+        description="Columns of the export left out on purpose: column -> why.",
+    )
+
+    @field_validator("max_reject_ratio", mode="before")
+    @classmethod
+    def _percent(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().endswith("%"):
+            try:
+                return float(value.strip()[:-1]) / 100
+            except ValueError:
+                raise ValueError(
+                    "max_reject_ratio is a share (0.05) or a percentage (5%)"
+                ) from None
+        return value
+
+    @field_validator("ignore", mode="before")
+    @classmethod
+    def _reasons(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            raise ValueError(
+                "ignore maps each column to the reason it is left out, e.g. "
+                "`ignore: {customer_name: a name, never shared}`"
+            )
+        if isinstance(value, dict):
+            for column, reason in value.items():
+                if reason is None or not str(reason).strip():
+                    raise ValueError(f"say why column {column!r} is ignored (a short reason)")
+            return {str(k): str(v).strip() for k, v in value.items()}
+        return value
+
+    @field_validator("ignore")
+    @classmethod
+    def _not_mapped(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        fields = info.data.get("fields") or {}
+        for name, entry in fields.items():
+            both = set(entry.source_columns()) & set(value)
+            if both:
+                raise ValueError(
+                    f"column {sorted(both)[0]!r} is both mapped (fields.{name}) and ignored"
+                )
+        return value
 
     @field_validator("source", mode="before")
     @classmethod
@@ -355,93 +279,37 @@ class Mapping(BaseModel):
 
     def mapped_columns(self) -> list[str]:
         """The export's columns the mapping reads, in mapping order, without repeats."""
-        names = [c for m in self.fields.values() for c in (m.column, m.region_column) if c]
+        names = [c for m in self.fields.values() for c in m.source_columns()]
         return list(dict.fromkeys(names))
 
 
-def _context(registry: ContractRegistry | None) -> dict[str, Any]:
-    return {"registry": registry if registry is not None else ContractRegistry.load()}
+def _context(registry: ContractRegistry | None, base_dir: Path | None) -> dict[str, Any]:
+    return {
+        "registry": registry if registry is not None else ContractRegistry.load(),
+        "base_dir": base_dir if base_dir is not None else Path.cwd(),
+    }
 
 
 def load_mapping(path: Path, registry: ContractRegistry | None = None) -> Mapping:
-    """Read and check a mapping file against its contract (``MappingError`` with lines)."""
+    """Read and check a mapping file against its contract (``MappingError`` with lines).
+
+    Files the mapping names (rate tables) are read relative to the mapping file's folder.
+    """
     if not path.is_file():
         raise MappingError(f"mapping file {path} does not exist", file=str(path))
-    return load_model(path, Mapping, error=MappingError, context=_context(registry))
+    context = _context(registry, path.resolve().parent)
+    return load_model(path, Mapping, error=MappingError, context=context)
 
 
 def parse_mapping(
-    text: str, registry: ContractRegistry | None = None, *, source: str = "<mapping>"
+    text: str,
+    registry: ContractRegistry | None = None,
+    *,
+    source: str = "<mapping>",
+    base_dir: Path | None = None,
 ) -> Mapping:
-    """Check mapping YAML given as text (see :func:`load_mapping`)."""
+    """Check mapping YAML given as text (see :func:`load_mapping`); files it names are read
+    relative to ``base_dir`` (default: the working directory)."""
     return validate_document(
-        text, Mapping, source=source, error=MappingError, context=_context(registry)
+        text, Mapping, source=source, error=MappingError, context=_context(registry, base_dir)
     )
-
-
-def _yaml_str(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _number(value: float | str | None) -> str:
-    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-
-
-def _describe(f: ContractField) -> list[str]:
-    lines = [f"  # {f.description.strip()}"]
-    need = "required" if f.required else "optional: leave it out if you do not have it"
-    if f.type is FieldType.TOKEN:
-        lines.append(f"  # identifier ({f.identifier_kind}), {need}: normalised and pseudonymised")
-        lines.append("  # on your machine with the network key; it never leaves it raw.")
-    elif f.type in _CATEGORY_TYPES:
-        many = (
-            " several per row, separated by `separator`,"
-            if (f.type is FieldType.CATEGORY_LIST)
-            else ""
-        )
-        lines.append(f"  # {f.type.value},{many} {need}; {_domain_hint(f, 8)}")
-    elif f.type is FieldType.PERIOD:
-        assert f.domain is not None  # noqa: S101 - guaranteed by ContractField
-        lines.append(
-            f"  # month 'YYYY-MM' or a date, {need}; from {f.domain.min} to {f.domain.max}"
-        )
-    else:
-        assert f.domain is not None  # noqa: S101 - guaranteed by ContractField
-        bounds = f"at least {_number(f.domain.min)}"
-        if f.domain.max is not None:
-            bounds += f", at most {_number(f.domain.max)}"
-        unit = f" {f.unit}" if f.unit else ""
-        lines.append(f"  # {f.type.value}{unit}, {need}; {bounds}")
-    return lines
-
-
-def mapping_template(contract: Contract) -> str:
-    """A commented mapping for ``contract`` that loads as-is when the export's columns
-    carry the contract's names; the partner edits ``column:`` to their own names."""
-    out = [
-        f"# tahub-connect mapping: {contract.title} ({contract.dataset} v{contract.version})",
-        "# Set each `column:` to the name of the column in your export; see docs/connector.md.",
-        f"dataset: {contract.dataset}",
-        f"contract_version: {contract.version}",
-        "# source:                 # how to read the export; every option has a default",
-        "#   format: csv           # csv, parquet, xlsx or sqlite (default: from the file name)",
-        '#   delimiter: ";"        # csv only (default: detected)',
-        "#   encoding: utf-8       # csv only: utf-8, latin-1 or utf-16",
-        "#   decimal_separator: .  # numbers written as text: '.' or ','",
-        "#   sheet: Sheet1         # xlsx only (default: the first sheet)",
-        "#   sql: SELECT * FROM source  # a query that returns the export (see the docs)",
-        "fields:",
-    ]
-    for f in contract.extract_fields:
-        out += _describe(f)
-        out.append(f"  {f.name}:")
-        out.append(f"    column: {_yaml_str(f.name)}")
-        if f.identifier_kind is IdentifierKind.PHONE:
-            out.append("    # default_region: GB  # for numbers written without +country code")
-            out.append("    # region_column: country  # or: each row's country, from a column")
-        if f.type in _CATEGORY_TYPES:
-            example = f.codes[0] if f.codes else "code"
-            out.append(f'    # recode: {{"your value": {_yaml_str(example)}}}')
-        if f.type is FieldType.CATEGORY_LIST:
-            out.append(f'    # separator: "{_DEFAULT_SEPARATOR}"')
-    return "\n".join(out) + "\n"

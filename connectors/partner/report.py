@@ -1,8 +1,9 @@
-"""What a connector run found: counts, reasons, dropped columns, and the extract written.
+"""What a connector run found: counts, reasons, columns left behind, and the extract written.
 
-Also the warning for dropped columns: a column of the export that the mapping does not use
-never leaves the partner, but one that *looks like* an identifier or free text is named in
-the report, so that the data engineer can confirm nothing was mapped by mistake.
+Also the flag for columns left behind: a column of the export that the mapping does not use
+never leaves the partner, but one that *looks like* an identifier or free text is flagged in
+the report, so that the data engineer can confirm nothing was left unmapped by mistake
+(:mod:`connectors.partner.leftovers` adds the columns whose values fit a contract field).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from hub.errors import RowError
 
-__all__ = ["DroppedColumn", "PreparedExtract", "ReasonCount", "column_hint"]
+__all__ = ["DroppedColumn", "PreparedExtract", "ReasonCount", "column_hint", "values_hint"]
 
 
 @dataclass(frozen=True)
@@ -27,10 +28,14 @@ class ReasonCount:
 
 @dataclass(frozen=True)
 class DroppedColumn:
-    """A column of the export that is not in the extract; ``hint`` flags risky ones."""
+    """A column of the export that no field takes: ``hint`` flags the ones that look
+    identifying, free text or mappable; ``sample`` holds a few of its values (masked);
+    ``ignored`` is the mapping's reason when its ``ignore:`` lists the column."""
 
     name: str
     hint: str | None = None
+    sample: tuple[str, ...] = ()
+    ignored: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,22 +57,32 @@ class PreparedExtract:
     errors: list[RowError] = field(default_factory=list)  # the first few, in row order
     dropped: list[DroppedColumn] = field(default_factory=list)
     rejects_path: Path | None = None
+    notes: list[str] = field(default_factory=list)  # what was assumed and how fields were read
 
     @property
     def reject_ratio(self) -> float:
         return self.rows_rejected / self.rows_read if self.rows_read else 0.0
 
 
+# English, then the words partners' exports use in Italian, German, French and Spanish.
 _IDENTIFIER_WORDS = {
     "name", "firstname", "lastname", "surname", "fullname", "forename", "phone", "mobile",
     "msisdn", "tel", "telephone", "email", "mail", "iban", "account", "acct", "passport",
     "nationalid", "ssn", "nin", "document", "doc", "dob", "birth", "birthdate", "address",
     "street", "postcode", "zip", "ip", "customer", "client", "sender", "receiver",
     "beneficiary", "card", "pan", "swift", "bic", "id",
+    "nome", "cognome", "cliente", "conto", "telefono", "cellulare", "indirizzo", "nascita",
+    "passaporto", "documento", "codicefiscale",
+    "kunde", "kunden", "kundenname", "vorname", "nachname", "konto", "telefon", "handy",
+    "adresse", "strasse", "geburtsdatum", "ausweis", "reisepass",
+    "nom", "prenom", "compte", "naissance",
+    "nombre", "apellido", "apellidos", "cuenta", "direccion", "nacimiento", "pasaporte",
 }  # fmt: skip
 _FREE_TEXT_WORDS = {
     "note", "notes", "comment", "comments", "remark", "remarks", "description", "narrative",
     "text", "memo", "detail", "details", "summary", "story", "free",
+    "nota", "commento", "descrizione", "osservazioni", "vermerk", "bemerkung", "notiz",
+    "kommentar", "beschreibung", "commentaire", "remarque", "comentario", "observaciones",
 }  # fmt: skip
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE_RE = re.compile(r"^\+?[\d\s().\-/]{7,20}$")
@@ -91,6 +106,11 @@ def column_hint(name: str, sample: Sequence[str]) -> str | None:
     values = [v.strip() for v in sample if v and v.strip()]
     if not values:
         return None
+    return values_hint(values)
+
+
+def values_hint(values: Sequence[str]) -> str | None:
+    """Why values deserve a second look (identifier-shaped, free text), or None."""
     half = len(values) / 2
     if sum(bool(_EMAIL_RE.match(v)) for v in values) >= half:
         return "its values look like e-mail addresses"

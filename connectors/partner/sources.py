@@ -1,11 +1,13 @@
 """Read a partner's export (CSV, Parquet, Excel or a SQL query) into DuckDB.
 
 Every reader ends in the same place: a DuckDB relation with ``__row`` (the 1-based data
-row, header excluded; for Excel, the sheet row minus one) and the export's own columns.
-CSV is read with ``all_varchar`` so that a bad value in one row becomes a reject of that
-row, never a failure of the whole file. What cannot be read at all is a
-:class:`~hub.errors.SourceError` that says why and what to set in the mapping (delimiter,
-encoding, sheet) without ever quoting the file's content.
+row, header excluded; for Excel, the sheet row minus one) and the export's own columns, plus
+what the reader had to assume (``notes``) and the lines it could not read as rows
+(``bad_lines``, each a rejected row with its line and reason). CSV is read tolerantly, every
+column as text (:mod:`connectors.partner.csvsource`): a ragged line or a byte that is not
+valid in the encoding is one rejected row, never a failure of the whole file. What cannot be
+read at all is a :class:`~hub.errors.SourceError` that says why and what to set in the
+mapping (delimiter, encoding, sheet) without ever quoting the file's content.
 
 DuckDB runs sandboxed (:func:`open_duckdb`): it may touch only the folders the connector
 names (the source's folder, the output folders and its own temp folder), and it never
@@ -14,20 +16,20 @@ installs or loads an extension, so a mapping's ``sql:`` cannot download anything
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import re
 import sqlite3
 import warnings
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 
+from connectors.partner.csvsource import BadLine, LineMap, RowNumbers, read_csv, unique_names
 from connectors.partner.mapping import Encoding, SourceFormat, SourceOptions
 from hub.contracts.validation import ROW_COLUMN, quote_ident
 from hub.errors import SourceError
@@ -46,21 +48,35 @@ _SUFFIXES = {
     ".sqlite3": SourceFormat.SQLITE,
     ".db": SourceFormat.SQLITE,
 }
-_DELIMITER_CANDIDATES = (";", "\t", "|", ",")
-_DELIMITER_NAMES = {";": '";"', "\t": "tab", "|": '"|"', ",": '","'}
 _BATCH_ROWS = 50_000
 
 
 @dataclass(frozen=True)
 class SourceTable:
-    """An export loaded into DuckDB: ``relation`` has ``__row`` plus ``columns``."""
+    """An export loaded into DuckDB: ``relation`` has ``__row`` plus ``columns``.
+
+    ``__row`` orders the rows; :meth:`row` gives the number a row has in the file (for CSV
+    they differ after a line that could not be read) and :meth:`line` its line.
+    """
 
     path: Path
     format: SourceFormat | None  # None: a DuckDB query over a folder
     relation: str
     columns: tuple[str, ...]
     types: dict[str, str]
-    rows: int
+    rows: int  # rows read (bad lines not counted)
+    bad_lines: list[BadLine] = field(default_factory=list)
+    line_of: LineMap | None = None  # CSV and Excel: each row's line in the file
+    numbers: RowNumbers = field(default_factory=RowNumbers)  # CSV: __row is a rank
+    notes: tuple[str, ...] = ()
+
+    def row(self, rank: int) -> int:
+        """The number in the file of the row whose ``__row`` is ``rank``."""
+        return self.numbers.row(rank)
+
+    def line(self, row: int | None) -> int | None:
+        """The line of row ``row`` in the file (None for Parquet and query results)."""
+        return self.line_of(row) if self.line_of is not None else None
 
 
 def open_duckdb(
@@ -76,6 +92,7 @@ def open_duckdb(
     if search_path is not None:
         con.execute("SET file_search_path = ?", [str(search_path.resolve())])
     con.execute("SET enable_progress_bar = false")
+    con.execute("SET TimeZone = 'UTC'")  # times without a zone mean UTC, on every machine
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return con
@@ -114,142 +131,6 @@ def _reason(exc: Exception) -> str:
     return _hide_literals(re.sub(r"^[A-Za-z ]*Error: ", "", first))
 
 
-# -- CSV -------------------------------------------------------------------------------
-def _csv_sql(path: Path, options: SourceOptions, delimiter: str | None) -> str:
-    args = [
-        "all_varchar = true",
-        "header = true",
-        "skip = 0",
-        f"encoding = {_lit(options.encoding)}",
-    ]
-    if delimiter is not None:
-        args.append(f"delim = {_lit(delimiter)}")
-    return f"SELECT * FROM read_csv({_lit(str(path))}, {', '.join(args)})"
-
-
-def _encoding_hint(path: Path, options: SourceOptions) -> str:
-    with path.open("rb") as handle:
-        head = handle.read(4)
-    if head[:2] in (b"\xff\xfe", b"\xfe\xff") and options.encoding is not Encoding.UTF16:
-        return "it starts like UTF-16; set `encoding: utf-16` under `source:` in the mapping"
-    others = ", ".join(e.value for e in Encoding if e is not options.encoding)
-    return (
-        f"set `encoding:` under `source:` in the mapping to the file's encoding "
-        f"(supported: {others})"
-    )
-
-
-def _ragged_line(path: Path, options: SourceOptions, delimiter: str) -> str | None:
-    """Where the file stops being a table with ``delimiter``: the first line to blame."""
-    try:
-        with path.open(encoding=options.encoding, newline="") as handle:
-            reader = csv.reader(handle, delimiter=delimiter, strict=True)
-            header = next(reader, None)
-            if header is None:
-                return None
-            for record in reader:
-                if record and len(record) != len(header):
-                    return (
-                        f"line {reader.line_num} has {len(record)} fields where the header "
-                        f"has {len(header)}"
-                    )
-    except csv.Error:
-        return f"line {reader.line_num}: a quote is not closed"
-    except UnicodeError:
-        return None
-    return None
-
-
-def _likely_delimiter(header: str) -> str | None:
-    counts = {d: header.count(d) for d in _DELIMITER_CANDIDATES}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] > 0 else None
-
-
-def _load_csv(
-    con: duckdb.DuckDBPyConnection, path: Path, options: SourceOptions, table: str
-) -> None:
-    if path.stat().st_size == 0:
-        raise SourceError(f"{path.name} is empty")
-    delimiter = options.delimiter
-    try:
-        con.execute(
-            f"CREATE TEMP TABLE {quote_ident(table)} AS {_csv_sql(path, options, delimiter)}"
-        )
-    except duckdb.Error as exc:
-        _csv_failure(path, options, exc)
-    columns = con.table(table).columns
-    if columns == ["column0"]:  # DuckDB's name when the header line is blank
-        with path.open("rb") as handle:
-            blank = not handle.read(1 << 20).strip()
-        raise SourceError(
-            f"{path.name} is empty"
-            if blank
-            else f"{path.name}: the first line (the header) is blank"
-        )
-    if len(columns) == 1:
-        guess = _likely_delimiter(columns[0])
-        if guess is not None and guess != delimiter:
-            if delimiter is not None:
-                raise SourceError(
-                    f"{path.name}: only one column was found with delimiter "
-                    f"{_DELIMITER_NAMES.get(delimiter, repr(delimiter))}, and its name contains "
-                    f"{_DELIMITER_NAMES[guess]}; set `delimiter: {_DELIMITER_NAMES[guess]}` under "
-                    "`source:` in the mapping",
-                    field="source.delimiter",
-                )
-            ragged = _ragged_line(path, options, guess)
-            raise SourceError(
-                f"{path.name}: only one column was found, and its name contains "
-                f"{_DELIMITER_NAMES[guess]}"
-                + (
-                    f"; with that delimiter {ragged}"
-                    if ragged
-                    else f"; set `delimiter: {_DELIMITER_NAMES[guess]}` under `source:` "
-                    "in the mapping"
-                ),
-                field="source.delimiter",
-            )
-
-
-def _csv_failure(path: Path, options: SourceOptions, exc: duckdb.Error) -> NoReturn:
-    text = str(exc)
-    with path.open("rb") as handle:
-        utf16 = handle.read(2) in (b"\xff\xfe", b"\xfe\xff")
-    if (utf16 and options.encoding is not Encoding.UTF16) or (
-        "Invalid unicode" in text or "not utf-8 encoded" in text.lower()
-    ):
-        raise SourceError(
-            f"{path.name} is not valid {options.encoding.value} text; "
-            + _encoding_hint(path, options),
-            field="source.encoding",
-        ) from None
-    if "sniffing" in text or "automatically detect" in text:
-        with path.open("rb") as handle:
-            first = handle.readline().decode(options.encoding, errors="replace")
-        guess = options.delimiter or _likely_delimiter(first) or ","
-        ragged = _ragged_line(path, options, guess)
-        raise SourceError(
-            f"{path.name}: the CSV layout cannot be worked out"
-            + (f": {ragged}" if ragged else "")
-            + " (check the file, or set `delimiter:` under `source:` in the mapping)",
-            field="source.delimiter",
-        ) from None
-    match = re.search(r"CSV Error on Line: (\d+)", text)
-    where = f" on line {match.group(1)}" if match else ""
-    detail = next(
-        (
-            ln.strip()
-            for ln in text.splitlines()[1:]
-            if ln.strip() and not ln.startswith(("Original Line", "Possible", "  "))
-        ),
-        _reason(exc),
-    )
-    raise SourceError(
-        f"{path.name} cannot be read as CSV{where}: {_hide_literals(detail)}"
-    ) from None
-
-
 # -- Parquet ---------------------------------------------------------------------------
 def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> None:
     try:
@@ -280,17 +161,6 @@ def _cell_text(value: Any) -> str | None:
     if isinstance(value, bytes):
         return value.hex()
     return str(value)
-
-
-def _unique_names(names: Sequence[Any]) -> list[str]:
-    out: list[str] = []
-    for i, name in enumerate(names):
-        base = str(name).strip() if name is not None and str(name).strip() else f"column{i}"
-        candidate, n = base, 1
-        while candidate in out:
-            candidate, n = f"{base}_{n}", n + 1
-        out.append(candidate)
-    return out
 
 
 def _register_rows(
@@ -358,7 +228,7 @@ def _load_xlsx(
         header = next(lines, None)
         if header is None or all(v is None for v in header):
             raise SourceError(f"{path.name}: sheet {sheet.title!r} is empty (no header row)")
-        names = _unique_names(header)
+        names = unique_names(header)
         rows = (
             (number, values)
             for number, values in enumerate(lines, 1)
@@ -386,7 +256,7 @@ def _load_sqlite(
         cursor = db.execute(options.sql)
         if cursor.description is None:
             raise SourceError("the mapping's sql returns no columns", field="source.sql")
-        names = _unique_names([d[0] for d in cursor.description])
+        names = unique_names([d[0] for d in cursor.description])
 
         def fetched() -> Iterator[tuple[int, Sequence[Any]]]:
             number = 0
@@ -406,32 +276,39 @@ def _load_sqlite(
 
 
 # -- the one entry point ---------------------------------------------------------------
-def _load_file(
-    con: duckdb.DuckDBPyConnection,
-    path: Path,
-    fmt: SourceFormat,
-    options: SourceOptions,
+def _source_view(
+    con: duckdb.DuckDBPyConnection, path: Path, fmt: SourceFormat, options: SourceOptions,
     table: str,
-) -> bool:
-    """Load ``path`` into ``table``; True when the table already holds ``__row``."""
+) -> tuple[list[BadLine], tuple[str, ...]]:
+    """The file as the view ``source`` for a DuckDB ``sql:`` (its bad lines, its notes)."""
     if fmt is SourceFormat.CSV:
-        _load_csv(con, path, options, table)
-        return False
+        read = read_csv(con, path, options, table)
+        con.execute(f"CREATE TEMP VIEW source AS SELECT * FROM {quote_ident(table)}")
+        return _unnumbered(path, read.bad_lines), read.notes
     if fmt is SourceFormat.PARQUET:
         _load_parquet(con, path, table)
-        return False
-    if fmt is SourceFormat.XLSX:
+        con.execute(f"CREATE TEMP VIEW source AS SELECT * FROM {quote_ident(table)}")
+    else:
         _load_xlsx(con, path, options, table)
-        return True
-    _load_sqlite(con, path, options, table)
-    return True
+        con.execute(
+            f"CREATE TEMP VIEW source AS SELECT * EXCLUDE ({quote_ident(ROW_COLUMN)}) "
+            f"FROM {quote_ident(table)}"
+        )
+    return [], ()
 
 
-def _folder_views(
+def _unnumbered(path: Path, bad: list[BadLine]) -> list[BadLine]:
+    """Bad lines of a file a query reads: no row of the result, so the file is named."""
+    return [BadLine(None, b.line, f"{path.name}: {b.reason}") for b in bad]
+
+
+def _folder_tables(
     con: duckdb.DuckDBPyConnection, folder: Path, options: SourceOptions
-) -> list[str]:
-    """One view per CSV or Parquet file of ``folder``, named after the file (``flows``)."""
+) -> tuple[list[str], list[BadLine], tuple[str, ...]]:
+    """One table per CSV or Parquet file of ``folder``, named after the file (``flows``)."""
     names: list[str] = []
+    bad: list[BadLine] = []
+    notes: list[str] = []
     for file in sorted(folder.iterdir()):
         fmt = _SUFFIXES.get(file.suffix.lower())
         if not file.is_file() or fmt not in (SourceFormat.CSV, SourceFormat.PARQUET):
@@ -443,25 +320,19 @@ def _folder_views(
         if fmt is SourceFormat.CSV:
             if file.stat().st_size == 0:
                 continue
-            select = _csv_sql(file.resolve(), options, options.delimiter)
+            read = read_csv(con, file.resolve(), options, name)
+            bad += _unnumbered(file, read.bad_lines)
+            notes += [f"{file.name}: {n}" for n in read.notes]
         else:
-            select = f"SELECT * FROM read_parquet({_lit(str(file.resolve()))})"
-        try:
-            con.execute(f"CREATE TEMP VIEW {quote_ident(name)} AS {select}")
-        except duckdb.Error as exc:
-            if fmt is SourceFormat.CSV:
-                _csv_failure(file, options, exc)
-            raise SourceError(
-                f"{file.name} is not a readable Parquet file: {_reason(exc)}"
-            ) from None
+            _load_parquet(con, file.resolve(), name)
         names.append(name)
-    return names
+    return names, bad, tuple(notes)
 
 
 def _check_options(path: Path, fmt: SourceFormat | None, options: SourceOptions) -> None:
     if options.sheet is not None and fmt is not SourceFormat.XLSX:
         raise SourceError("`sheet:` is only for Excel sources", field="source.sheet")
-    if (options.delimiter is not None or options.encoding is not Encoding.UTF8) and (
+    if (options.delimiter is not None or options.encoding is not Encoding.AUTO) and (
         fmt not in (SourceFormat.CSV, None)
     ):
         raise SourceError(
@@ -473,6 +344,31 @@ def _check_options(path: Path, fmt: SourceFormat | None, options: SourceOptions)
             "`source:` in the mapping",
             field="source.sql",
         )
+
+
+def _run_query(
+    con: duckdb.DuckDBPyConnection, path: Path, fmt: SourceFormat | None, options: SourceOptions,
+    table: str,
+) -> tuple[list[BadLine], tuple[str, ...]]:
+    """Run the mapping's DuckDB ``sql:`` into ``table`` over the file or the folder."""
+    assert options.sql is not None  # noqa: S101 - the caller checked
+    if fmt is None:
+        tables, bad, notes = _folder_tables(con, path, options)
+    else:
+        tables = ["source"]
+        bad, notes = _source_view(con, path, fmt, options, f"{table}__file")
+    try:
+        con.execute(f"CREATE TEMP TABLE {quote_ident(table)} AS {options.sql}")
+    except duckdb.Error as exc:
+        reason = _reason(exc)
+        if "disabled by configuration" in str(exc):
+            folder = path if fmt is None else path.parent
+            reason = (
+                f"the query may read only the files in {folder}: use their table names "
+                f"({', '.join(tables) or 'none'}) or absolute paths inside that folder"
+            )
+        raise SourceError(f"the mapping's sql failed: {reason}", field="source.sql") from None
+    return bad, notes
 
 
 def load_source(
@@ -487,34 +383,35 @@ def load_source(
         raise SourceError(f"source {path} does not exist")
     fmt = detect_format(path, options)
     _check_options(path, fmt, options)
+    if fmt is SourceFormat.CSV and options.sql is None:
+        read = read_csv(con, path, options, table)
+        if ROW_COLUMN in read.columns:
+            raise SourceError(f"{path.name} has a column named {ROW_COLUMN}, which is reserved")
+        return SourceTable(
+            path=path,
+            format=fmt,
+            relation=read.relation,
+            columns=read.columns,
+            types=dict.fromkeys(read.columns, "VARCHAR"),
+            rows=read.rows,
+            bad_lines=read.bad_lines,
+            line_of=read.line_of,
+            numbers=read.numbers,
+            notes=read.notes,
+        )
+    bad: list[BadLine] = []
+    notes: tuple[str, ...] = ()
     numbered = False
     if options.sql is not None and fmt is not SourceFormat.SQLITE:
-        tables = ["source"]
-        if fmt is None:
-            tables = _folder_views(con, path, options)
-        else:
-            inner = f"{table}__file"
-            if _load_file(con, path, fmt, options, inner):
-                con.execute(
-                    f"CREATE TEMP VIEW source AS SELECT * EXCLUDE ({quote_ident(ROW_COLUMN)}) "
-                    f"FROM {quote_ident(inner)}"
-                )
-            else:
-                con.execute(f"CREATE TEMP VIEW source AS SELECT * FROM {quote_ident(inner)}")
-        try:
-            con.execute(f"CREATE TEMP TABLE {quote_ident(table)} AS {options.sql}")
-        except duckdb.Error as exc:
-            reason = _reason(exc)
-            if "disabled by configuration" in str(exc):
-                folder = path if fmt is None else path.parent
-                reason = (
-                    f"the query may read only the files in {folder}: use their table names "
-                    f"({', '.join(tables) or 'none'}) or absolute paths inside that folder"
-                )
-            raise SourceError(f"the mapping's sql failed: {reason}", field="source.sql") from None
+        bad, notes = _run_query(con, path, fmt, options, table)
+    elif fmt is SourceFormat.PARQUET:
+        _load_parquet(con, path, table)
+    elif fmt is SourceFormat.XLSX:
+        _load_xlsx(con, path, options, table)
+        numbered = True
     else:
-        assert fmt is not None  # noqa: S101 - _check_options refuses a folder without sql
-        numbered = _load_file(con, path, fmt, options, table)
+        _load_sqlite(con, path, options, table)
+        numbered = True
     rel = con.table(table)
     names, types = list(rel.columns), [str(t) for t in rel.types]
     if numbered:
@@ -529,6 +426,7 @@ def load_source(
             f"SELECT rowid + 1 AS {quote_ident(ROW_COLUMN)}, * FROM {quote_ident(table)}"
         )
     ((count,),) = con.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchall()
+    excel_rows = fmt is SourceFormat.XLSX and options.sql is None
     return SourceTable(
         path=path,
         format=fmt,
@@ -536,4 +434,7 @@ def load_source(
         columns=tuple(names),
         types=dict(zip(names, types, strict=True)),
         rows=int(count),
+        bad_lines=bad,
+        line_of=LineMap() if excel_rows else None,
+        notes=notes,
     )

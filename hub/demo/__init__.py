@@ -9,7 +9,8 @@ What it does, in order:
 2. starts the real hub on a loopback port;
 3. on the *partner side* (a separate folder, ``./tahub-demo-partners`` by default, standing
    for five partners' own machines: the hub never reads it) writes each partner's synthetic
-   export in its own format (:mod:`hub.demo.synthetic`), its mapping file, its credentials
+   exports in its own formats (:mod:`hub.demo.synthetic`; the money-transfer firm sends two,
+   its flows and its red-flag alerts), a mapping file for each, its credentials
    (``partner.env``, ``analyst.env``; ``governance.env`` for two of them) and the network
    pseudonymisation key that only the partners share;
 4. pushes every export through the real connector code path over HTTP: mapping,
@@ -50,7 +51,14 @@ from rich.table import Table
 
 from hub.actors import MemberKind, Role
 from hub.api.app import build_services, create_app
-from hub.demo.synthetic import PARTNERS, DemoPartner, write_exports
+from hub.demo.synthetic import (
+    LINKED,
+    LINKED_CORRIDOR,
+    PARTNERS,
+    DemoExport,
+    DemoPartner,
+    write_exports,
+)
 from hub.errors import ConfigError
 from hub.settings import Settings
 
@@ -69,7 +77,10 @@ _PEOPLE = "people.env"
 
 @dataclass(frozen=True)
 class DemoPartnerState:
+    """One export a partner pushed, and what the hub made of it."""
+
     partner: DemoPartner
+    export: DemoExport
     folder: Path
     client_id: str
     extract_id: str
@@ -172,6 +183,11 @@ def _register(settings: Settings, partners_dir: Path) -> dict[str, dict[str, str
     return creds
 
 
+def _mapping_name(export: DemoExport) -> str:
+    """The mapping file of ``export`` in its partner's folder (one per dataset it feeds)."""
+    return f"{export.dataset}.mapping.yaml"
+
+
 def seed(
     settings: Settings, partners_dir: Path, *, console: Console | None = None
 ) -> list[DemoPartnerState]:
@@ -190,39 +206,43 @@ def seed(
     states = []
     for p in PARTNERS:
         folder = partners_dir / p.slug
-        mapping_path = folder / "mapping.yaml"
-        mapping_path.write_text((mappings / f"{p.slug}.yaml").read_text(encoding="utf-8"))
-        prepared = prepare_extract(
-            exports[p.slug],
-            load_mapping(mapping_path),
-            key=key,
-            out_path=folder / f"{p.dataset}.parquet",
-            rejects_path=folder / "rejects.csv",
-        )
         c = creds[p.slug]
-        with (
-            HubClient(c["TAHUB_HUB_URL"], c["TAHUB_CLIENT_ID"], c["TAHUB_CLIENT_SECRET"]) as hub,
-            Progress(
-                TextColumn(f"[bold]{p.name:<42}"), BarColumn(), DownloadColumn(),
-                TransferSpeedColumn(), console=console, transient=True,
-            ) as bar,
-        ):
-            task = bar.add_task("upload", total=prepared.size)
-
-            def shown(done: int, _total: int, bar: Progress = bar, task: TaskID = task) -> None:
-                bar.update(task, completed=done)
-
-            outcome = hub.upload(
-                prepared.path,
-                dataset=prepared.dataset,
-                contract_version=prepared.contract_version,
-                sha256=prepared.sha256,
-                on_progress=shown,
+        for e in p.exports:
+            mapping_path = folder / _mapping_name(e)
+            mapping_path.write_text((mappings / f"{e.key}.yaml").read_text(encoding="utf-8"))
+            prepared = prepare_extract(
+                exports[e.key],
+                load_mapping(mapping_path),
+                key=key,
+                out_path=folder / f"{e.dataset}.parquet",
+                rejects_path=folder / f"{e.dataset}.rejects.csv",
             )
-        states.append(
-            DemoPartnerState(p, folder, c["TAHUB_CLIENT_ID"], outcome.extract.id,
-                             outcome.extract.rows, prepared.rows_rejected, outcome.duplicate)
-        )
+            with (
+                HubClient(c["TAHUB_HUB_URL"], c["TAHUB_CLIENT_ID"],
+                          c["TAHUB_CLIENT_SECRET"]) as hub,
+                Progress(
+                    TextColumn(f"[bold]{f'{p.name}, {e.dataset}':<56}"), BarColumn(),
+                    DownloadColumn(), TransferSpeedColumn(), console=console, transient=True,
+                ) as bar,
+            ):
+                task = bar.add_task("upload", total=prepared.size)
+
+                def shown(done: int, _total: int, bar: Progress = bar,
+                          task: TaskID = task) -> None:
+                    bar.update(task, completed=done)
+
+                outcome = hub.upload(
+                    prepared.path,
+                    dataset=prepared.dataset,
+                    contract_version=prepared.contract_version,
+                    sha256=prepared.sha256,
+                    on_progress=shown,
+                )
+            states.append(
+                DemoPartnerState(p, e, folder, c["TAHUB_CLIENT_ID"], outcome.extract.id,
+                                 outcome.extract.rows, prepared.rows_rejected,
+                                 outcome.duplicate)
+            )
     return states
 
 
@@ -233,11 +253,12 @@ def _summary(console: Console, settings: Settings, partners_dir: Path,
         table.add_column(column)
     for s in states:
         table.add_row(s.partner.name, s.partner.kind,
-                      f"{s.partner.dataset} v{s.partner.contract_version}", f"{s.rows:,}",
+                      f"{s.export.dataset} v{s.export.contract_version}", f"{s.rows:,}",
                       s.extract_id + (" (already there)" if s.duplicate else ""), s.client_id)
     console.print(table)
-    env = partners_dir / PARTNERS[0].slug / _CREDENTIALS
-    analyst_env = partners_dir / PARTNERS[0].slug / _ANALYST
+    first, export = PARTNERS[0], PARTNERS[0].exports[0]
+    env = partners_dir / first.slug / _CREDENTIALS
+    analyst_env = partners_dir / first.slug / _ANALYST
     beside = Path(sys.executable).parent / "tahub-connect"  # the venv's, if not on PATH
     connect = str(beside) if beside.exists() and not shutil.which("tahub-connect") else (
         "tahub-connect"
@@ -252,8 +273,8 @@ def _summary(console: Console, settings: Settings, partners_dir: Path,
         "Act as a partner, in another terminal:\n"
         f"  set -a; . {env}; set +a\n"
         f"  {connect} list\n"
-        f"  {connect} push {partners_dir / PARTNERS[0].slug / PARTNERS[0].export} "
-        f"--mapping {partners_dir / PARTNERS[0].slug / 'mapping.yaml'}\n\n"
+        f"  {connect} push {partners_dir / first.slug / export.file} "
+        f"--mapping {partners_dir / first.slug / _mapping_name(export)}\n\n"
         "Or get a token by hand:\n"
         f"  curl -s -u \"$TAHUB_CLIENT_ID:$TAHUB_CLIENT_SECRET\" "
         f"-d grant_type=client_credentials {settings.public_url}/oauth/token\n\n"
@@ -263,6 +284,9 @@ def _summary(console: Console, settings: Settings, partners_dir: Path,
         f"  {tahub} query policies\n"
         f"  {tahub} query run case_records --route --measure count_units "
         "--measure linked_units --top 5 --cost 1/5\n"
+        "  # customers flagged by two or more members, one person wherever an IBAN, a phone\n"
+        f"  # or an e-mail matches ({LINKED} planted on {' -> '.join(LINKED_CORRIDOR)}, "
+        "each with another IBAN at each bank):\n"
         f"  {tahub} query run bank_alerts --by origin_country --by destination_country "
         "--measure linked_units --top 5 --cost 1/5\n\n"
         "Act as a governance officer (four-eyes policy changes; README, docs/governance.md):\n"
@@ -319,7 +343,7 @@ def main(
     try:
         states = seed(settings, partners_dir, console=console)
         (partners_dir / "demo.json").write_text(json.dumps(
-            {s.partner.slug: {"extract": s.extract_id, "rows": s.rows} for s in states},
+            {s.export.key: {"extract": s.extract_id, "rows": s.rows} for s in states},
             indent=2,
         ))
         _summary(console, settings, partners_dir, states)

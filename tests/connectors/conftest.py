@@ -27,7 +27,7 @@ fields:
     recode: {CASH: cash_pickup, BANK: bank_account}
   period: month
   transfer_count: n
-  amount: total
+  amount: {column: total, unit: EUR}
 """
 
 

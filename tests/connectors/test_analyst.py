@@ -581,7 +581,7 @@ class Pooled:
 
 def _bank_extract(hub: Hub, path: Path, salt: str, rows: int) -> Path:
     """Rows 0..SHARED-1 are the shared RO->GB customers; the rest are this bank's own."""
-    contract = hub.services.registry.get("bank_alerts")
+    contract = hub.services.registry.get("bank_alerts", 1)
     override = {
         i: {"subject": _token("shared", i), "origin_country": "RO", "destination_country": "GB"}
         for i in range(SHARED)

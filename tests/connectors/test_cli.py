@@ -259,3 +259,26 @@ def test_version_and_help() -> None:
     assert _run("--version").stdout.strip() == f"tahub-connect {cli.__version__}"
     shown = _run("push", "--help")
     assert shown.exit_code == 0 and "--max-reject-ratio" in shown.stdout
+
+
+def test_a_file_that_stops_uploads_nothing(tmp_path: Path, hub: FakeHub) -> None:
+    rows = [good_flow(i) for i in range(20)] + [[*good_flow(i), "extra"] for i in range(3)]
+    source = write_csv(tmp_path / "flows.csv", FLOWS_HEADER, rows)
+    mapping = tmp_path / "flows.yaml"
+    mapping.write_text(FLOWS_MAPPING)
+    out = tmp_path / "x.parquet"
+    stopped = _run("push", str(source), "-m", str(mapping), "--out", str(out), env=HUB_ENV)
+    assert stopped.exit_code == 1
+    said = " ".join(stopped.stderr.split())
+    assert "3 of 23 rows (13.0%) were rejected, more than the 5.0% allowed" in said
+    assert "line 22, row 21: the line has 9 fields where the header has 8" in said
+    assert hub.extracts == {} and not out.exists()
+    assert (tmp_path / "x.rejects.csv").read_text().splitlines()[1].startswith("21,22,,")
+    # The mapping's own threshold, or the command line's, lets it through.
+    mapping.write_text(FLOWS_MAPPING + "max_reject_ratio: 15%\n")
+    pushed = _run("push", str(source), "-m", str(mapping), "--out", str(out), env=HUB_ENV)
+    assert pushed.exit_code == 0, pushed.output
+    assert "20 rows" in pushed.stdout and len(hub.extracts) == 1
+    again = _run("validate", str(source), "-m", str(mapping), "--out", str(out),
+                 "--max-reject-ratio", "0.1")  # fmt: skip
+    assert again.exit_code == 1

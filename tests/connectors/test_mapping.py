@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors.partner.mapping import load_mapping, mapping_template, parse_mapping
+from connectors.partner.mapping import load_mapping, parse_mapping
+from connectors.partner.template import mapping_template
 from hub.contracts.model import ContractRegistry
 from hub.errors import MappingError, RowError
 
@@ -23,7 +24,7 @@ fields:
   channel: payout
   period: month
   transfer_count: n
-  amount: total
+  amount: {column: total, unit: EUR}
 """
 
 
@@ -44,7 +45,9 @@ def test_a_good_mapping_loads_with_shorthand_and_defaults(registry: ContractRegi
     assert m.fields["send_country"].column == "from"
     assert m.fields["sender"].default_region == "GB"
     assert m.fields["channel"].separator == "|"
-    assert m.source.encoding == "utf-8" and m.source.delimiter is None
+    assert m.source.encoding == "auto" and m.source.delimiter is None
+    assert m.max_reject_ratio == 0.05 and m.ignore == {}
+    assert m.fields["amount"].unit == "EUR" and not m.fields["amount"].minor_units
     assert m.mapped_columns() == ["phone", "from", "to", "payout", "month", "n", "total"]
 
 
@@ -56,7 +59,8 @@ def test_unknown_contract_field_is_named_with_its_line(registry: ContractRegistr
 
 
 def test_required_field_left_unmapped(registry: ContractRegistry) -> None:
-    text = BASE.replace("  amount: total\n", "").replace("  period: month\n", "")
+    text = BASE.replace("  amount: {column: total, unit: EUR}\n", "")
+    text = text.replace("  period: month\n", "")
     err = _one(text, registry)
     assert err.line == 3  # the `fields:` key
     assert "period, amount" in err.reason and "not mapped" in err.reason
@@ -88,10 +92,10 @@ def test_several_errors_are_reported_together(registry: ContractRegistry) -> Non
 @pytest.mark.parametrize(
     ("snippet", "line", "reason"),
     [
-        ("  send_country: {column: from, default_region: GB}\n", 5, "only for phone numbers"),
+        ("  send_country: {column: from, default_region: GB}\n", 5, "only for phones"),
         ("  send_country: {column: from, recode: {1: 2}}\n", 5, "not in the domain"),
-        ("  send_country: {column: from, constant: GB}\n", 5, "either column or constant"),
-        ("  send_country: {}\n", 5, "either column or constant"),
+        ("  send_country: {column: from, constant: GB}\n", 5, "one of column, columns or"),
+        ("  send_country: {}\n", 5, "one of column, columns or constant"),
         ("  send_country: {column: from, separator: ';'}\n", 5, "only for category_list"),
         ("  send_country: {column: from, colour: red}\n", 5, "Extra inputs are not permitted"),
         ("  send_country: {constant: XX}\n", 5, "not in the domain"),
@@ -159,15 +163,221 @@ def test_template_of_every_contract_loads_and_maps_every_field(
         assert "partner" not in m.fields
 
 
-def test_there_is_one_loading_example_per_contract(registry: ContractRegistry) -> None:
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "connector.md"
+
+
+def _docs_mappings() -> list[str]:
+    docs = DOCS.read_text()
+    return [b for b in re.findall(r"```yaml\n(.*?)```", docs, re.S) if "dataset:" in b]
+
+
+def test_every_contract_has_a_loading_example(registry: ContractRegistry) -> None:
     examples = sorted(EXAMPLES.glob("*.yaml"))
-    keys = [(m.dataset, m.contract_version) for m in (load_mapping(p, registry) for p in examples)]
-    assert sorted(keys) == sorted(c.key for c in registry)
+    shipped = [load_mapping(p, registry) for p in examples]
+    keys = {(m.dataset, m.contract_version) for m in shipped}
+    # the newest version of every contract has a shipped example
+    assert {(d, max(registry.versions(d))) for d in registry.datasets()} <= keys
+    assert len(examples) == 6  # one per export of the demo's five partners
+    # and every version the hub accepts has one, there or in docs/connector.md
+    documented = [parse_mapping(b, registry, source="docs/connector.md", base_dir=EXAMPLES)
+                  for b in _docs_mappings()]
+    keys |= {(m.dataset, m.contract_version) for m in documented}
+    assert keys == {c.key for c in registry}
 
 
 def test_mapping_examples_in_the_docs_load(registry: ContractRegistry) -> None:
-    docs = (Path(__file__).resolve().parents[2] / "docs" / "connector.md").read_text()
-    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", docs, re.S) if "dataset:" in b]
-    assert blocks
-    for block in blocks:
-        parse_mapping(block, registry, source="docs/connector.md")
+    blocks = _docs_mappings()
+    assert len(blocks) >= 4
+    for block in blocks:  # rate tables: the examples' own fx_rates.csv
+        parse_mapping(block, registry, source="docs/connector.md", base_dir=EXAMPLES)
+
+
+def test_every_mapping_option_is_documented() -> None:
+    from connectors.partner.fieldmapping import FieldMapping, RateTable
+    from connectors.partner.mapping import Mapping, SourceOptions
+
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", DOCS.read_text(), re.M))
+    options = (
+        set(Mapping.model_fields)
+        | set(SourceOptions.model_fields)
+        | (set(FieldMapping.model_fields) - {"field"})
+    )
+    assert options - documented == set()
+    assert set(RateTable.model_fields) <= {"file", "date"}  # both said in the `rates` row
+
+
+# -- the typed mapping: every option checked against its field, errors with their line ------
+def _amount(block: str) -> str:
+    """BASE with its amount entry (line 10) replaced by ``block`` (starting on line 10)."""
+    return BASE.replace("  amount: {column: total, unit: EUR}\n", block)
+
+
+def test_an_amount_without_its_unit_is_refused(registry: ContractRegistry) -> None:
+    err = _one(_amount("  amount: total\n"), registry)
+    assert err.line == 10 and err.field == "fields.amount"
+    assert "the unit of 'amount' is not declared" in err.reason
+    assert "`unit: EUR`" in err.reason and "minor_units: true" in err.reason
+    err = _one(_amount("  amount: {column: total, unit: EUR cents}\n"), registry)
+    assert err.line == 10 and "add `minor_units: true`" in err.reason
+
+
+def _rates(folder: Path, text: str) -> Path:
+    path = folder / "fx.csv"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("table", "line", "reason"),
+    [
+        (None, 13, "rate table"),  # no file at all
+        ("currency,rate\nGBP,0.85\n", 13, "fx.csv line 1: the header must be"),
+        ("currency,units_per_EUR\nGBP,abc\n", 13, "fx.csv line 2: the rate is not a positive"),
+        ("currency,units_per_EUR\nGBP,0.85\nGBP,0.86\n", 13, "fx.csv line 3: GBP is listed twice"),
+        ("currency,units_per_EUR\nUSD,1.08\n", 13, "has no rate for GBP"),
+        ("currency,EUR_per_unit\nGBP,1.18\n", None, None),  # the other direction is fine
+    ],
+)
+def test_rate_tables_are_read_when_the_mapping_is(
+    tmp_path: Path, registry: ContractRegistry, table: str | None, line: int | None,
+    reason: str | None,
+) -> None:
+    if table is not None:
+        _rates(tmp_path, table)
+    text = _amount(
+        "  amount:\n    column: total\n    unit: GBP\n    rates: {file: fx.csv, date: 2025-06-30}\n"
+    )
+    if reason is None:
+        m = parse_mapping(text, registry, base_dir=tmp_path)
+        assert m.fields["amount"].rates is not None
+        assert m.fields["amount"].rates.per_unit["GBP"] == pytest.approx(1 / 1.18)
+        return
+    with pytest.raises(MappingError) as caught:
+        parse_mapping(text, registry, base_dir=tmp_path)
+    (err,) = caught.value.errors
+    assert err.line == line and reason in err.reason, err
+
+
+def test_load_mapping_reads_rate_tables_next_to_the_mapping(
+    tmp_path: Path, registry: ContractRegistry
+) -> None:
+    _rates(tmp_path, "currency,units_per_EUR\nGBP,0.8\n")
+    path = tmp_path / "m.yaml"
+    path.write_text(_amount("  amount: {column: total, currency_column: ccy,\n"
+                            "           rates: {file: fx.csv, date: 2025-06-30}}\n"))
+    m = load_mapping(path, registry)
+    assert m.fields["amount"].rates is not None
+    assert m.fields["amount"].rates.per_unit == {"GBP": 0.8, "EUR": 1.0}
+    assert "ccy" in m.mapped_columns()
+
+
+@pytest.mark.parametrize(
+    ("block", "line", "reason"),
+    [
+        ("  amount:\n    column: total\n    unit: GBP\n", 10, "need `rates:`"),
+        ("  amount:\n    column: total\n    currency_column: ccy\n", 10, "need `rates:`"),
+        ("  amount:\n    column: total\n    unit: EUR\n    currency_column: ccy\n", 13,
+         "either unit or currency_column"),
+        ("  amount:\n    column: total\n    unit: EUR\n    decimal: ';'\n", 13,
+         "decimal must be '.' or ','"),
+        ("  amount:\n    column: total\n    unit: EUR\n    decimal: ','\n    thousands: ','\n",
+         14, "cannot also be the decimal separator"),
+        ("  amount:\n    column: total\n    unit: EUR\n    thousands: _\n", 13, "is not one of"),
+        ("  amount:\n    column: total\n    unit: EUR\n    formats: ['%d.%m.%Y']\n", 13,
+         "only for period fields"),
+        ("  amount:\n    column: total\n    columns: [a, b]\n    unit: EUR\n", 10,
+         "one of column, columns or constant"),
+        ("  amount:\n    column: total\n    join: '-'\n    unit: EUR\n", 10,
+         "join is only for columns"),
+    ],
+)
+def test_number_options(registry: ContractRegistry, block: str, line: int, reason: str) -> None:
+    err = _one(_amount(block), registry)
+    assert err.line == line and reason in err.reason, err
+
+
+@pytest.mark.parametrize(
+    ("snippet", "line", "reason"),
+    [
+        ("  transfer_count: {column: n, unit: EUR}\n", 9, "has no unit in the contract"),
+        ("  transfer_count: {column: n, minor_units: true}\n", 9, "only for amounts"),
+        ("  period: {column: month, formats: ['%d.%q.%Y']}\n", 8, "%q is not a strptime"),
+        ("  period: {column: month, formats: ['%d.%m']}\n", 8, "must give a year and a month"),
+        ("  period: {column: month, formats: ['%Y-%m-%d %z', '%Y-%m-%d']}\n", 8, "UTC offset"),
+        ("  period: {column: month, timezone: Mars/Olympus}\n", 8, "not an IANA time zone"),
+        ("  period: {column: month, month_in: local}\n", 8, "month_in needs timezone"),
+        ("  send_country: {column: from, timezone: UTC}\n", 5, "only for period fields"),
+        ("  send_country: {column: from, fold: [case, vowels]}\n", 5, "Input should be"),
+        ("  transfer_count: {column: n, fold: case}\n", 9, "only for category fields"),
+        ("  sender: {column: phone, add_plus: true, recode: {a: b}}\n", 4, "only for category"),
+        ("  send_country: {column: from, add_plus: true}\n", 5, "only for phones"),
+        ("  channel: {column: payout, fold: [case], recode: {Cash: cash_pickup, CASH: "
+         "bank_account}}\n", 7, "the same once folded"),
+    ],
+)
+def test_typed_options_fit_their_field(
+    registry: ContractRegistry, snippet: str, line: int, reason: str
+) -> None:
+    name = snippet.split(":")[0].strip()
+    lines = [ln for ln in BASE.splitlines(keepends=True) if not ln.startswith(f"  {name}:")]
+    text = "".join([*lines[: line - 1], snippet, *lines[line - 1 :]])
+    err = _one(text, registry)
+    assert err.line == line, (text, err)
+    assert reason in err.reason
+
+
+def test_every_typed_option_loads(tmp_path: Path, registry: ContractRegistry) -> None:
+    _rates(tmp_path, "currency,units_per_EUR\nGBP,0.85\n")
+    text = """\
+dataset: corridor_flows
+contract_version: 1
+max_reject_ratio: 2%
+fields:
+  sender: {column: phone, add_plus: true, unknown: ["0"]}
+  send_country: {column: from, fold: [case, spaces], recode: {UK: GB, "n/a": null}}
+  receive_country: {column: to, unknown: [n/a, "-"]}
+  channel: {column: payout, recode: {CASH: cash_pickup}}
+  period:
+    columns: [day, time]
+    join: " "
+    formats: ["%d.%m.%Y %H:%M", "%d.%m.%Y"]
+    timezone: Europe/Rome
+    month_in: utc
+  transfer_count: {column: n, unknown: [-99]}
+  amount:
+    column: total
+    currency_column: ccy
+    minor_units: true
+    decimal: ","
+    thousands: [".", space]
+    rates: {file: fx.csv, date: 2025-06-30}
+    check_magnitude: false
+ignore:
+  customer_name: a name, never shared
+"""
+    m = parse_mapping(text, registry, base_dir=tmp_path)
+    assert m.max_reject_ratio == pytest.approx(0.02)
+    assert m.fields["send_country"].recode == {"UK": "GB", "n/a": None}
+    assert m.fields["transfer_count"].unknown == ["-99"]
+    assert m.fields["period"].timed_formats() == (["%d.%m.%Y %H:%M"], ["%d.%m.%Y"])
+    assert m.fields["amount"].thousands_marks(",") == ". \u00a0\u202f"
+    assert m.mapped_columns() == ["phone", "from", "to", "payout", "day", "time", "n", "total",
+                                  "ccy"]
+    assert m.ignore == {"customer_name": "a name, never shared"}
+
+
+@pytest.mark.parametrize(
+    ("tail", "line", "reason"),
+    [
+        ("ignore: [customer_name]\n", 11, "maps each column to the reason"),
+        ("ignore:\n  customer_name:\n", 11, "say why column 'customer_name' is ignored"),
+        ("ignore: {total: not needed}\n", 11, "'total' is both mapped (fields.amount) and"),
+        ("max_reject_ratio: lots%\n", 11, "a share (0.05) or a percentage"),
+        ("max_reject_ratio: 1.5\n", 11, "less than or equal to 1"),
+    ],
+)
+def test_ignore_and_reject_ratio(
+    registry: ContractRegistry, tail: str, line: int, reason: str
+) -> None:
+    err = _one(BASE + tail, registry)
+    assert err.line == line and reason in err.reason, err

@@ -33,6 +33,7 @@ def _run(
             out_path=out,
             rejects_path=out.with_suffix(".csv"),
             registry=registry,
+            max_reject_ratio=1.0,
         )
     except Exception:
         leftovers = list(out.parent.iterdir()) if out.parent.exists() else []
@@ -74,34 +75,61 @@ def test_tab_delimited_file_read_with_commas(
     assert _run(path, _with_source(registry, "  delimiter: tab\n"), key, registry) == (5, 5)
 
 
-def test_ragged_rows_name_the_line_without_echoing_it(
+def test_a_ragged_row_is_one_rejected_row_with_its_line(
     tmp_path: Path, key: NetworkKey, registry: ContractRegistry, flows_mapping: Mapping
 ) -> None:
     path = write_csv(tmp_path / "a.csv", FLOWS_HEADER, [*ROWS[:2], [*ROWS[2], "jo@example.org"]])
-    with pytest.raises(SourceError) as caught:
-        _run(path, flows_mapping, key, registry)
-    assert "line 4 has 9 fields where the header has 8" in str(caught.value)
-    assert "jo@example.org" not in str(caught.value)
+    rejects = tmp_path / "r.csv"
+    result = prepare_extract(
+        path, flows_mapping, key=key, out_path=tmp_path / "o.parquet", rejects_path=rejects,
+        registry=registry, max_reject_ratio=1.0,
+    )
+    assert (result.rows_read, result.rows_valid, result.rows_rejected) == (3, 2, 1)
+    (error,) = result.errors
+    assert (error.row, error.line, error.field) == (3, 4, None)
+    assert error.reason == "the line has 9 fields where the header has 8"
+    assert "jo@example.org" not in rejects.read_text()
+    assert "jo@example.org" not in str(result.errors)
 
 
-def test_invalid_utf8_names_the_encoding_option(
+def test_a_latin1_export_is_detected_and_said(
     tmp_path: Path, key: NetworkKey, registry: ContractRegistry, flows_mapping: Mapping
 ) -> None:
     path = write_csv(
         tmp_path / "a.csv", FLOWS_HEADER, [[*ROWS[0][:-1], "Zoë Ångström"]], encoding="latin-1"
     )
-    with pytest.raises(SourceError) as caught:
-        _run(path, flows_mapping, key, registry)
-    assert "not valid utf-8" in str(caught.value) and "encoding:" in str(caught.value)
-    assert "Zo" not in str(caught.value)
+    out = tmp_path / "o.parquet"
+    result = prepare_extract(path, flows_mapping, key=key, out_path=out, registry=registry)
+    assert result.rows_valid == 1
+    (note,) = [n for n in result.notes if n.startswith("encoding")]
+    assert note.startswith("encoding latin-1 (3 bytes in the file are not UTF-8")
+    assert "Zo" not in note
+
+
+def test_bytes_not_valid_in_the_declared_encoding_reject_their_rows(
+    tmp_path: Path, key: NetworkKey, registry: ContractRegistry
+) -> None:
+    path = tmp_path / "a.csv"
+    lines = [",".join(FLOWS_HEADER), *(",".join(r) for r in ROWS)]
+    data = "\n".join(lines).encode() + b"\n"
+    data = data.replace(b"Name 3", b"Zo\xeb 3")  # a Latin-1 byte in a UTF-8 file, row 4
+    path.write_bytes(data)
+    mapping = _with_source(registry, "  encoding: utf-8\n")
+    out = tmp_path / "o.parquet"
+    result = prepare_extract(
+        path, mapping, key=key, out_path=out, registry=registry, max_reject_ratio=0.25
+    )
+    assert (result.rows_read, result.rows_valid) == (5, 4)
+    (error,) = result.errors
+    assert (error.row, error.line) == (4, 5)
+    assert error.reason == "not valid utf-8 text (column customer_name); is the file Latin-1?"
 
 
 def test_utf16_file_is_recognised(
     tmp_path: Path, key: NetworkKey, registry: ContractRegistry, flows_mapping: Mapping
 ) -> None:
     path = write_csv(tmp_path / "a.csv", FLOWS_HEADER, ROWS, encoding="utf-16")
-    with pytest.raises(SourceError, match="encoding: utf-16"):
-        _run(path, flows_mapping, key, registry)
+    assert _run(path, flows_mapping, key, registry) == (5, 5)
     assert _run(path, _with_source(registry, "  encoding: utf-16\n"), key, registry) == (5, 5)
 
 
@@ -190,9 +218,14 @@ def test_excel_sheet_dates_and_blank_rows(
     book.save(path)
     mapping = _with_source(registry, "  sheet: Flows\n")
     out = tmp_path / "o.parquet"
-    result = prepare_extract(path, mapping, key=key, out_path=out, registry=registry)
+    result = prepare_extract(
+        path, mapping, key=key, out_path=out, registry=registry, max_reject_ratio=0.5
+    )
     assert (result.rows_read, result.rows_valid) == (3, 2)
-    assert [(e.row, e.field, e.value) for e in result.errors] == [(4, "channel", "WIRE")]
+    # row 4 of the data is sheet row 5 (the header is sheet row 1; a blank row is skipped)
+    assert [(e.row, e.line, e.field, e.value) for e in result.errors] == [
+        (4, 5, "channel", "WIRE")
+    ]
     assert pq.read_table(out).column("period").to_pylist() == ["2024-03", "2024-04"]
     with pytest.raises(SourceError, match="no sheet 'Nope'; its sheets are: Summary, Flows"):
         prepare_extract(

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -26,7 +28,8 @@ def test_demo_loads_five_members_and_the_planted_patterns(
     assert "analyst.env" in out.stdout and "query run bank_alerts" in out.stdout
 
     uploaded = json.loads((tmp_path / "tahub-demo-partners" / "demo.json").read_text())
-    assert sorted(uploaded) == ["meridiana", "metpolice", "northbank", "safepassage", "swiftsend"]
+    assert sorted(uploaded) == ["meridiana", "metpolice", "northbank", "safepassage", "swiftsend",
+                                "swiftsend.bank_alerts"]  # SwiftSend: its flows and its alerts
     assert all(u["rows"] > 1000 for u in uploaded.values())
 
     (tmp_path / "stored").mkdir()
@@ -43,6 +46,21 @@ def test_demo_loads_five_members_and_the_planted_patterns(
         "AND b.origin_country = 'RO' AND b.destination_country = 'GB'"
     ).fetchone() or (0,)
     assert shared == 40
+    # The same persons at both banks (each bank has its own IBAN for them) and at the money-
+    # transfer firm (no IBAN): one person only by the phone numbers and e-mail addresses
+    # their rows share, as the hub links them (docs/privacy.md, "Persons across partners").
+    alerts = [path[k] for k in ("northbank", "meridiana", "swiftsend.bank_alerts")]
+    rows = _rows(con, alerts)
+    assert _seen_twice(rows, ("IT", "GB"), ("subject", "customer_phone", "customer_email")
+                       ) == 360
+    assert _seen_twice(rows, ("IT", "GB"), ("subject", "customer_phone")) == 320  # e-mail: 40
+    # By the unit the hub numbered from a row's first identifier (an IBAN, else the phone),
+    # without linking, no customer of that corridor is at two partners...
+    assert _seen_twice(rows, ("IT", "GB"), ("__unit",)) == 0
+    # ...while the funnel accounts shared by IBAN are, linked or not.
+    assert _seen_twice(rows, ("RO", "GB"), ("__unit",)) == 40
+    assert _seen_twice(rows, ("RO", "GB"), ("subject", "customer_phone", "customer_email")
+                       ) == 40
     # A route no single member sees: the NGO knows the origin, the police the destination.
     routes = con.execute(
         f"SELECT n.source_country, n.transit_country, p.destination_country, count(*) "
@@ -58,7 +76,7 @@ def test_demo_loads_five_members_and_the_planted_patterns(
 
     # Each member also has an analyst client, kept apart from its upload client.
     partners = tmp_path / "tahub-demo-partners"
-    for slug in uploaded:
+    for slug in sorted({key.split(".")[0] for key in uploaded}):  # each member once
         analyst, partner = (_env(partners / slug / name) for name in ("analyst.env",
                                                                        "partner.env"))
         assert (partners / slug / "analyst.env").stat().st_mode & 0o777 == 0o600
@@ -80,8 +98,39 @@ def test_demo_loads_five_members_and_the_planted_patterns(
     assert "already there" in again.stdout
     shutil.rmtree(tmp_path / "stored")
     (tmp_path / "stored").mkdir()
-    assert len(deployment.stored(tmp_path / "tahub-data", tmp_path / "stored")) == 5
+    assert len(deployment.stored(tmp_path / "tahub-data", tmp_path / "stored")) == 6
     assert _env(partners / "metpolice" / "analyst.env")["TAHUB_CLIENT_ID"] != lost
+
+
+def _rows(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> list[dict[str, Any]]:
+    files = ", ".join(f"'{p}'" for p in paths)
+    cursor = con.execute(f"SELECT * FROM read_parquet([{files}], union_by_name = true)")
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _seen_twice(rows: list[dict[str, Any]], corridor: tuple[str, str],
+                identifiers: tuple[str, ...]) -> int:
+    """Persons flagged on ``corridor`` by two or more partners, where rows that share a
+    value of one of ``identifiers`` are one person (transitively: union-find, written
+    independently of the hub's linkage)."""
+    parent: dict[tuple[str, Any], tuple[str, Any]] = {}
+
+    def find(x: tuple[str, Any]) -> tuple[str, Any]:
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    for row in rows:
+        ids = [(c, row[c]) for c in identifiers if row[c] is not None]
+        for other in ids[1:]:
+            parent[find(other)] = find(ids[0])
+    partners: dict[tuple[str, Any], set[str]] = defaultdict(set)
+    for row in rows:
+        ids = [(c, row[c]) for c in identifiers if row[c] is not None]
+        if ids and (row["origin_country"], row["destination_country"]) == corridor:
+            partners[find(ids[0])].add(row["__partner"])
+    return sum(len(p) >= 2 for p in partners.values())
 
 
 def _env(path: Path) -> dict[str, str]:

@@ -1,10 +1,14 @@
 """DP queries end to end: `tahub demo --no-serve` data, `tahub serve`, analysts over HTTP.
 
 The planted cross-partner patterns of the demo must show up in differentially private
-answers at the shipped policies' costs: the 40 customers flagged at both banks on RO->GB
-(bank_alerts, linked_units), and the NG -> LY -> IT route that only pooling the NGO's and
-the police's case records shows (case_records: the NGO knows where people came from, the
-police where they ended up, both the transit country), first of one route query.
+answers at the shipped policies' costs: the 360 persons flagged on IT -> GB by two or more of
+the two banks and the money-transfer firm, with a different IBAN at each bank and linked only
+by the phone numbers and e-mail addresses they gave (bank_alerts, linked_units: first of the
+corridors, and exactly 360 in the pooled data before noise, against none without linking),
+the 40 accounts flagged at both banks on RO->GB, and the NG -> LY -> IT route that only
+pooling the NGO's and the police's case records shows (case_records: the NGO knows where
+people came from, the police where they ended up, both the transit country), first of one
+route query.
 
 The hub runs the shipped policies with their per-query costs and caps, and budgets raised
 (``_policies``) so that one module can release the same question many times over.
@@ -13,12 +17,13 @@ The hub runs the shipped policies with their per-query costs and caps, and budge
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -31,6 +36,10 @@ from tests.e2e.conftest import BIN, MODES, Deployment, clean_env, deployed, free
 
 pytestmark = pytest.mark.e2e
 SHIPPED = Path(__file__).resolve().parents[2] / "policies"
+# The persons the demo plants across partners (hub/demo/synthetic.py): flagged on this
+# corridor by two or more of Northbank, Banca Meridiana and SwiftSend, each at most 9 times
+# (within bank_alerts' bound of 10 rows, so that every row of theirs is kept).
+LINKED_CORRIDOR, LINKED = ("IT", "GB"), 360
 
 
 class Demo:
@@ -38,17 +47,18 @@ class Demo:
                  deployment: Deployment) -> None:
         self.folder, self.env, self.url, self.deployment = folder, env, url, deployment
 
-    def rows(self, sql: str) -> list[tuple[Any, ...]]:
-        """The rows of ``sql`` over the case_records extracts the hub stored (``cases``:
-        their canonical copies with the bounding columns)."""
+    def rows(self, sql: str, params: Sequence[Any] = (), *, dataset: str = "case_records",
+             view: str = "cases") -> list[tuple[Any, ...]]:
+        """The rows of ``sql`` over the ``dataset`` extracts the hub stored (``view``: their
+        canonical copies with the bounding columns)."""
         into = self.folder / "stored"
         shutil.rmtree(into, ignore_errors=True)
         into.mkdir()
         files = [str(p) for p in self.deployment.stored(self.folder / "tahub-data", into)
-                 if "case_records" in p.as_posix()]
+                 if dataset in p.as_posix()]
         con = duckdb.connect()
-        con.read_parquet(files, union_by_name=True).create_view("cases")
-        return con.execute(sql).fetchall()
+        con.read_parquet(files, union_by_name=True).create_view(view)
+        return con.execute(sql, list(params)).fetchall()
 
     def analyst(self, slug: str) -> httpx.Client:
         """An analyst client of a demo member: the demo's analyst.env, else a new client."""
@@ -156,13 +166,75 @@ def test_linked_customers_on_the_planted_corridor(demo: Demo) -> None:
               for r in result["rows"]}
     h = result["measures"][0]["halfwidth_95"]
     assert h < 15
+    assert LINKED_CORRIDOR in listed and listed[LINKED_CORRIDOR]["distinguishable"]
+    assert abs(listed[LINKED_CORRIDOR]["value"] - LINKED) <= 2 * h
     assert ("RO", "GB") in listed and listed[("RO", "GB")]["distinguishable"]
     assert abs(listed[("RO", "GB")]["value"] - 40) <= 2 * h
-    # one ranked query finds the corridor first, and says how sure that is
-    first = ranked["rows"][0]
-    assert (first["origin_country"], first["destination_country"]) == ("RO", "GB")
+    # one ranked query finds the corridors first, and says how sure that is
+    first, second = ranked["rows"][:2]
+    assert (first["origin_country"], first["destination_country"]) == LINKED_CORRIDOR
     assert first["rank"]["position"] == 1 and first["rank"]["low"] == 1
+    assert (second["origin_country"], second["destination_country"]) == ("RO", "GB")
     assert budget["member"]["spent"] == "2/5"
+
+
+def test_persons_across_partners_are_linked_before_any_noise(
+    demo: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub's own engine, in process on the hub's data, counts the planted persons
+    exactly (count_units, linked_units of the pooled rows, no noise); the units the hub
+    numbered per identifier, without linking persons, put none of them at two partners."""
+    from hub.api.app import build_services
+    from hub.query.engine import Part
+    from hub.settings import Settings
+    from tests.hub.pooled import plan
+
+    for name in [k for k in os.environ if k.startswith("TAHUB_")]:
+        monkeypatch.delenv(name)
+    for name, value in demo.env.items():
+        if name.startswith("TAHUB_"):
+            monkeypatch.setenv(name, value)
+    services = build_services(Settings(), migrate=False)
+    try:
+        alerts = services.registry.get("bank_alerts")
+
+        def exact(origin: str, destination: str) -> list[int]:
+            corridor = plan(alerts, [], {"origin_country": (origin,),
+                                         "destination_country": (destination,)}, max_rows=10)
+            parts = [Part("count_units"), Part("linked_units")]
+            return [cells[0] for cells in services.query_engine.aggregate(corridor, parts)]
+
+        units, linked = exact(*LINKED_CORRIDOR)
+        assert linked == LINKED  # every planted person, each once, at two or more partners
+        assert units == LINKED + 150  # and the corridor's customers known to one partner only
+        assert exact("RO", "GB")[1] == 40  # the accounts both banks flagged
+    finally:
+        services.close()
+    # Without linking: the hub's units (a row's IBAN, else its phone), seen at two partners.
+    unlinked = demo.rows(
+        "SELECT count(*) FROM (SELECT __unit FROM alerts WHERE origin_country = ? AND "
+        "destination_country = ? GROUP BY __unit HAVING count(DISTINCT __partner) >= 2)",
+        LINKED_CORRIDOR, dataset="bank_alerts", view="alerts")
+    assert unlinked == [(0,)]
+
+
+def test_the_linked_persons_are_released_first_with_their_number(demo: Demo) -> None:
+    """20 fresh releases (ranked corridors, top 1 to 20): the planted corridor comes first in
+    each, distinguishable from zero, and its 95% interval holds the planted 360 in most."""
+    releases = []
+    with demo.analyst("swiftsend") as http:  # the money-transfer firm's analysts
+        for k in range(1, 21):
+            result = _released(http, {
+                "dataset": "bank_alerts", "group_by": ["origin_country", "destination_country"],
+                "measures": ["linked_units"], "top": {"k": k}, "cost": "1/5"})
+            assert result["reused"] is False
+            releases.append(result["rows"][0])
+    assert all((r["origin_country"], r["destination_country"]) == LINKED_CORRIDOR
+               and r["rank"]["low"] == 1 for r in releases)
+    cells = [r["linked_units"] for r in releases]
+    assert all(c["distinguishable"] and c["low"] > 0 for c in cells)
+    covered = sum(c["low"] <= LINKED <= c["high"] for c in cells)
+    assert covered >= 15  # 95% intervals: 6 or more misses of 20 has probability 3e-4
 
 
 def _routes(demo: Demo) -> Counter[tuple[str | None, ...]]:

@@ -29,7 +29,7 @@ fields:
   typology: {constant: funnel_account}
   origin_country: from_country
   destination_country: to_country
-  amount: amount_eur
+  amount: {column: amount_eur, unit: EUR}
   period: alert_date
 """
 
@@ -75,7 +75,8 @@ def test_push_list_duplicate_and_withdraw(hub: Hub, network_key: Path, tmp_path:
     ext_id = re.search(r"Uploaded extract (ext_\w+) \(1,997 rows", pushed.stdout)
     assert ext_id, pushed.stdout
     rejects = (tmp_path / "a.rejects.csv").read_text().splitlines()
-    assert rejects[1:] == [f"{n},destination_country,not in the contract's domain,XX"
+    assert rejects[0] == "row,line,field,reason,value"
+    assert rejects[1:] == [f"{n},{n + 1},destination_country,not in the contract's domain,XX"
                            for n in (1, 2, 3)]
 
     # The hub stored exactly one object, and no raw identifier or name anywhere.
@@ -210,3 +211,56 @@ def subprocess_push(env: dict[str, str], csv: Path, mapping: Path,
         [str(BIN / "tahub-connect"), "push", str(csv), "--mapping", str(mapping),
          "--out", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
+
+
+MESSY_MAPPING = """\
+dataset: bank_alerts
+contract_version: 1
+source: {{delimiter: ";"}}
+fields:
+  subject: konto
+  indicator: {{column: regel, recode: {{R01: cash_deposits_no_payroll, R02: other}}}}
+  typology: {{constant: funnel_account}}
+  origin_country: von
+  destination_country: nach
+  amount: {{column: betrag_cent, unit: EUR, decimal: ",", thousands: ["."]{cents}}}
+  period: {{column: datum, formats: ["%d.%m.%Y"]}}
+ignore:
+  kunde: a name, never shared
+"""
+
+
+def test_a_messy_export_is_checked_stopped_and_then_pushed(
+    hub: Hub, network_key: Path, tmp_path: Path
+) -> None:
+    """A continental bank's export: ';', day-first dates, cents, one ragged line."""
+    env = hub.partner_env(hub.add_member("Bank F"), network_key)
+    lines = ["konto;regel;von;nach;betrag_cent;datum;kunde"]
+    for i in range(300):
+        cents = f"{(12_345 + 997 * i) * 10:,}".replace(",", ".")  # "123.450": 1,234.50 EUR
+        lines.append(f"{_iban(i)};R0{1 + i % 2};RO;GB;{cents};{1 + i % 28:02d}.03.2025;Jane {i}")
+    lines[150] += ";Bucharest; Cluj"  # an unquoted ';' in the name: a ragged line
+    csv = tmp_path / "export.csv"
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    naive, right = tmp_path / "naive.yaml", tmp_path / "right.yaml"
+    naive.write_text(MESSY_MAPPING.format(cents=""))
+    right.write_text(MESSY_MAPPING.format(cents=", minor_units: true"))
+
+    checked = run([str(BIN / "tahub-connect"), "check", str(csv), "--mapping", str(naive)],
+                  {**env, "COLUMNS": "200"})
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert "are they in cents? add `minor_units: true`" in " ".join(checked.stdout.split())
+    stopped = _push(env, csv, naive, tmp_path / "naive.parquet")
+    assert stopped.returncode == 1
+    assert "implausible magnitudes" in stopped.stderr
+    assert hub.objects() == [] and not (tmp_path / "naive.parquet").exists()
+
+    pushed = _push(env, csv, right, tmp_path / "right.parquet")
+    assert pushed.returncode == 0, pushed.stderr + pushed.stdout
+    assert re.search(r"Uploaded extract ext_\w+ \(299 rows", pushed.stdout), pushed.stdout
+    rejects = (tmp_path / "right.rejects.csv").read_text()
+    assert rejects.splitlines()[1] == "150,151,,the line has 8 fields where the header has 7,"
+    assert "NWBK" not in rejects and "Jane" not in rejects
+    (stored,) = hub.objects()
+    ((low, high),) = duckdb.sql(f"SELECT min(amount), max(amount) FROM '{stored}'").fetchall()
+    assert (low, high) == pytest.approx((1234.5, 31044.8))
