@@ -676,11 +676,10 @@ class IngestService:
         """The datasets whose units can join other units: those with several identifier
         fields, or an identifier kind that another dataset has too (a dataset keyed by one
         document number alone has nothing to link: one token is one unit already)."""
-        kinds = {d: {kind for _, kind in identifier_columns(self._registry.get(d))}
-                 for d in self._registry.datasets()}
-        return {d for d, mine in kinds.items()
-                if len(identifier_columns(self._registry.get(d))) > 1
-                or any(mine & other for e, other in kinds.items() if e != d)}
+        fields = {d: identifier_columns(self._registry.get(d)) for d in self._registry.datasets()}
+        kinds = {d: {kind for _, kind in cols} for d, cols in fields.items()}
+        return {d for d in fields if len(fields[d]) > 1
+                or any(kinds[d] & kinds[e] for e in fields if e != d)}
 
     def persons(self, dataset: str) -> Path | None:
         """``dataset``'s map of linked units to persons at the current state (resolved now
