@@ -64,7 +64,14 @@ from hub.contracts.model import Contract
 from hub.contracts.validation import quote_ident
 from hub.ingest.units import UNIT_COLUMN
 
-__all__ = ["PERSON_COLUMN", "LinkIndex", "LinkReport", "LinkSource", "identifier_columns"]
+__all__ = [
+    "PERSON_COLUMN",
+    "LinkIndex",
+    "LinkReport",
+    "LinkSource",
+    "identifier_columns",
+    "linkable_datasets",
+]
 
 #: The person's id column of the per-dataset maps (with ``__unit``).
 PERSON_COLUMN = "__person"
@@ -81,6 +88,15 @@ def identifier_columns(contract: Contract) -> tuple[tuple[str, str], ...]:
     """(field, identifier kind) of the fields that identify a person: the privacy unit
     first, then the link fields, in contract order."""
     return tuple((f.name, str(f.identifier_kind)) for f in contract.identity)
+
+
+def linkable_datasets(contracts: Sequence[Contract]) -> frozenset[str]:
+    """The datasets (newest ``contracts``) whose units can join other units: those with
+    several identifier fields, or an identifier kind that another dataset has too (a dataset
+    keyed by one document number alone has nothing to link: one token is one unit already)."""
+    kinds = {c.dataset: {kind for _, kind in identifier_columns(c)} for c in contracts}
+    return frozenset(c.dataset for c in contracts if len(c.identity) > 1
+                     or any(kinds[c.dataset] & k for d, k in kinds.items() if d != c.dataset))
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,7 +72,7 @@ from hub.errors import (
 )
 from hub.governance.audit import Action, AuditEvent, AuditLog
 from hub.ingest.extracts import ExtractReport, check_extract
-from hub.ingest.linkage import LinkIndex, LinkSource, identifier_columns
+from hub.ingest.linkage import LinkIndex, LinkSource, identifier_columns, linkable_datasets
 from hub.ingest.staging import Staging
 from hub.ingest.units import open_unit_index
 from hub.metrics import Metrics
@@ -258,6 +258,8 @@ class IngestService:
         self.links = LinkIndex(settings.data_dir / "index" / "links",
                                max_tokens=settings.link_max_tokens,
                                stop_list=settings.link_stop_tokens())
+        self._linkable = linkable_datasets(
+            [registry.get(d) for d in registry.datasets()])
         self.audit = AuditLog(engine)
 
     # -- uploads -----------------------------------------------------------------------
@@ -672,14 +674,10 @@ class IngestService:
                 out.append(LinkSource(dataset, extract.id, path, identifiers))
         return out
 
-    def linkable(self) -> set[str]:
-        """The datasets whose units can join other units: those with several identifier
-        fields, or an identifier kind that another dataset has too (a dataset keyed by one
-        document number alone has nothing to link: one token is one unit already)."""
-        fields = {d: identifier_columns(self._registry.get(d)) for d in self._registry.datasets()}
-        kinds = {d: {kind for _, kind in cols} for d, cols in fields.items()}
-        return {d for d in fields if len(fields[d]) > 1
-                or any(kinds[d] & kinds[e] for e in fields if e != d)}
+    def linkable(self) -> frozenset[str]:
+        """The datasets whose units can join other units (fixed by the contracts, so worked
+        out once, not on every query: :func:`linkable_datasets`)."""
+        return self._linkable
 
     def persons(self, dataset: str) -> Path | None:
         """``dataset``'s map of linked units to persons at the current state (resolved now

@@ -361,19 +361,28 @@ def _filters(request: QueryRequest, fields: Mapping[str, _Resolved]) -> dict[str
     return out
 
 
+def _field_refusal(rule: Rule, kind: str, allowed: Sequence[str], resolved: _Resolved,
+                   what: str, field: str) -> _Refusal | None:
+    """Why ``rule`` does not let a request group by or filter on a field (``kind``:
+    ``dimensions`` or ``filters``), or None: not listed, or no closed public domain."""
+    why = closed_domain_refusal(resolved.field)
+    if resolved.field.name in allowed and why is None:
+        return None
+    return _Refusal(
+        f"{rule.name}:{kind}",
+        f"{what} is not allowed by rule {rule.name} (allowed: {', '.join(allowed) or 'none'})"
+        + (f"; {why}" if why else ""),
+        field,
+    )
+
+
 def _refusal(rule: Rule, request: QueryRequest, fields: Mapping[str, _Resolved]) -> _Refusal | None:
     """Why ``rule`` does not allow ``request`` (dimensions, count, measures, filters), or None."""
     for i, name in enumerate(request.group_by):
-        why = closed_domain_refusal(fields[name].field)
-        if name not in rule.dimensions or why is not None:
-            allowed = ", ".join(rule.dimensions) or "none"
-            reason = f"; {why}" if why else ""
-            return _Refusal(
-                f"{rule.name}:dimensions",
-                f"dimension {_shown(name)} is not allowed by rule {rule.name} "
-                f"(allowed: {allowed}){reason}",
-                f"group_by.{i}",
-            )
+        refused = _field_refusal(rule, "dimensions", rule.dimensions, fields[name],
+                                 f"dimension {_shown(name)}", f"group_by.{i}")
+        if refused is not None:
+            return refused
     if len(request.group_by) > rule.max_dimensions:
         return _Refusal(
             f"{rule.name}:max_dimensions",
@@ -400,16 +409,10 @@ def _refusal(rule: Rule, request: QueryRequest, fields: Mapping[str, _Resolved])
             "top.k",
         )
     for name in request.filters:
-        why = closed_domain_refusal(fields[name].field)
-        if name not in rule.filters or why is not None:
-            allowed = ", ".join(rule.filters) or "none"
-            reason = f"; {why}" if why else ""
-            return _Refusal(
-                f"{rule.name}:filters",
-                f"filter on {_shown(name)} is not allowed by rule {rule.name} "
-                f"(allowed: {allowed}){reason}",
-                f"filters.{name}",
-            )
+        refused = _field_refusal(rule, "filters", rule.filters, fields[name],
+                                 f"filter on {_shown(name)}", f"filters.{name}")
+        if refused is not None:
+            return refused
     return None
 
 

@@ -108,8 +108,10 @@ def reference(rows: list[dict[str, Any]], max_rows: int) -> dict[str, list[int]]
 PARTS = [Part("count"), Part("count_units"), Part("linked_units")]
 
 
-def aggregate(pool: Pool, contract: Contract, max_rows: int) -> dict[str, list[int]]:
-    p = plan(contract, [("typology", TYPOLOGIES)], max_rows=max_rows)
+def aggregate(pool: Pool, contract: Contract, max_rows: int,
+              per_period: bool = False) -> dict[str, list[int]]:
+    p = dataclasses.replace(plan(contract, [("typology", TYPOLOGIES)], max_rows=max_rows),
+                            per_period=per_period)
     count, units, linked = pool.engine.aggregate(p, PARTS)
     return {"count": count, "units": units, "linked": linked}
 
@@ -198,19 +200,12 @@ def test_every_measure_counts_persons_as_the_union_find_reference(
                 if i < len(ids):
                     pool.withdraw(as_rows[i][0], ids[i])
             got = aggregate(pool, alerts, max_rows)
-            per_period = aggregate_per_period(pool, alerts, max_rows)
+            per_period = aggregate(pool, alerts, max_rows, per_period=True)
             want = reference(stored(pool, "bank_alerts"), max_rows)
         finally:
             pool.close()
     assert got == want
     assert per_period == want  # one period: per-period bounds equal total bounds
-
-
-def aggregate_per_period(pool: Pool, contract: Contract, max_rows: int) -> dict[str, list[int]]:
-    p = dataclasses.replace(plan(contract, [("typology", TYPOLOGIES)], max_rows=max_rows),
-                            per_period=True)
-    count, units, linked = pool.engine.aggregate(p, PARTS)
-    return {"count": count, "units": units, "linked": linked}
 
 
 # -- the index alone ----------------------------------------------------------------------------
