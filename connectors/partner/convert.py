@@ -305,7 +305,12 @@ def _identifier(f: ContractField, fm: FieldMapping, src: SourceTable) -> _Sql:
     """An identifier field: the cell, respelled (the token comes later, from Python)."""
     assert f.identifier_kind is not None  # noqa: S101 - guaranteed by ContractField
     value = _PRESPELL[f.identifier_kind]
-    return _Sql(cells=[f"{_cell(fm, src)} AS __s"], parsed=[f"NULLIF({value}, '') AS __v"],
+    # only an empty cell is missing: a cell of separators alone (" - . ") stays as written,
+    # so that normalising it rejects it for what it is ("empty", "not an IBAN"), not as
+    # "required"
+    return _Sql(cells=[f"{_cell(fm, src)} AS __s"],
+                parsed=[f"CASE WHEN trim(__s) = '' THEN NULL WHEN {value} = '' THEN trim(__s) "
+                        f"ELSE {value} END AS __v"],
                 value="__v")
 
 
