@@ -21,6 +21,7 @@ order), ``field``, ``reason`` and ``value``, for
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import duckdb
@@ -133,9 +134,16 @@ def collect_problems(
     contract: Contract,
     parsed: ParsedExport,
     bad_lines: list[BadLine],
-    tokens: dict[str, str],
+    tokens: Callable[[], dict[str, str]],
 ) -> Problems:
-    """Build ``__problems`` (see the module docstring); ``tokens``: field -> token table."""
+    """Build ``__problems`` (see the module docstring).
+
+    ``tokens`` gives field -> token table; it is called once the contract's checks of every
+    field have run, so that identifiers can be tokenised meanwhile (see
+    :mod:`connectors.partner.tokens`).
+    """
+    bad = {f.name: invalid_values(con, contract, parsed, f) for f in contract.extract_fields}
+    token_table = tokens()
     con.register(f"{PROBLEMS}__lines", _lines_table(bad_lines))
     parts = [f"SELECT * FROM {PROBLEMS}__lines"]
     row = quote_ident(ROW_COLUMN)
@@ -148,20 +156,20 @@ def collect_problems(
                 f"SELECT {lead}, {i}, {label}, p.{parse}.reason, p.{parse}.value "
                 f"FROM {parsed.table} AS p WHERE p.{parse} IS NOT NULL"
             )
-        bad = invalid_values(con, contract, parsed, f)
-        if bad is not None:
+        refused = bad[f.name]
+        if refused is not None:
             unparsed = f" AND p.{parse} IS NULL" if f.name in parsed.parse_fields else ""
             parts.append(
                 f"SELECT {lead}, {i}, {label}, b.reason, b.value FROM {parsed.table} AS p "
-                f"JOIN {quote_ident(bad)} AS b ON p.{name} IS NOT DISTINCT FROM b.v{unparsed}"
+                f"JOIN {quote_ident(refused)} AS b ON p.{name} IS NOT DISTINCT FROM b.v{unparsed}"
             )
-        if f.name in tokens:
+        if f.name in token_table:
             region = quote_ident(region_column(f.name))
             has_region = region_column(f.name) in parsed.columns
             same = f" AND p.{region} IS NOT DISTINCT FROM t.region" if has_region else ""
             parts.append(
                 f"SELECT {lead}, {i}, {label}, t.reason, NULL FROM {parsed.table} AS p "
-                f"JOIN (SELECT * FROM {quote_ident(tokens[f.name])} WHERE reason IS NOT NULL) "
+                f"JOIN (SELECT * FROM {quote_ident(token_table[f.name])} WHERE reason IS NOT NULL) "
                 f"AS t ON p.{name} = t.raw{same}"
             )
     reason = no_identity_reason(contract)

@@ -309,8 +309,8 @@ def _identifier(f: ContractField, fm: FieldMapping, src: SourceTable) -> _Sql:
     # so that normalising it rejects it for what it is ("empty", "not an IBAN"), not as
     # "required"
     return _Sql(cells=[f"{_cell(fm, src)} AS __s"],
-                parsed=[f"CASE WHEN trim(__s) = '' THEN NULL WHEN {value} = '' THEN trim(__s) "
-                        f"ELSE {value} END AS __v"],
+                parsed=[f"CASE WHEN trim(__s) <> '' THEN coalesce(NULLIF({value}, ''), "
+                        "trim(__s)) END AS __v"],
                 value="__v")
 
 

@@ -37,7 +37,7 @@ from connectors.partner.pseudonymise import NetworkKey
 from connectors.partner.rejects import first_rejects, reasons, write_rejects
 from connectors.partner.report import PreparedExtract, ReasonCount
 from connectors.partner.sources import SourceTable, load_source, open_duckdb
-from connectors.partner.tokens import token_tables
+from connectors.partner.tokens import start_tokens
 from hub.contracts.model import Contract, ContractRegistry, FieldType
 from hub.contracts.validation import ROW_COLUMN, quote_ident
 from hub.errors import EmptyExtract, ExtractInvalid, SourceError
@@ -181,9 +181,11 @@ def prepare_extract(
         con = open_duckdb(folders, temp_dir=Path(temp), search_path=folders[0])
         try:
             src, parsed = read_export(con, source, contract, mapping, report)
-            tokens = token_tables(con, contract, mapping, parsed, key, report)
-            report(f"checking {parsed.rows:,} rows against {contract.dataset} v{contract.version}")
-            problems = collect_problems(con, contract, parsed, src.bad_lines, tokens)
+            with start_tokens(con, contract, mapping, parsed, key, report) as job:
+                report(f"checking {parsed.rows:,} rows against {contract.dataset} "
+                       f"v{contract.version}")
+                problems = collect_problems(con, contract, parsed, src.bad_lines, job.tables)
+            tokens = job.tables()
             rows = parsed.rows + len(src.bad_lines)
             rejected, counted = problems.rejected_rows, reasons(con, problems)
             errors = first_rejects(con, problems, src)

@@ -33,7 +33,7 @@ from connectors.partner.pseudonymise import InvalidIdentifier, normalise
 from connectors.partner.rejects import first_rejects, reasons
 from connectors.partner.report import DroppedColumn, ReasonCount
 from connectors.partner.sources import SourceTable, open_duckdb
-from connectors.partner.tokens import token_tables
+from connectors.partner.tokens import start_tokens
 from hub.contracts.model import ContractField, ContractRegistry, FieldType
 from hub.contracts.validation import ROW_COLUMN, quote_ident
 from hub.errors import RowError
@@ -174,9 +174,9 @@ def check_export(
         con = open_duckdb([folder], temp_dir=Path(temp), search_path=folder)
         try:
             src, parsed = read_export(con, source, contract, mapping, report)
-            tokens = token_tables(con, contract, mapping, parsed, None, report)
-            report(f"checking {parsed.rows:,} rows")
-            problems = collect_problems(con, contract, parsed, src.bad_lines, tokens)
+            with start_tokens(con, contract, mapping, parsed, None, report) as job:
+                report(f"checking {parsed.rows:,} rows")
+                problems = collect_problems(con, contract, parsed, src.bad_lines, job.tables)
             by_field = {
                 str(name): (int(n), str(reason), value)
                 for name, n, reason, value in con.execute(

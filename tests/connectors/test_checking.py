@@ -53,7 +53,7 @@ def test_distinct_checks_equal_the_row_by_row_query(
         con = open_duckdb([Path(folder)], temp_dir=Path(folder))
         try:
             src, parsed = read_export(con, path, contract, mapping, lambda _s: None)
-            problems = collect_problems(con, contract, parsed, src.bad_lines, tokens={})
+            problems = collect_problems(con, contract, parsed, src.bad_lines, tokens=dict)
             mine = set(con.execute(
                 f"SELECT __rank, field, reason, value FROM {problems.table}"
             ).fetchall())
