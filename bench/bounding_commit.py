@@ -51,6 +51,7 @@ from hub.query.plan import DimensionPlan, MeasurePlan, PostProcessPlan, QueryPla
 from hub.settings import Settings
 from hub.storage.db import make_engine, organisations, upgrade, utcnow
 from hub.storage.objects import open_store
+from hub.storage.sandbox import DuckLimits
 
 PARTNERS = 5
 MAX_ROWS = 10
@@ -171,13 +172,14 @@ def main() -> None:
         registry = ContractRegistry.load()
         ingest = IngestService(engine=db, store=store, registry=registry, settings=settings)
         commit_s, check_s, numbered_s = 0.0, 0.0, 0.0
+        duck = DuckLimits(2, "2GB", root)
         side_index = UnitIndex(root / "side-index")  # the same numbering, timed on its own
         for org, path in zip(orgs, sources, strict=True):
             start = time.perf_counter()
-            check_extract(path, contract, canonical=root / "plain.parquet", work_dir=root)
+            check_extract(path, contract, canonical=root / "plain.parquet", duck=duck)
             check_s += time.perf_counter() - start
             start = time.perf_counter()
-            check_extract(path, contract, canonical=root / "numbered.parquet", work_dir=root,
+            check_extract(path, contract, canonical=root / "numbered.parquet", duck=duck,
                           units=side_index, partner=org)
             numbered_s += time.perf_counter() - start
             actor = Actor(client_id="cli", org=org, org_name=org, roles=frozenset({Role.PARTNER}))

@@ -188,6 +188,17 @@ class Settings(BaseSettings):
     max_extract_bytes: int = Field(
         default=4096 * MiB, ge=1, description="Largest extract the hub accepts, in bytes."
     )
+    duckdb_memory_limit: str = Field(
+        default="2GB",
+        pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="Memory one DuckDB connection of the hub may use (a query, the check of "
+        "an extract at commit, the resolution of persons), in DuckDB's syntax: `2GB`, "
+        "`512MiB`. Beyond it, DuckDB spills to disk under <data_dir>/tmp.",
+    )
+    duckdb_threads: int = Field(
+        default=2, ge=1, le=256,
+        description="Threads one DuckDB connection of the hub may use.",
+    )
     chunk_bytes: int = Field(
         default=8 * MiB,
         ge=64 * 1024,

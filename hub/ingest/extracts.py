@@ -31,10 +31,8 @@ file's path, a raw pyarrow/DuckDB message, or the value of an identifier column.
 from __future__ import annotations
 
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +56,7 @@ from hub.contracts.rowcheck import check_relation, valid_rows_sql
 from hub.contracts.validation import ROW_COLUMN, Side
 from hub.errors import MAX_LISTED_ERRORS, EmptyExtract, ExtractInvalid, RowError, Unavailable
 from hub.ingest.units import BOUND_FIELDS, FIXED_META, FixedColumn, UnitNumbering
+from hub.storage.sandbox import DuckLimits, sandboxed_duckdb
 
 __all__ = [
     "KEY_ID_RE",
@@ -86,6 +85,7 @@ _NOT_PHONE_RE = re.compile(r"^(\d{4}-\d{2}(-\d{2})?|\d+\.\d+)$")  # dates and de
 _log = structlog.get_logger("hub.ingest.extracts")
 _SNIFF_ROWS = 256
 _BATCH_ROWS = 64 * 1024
+_DEFAULT_DUCK = DuckLimits(threads=2, memory_limit="2GB")
 _ROW_GROUP_ROWS = 512 * 1024  # rows per row group of the canonical copy
 _INTEGER_TYPES = (
     pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(), pa.uint32(),
@@ -123,18 +123,16 @@ def check_extract(
     contract: Contract,
     *,
     canonical: Path | None = None,
-    work_dir: Path | None = None,
-    threads: int = 2,
-    memory_limit: str = "512MB",
+    duck: DuckLimits = _DEFAULT_DUCK,
     units: UnitNumbering | None = None,
     partner: str | None = None,
 ) -> ExtractReport:
     """Check the Parquet file ``path`` against ``contract`` (see the module docstring).
 
     When every check passes and ``canonical`` is given, the checked rows are written there
-    as zstd Parquet with the contract's types and the ``tahub.*`` metadata. ``work_dir``
-    holds DuckDB's spill files meanwhile (a temporary folder inside it, removed
-    afterwards); ``threads`` and ``memory_limit`` bound DuckDB. With ``units`` (and the
+    as zstd Parquet with the contract's types and the ``tahub.*`` metadata. ``duck``
+    bounds the DuckDB sandbox that checks the rows (threads, memory, where it spills).
+    With ``units`` (and the
     uploading ``partner``), the rows are numbered for contribution bounding before they
     are written (``hub.ingest.units``): the copy gets the ``__unit``, ``__seq`` and ``__partner``
     columns and the index is updated.
@@ -143,16 +141,14 @@ def check_extract(
         raise ValueError("units and partner go together")
     bounding = None if units is None or partner is None else (units, partner)
     with _open(path) as parquet:
-        return _check(parquet, contract, canonical, work_dir, threads, memory_limit, bounding)
+        return _check(parquet, contract, canonical, duck, bounding)
 
 
 def _check(
     parquet: pq.ParquetFile,
     contract: Contract,
     canonical: Path | None,
-    work_dir: Path | None,
-    threads: int,
-    memory_limit: str,
+    duck: DuckLimits,
     bounding: tuple[UnitNumbering, str] | None = None,
 ) -> ExtractReport:
     schema = parquet.schema_arrow
@@ -177,8 +173,7 @@ def _check(
         connector_version=meta.get(META_CONNECTOR_VERSION, "")[:40] or None,
         checked_at=datetime.now(UTC),
     )
-    rows = _check_rows(parquet, contract, report, canonical, work_dir, threads, memory_limit,
-                       bounding)
+    rows = _check_rows(parquet, contract, report, canonical, duck, bounding)
     return replace(report, rows=rows)
 
 
@@ -349,30 +344,6 @@ def _sniff(parquet: pq.ParquetFile, name: str) -> str | None:
     return None
 
 
-@contextmanager
-def _duckdb(
-    work_dir: Path | None, threads: int, memory_limit: str
-) -> Iterator[duckdb.DuckDBPyConnection]:
-    if work_dir is not None:
-        work_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="check-", dir=work_dir) as spill:
-        con = duckdb.connect(
-            ":memory:",
-            config={
-                "threads": max(1, threads),
-                "memory_limit": memory_limit,
-                "temp_directory": spill,
-                "autoinstall_known_extensions": False,
-                "autoload_known_extensions": False,
-            },
-        )
-        try:
-            con.execute("SET enable_progress_bar = false")
-            yield con
-        finally:
-            con.close()
-
-
 class _Batches:
     """The file's rows in record batches, numbered from 1 in ``ROW_COLUMN``.
 
@@ -401,9 +372,7 @@ def _check_rows(
     contract: Contract,
     report: ExtractReport,
     canonical: Path | None,
-    work_dir: Path | None,
-    threads: int,
-    memory_limit: str,
+    duck: DuckLimits,
     bounding: tuple[UnitNumbering, str] | None = None,
 ) -> int:
     names = [f.name for f in contract.extract_fields]
@@ -413,7 +382,8 @@ def _check_rows(
         schema.append(pa.field(ROW_COLUMN, pa.int64())), iter(source)
     )
     try:
-        with _duckdb(work_dir, threads, memory_limit) as con:
+        folders = bounding[0].folders if bounding is not None else ()
+        with sandboxed_duckdb(duck, folders=folders) as con:
             con.register("extract", stream)
             result = check_relation(con, contract, "extract", Side.HUB)
             if result.rows and not result.total_errors and canonical is not None:

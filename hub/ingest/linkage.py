@@ -63,6 +63,7 @@ from scipy.sparse.csgraph import connected_components
 from hub.contracts.model import Contract
 from hub.contracts.validation import quote_ident
 from hub.ingest.units import UNIT_COLUMN
+from hub.storage.sandbox import DuckLimits, sandboxed_duckdb
 
 __all__ = [
     "PERSON_COLUMN",
@@ -137,8 +138,10 @@ class LinkIndex:
     """Component labels of every anchor and identifier, and the per-dataset person maps."""
 
     def __init__(self, folder: Path, *, max_tokens: int = 50,
-                 stop_list: frozenset[str] = frozenset()) -> None:
+                 stop_list: frozenset[str] = frozenset(),
+                 limits: DuckLimits | None = None) -> None:
         self._folder = folder
+        self._limits = limits or DuckLimits(2, _MEMORY_LIMIT, folder / "tmp")
         self._max_tokens = max_tokens
         self._stop = stop_list
         self._lock = threading.Lock()
@@ -157,7 +160,7 @@ class LinkIndex:
         cached = self._known.get(digest)
         if cached is not None and all(p is None or p.exists() for p in cached.values()):
             return cached
-        with self._locked() as con:
+        with self._locked(sources) as con:
             maps = self._maps(con, sources, digest)
         self._known = {digest: maps}
         return maps
@@ -166,7 +169,7 @@ class LinkIndex:
         """Sizes of the persons at this state, and the largest ones with the identifiers
         most of their units share (the tokens governance may stop-list; never raw
         identifiers: the hub has no network key)."""
-        with self._locked() as con:
+        with self._locked(sources) as con:
             self._bring_to(con, sources)  # the maps of a state may outlive its tables
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE sizes AS SELECT comp, "
@@ -230,21 +233,17 @@ class LinkIndex:
         return hashlib.sha256("\n".join(sorted(self._stop)).encode()).hexdigest()[:16]
 
     @contextmanager
-    def _locked(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _locked(self, sources: Sequence[LinkSource]) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The index's database, locked across processes, in a DuckDB sandbox that reads the
+        sources' extracts and writes this folder only."""
         self._folder.mkdir(parents=True, exist_ok=True)
         with self._lock, open(self._folder / "links.lock", "a+b") as lock_file:
             fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
             try:
-                spill = self._folder / "tmp"
-                con = duckdb.connect(str(self._folder / _DB), config={
-                    "threads": 2, "memory_limit": _MEMORY_LIMIT,
-                    "temp_directory": str(spill), "autoinstall_known_extensions": False,
-                    "autoload_known_extensions": False})
-                try:
-                    con.execute("SET enable_progress_bar = false")
+                with sandboxed_duckdb(self._limits, database=self._folder / _DB,
+                                      read=[s.path for s in sources],
+                                      folders=[self._folder]) as con:
                     yield con
-                finally:
-                    con.close()
             finally:
                 fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
 

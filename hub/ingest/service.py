@@ -47,7 +47,7 @@ import math
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, ParamSpec, TypeVar
@@ -80,6 +80,7 @@ from hub.settings import Settings
 from hub.storage.db import extracts, uploads, utcnow
 from hub.storage.objects import MultipartStore, ObjectStore
 from hub.storage.s3 import S3Store
+from hub.storage.sandbox import DuckLimits
 
 __all__ = [
     "CommitResult",
@@ -257,7 +258,8 @@ class IngestService:
         self.units = open_unit_index(engine, settings.data_dir / "index" / "units")
         self.links = LinkIndex(settings.data_dir / "index" / "links",
                                max_tokens=settings.link_max_tokens,
-                               stop_list=settings.link_stop_tokens())
+                               stop_list=settings.link_stop_tokens(),
+                               limits=DuckLimits.of(settings))
         self._linkable = linkable_datasets(
             [registry.get(d) for d in registry.datasets()])
         self.audit = AuditLog(engine)
@@ -494,9 +496,9 @@ class IngestService:
                     field="sha256",
                     errors=[RowError(field="sha256", reason="checksum mismatch")],
                 )
-            return check_extract(raw, contract, canonical=canonical,
-                                 work_dir=canonical.parent, units=self.units,
-                                 partner=actor.org)
+            duck = replace(DuckLimits.of(self._settings), spill_root=canonical.parent)
+            return check_extract(raw, contract, canonical=canonical, duck=duck,
+                                 units=self.units, partner=actor.org)
         except (InvalidInput, NotFound) as exc:
             self._finish(up, _REJECTED, _event(
                 Action.UPLOAD_REJECTED, actor, up.id, up.dataset,

@@ -136,6 +136,11 @@ class UnitNumbering(Protocol):
         return the SQL of the numbered valid rows (see :meth:`UnitIndex.number`)."""
         ...
 
+    @property
+    def folders(self) -> tuple[Path, ...]:
+        """The folders :meth:`number` needs its connection to reach (its DuckDB sandbox)."""
+        ...
+
     def rows_seen(self, dataset: str) -> dict[str, tuple[int, int]]:
         """Token -> (unit id, rows seen) of ``dataset`` (tests and audits)."""
         ...
@@ -204,6 +209,10 @@ class UnitIndex:
     def __init__(self, folder: Path) -> None:
         self._folder = folder
         self._lock = threading.Lock()
+
+    @property
+    def folders(self) -> tuple[Path, ...]:
+        return (self._folder,)
 
     def path(self, dataset: str) -> Path:
         if not _DATASET_RE.match(dataset):
@@ -311,6 +320,10 @@ class PostgresUnitIndex:
         if engine.dialect.name != "postgresql":
             raise ValueError(f"PostgresUnitIndex needs PostgreSQL, not {engine.dialect.name}")
         self._engine = engine
+
+    @property
+    def folders(self) -> tuple[Path, ...]:
+        return ()  # the index is in PostgreSQL
 
     def number(
         self,

@@ -34,11 +34,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
-
 from hub.contracts.validation import quote_ident
 from hub.ingest.linkage import PERSON_COLUMN
 from hub.ingest.units import PRIO_COLUMN, SEQ_COLUMN, UNIT_COLUMN
+from hub.storage.sandbox import DuckLimits, sandboxed_duckdb
 
 __all__ = [
     "CUT_COLUMN",
@@ -101,15 +100,17 @@ class Bound:
 class BoundCuts:
     """The cut files of every dataset state and bound (module docstring)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, limits: DuckLimits) -> None:
         self._folder = folder
+        self._limits = limits
 
-    def cuts(self, con: duckdb.DuckDBPyConnection, dataset: str, extract_ids: Sequence[str],
-             paths: Sequence[Path], columns: frozenset[str], bound: Bound,
+    def cuts(self, dataset: str, extract_ids: Sequence[str], paths: Sequence[Path],
+             columns: frozenset[str], bound: Bound,
              persons: Path | None = None) -> Path | None:
         """The Parquet file of (``__unit``[, ``__p``], ``__cut``, ``__cut_origin``) for the
-        heavy units of these files under ``bound``, computed on ``con`` unless already
-        there; None when no unit has more than ``max_rows`` rows (every row is kept).
+        heavy units of these files under ``bound``, computed (in a DuckDB sandbox that
+        reads these files and writes the cut folder only) unless already there; None when
+        no unit has more than ``max_rows`` rows (every row is kept).
         ``persons``: the dataset's person map (:mod:`hub.ingest.linkage`), whose persons are
         the units here."""
         if not paths:
@@ -157,9 +158,11 @@ class BoundCuts:
             f"FROM r SEMI JOIN h USING ({keys})) WHERE rn = least(n, {m})"
             f") TO $out (FORMAT parquet)"
         )
-        con.execute(sql, params)
-        ((count,),) = con.execute("SELECT count(*) FROM read_parquet($out)",
-                                  {"out": str(tmp)}).fetchall()
+        read = [*paths, *([persons] if persons is not None else [])]
+        with sandboxed_duckdb(self._limits, read=read, folders=[self._folder]) as con:
+            con.execute(sql, params)
+            ((count,),) = con.execute("SELECT count(*) FROM read_parquet($out)",
+                                      {"out": str(tmp)}).fetchall()
         if count == 0:
             tmp.unlink(missing_ok=True)
             empty.touch()

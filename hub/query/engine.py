@@ -56,7 +56,6 @@ with ``Unavailable(rule="bounding")`` rather than silently read as empty.
 from __future__ import annotations
 
 import math
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,14 +83,13 @@ from hub.query.bounds import (
 from hub.query.plan import QueryPlan
 from hub.settings import Settings
 from hub.storage.objects import ObjectStore
+from hub.storage.sandbox import DuckLimits, sandboxed_duckdb
 
 __all__ = ["Compiled", "Part", "PartKind", "QueryEngine", "compile_plan"]
 
 PartKind = Literal["count", "sum", "count_units", "linked_units", "values", "select_units"]
 _KINDS = ("count", "sum", "count_units", "linked_units", "values", "select_units")
 _log = structlog.get_logger("hub.query.engine")
-_MEMORY_LIMIT = "2GB"
-_THREADS = 2
 _MAX_DECIMALS = 15
 _NULLS = {
     FieldType.CATEGORY_LIST: "CAST(NULL AS VARCHAR[])",
@@ -133,6 +131,11 @@ class _Files:
     fixed: dict[str, FixedColumn]  # fixed-point columns every file has alike
     persons: Path | None = None  # units linked into persons (hub.ingest.linkage)
 
+    @property
+    def readable(self) -> list[Path]:
+        """The files a query of them may read (its DuckDB sandbox's allowed paths)."""
+        return [*self.paths, *([self.persons] if self.persons is not None else [])]
+
 
 class QueryEngine:
     """Exact aggregates of authorised plans over the committed extracts (module docstring)."""
@@ -141,7 +144,8 @@ class QueryEngine:
         self._store = store
         self._ingest = ingest
         self._settings = settings
-        self._cuts = BoundCuts(settings.data_dir / "cache" / "bounds")
+        self._limits = DuckLimits.of(settings)
+        self._cuts = BoundCuts(settings.data_dir / "cache" / "bounds", self._limits)
         # object key -> its columns and fixed-point columns (committed files are immutable)
         self._layouts: dict[str, _Layout] = {}
 
@@ -217,16 +221,12 @@ class QueryEngine:
             sql = (f"SELECT sum(n), max(n), sum(greatest(n - {beyond}, 0)) FROM "
                    f"(SELECT {UNIT_COLUMN}, {period_key(period)}, count(*) AS n FROM {src} "
                    f"GROUP BY ALL) GROUP BY {UNIT_COLUMN}")
-        con = duckdb.connect(":memory:", config={
-            "threads": _THREADS, "memory_limit": _MEMORY_LIMIT,
-            "autoinstall_known_extensions": False, "autoload_known_extensions": False})
         try:
-            rows = con.execute(sql, params).fetchall()
-        except duckdb.Error as exc:
+            with sandboxed_duckdb(self._limits, read=files.readable) as con:
+                rows = con.execute(sql, params).fetchall()
+        except (duckdb.Error, OSError) as exc:
             _log.error("engine.contributions_failed", error=type(exc).__name__)
             raise Unavailable("the contributions could not be counted; retry later") from exc
-        finally:
-            con.close()
         return [(int(a), int(b), int(c)) for a, b, c in rows]
 
     # -- helpers -------------------------------------------------------------------------
@@ -263,27 +263,15 @@ class QueryEngine:
 
     def _run(self, plan: QueryPlan, parts: Sequence[Part],
              files: _Files) -> list[tuple[Any, ...]]:
-        spill_root = self._settings.data_dir / "tmp"
         try:
-            spill_root.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(prefix="query-", dir=spill_root) as spill:
-                con = duckdb.connect(":memory:", config={
-                    "threads": _THREADS,
-                    "memory_limit": _MEMORY_LIMIT,
-                    "temp_directory": spill,
-                    "autoinstall_known_extensions": False,
-                    "autoload_known_extensions": False,
-                })
-                try:
-                    con.execute("SET enable_progress_bar = false")
-                    cuts = self._cuts.cuts(con, plan.dataset, files.ids, files.paths,
-                                           files.columns, self._bound(plan), files.persons)
-                    compiled = compile_plan(plan, parts, files.paths, files.columns,
-                                            union=not files.uniform, fixed=files.fixed,
-                                            cuts=cuts, persons=files.persons)
-                    return con.execute(compiled.sql, compiled.params).fetchall()
-                finally:
-                    con.close()
+            cuts = self._cuts.cuts(plan.dataset, files.ids, files.paths, files.columns,
+                                   self._bound(plan), files.persons)
+            compiled = compile_plan(plan, parts, files.paths, files.columns,
+                                    union=not files.uniform, fixed=files.fixed, cuts=cuts,
+                                    persons=files.persons)
+            read = [*files.readable, *([cuts] if cuts is not None else [])]
+            with sandboxed_duckdb(self._limits, read=read) as con:
+                return con.execute(compiled.sql, compiled.params).fetchall()
         except duckdb.OutOfMemoryException as exc:
             raise Unavailable("the hub ran out of memory for this query; retry later",
                               rule="memory_limit") from exc

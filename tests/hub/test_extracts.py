@@ -16,6 +16,7 @@ from hub.contracts.extractformat import extract_schema
 from hub.contracts.model import Contract, ContractRegistry
 from hub.errors import EmptyExtract, ExtractInvalid, RowError, Unavailable
 from hub.ingest.extracts import check_extract
+from hub.storage.sandbox import DuckLimits
 from tests.hub.extract_files import KEY_ID, schema_for, token, valid_rows, write_extract
 
 REGISTRY = ContractRegistry.load()
@@ -40,7 +41,7 @@ def test_every_shipped_contract_version_accepts_a_valid_extract(
     tmp_path: Path, contract: Contract
 ) -> None:
     path = write_extract(tmp_path / "x.parquet", contract, valid_rows(contract, 40))
-    report = check_extract(path, contract, work_dir=tmp_path / "work")
+    report = check_extract(path, contract, duck=DuckLimits(1, "1GB", tmp_path / "work"))
     assert (report.dataset, report.contract_version) == contract.key
     assert report.rows == 40
     assert report.key_id == KEY_ID
@@ -372,5 +373,5 @@ def test_a_hub_side_failure_is_not_blamed_on_the_partners_file(tmp_path: Path) -
     # "your extract is invalid"
     path = write_extract(tmp_path / "x.parquet", ALERTS, valid_rows(ALERTS, 20_000))
     with pytest.raises(Unavailable, match="retry later"):
-        check_extract(path, ALERTS, memory_limit="1MB")
+        check_extract(path, ALERTS, duck=DuckLimits(1, "1MB"))
     assert check_extract(path, ALERTS).rows == 20_000
