@@ -49,6 +49,38 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     return line
 
 
+def _duplicate_keys(node: yaml.Node, path: tuple[str, ...] = (),
+                    visited: set[int] | None = None) -> list[RowError]:
+    """A :class:`RowError` for every key repeated within one mapping of the tree (a node
+    reached again through an alias is looked at once)."""
+    visited = set() if visited is None else visited
+    if id(node) in visited:
+        return []
+    visited.add(id(node))
+    errors: list[RowError] = []
+    if isinstance(node, yaml.MappingNode):
+        first: dict[tuple[str, str], int] = {}
+        for key, value in node.value:
+            label = str(key.value) if isinstance(key, yaml.ScalarNode) else "?"
+            if isinstance(key, yaml.ScalarNode):
+                line = key.start_mark.line + 1
+                seen = first.get((key.tag, key.value))
+                if seen is None:
+                    first[(key.tag, key.value)] = line
+                else:
+                    errors.append(RowError(
+                        ".".join((*path, label)),
+                        f"duplicate key {label!r} (first at line {seen}): a key may appear "
+                        "once in a mapping, otherwise the last one would silently win",
+                        line=line,
+                    ))
+            errors += _duplicate_keys(value, (*path, label), visited)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            errors += _duplicate_keys(item, (*path, str(i)), visited)
+    return errors
+
+
 def validate_document(
     text: str, model: type[M], *, source: str, error: type[ConfigError] = ConfigError,
     context: dict[str, Any] | None = None,
@@ -69,6 +101,11 @@ def validate_document(
             f"{source}: expected a mapping at the top level",
             errors=[RowError(None, "expected a mapping at the top level", line=1)],
             file=source,
+        )
+    duplicates = _duplicate_keys(tree) if tree is not None else []
+    if duplicates:
+        raise error(
+            f"{source}: {len(duplicates)} duplicate key(s)", errors=duplicates, file=source
         )
     try:
         return model.model_validate(data, context=context)

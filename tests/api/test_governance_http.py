@@ -174,6 +174,14 @@ def test_a_bad_policy_file_is_refused_with_its_line_and_changes_nothing(world: W
                                        files={"file": ("bank_alerts.yaml", b"rules: [\n")}),
                               422, code="policy_invalid")
         assert yaml_error["errors"][0]["line"] == 2
+        # a key written twice: YAML would keep the last one, so the text is refused
+        twice = RAISED + 'min_partners: 1\n'
+        for answer in (gov.post("/v1/governance/proposals", json={"yaml": twice}),
+                       gov.post("/v1/governance/proposals/file",
+                                files={"file": ("bank_alerts.yaml", twice.encode())})):
+            (dup,) = _refused(answer, 422, code="policy_invalid")["errors"]
+            assert (dup["field"], dup["line"]) == ("min_partners", len(RAISED.splitlines()) + 1)
+            assert "duplicate key 'min_partners' (first at line" in dup["reason"]
         _refused(gov.post("/v1/governance/proposals/file",
                           files={"file": ("other.yaml", POLICY.encode())}), 422,
                  code="policy_invalid")

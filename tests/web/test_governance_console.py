@@ -54,6 +54,12 @@ def test_two_officers_raise_a_budget_through_the_console(browser: Browser, page:
     expect(page.locator("#policy-check [role=alert]")).to_contain_text("rules.0.max_dimensions")
     line = original.splitlines().index("    max_dimensions: 2") + 1
     expect(page.locator(".gutter .bad-line")).to_have_text(str(line))
+    # a key written twice is refused on the second one's line (YAML would keep the last)
+    kept = original.rstrip("\n")
+    area.fill(kept + "\nmin_partners: 1\n")
+    expect(page.locator("#policy-check [role=alert]")).to_contain_text(
+        "duplicate key 'min_partners'")
+    expect(page.locator(".gutter .bad-line")).to_have_text(str(len(kept.splitlines()) + 1))
     area.fill(original)
     expect(page.locator("#policy-check")).to_contain_text("identical to version 1")
     # the budget form edits the text; the hub validates and diffs it as it is typed
