@@ -1,10 +1,16 @@
 """A bounded DP group-by through the HTTP API, against exact DuckDB and OpenDP's Context.
 
 Run:  .venv/bin/python bench/query_dp.py [--rows 10000000] [--units 2500000] [--repeat 3]
+          [--linked]
 
 Data: ``--rows`` synthetic bank alerts from 5 partners (equal shares), about ``--units``
 privacy units, skewed: 90% of rows fall uniformly on the units (most units get 1-5 rows),
 10% on 1% of the units (those get 50+ rows). 60 origin x 60 destination countries.
+
+``--linked``: the extracts are ``bank_alerts`` v2 instead, each partner's accounts known by
+their own IBAN and by the person's phone (80% of persons) and e-mail (40%), the same at every
+partner, so that a person with accounts at several partners is one unit once linked
+(hub.ingest.linkage resolves them at commit; every query then reads the persons map).
 
 Commit: each partner's Parquet file goes through :class:`hub.ingest.service.IngestService` in this
 process (start_upload, append_chunk, commit_upload: the same code the HTTP routes call:
@@ -70,17 +76,27 @@ rules:
 KEY_ID = "0badc0de"
 
 
-def _extract(path: Path, partner: int, rows: int, units: int, indicator: str) -> None:
+def _extract(path: Path, partner: int, rows: int, units: int, indicator: str,
+             linked: bool) -> None:
     """One partner's extract, written by DuckDB (tokens: <key id>.<sha256 hex>)."""
     heavy = max(units // 100, 1)
     codes = "[" + ", ".join(f"'{c}'" for c in COUNTRIES) + "]"
+    person = f"CASE WHEN h % 10 = 0 THEN (h // 10) % {heavy} ELSE (h // 10) % {units} END"
+    if linked:  # an IBAN of this partner's own; the person's phone and e-mail, shared
+        identity = (f"'{KEY_ID}.' || sha256('iban{partner}:' || p) AS subject, "
+                    f"CASE WHEN hash(p) % 10 < 8 THEN '{KEY_ID}.' || sha256('phone:' || p) END "
+                    "AS customer_phone, "
+                    f"CASE WHEN hash(p) % 10 < 4 THEN '{KEY_ID}.' || sha256('mail:' || p) END "
+                    "AS customer_email")
+    else:
+        identity = f"'{KEY_ID}.' || sha256(p) AS subject"
     con = duckdb.connect()
     con.execute("SET threads = 2")
     con.execute(f"""
         COPY (
-          WITH r AS (SELECT i, hash(i * 7 + {partner}) AS h FROM range({rows}) t(i))
-          SELECT '{KEY_ID}.' || sha256(CAST(CASE WHEN h % 10 = 0 THEN (h // 10) % {heavy}
-                                       ELSE (h // 10) % {units} END AS VARCHAR)) AS subject,
+          WITH r AS (SELECT i, hash(i * 7 + {partner}) AS h FROM range({rows}) t(i)),
+               q AS (SELECT *, CAST({person} AS VARCHAR) AS p FROM r)
+          SELECT {identity},
                  '{indicator}' AS indicator, 'funnel_account' AS typology,
                  CAST(NULL AS VARCHAR) AS exploitation_stream,
                  list_extract({codes}, CAST((h >> 20) % 60 AS INTEGER) + 1) AS origin_country,
@@ -88,9 +104,9 @@ def _extract(path: Path, partner: int, rows: int, units: int, indicator: str) ->
                      AS destination_country,
                  round(CAST((h >> 40) % 5000000 AS DOUBLE) / 100, 2) AS amount,
                  '2025-' || lpad(CAST((h >> 50) % 12 + 1 AS VARCHAR), 2, '0') AS period
-          FROM r
+          FROM q
         ) TO '{path}' (FORMAT parquet, COMPRESSION zstd, KV_METADATA {{
-            'tahub.dataset': 'bank_alerts', 'tahub.contract_version': '1',
+            'tahub.dataset': 'bank_alerts', 'tahub.contract_version': '{2 if linked else 1}',
             'tahub.key_id': '{KEY_ID}', 'tahub.connector_version': 'bench'}})
     """)
     con.close()
@@ -111,10 +127,10 @@ def _fincen_code(services: Services) -> str:
     return services.registry.get("bank_alerts", 1).field("indicator").codes[0]
 
 
-def _commit(services: Services, actor: Actor, path: Path) -> None:
+def _commit(services: Services, actor: Actor, path: Path, version: int) -> None:
     data = path.read_bytes()
     started = services.ingest.start_upload(actor, UploadRequest(
-        dataset="bank_alerts", contract_version=1, size=len(data),
+        dataset="bank_alerts", contract_version=version, size=len(data),
         sha256=hashlib.sha256(data).hexdigest(), filename=path.name, transfer="chunks"))
     upload = started.upload
     if upload is None:
@@ -159,6 +175,8 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=2_500_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-opendp", action="store_true", help="skip (b)")
+    parser.add_argument("--linked", action="store_true",
+                        help="bank_alerts v2: persons linked across partners by phone/e-mail")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tahub-bench-"))
     (work / "policies").mkdir()
@@ -173,12 +191,12 @@ def main() -> None:
     commit_s = 0.0
     for p in range(5):
         path = work / f"partner{p}.parquet"
-        _extract(path, p, per, args.units, fincen)
+        _extract(path, p, per, args.units, fincen, args.linked)
         creds = services.identity.register_member(f"Bench Bank {p}", MemberKind.BANK,
                                                   (Role.PARTNER,))
         actor = Actor(creds.client_id, creds.org_id, creds.org_name, frozenset({Role.PARTNER}))
         t = time.perf_counter()
-        _commit(services, actor, path)
+        _commit(services, actor, path, 2 if args.linked else 1)
         commit_s += time.perf_counter() - t
         path.unlink()
     files = [str(services.store.local_path(e.object_key))
@@ -232,11 +250,13 @@ def main() -> None:
     thread.join(30)
 
     report = [
-        f"\n## query_dp, {dt.date.today().isoformat()}\n",
+        f"\n## query_dp{' --linked' if args.linked else ''}, {dt.date.today().isoformat()}\n",
         f"{args.rows:,} rows from 5 partners (~{args.units:,} privacy units, skewed), "
         f"count + sum by 2 dimensions (3,600 public cells), 10 rows per unit, rho = 1; "
         f"median of {args.repeat}; {os.cpu_count()} cores, Python {platform.python_version()}."
-        " Commit: IngestService in-process (the code path of the HTTP routes).\n",
+        " Commit: IngestService in-process (the code path of the HTTP routes)."
+        + (" bank_alerts v2, persons linked across partners by phone and e-mail (every "
+           "query reads the persons map)." if args.linked else "") + "\n",
         "| what | seconds |", "|---|---|",
         f"| tahub, POST /v1/queries end to end (HTTP, bounded, DP, ledger) | {tahub_s:.2f} |",
         f"| (a) DuckDB exact aggregate, no bounding | {exact_s:.2f} |",
@@ -246,7 +266,12 @@ def main() -> None:
     report += ["", f"tahub / (a): **{tahub_s / exact_s:.2f}x** (target <= 2x)"]
     if opendp_s is not None:
         report.append(f"(b) / tahub: **{opendp_s / tahub_s:.1f}x faster** (target >= 10x)")
-    report.append(f"Commit (validate + canonical copy + unit numbering): "
+    if args.linked:
+        links = services.ingest.links.report(services.ingest.link_sources(), 1)
+        report.append(f"Persons: {links.anchors:,} accounts -> {links.persons:,} persons "
+                      f"({links.merged_persons:,} of them linked across accounts)")
+    report.append(f"Commit (validate + canonical copy + unit numbering"
+                  f"{', persons resolved' if args.linked else ''}): "
                   f"**{commit_s / (args.rows / 1e6):.2f} s per million rows** "
                   f"({commit_s:.1f} s in all)\n")
     text = "\n".join(report)

@@ -22,6 +22,7 @@ logged with a request id and answered with a generic 500 that never echoes its t
     │   ├── SourceError              an export that cannot be read (delimiter, encoding)
     │   ├── ExtractInvalid           rows or schema break the contract (lists every error)
     │   ├── EmptyExtract             no rows at all
+    │   ├── ExtractOverLimit         more rows or decoded bytes than allowed, names the ``rule``
     │   └── TooLarge                 over the configured size limit (413)
     ├── Conflict                     state does not allow it (409), e.g. a wrong offset
     ├── TooManyRequests              over a rate limit (429), names the ``rule``, ``retry_after``
@@ -43,6 +44,7 @@ __all__ = [
     "ContractError",
     "EmptyExtract",
     "ExtractInvalid",
+    "ExtractOverLimit",
     "Forbidden",
     "HubRequestError",
     "InvalidInput",
@@ -214,6 +216,11 @@ class ExtractInvalid(InvalidInput):
 class EmptyExtract(InvalidInput):
     code = "extract_empty"
     title = "Extract is empty"
+
+
+class ExtractOverLimit(InvalidInput):
+    code = "extract_over_limit"
+    title = "Extract over a limit"
 
 
 class TooLarge(InvalidInput):

@@ -188,6 +188,22 @@ class Settings(BaseSettings):
     max_extract_bytes: int = Field(
         default=4096 * MiB, ge=1, description="Largest extract the hub accepts, in bytes."
     )
+    max_extract_rows: int = Field(
+        default=100_000_000, ge=1,
+        description="Most rows one extract may hold (a member may have its own: `tahub "
+        "admin member limits`).",
+    )
+    max_decoded_bytes: int = Field(
+        default=64 * 1024 * MiB, ge=1,
+        description="Most bytes one extract may decode to in memory, counted while its rows "
+        "stream (per member: `tahub admin member limits`).",
+    )
+    max_decoded_ratio: int = Field(
+        default=200, ge=1,
+        description="Most bytes one extract may decode to per byte uploaded: a small file of "
+        "millions of repeated rows (a decompression bomb) is stopped within seconds. Real "
+        "extracts decode to 4-9 times their size (per member: `tahub admin member limits`).",
+    )
     duckdb_memory_limit: str = Field(
         default="2GB",
         pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",

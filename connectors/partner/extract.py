@@ -85,6 +85,7 @@ def write_extract(table: pa.Table, contract: Contract, key_id: str, path: Path) 
             version="2.6",
             use_dictionary=True,
             write_statistics=True,
+            write_page_checksum=True,  # the hub verifies each page's CRC as it reads it
         )
         with temp.open("rb") as handle:
             os.fsync(handle.fileno())

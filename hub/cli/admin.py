@@ -114,6 +114,42 @@ def member_add(
         _show_credentials(creds, f"New member: {creds.org_name}")
 
 
+@member_app.command("limits")
+@user_errors
+def member_limits(
+    org_id: Annotated[str, typer.Argument(help="The member organisation's id (org_...).")],
+    max_rows: Annotated[int | None, typer.Option(
+        min=1, help="Most rows one of its extracts may hold.")] = None,
+    max_decoded_bytes: Annotated[int | None, typer.Option(
+        min=1, help="Most bytes one of its extracts may decode to.")] = None,
+    max_ratio: Annotated[int | None, typer.Option(
+        min=1, help="Most decoded bytes per uploaded byte.")] = None,
+    reset: Annotated[bool, typer.Option(
+        "--reset", help="Clear its own limits: the hub's settings apply again.")] = False,
+) -> None:
+    """Show, set or clear a member's own extract limits (without options: show them).
+
+    They replace TAHUB_MAX_EXTRACT_ROWS, TAHUB_MAX_DECODED_BYTES and TAHUB_MAX_DECODED_RATIO
+    for this member's extracts, e.g. for a bank whose monthly export is larger than others'.
+    """
+    names = ("max_extract_rows", "max_decoded_bytes", "max_decoded_ratio")
+    if reset and any(v is not None for v in (max_rows, max_decoded_bytes, max_ratio)):
+        raise typer.BadParameter("--reset clears every limit: give it alone")
+    given = dict(zip(names, (max_rows, max_decoded_bytes, max_ratio), strict=True))
+    changes = dict.fromkeys(names) if reset else {k: v for k, v in given.items() if v}
+    settings = context.settings()
+    with context.identity(settings) as identity:
+        now = identity.set_extract_limits(org_id, changes, actor=context.cli_actor())
+    table = Table(title=f"Extract limits of {org_id}")
+    for column in ("limit", "value", "from"):
+        table.add_column(column)
+    for name, own in now.items():
+        value = own if own is not None else getattr(settings, name)
+        table.add_row(name, f"{value:,}", "this member" if own is not None
+                      else f"TAHUB_{name.upper()}")
+    console().print(table)
+
+
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
 

@@ -84,6 +84,7 @@ class Action(StrEnum):
     SIGN_IN_FAILED = "auth.sign_in_failed"  # a wrong password, an unknown or disabled person
     REFRESH_REUSED = "auth.refresh_reused"  # a rotated refresh token again: its family revoked
     MEMBER_REGISTERED = "member.registered"
+    MEMBER_LIMITS_SET = "member.limits_set"
     PERSON_ADDED = "person.added"
     PERSON_LINKED = "person.linked"  # linked to an external provider's identity
     PERSON_PASSWORD_SET = "person.password_set"  # noqa: S105 - an action name

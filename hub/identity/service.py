@@ -274,6 +274,33 @@ class IdentityService:
                 ), conn=conn)
         log.info("client revoked", client_id=client_id)
 
+    def set_extract_limits(self, org_id: str, limits: dict[str, int | None], *,
+                           actor: str | None = None) -> dict[str, int | None]:
+        """Set (a number) or clear (None) a member's own extract limits, among
+        ``max_extract_rows``, ``max_decoded_bytes`` and ``max_decoded_ratio``; returns all
+        three as they now stand (None: the hub's setting applies)."""
+        names = ("max_extract_rows", "max_decoded_bytes", "max_decoded_ratio")
+        unknown = set(limits) - set(names)
+        if unknown:
+            raise ValueError(f"not an extract limit: {sorted(unknown)}")
+        for name, value in limits.items():
+            if value is not None and value < 1:
+                raise InvalidInput(f"{name} must be at least 1", field=name)
+        o = organisations.c
+        with _store_errors(), self._engine.begin() as conn:
+            if conn.execute(sa.select(o.id).where(o.id == org_id)).first() is None:
+                raise NotFound(f"no member organisation {org_id!r}", field="org_id")
+            if limits:
+                conn.execute(organisations.update().where(o.id == org_id).values(**limits))
+            row = conn.execute(sa.select(*(o[n] for n in names)).where(o.id == org_id)).one()
+            now = dict(zip(names, row, strict=True))
+            if limits:
+                self.audit.append(AuditEvent(
+                    Action.MEMBER_LIMITS_SET, actor=actor, org=org_id,
+                    object_type="organisation", object_id=org_id, details=now,
+                ), conn=conn)
+        return now
+
     def members(self) -> list[dict[str, Any]]:
         """Every organisation with its clients (ids, roles, dates; never secrets)."""
         with _store_errors(), self._engine.connect() as conn:

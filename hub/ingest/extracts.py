@@ -9,7 +9,12 @@ The checks run in this order, each reporting every problem it finds at once:
 3. its columns are exactly the contract's extract fields with compatible Arrow types; an
    extra column gets a hint when it looks like an identifier or free text, which the hub
    never accepts;
-4. it has rows (else :class:`~hub.errors.EmptyExtract`);
+4. it has rows (else :class:`~hub.errors.EmptyExtract`), and no more than
+   :class:`ExtractLimits` allow (else :class:`~hub.errors.ExtractOverLimit`): rows per
+   extract and decoded bytes per extract, from the footer at once, then again while the rows
+   stream (a footer may lie), with decoded bytes per uploaded byte, so that a small file of
+   millions of copies of one row (a decompression bomb) is stopped after a few megabytes
+   decoded, within seconds, not after minutes of work and an out-of-memory;
 5. every row passes the contract's validating query (``hub.contracts.validation``,
    ``Side.HUB``), run by DuckDB over the file's record batches as pyarrow streams them, so that a
    multi-gigabyte extract is never loaded into memory at once.
@@ -21,6 +26,9 @@ out) would have its checks folded away. No statistic written by the partner reac
 For the same reason, when asked for a ``canonical`` copy the hub writes the checked rows
 itself (contract types, its own statistics) and stores that, never the partner's bytes:
 later queries read only what was checked, in one schema across all partners.
+
+Pages written with CRC checksums (``tahub-connect`` writes them) are verified as they are
+read: a corrupted page is refused with its row group named.
 
 Any failure of the file raises :class:`~hub.errors.ExtractInvalid` listing the errors
 (capped, with the total). A failure of the hub's own (DuckDB out of memory, say) raises
@@ -54,7 +62,14 @@ from hub.contracts.extractformat import (
 from hub.contracts.model import Contract, ContractField, FieldType
 from hub.contracts.rowcheck import check_relation, valid_rows_sql
 from hub.contracts.validation import ROW_COLUMN, Side
-from hub.errors import MAX_LISTED_ERRORS, EmptyExtract, ExtractInvalid, RowError, Unavailable
+from hub.errors import (
+    MAX_LISTED_ERRORS,
+    EmptyExtract,
+    ExtractInvalid,
+    ExtractOverLimit,
+    RowError,
+    Unavailable,
+)
 from hub.ingest.units import BOUND_FIELDS, FIXED_META, FixedColumn, UnitNumbering
 from hub.storage.sandbox import DuckLimits, sandboxed_duckdb
 
@@ -85,6 +100,7 @@ _NOT_PHONE_RE = re.compile(r"^(\d{4}-\d{2}(-\d{2})?|\d+\.\d+)$")  # dates and de
 _log = structlog.get_logger("hub.ingest.extracts")
 _SNIFF_ROWS = 256
 _BATCH_ROWS = 64 * 1024
+_SAMPLE_ROWS = 4096  # rows read to estimate an extract's decoded size
 _DEFAULT_DUCK = DuckLimits(threads=2, memory_limit="2GB")
 _ROW_GROUP_ROWS = 512 * 1024  # rows per row group of the canonical copy
 _INTEGER_TYPES = (
@@ -118,12 +134,48 @@ class ExtractReport:
         }
 
 
+@dataclass(frozen=True)
+class ExtractLimits:
+    """How much one extract may hold once decoded (settings ``TAHUB_MAX_EXTRACT_ROWS``,
+    ``TAHUB_MAX_DECODED_BYTES``, ``TAHUB_MAX_DECODED_RATIO``; per member: ``tahub admin
+    member limits``). Decoded bytes are those of the rows as Arrow holds them in memory."""
+
+    max_rows: int = 100_000_000
+    max_decoded_bytes: int = 64 * 1024**3
+    max_ratio: int = 200  # decoded bytes per uploaded byte; real extracts: 4-9
+
+    def over(self, rows: int, decoded: int, size: int) -> ExtractOverLimit | None:
+        """The refusal for an extract of ``size`` bytes once ``rows`` rows of ``decoded``
+        bytes are seen, or None."""
+        if rows > self.max_rows:
+            return ExtractOverLimit(
+                f"the extract holds more than {self.max_rows:,} rows, the most one extract "
+                "may hold (max_extract_rows); split the export into several extracts",
+                rule="max_extract_rows", field="rows")
+        if decoded > self.max_decoded_bytes:
+            return ExtractOverLimit(
+                f"the extract decodes to more than {self.max_decoded_bytes:,} bytes, the most "
+                "one extract may (max_decoded_bytes); split the export into several extracts",
+                rule="max_decoded_bytes", field="rows")
+        if decoded > self.max_ratio * max(size, 1):
+            return ExtractOverLimit(
+                f"the extract decodes to more than {self.max_ratio} times its {size:,} bytes "
+                "(max_decoded_ratio): a file of many repeated rows is refused as a "
+                "decompression bomb; real extracts decode to 4-9 times their size",
+                rule="max_decoded_ratio", field="rows")
+        return None
+
+
+_DEFAULT_LIMITS = ExtractLimits()
+
+
 def check_extract(
     path: Path,
     contract: Contract,
     *,
     canonical: Path | None = None,
     duck: DuckLimits = _DEFAULT_DUCK,
+    limits: ExtractLimits = _DEFAULT_LIMITS,
     units: UnitNumbering | None = None,
     partner: str | None = None,
 ) -> ExtractReport:
@@ -131,7 +183,8 @@ def check_extract(
 
     When every check passes and ``canonical`` is given, the checked rows are written there
     as zstd Parquet with the contract's types and the ``tahub.*`` metadata. ``duck``
-    bounds the DuckDB sandbox that checks the rows (threads, memory, where it spills).
+    bounds the DuckDB sandbox that checks the rows (threads, memory, where it spills);
+    ``limits`` what the extract may hold (:class:`ExtractLimits`).
     With ``units`` (and the
     uploading ``partner``), the rows are numbered for contribution bounding before they
     are written (``hub.ingest.units``): the copy gets the ``__unit``, ``__seq`` and ``__partner``
@@ -141,7 +194,8 @@ def check_extract(
         raise ValueError("units and partner go together")
     bounding = None if units is None or partner is None else (units, partner)
     with _open(path) as parquet:
-        return _check(parquet, contract, canonical, duck, bounding)
+        return _check(parquet, contract, canonical, duck, bounding,
+                      _Budget(limits, path.stat().st_size))
 
 
 def _check(
@@ -149,7 +203,8 @@ def _check(
     contract: Contract,
     canonical: Path | None,
     duck: DuckLimits,
-    bounding: tuple[UnitNumbering, str] | None = None,
+    bounding: tuple[UnitNumbering, str] | None,
+    budget: _Budget,
 ) -> ExtractReport:
     schema = parquet.schema_arrow
     meta = {k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
@@ -164,6 +219,7 @@ def _check(
         )
     if parquet.metadata.num_rows == 0:
         raise EmptyExtract("the extract has no rows; there is nothing to share")
+    budget.check_footer(parquet, [f.name for f in contract.extract_fields])
     report = ExtractReport(
         dataset=contract.dataset,
         contract_version=contract.version,
@@ -173,7 +229,7 @@ def _check(
         connector_version=meta.get(META_CONNECTOR_VERSION, "")[:40] or None,
         checked_at=datetime.now(UTC),
     )
-    rows = _check_rows(parquet, contract, report, canonical, duck, bounding)
+    rows = _check_rows(parquet, contract, report, canonical, duck, bounding, budget)
     return replace(report, rows=rows)
 
 
@@ -183,7 +239,7 @@ def _plural(n: int, word: str) -> str:
 
 def _open(path: Path) -> pq.ParquetFile:
     try:
-        return pq.ParquetFile(path)
+        return pq.ParquetFile(path, page_checksum_verification=True)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise ExtractInvalid(
             "the extract is not a readable Parquet file (corrupt, truncated, or another "
@@ -344,27 +400,66 @@ def _sniff(parquet: pq.ParquetFile, name: str) -> str | None:
     return None
 
 
-class _Batches:
-    """The file's rows in record batches, numbered from 1 in ``ROW_COLUMN``.
+class _Budget:
+    """An extract's :class:`ExtractLimits` against its uploaded size, spent as rows stream."""
 
-    Remembers whether reading the file failed, so that a corrupt page (the partner's
+    def __init__(self, limits: ExtractLimits, size: int) -> None:
+        self.limits, self.size = limits, size
+        self.rows = self.decoded = 0
+        self.refusal: ExtractOverLimit | None = None
+
+    def check_footer(self, parquet: pq.ParquetFile, names: list[str]) -> None:
+        """Before the rows stream: the footer's rows, and the decoded bytes they will take,
+        estimated from the first rows (at least the pages' uncompressed bytes), so that a
+        bomb is refused at once; :meth:`spend` then holds the real numbers to the limits."""
+        meta = parquet.metadata
+        pages = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        try:
+            first = next(parquet.iter_batches(batch_size=_SAMPLE_ROWS, columns=names))
+            estimate = first.nbytes * meta.num_rows // max(first.num_rows, 1)
+        except (StopIteration, pa.ArrowException, OSError, ValueError):
+            estimate = 0  # an unreadable page: the stream finds it and names its row group
+        refusal = self.limits.over(meta.num_rows, max(pages, estimate), self.size)
+        if refusal is not None:
+            raise refusal
+
+    def spend(self, batch: pa.RecordBatch) -> None:
+        self.rows += batch.num_rows
+        self.decoded += batch.nbytes
+        self.refusal = self.limits.over(self.rows, self.decoded, self.size)
+        if self.refusal is not None:
+            raise self.refusal
+
+
+class _Batches:
+    """The file's rows in record batches, numbered from 1 in ``ROW_COLUMN``, read one row
+    group at a time (page checksums verified) and spent against the extract's budget.
+
+    Remembers which row group could not be read, so that a corrupt page (the partner's
     fault) is told apart from a failure of the hub's own DuckDB (not the partner's).
     """
 
-    def __init__(self, parquet: pq.ParquetFile, names: list[str]) -> None:
-        self._parquet, self._names = parquet, names
-        self.failed = False
+    def __init__(self, parquet: pq.ParquetFile, names: list[str], budget: _Budget) -> None:
+        self._parquet, self._names, self.budget = parquet, names, budget
+        self.failed: int | None = None  # the row group that could not be read
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         start = 1
-        try:
-            for batch in self._parquet.iter_batches(batch_size=_BATCH_ROWS, columns=self._names):
+        for group in range(self._parquet.num_row_groups):
+            batches = self._parquet.iter_batches(
+                batch_size=_BATCH_ROWS, row_groups=[group], columns=self._names)
+            while True:
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    break
+                except (pa.ArrowException, OSError, ValueError):
+                    self.failed = group
+                    raise
+                self.budget.spend(batch)
                 numbers = pa.array(range(start, start + batch.num_rows), pa.int64())
                 yield batch.append_column(ROW_COLUMN, numbers)
                 start += batch.num_rows
-        except (pa.ArrowException, OSError, ValueError):
-            self.failed = True
-            raise
 
 
 def _check_rows(
@@ -373,11 +468,12 @@ def _check_rows(
     report: ExtractReport,
     canonical: Path | None,
     duck: DuckLimits,
-    bounding: tuple[UnitNumbering, str] | None = None,
+    bounding: tuple[UnitNumbering, str] | None,
+    budget: _Budget,
 ) -> int:
     names = [f.name for f in contract.extract_fields]
     schema = pa.schema([parquet.schema_arrow.field(n) for n in names])
-    source = _Batches(parquet, names)
+    source = _Batches(parquet, names, budget)
     stream = pa.RecordBatchReader.from_batches(
         schema.append(pa.field(ROW_COLUMN, pa.int64())), iter(source)
     )
@@ -388,14 +484,18 @@ def _check_rows(
             result = check_relation(con, contract, "extract", Side.HUB)
             if result.rows and not result.total_errors and canonical is not None:
                 _write_canonical(con, contract, report, canonical, bounding)
-    except (duckdb.Error, pa.ArrowException, OSError, ValueError) as exc:
+    except (duckdb.Error, pa.ArrowException, OSError, ValueError, ExtractOverLimit) as exc:
         if canonical is not None:
             canonical.unlink(missing_ok=True)
-        if source.failed:
+        if budget.refusal is not None:
+            raise budget.refusal from None
+        if source.failed is not None:
+            where = f"row group {source.failed + 1} of {parquet.num_row_groups}"
             raise ExtractInvalid(
-                "the extract's data cannot be read (corrupt Parquet pages); "
-                "write it again with tahub-connect",
-                errors=[RowError(field=None, reason="corrupt Parquet data")],
+                f"the extract's data cannot be read: {where} is corrupt (a page checksum "
+                "does not match, or a page cannot be decoded); write it again with "
+                "tahub-connect",
+                errors=[RowError(field=None, reason=f"corrupt Parquet data in {where}")],
             ) from exc
         if isinstance(exc, duckdb.OutOfMemoryException):
             raise Unavailable("the hub ran out of memory checking this extract; retry later",
@@ -445,6 +545,6 @@ def _write_canonical(
             schema = schema.with_metadata(
                 {**(schema.metadata or {}), FIXED_META.encode(): FixedColumn.metadata(fixed)})
     rows = con.sql(query).to_arrow_reader(_ROW_GROUP_ROWS)
-    with pq.ParquetWriter(dest, schema, compression="zstd") as writer:
+    with pq.ParquetWriter(dest, schema, compression="zstd", write_page_checksum=True) as writer:
         for batch in rows:
             writer.write_batch(batch.cast(schema))

@@ -71,13 +71,13 @@ from hub.errors import (
     Unavailable,
 )
 from hub.governance.audit import Action, AuditEvent, AuditLog
-from hub.ingest.extracts import ExtractReport, check_extract
+from hub.ingest.extracts import ExtractLimits, ExtractReport, check_extract
 from hub.ingest.linkage import LinkIndex, LinkSource, identifier_columns, linkable_datasets
 from hub.ingest.staging import Staging
 from hub.ingest.units import open_unit_index
 from hub.metrics import Metrics
 from hub.settings import Settings
-from hub.storage.db import extracts, uploads, utcnow
+from hub.storage.db import extracts, organisations, uploads, utcnow
 from hub.storage.objects import MultipartStore, ObjectStore
 from hub.storage.s3 import S3Store
 from hub.storage.sandbox import DuckLimits
@@ -485,6 +485,19 @@ class IngestService:
         self._store.delete(key)
         return result
 
+    def extract_limits(self, org: str) -> ExtractLimits:
+        """What one extract of ``org`` may hold: its own limits where an administrator set
+        them (``tahub admin member limits``), else the hub's settings."""
+        o = organisations.c
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(o.max_extract_rows, o.max_decoded_bytes,
+                                         o.max_decoded_ratio).where(o.id == org)).first()
+        rows, decoded, ratio = row if row is not None else (None, None, None)
+        s = self._settings
+        return ExtractLimits(max_rows=rows or s.max_extract_rows,
+                             max_decoded_bytes=decoded or s.max_decoded_bytes,
+                             max_ratio=ratio or s.max_decoded_ratio)
+
     def _verify(self, actor: Actor, up: Any, raw: Path, canonical: Path) -> ExtractReport:
         """Checksum and contract; any failure rejects the upload and discards its bytes."""
         try:
@@ -498,7 +511,8 @@ class IngestService:
                 )
             duck = replace(DuckLimits.of(self._settings), spill_root=canonical.parent)
             return check_extract(raw, contract, canonical=canonical, duck=duck,
-                                 units=self.units, partner=actor.org)
+                                 limits=self.extract_limits(actor.org), units=self.units,
+                                 partner=actor.org)
         except (InvalidInput, NotFound) as exc:
             self._finish(up, _REJECTED, _event(
                 Action.UPLOAD_REJECTED, actor, up.id, up.dataset,

@@ -158,6 +158,11 @@ organisations = Table(
     Column("name", String(200), nullable=False, unique=True),
     Column("kind", String(32), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    # per-member overrides of the extract limits (hub.ingest.extracts.ExtractLimits);
+    # NULL: the hub's setting
+    Column("max_extract_rows", BigInteger, nullable=True),
+    Column("max_decoded_bytes", BigInteger, nullable=True),
+    Column("max_decoded_ratio", Integer, nullable=True),
 )
 
 clients = Table(

@@ -227,3 +227,22 @@ def test_serve_refuses_bad_configuration_before_listening(
         {**env, "TAHUB_CONTRACTS_DIR": str(tmp_path / "missing")}, "serve", "--port", "1"
     )
     assert code == 1 and "contracts folder" in err and "Traceback" not in err + out
+
+
+def test_member_limits_show_set_and_reset(env: dict[str, str]) -> None:
+    code, out, _ = _run(env, "admin", "member", "add", "Large Bank", "--kind", "bank",
+                        "--role", "partner")
+    org = re.search(r"org_[0-9a-f]+", out)
+    assert code == 0 and org is not None
+    code, out, _ = _run(env, "admin", "member", "limits", org.group(0))
+    assert code == 0 and "100,000,000" in out and "TAHUB_MAX_EXTRACT_ROWS" in out
+    code, out, _ = _run(env, "admin", "member", "limits", org.group(0), "--max-rows",
+                        "300000000", "--max-ratio", "400")
+    assert code == 0 and "300,000,000" in out and out.count("this member") == 2
+    code, out, err = _run(env, "admin", "member", "limits", org.group(0), "--reset",
+                          "--max-rows", "5")
+    assert code != 0 and "--reset" in err + out
+    code, out, _ = _run(env, "admin", "member", "limits", org.group(0), "--reset")
+    assert code == 0 and "this member" not in out
+    code, _, err = _run(env, "admin", "member", "limits", "org_nope", "--max-rows", "5")
+    assert code == 1 and "no member organisation" in err

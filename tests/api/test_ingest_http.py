@@ -10,8 +10,10 @@ import pytest
 
 from hub.actors import Role
 from hub.contracts.model import Contract
+from hub.storage.db import audit_entries
 from tests.api.conftest import CHUNK_BYTES, Hub
 from tests.api.extract_files import KEY_ID, sha256_of, write_extract
+from tests.hub.extract_files import write_bomb
 
 PROBLEM = "application/problem+json"
 
@@ -263,3 +265,31 @@ def test_a_client_without_the_partner_role_cannot_upload(hub: Hub) -> None:
             assert resp.json()["code"] == "forbidden"
             assert resp.json()["rule"] == "role:partner"
             assert "www-authenticate" not in resp.headers
+
+
+def test_a_decompression_bomb_is_refused_and_a_member_may_be_given_its_own_limits(
+    hub: Hub, alerts: Contract, tmp_path: Path
+) -> None:
+    creds = hub.member("Bomb Bank")
+    bomb = write_bomb(tmp_path / "bomb.parquet", alerts, 5_000_000)  # ~200 KB
+    with hub.authed(creds) as http:
+        for _ in range(2):  # sent again: the same answer, nothing to retry
+            resp = _upload(http, bomb, alerts)
+            assert resp.status_code == 422 and resp.headers["content-type"] == PROBLEM
+            body = resp.json()
+            assert (body["code"], body["rule"]) == ("extract_over_limit", "max_decoded_ratio")
+            assert "Retry-After" not in resp.headers
+        assert http.get("/v1/extracts").json() == []
+        # a member whose exports really are this repetitive gets its own ratio
+        small = write_bomb(tmp_path / "small.parquet", alerts, 200_000)
+        assert _upload(http, small, alerts).json()["rule"] == "max_decoded_ratio"
+        identity = hub.services.identity
+        identity.set_extract_limits(creds.org_id, {"max_decoded_ratio": 100_000}, actor="test")
+        assert _upload(http, small, alerts).status_code == 201
+        assert [e["rows"] for e in http.get("/v1/extracts").json()] == [200_000]
+        assert identity.set_extract_limits(creds.org_id, {"max_decoded_ratio": None}) == {
+            "max_extract_rows": None, "max_decoded_bytes": None, "max_decoded_ratio": None}
+    audit = hub.services.ingest.audit
+    events = [e for e in audit.scan(audit_entries.c.action == "member.limits_set")
+              if e.object_id == creds.org_id]
+    assert [e.details["max_decoded_ratio"] for e in events] == [100_000, None]

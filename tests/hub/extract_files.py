@@ -100,5 +100,22 @@ def write_extract(
     return path
 
 
+def write_bomb(path: Path, contract: Contract, rows: int, *, first: int = 0,
+               row_group_size: int = 1_000_000) -> Path:
+    """A decompression bomb: ``first`` distinct valid rows, then one valid row repeated
+    until the file holds ``rows`` rows (zstd: a few bytes per million copies)."""
+    schema = schema_for(contract).with_metadata(metadata_for(contract))
+    head = pa.Table.from_pylist(valid_rows(contract, first + 1, seed=1), schema=schema)
+    chunk = head.slice(first, 1).take(pa.array([0] * min(row_group_size, rows), pa.int64()))
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        if first:
+            writer.write_table(head.slice(0, first))
+        left = rows - first
+        while left > 0:
+            writer.write_table(chunk.slice(0, left), row_group_size=row_group_size)
+            left -= chunk.num_rows
+    return path
+
+
 def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -14,10 +14,18 @@ from hypothesis import strategies as st
 
 from hub.contracts.extractformat import extract_schema
 from hub.contracts.model import Contract, ContractRegistry
-from hub.errors import EmptyExtract, ExtractInvalid, RowError, Unavailable
-from hub.ingest.extracts import check_extract
+from hub.errors import EmptyExtract, ExtractInvalid, ExtractOverLimit, RowError, Unavailable
+from hub.ingest import extracts as extracts_module
+from hub.ingest.extracts import ExtractLimits, check_extract
 from hub.storage.sandbox import DuckLimits
-from tests.hub.extract_files import KEY_ID, schema_for, token, valid_rows, write_extract
+from tests.hub.extract_files import (
+    KEY_ID,
+    schema_for,
+    token,
+    valid_rows,
+    write_bomb,
+    write_extract,
+)
 
 REGISTRY = ContractRegistry.load()
 ALERTS = REGISTRY.get("bank_alerts", 1)
@@ -375,3 +383,91 @@ def test_a_hub_side_failure_is_not_blamed_on_the_partners_file(tmp_path: Path) -
     with pytest.raises(Unavailable, match="retry later"):
         check_extract(path, ALERTS, duck=DuckLimits(1, "1MB"))
     assert check_extract(path, ALERTS).rows == 20_000
+
+
+# -- limits: row-count and decompression bombs ------------------------------------------------
+ALERTS_V1 = REGISTRY.get("bank_alerts", 1)
+
+
+def _refusal(path: Path, limits: ExtractLimits, canonical: Path | None = None) -> str:
+    with pytest.raises(ExtractOverLimit) as err:
+        check_extract(path, ALERTS_V1, canonical=canonical, limits=limits)
+    assert err.value.code == "extract_over_limit" and err.value.status == 422
+    assert canonical is None or not canonical.exists()
+    return str(err.value.extra["rule"])
+
+
+def test_a_decompression_bomb_is_refused_from_its_footer_and_first_rows(tmp_path: Path) -> None:
+    # 5 million copies of one row in ~200 KB; the default limits, nothing written
+    bomb = write_bomb(tmp_path / "bomb.parquet", ALERTS_V1, 5_000_000)
+    assert bomb.stat().st_size < 400_000
+    assert _refusal(bomb, ExtractLimits(), tmp_path / "canonical.parquet") == "max_decoded_ratio"
+    # the same rows, each limit alone
+    assert _refusal(bomb, ExtractLimits(max_rows=4_999_999, max_ratio=10**9)) == (
+        "max_extract_rows")
+    assert _refusal(bomb, ExtractLimits(max_decoded_bytes=10**8, max_ratio=10**9)) == (
+        "max_decoded_bytes")
+
+
+def test_real_extracts_pass_the_default_limits(tmp_path: Path) -> None:
+    path = write_extract(tmp_path / "x.parquet", ALERTS_V1, valid_rows(ALERTS_V1, 5000))
+    assert check_extract(path, ALERTS_V1, limits=ExtractLimits()).rows == 5000
+    # at the limits exactly: accepted
+    assert check_extract(path, ALERTS_V1, limits=ExtractLimits(max_rows=5000)).rows == 5000
+
+
+def test_the_limits_hold_while_streaming_when_the_footer_understates_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a realistic first row group, then a million copies of one row, as if footer and first
+    # rows had passed (the footer check is switched off): the streaming rows are held to the
+    # limits, and reading stops within one batch of a limit instead of after the whole file
+    bomb = write_bomb(tmp_path / "bomb.parquet", ALERTS_V1, 1_000_000, first=2_000,
+                      row_group_size=100_000)
+    spent: list[int] = []
+    spend = extracts_module._Budget.spend
+
+    def counting(self: Any, batch: pa.RecordBatch) -> None:
+        spent.append(batch.num_rows)
+        spend(self, batch)
+
+    monkeypatch.setattr(extracts_module._Budget, "check_footer", lambda *_a: None)
+    monkeypatch.setattr(extracts_module._Budget, "spend", counting)
+    assert _refusal(bomb, ExtractLimits(max_rows=200_000, max_ratio=10**9)) == (
+        "max_extract_rows")
+    assert 200_000 < sum(spent) <= 200_000 + extracts_module._BATCH_ROWS
+    spent.clear()
+    assert _refusal(bomb, ExtractLimits(max_decoded_bytes=20_000_000, max_ratio=10**9)) == (
+        "max_decoded_bytes")
+    assert sum(spent) < 300_000
+    spent.clear()
+    assert _refusal(bomb, ExtractLimits()) == "max_decoded_ratio"
+    assert sum(spent) < 1_000_000
+
+
+def _corrupt_row_group(path: Path, group: int) -> None:
+    """Flip one byte in the middle of the first data page of ``group``'s first column."""
+    chunk = pq.ParquetFile(path).metadata.row_group(group).column(0)
+    at = chunk.data_page_offset + chunk.total_compressed_size // 2
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_a_corrupted_page_is_refused_with_its_row_group(tmp_path: Path) -> None:
+    table = pa.Table.from_pylist(valid_rows(ALERTS_V1, 300), schema=schema_for(ALERTS_V1))
+    table = table.replace_schema_metadata(pq.read_schema(
+        write_extract(tmp_path / "m.parquet", ALERTS_V1, valid_rows(ALERTS_V1, 1))).metadata)
+    path = tmp_path / "x.parquet"
+    # uncompressed, so that a flipped byte is still decodable: only the page's CRC tells
+    pq.write_table(table, path, compression="none", row_group_size=100,
+                   write_page_checksum=True)
+    _corrupt_row_group(path, 1)
+    with pytest.raises(ExtractInvalid, match="row group 2 of 3") as err:
+        check_extract(path, ALERTS_V1, canonical=tmp_path / "canonical.parquet")
+    assert err.value.errors[0].reason == "corrupt Parquet data in row group 2 of 3"
+    assert not (tmp_path / "canonical.parquet").exists()
+    # without checksums the same flip goes unseen (what the checksums add)
+    pq.write_table(table, path, compression="none", row_group_size=100)
+    _corrupt_row_group(path, 1)
+    assert pq.read_table(path).num_rows == 300
