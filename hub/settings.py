@@ -204,6 +204,12 @@ class Settings(BaseSettings):
         "millions of repeated rows (a decompression bomb) is stopped within seconds. Real "
         "extracts decode to 4-9 times their size (per member: `tahub admin member limits`).",
     )
+    audit_fold_seconds: int = Field(
+        default=60, ge=1, le=86400,
+        description="Identical refusals of one actor within this many seconds are written to "
+        "the audit log as one entry with a count (after the first, which is written at "
+        "once), so that a burst cannot flood the log.",
+    )
     duckdb_memory_limit: str = Field(
         default="2GB",
         pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",

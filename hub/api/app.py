@@ -55,6 +55,7 @@ from hub.governance.policies import default_policies_dir
 from hub.governance.policychanges import PolicyChanges
 from hub.governance.policystore import PolicyStore
 from hub.governance.proposals import Quorum
+from hub.governance.refusals import RefusalLog
 from hub.identity.oidc import ExternalProvider
 from hub.identity.service import IdentityService
 from hub.identity.signin import SignIns
@@ -226,6 +227,7 @@ def create_app(settings: Settings, *, startup_tasks: bool = True) -> FastAPI:
                     public_url=settings.public_url,
                 )
             app.state.services = services
+            app.state.refusals = RefusalLog(services.ingest.audit, settings.audit_fold_seconds)
             services.policies.start_watching()  # reloads policy files when they change
             app.state.token_server = TokenServer(
                 services.identity, services.signins, settings.public_url)
@@ -242,6 +244,9 @@ def create_app(settings: Settings, *, startup_tasks: bool = True) -> FastAPI:
         finally:
             if sweeper is not None:
                 sweeper.cancel()
+            refusals: RefusalLog | None = getattr(app.state, "refusals", None)
+            if refusals is not None:
+                await run_in_threadpool(refusals.flush)
             services.close()
 
     app = FastAPI(

@@ -110,6 +110,7 @@ def current_actor(
             "(get one from POST /oauth/token)"
         )
     actor = identity.verify_token(credentials.credentials)
+    request.state.actor = actor  # a refusal from here on is audited (hub.api.problems)
     limits: RateLimits = request.app.state.rate_limits
     limits.member(actor.org, request.method, request.url.path)
     return actor

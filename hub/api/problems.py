@@ -24,6 +24,7 @@ request in :mod:`hub.metrics` by method, route template and status.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -35,11 +36,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.errors import InvalidInput, NotFound, RowError, TahubError, Unavailable
+from hub.governance.refusals import Refusal, RefusalLog
 from hub.metrics import UNMATCHED_ROUTE, Metrics
 
 __all__ = [
@@ -147,10 +150,48 @@ def _database_error(request: Request, exc: Exception) -> JSONResponse:
     return _tahub_error(request, Unavailable("the metadata store is unavailable; retry later"))
 
 
+_DATASET_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+async def _dataset_of(request: Request) -> str | None:
+    """The dataset a request named (path, query string or JSON body), if any."""
+    found: list[object] = [request.path_params.get("dataset"),
+                           request.query_params.get("dataset")]
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            found.append(body.get("dataset"))
+    return next((d for d in found if isinstance(d, str) and _DATASET_RE.match(d)), None)
+
+
+async def _refused(request: Request, exc: Exception) -> JSONResponse:
+    """A refusal's problem+json; for an authenticated request refused with a 4xx other than
+    401 (that one is ``auth.bearer_refused``) and 429 (asking too fast, no probe), its
+    ``request.refused`` audit entry too (:mod:`hub.governance.refusals`)."""
+    handler = _validation_error if isinstance(exc, RequestValidationError) else _tahub_error
+    response = handler(request, exc)
+    actor = getattr(request.state, "actor", None)
+    refusals: RefusalLog | None = getattr(request.app.state, "refusals", None)
+    status = response.status_code
+    if actor is None or refusals is None or not 400 <= status < 500 or status in (401, 429):
+        return response
+    body = json.loads(bytes(response.body))
+    refusal = Refusal(
+        actor=actor.client_id, org=actor.org, method=request.method,
+        route=getattr(request.scope.get("route"), "path", UNMATCHED_ROUTE), status=status,
+        code=str(body.get("code")), rule=body.get("rule"), field=body.get("field"),
+        dataset=await _dataset_of(request))
+    await run_in_threadpool(refusals.record, refusal)
+    return response
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Register the handlers that turn every refusal into problem+json."""
-    app.add_exception_handler(TahubError, _tahub_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(TahubError, _refused)
+    app.add_exception_handler(RequestValidationError, _refused)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(PoolTimeout, _database_error)

@@ -113,11 +113,12 @@ class Action(StrEnum):
     RELEASE_PUBLISHED = "release.published"
     RELEASE_UPDATED = "release.updated"
     RELEASE_WITHDRAWN = "release.withdrawn"
+    REQUEST_REFUSED = "request.refused"  # 403/404/409/422 to an authenticated request
 
 
 #: What a data owner sees of the use of its datasets (GET /v1/audit/usage).
 QUERY_ACTIONS = (Action.QUERY_CHARGED, Action.QUERY_RELEASED, Action.QUERY_FAILED,
-                 Action.QUERY_REUSED)
+                 Action.QUERY_REUSED, Action.REQUEST_REFUSED)
 
 
 @dataclass(frozen=True, slots=True)
