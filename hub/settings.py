@@ -204,6 +204,17 @@ class Settings(BaseSettings):
         "millions of repeated rows (a decompression bomb) is stopped within seconds. Real "
         "extracts decode to 4-9 times their size (per member: `tahub admin member limits`).",
     )
+    query_wait_seconds: int = Field(
+        default=120, ge=1, le=3600,
+        description="How long a query waits for an identical one of the same member that is "
+        "being computed (by any process), to answer with its release for free; beyond it, "
+        "503 and nothing spent.",
+    )
+    query_stale_seconds: int = Field(
+        default=900, ge=1,
+        description="A query charged this many seconds ago and still not released is taken "
+        "for one whose process died: an identical query is then charged and computed again.",
+    )
     audit_fold_seconds: int = Field(
         default=60, ge=1, le=86400,
         description="Identical refusals of one actor within this many seconds are written to "

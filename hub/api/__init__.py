@@ -4,6 +4,8 @@
 
     hub.api.app        create_app(settings): lifespan builds the services onto app.state
     hub.api.problems   every error -> RFC 9457 problem+json; request ids; generic 500s
+    hub.api.openapi    the published document: Problem, problems(401, 403...), declared bodies
+    hub.api.schemas    the answers' shapes (pydantic) for the document, one module per group
     hub.api.deps       Annotated dependencies: services and the calling Actor
     hub.api.oauth      POST /oauth/token and the OpenID provider's endpoints (authlib)
     hub.api.bodylimit  the JSON body-size limit (413 before a byte is parsed)

@@ -33,6 +33,7 @@ from hub import __version__
 from hub.api.bodylimit import BodyLimit
 from hub.api.oauth import TokenServer
 from hub.api.oauth import router as oauth_router
+from hub.api.openapi import install_openapi
 from hub.api.problems import RequestContext, install_problem_handlers
 from hub.api.ratelimit import RateLimits
 from hub.api.routes import audit as audit_routes
@@ -65,7 +66,7 @@ from hub.metrics import Metrics
 from hub.query.engine import QueryEngine
 from hub.query.ledger import Ledger
 from hub.query.publications import Publications
-from hub.query.service import QueryService
+from hub.query.service import QueryService, SingleFlight
 from hub.settings import Settings, load_settings
 from hub.storage.db import make_engine, schema_is_current, upgrade
 from hub.storage.objects import ObjectStore, open_store
@@ -145,7 +146,9 @@ def build_services(
         ledger = Ledger(engine)
         query_engine = QueryEngine(store=store, ingest=ingest, settings=settings)
         queries = QueryService(policies=policies, registry=registry, ledger=ledger,
-                               engine=query_engine, metrics=metrics)
+                               engine=query_engine, metrics=metrics,
+                               wait=SingleFlight(max_seconds=settings.query_wait_seconds,
+                                                 stale_seconds=settings.query_stale_seconds))
         publications = Publications(engine, audit)
     except SQLAlchemyError as exc:
         engine.dispose()
@@ -273,6 +276,7 @@ def create_app(settings: Settings, *, startup_tasks: bool = True) -> FastAPI:
     app.include_router(audit_routes.router)
     app.include_router(governance.router)
     ui.mount(app)
+    install_openapi(app)  # problem+json answers in the document (hub.api.openapi)
     return app
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import secrets
 from collections import defaultdict
 from collections.abc import Mapping
@@ -64,7 +65,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from hub.api.openapi import problems
 from hub.api.ratelimit import RateLimits
+from hub.api.schemas.identity import OAuthError, TokenForm, TokenResponse
 from hub.identity.people import Person
 from hub.identity.service import TOKEN_AUTH_METHODS, IdentityService, OAuthClient
 from hub.identity.signin import (
@@ -84,6 +87,9 @@ log = structlog.get_logger(__name__)
 TOKEN_PATH = "/oauth/token"  # noqa: S105 - a URL path, not a secret
 AUTHORIZE_PATH = "/oauth/authorize"
 _MAX_FORM_BYTES = 16 * 1024
+#: A parameter name an error description may repeat (RFC 6749 allows no quotes, no
+#: backslashes and nothing beyond ASCII there; authlib enforces it).
+_SHOWN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -266,6 +272,8 @@ class TokenServer(AuthorizationServer):
     def handle_response(
         self, status: int, body: Any, headers: list[tuple[str, str]]
     ) -> Response:
+        if 300 <= status < 400:  # a redirect of the authorization endpoint: no body
+            return Response(status_code=status, headers=dict(headers))
         return JSONResponse(body, status_code=status, headers=dict(headers))
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
@@ -330,11 +338,28 @@ async def _form(request: Request) -> list[tuple[str, str]]:
     names = [name for name, _ in form]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:  # RFC 6749 section 3.2: parameters must not be repeated
-        raise InvalidRequestError(description=f"repeated parameter(s): {', '.join(repeated)}")
+        shown = [name for name in repeated if _SHOWN_NAME.fullmatch(name)]
+        raise InvalidRequestError(description="repeated parameter(s)" + (
+            f": {', '.join(shown)}" if shown else ""))
     return form
 
 
-@router.post(TOKEN_PATH, summary="Issue an access token (OAuth2 client credentials)")
+#: The token endpoint's answers: RFC 6749 JSON (a token or an error), except the hub's own
+#: refusals before authlib runs (a body over the size limit, the rate limit, the store down).
+_TOKEN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": OAuthError, "description": "invalid_request, invalid_grant, "
+          "unsupported_grant_type, invalid_scope... (RFC 6749)"},
+    401: {"model": OAuthError, "description": "invalid_client: unknown client or wrong secret"},
+    **problems(413, 429, 503),
+}
+#: The body is read by :func:`_form` (authlib needs the raw pairs), so it is declared here.
+_TOKEN_BODY = {"requestBody": {"required": True, "content": {
+    "application/x-www-form-urlencoded": {"schema": TokenForm.model_json_schema()}}}}
+
+
+@router.post(TOKEN_PATH, summary="Issue an access token (OAuth2 client credentials)",
+             response_model=TokenResponse, responses=_TOKEN_RESPONSES,
+             openapi_extra=_TOKEN_BODY)
 async def token(request: Request) -> Response:
     server: TokenServer = request.app.state.token_server
     # Per client address, before anything is read or audited: a flood of sign-in attempts

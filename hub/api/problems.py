@@ -7,7 +7,8 @@
   ``field``, ``errors`` and a conflict's ``offset`` come from the error itself;
 * FastAPI's request validation -> 422 ``invalid_input`` with ``field`` and ``errors``
   (``[{field, reason}]``; the offending input is never echoed: it could be an identifier);
-* Starlette's HTTP errors (no such route, wrong method) -> the same shape;
+* Starlette's HTTP errors (no such route, wrong method) -> the same shape; a body FastAPI
+  cannot decode (its 400) -> 422 ``invalid_input`` with ``field: body``;
 * a metadata-store connection that no service translated (the database restarting, a
   failover, a dropped connection: SQLAlchemy's ``OperationalError``, ``InterfaceError``,
   pool timeout, or any driver error that invalidated its connection) -> 503
@@ -116,6 +117,9 @@ def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
     if exc.status_code == 404:
         return _tahub_error(request, NotFound(f"no route {request.url.path}"))
+    if exc.status_code == 400:  # FastAPI cannot decode the body: invalid input like any other
+        return _tahub_error(request, InvalidInput(
+            "the request body cannot be read: not UTF-8 JSON, or a broken form", field="body"))
     code = "method_not_allowed" if exc.status_code == 405 else "http_error"
     body = {
         "type": f"urn:tahub:problem:{code}",

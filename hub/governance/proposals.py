@@ -17,9 +17,16 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+)
 
 from hub.errors import InvalidInput, RowError
 from hub.governance.policies import Policy
@@ -89,7 +96,9 @@ class ProposalRequest(BaseModel):
     dataset: str | None = Field(default=None, max_length=63)
     filename: str | None = Field(default=None, max_length=255,
                                  description="An uploaded file's name: <dataset>.yaml.")
-    effective_at: datetime | None = Field(
+    effective_at: Annotated[datetime | None, WithJsonSchema({"anyOf": [
+        {"type": "string", "format": "date"}, {"type": "string", "format": "date-time"},
+        {"type": "null"}]})] = Field(
         default=None, description="When the change takes effect once approved (default: "
         "at once). An ISO 8601 date or time.")
     note: str | None = Field(default=None, max_length=4000)

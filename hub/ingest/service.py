@@ -844,10 +844,7 @@ class IngestService:
             sizes = _part_sizes(row.size, row.part_bytes)
             received = list(range(1, len(sizes) + 1)) if status == _COMMITTED else []
             if status == _RECEIVING and not fresh:
-                whole = {int(n) for n, _etag, size in self._multipart().list_parts(
-                    staging_key(row.org_id, row.id), row.multipart_id)
-                    if 1 <= int(n) <= len(sizes) and int(size) == sizes[int(n) - 1]}
-                received = sorted(whole)
+                received = self._received_parts(row, sizes)
             offset = sum(sizes[n - 1] for n in received)
             direct = {"part_bytes": row.part_bytes, "parts": len(sizes),
                       "received_parts": received}
@@ -861,6 +858,21 @@ class IngestService:
             chunk_bytes=self._settings.chunk_bytes, expires_at=row.expires_at,
             transfer=row.transfer, **direct,
         )
+
+
+    def _received_parts(self, row: Any, sizes: list[int]) -> list[int]:
+        """The parts of a direct upload that arrived whole; all of them once a commit has
+        assembled the object (its multipart upload is then gone: a commit that did not
+        finish, e.g. a hub killed while checking, leaves the upload receiving)."""
+        key = staging_key(row.org_id, row.id)
+        try:
+            parts = self._multipart().list_parts(key, row.multipart_id)
+        except NotFound:
+            if not self._store.exists(key):
+                raise
+            return list(range(1, len(sizes) + 1))
+        return sorted(int(n) for n, _etag, size in parts
+                      if 1 <= int(n) <= len(sizes) and int(size) == sizes[int(n) - 1])
 
 
 def _event(action: Action, actor: Actor, upload_id: str, dataset: str,

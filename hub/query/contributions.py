@@ -26,9 +26,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Protocol
 
-from hub.errors import InvalidInput
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hub.errors import InvalidInput, RowError
 from hub.governance.policies import MAX_ROWS_CAP, Policy
-from hub.privacy.accounting import Cost
+from hub.privacy.accounting import Cost, parse_amount
 from hub.privacy.intervals import estimates
 from hub.privacy.noise import (
     NoiseSpec,
@@ -40,8 +42,8 @@ from hub.privacy.noise import (
     split_cost,
 )
 
-__all__ = ["CANDIDATES", "QUANTILES", "Contributions", "Suggestion", "calibrate_suggestion",
-           "suggest"]
+__all__ = ["CANDIDATES", "QUANTILES", "BoundsRequest", "Contributions", "Suggestion",
+           "calibrate_suggestion", "suggest"]
 
 #: The quantile levels released by default.
 QUANTILES = (0.5, 0.9, 0.95, 0.99)
@@ -51,6 +53,48 @@ CANDIDATES: tuple[float, ...] = tuple(
                        *range(600, MAX_ROWS_CAP + 1, 100)])
 #: Rows beyond the bound one unit may add to the left-out sum (its sensitivity).
 _BEYOND_CAP = MAX_ROWS_CAP
+
+
+class BoundsRequest(BaseModel):
+    """The body of ``POST /v1/governance/bounds`` (docs/governance.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: str = Field(min_length=1, max_length=200,
+                         description="A dataset with an active policy.")
+    cost: str | int = Field(
+        description="Exact cost, charged to your organisation on the dataset's budget: a "
+        "decimal or fraction string (\"1/20\") or an integer; at most the per-query cap.")
+    quantiles: list[float] | None = Field(
+        default=None, max_length=20,
+        description="Distinct quantile levels, each strictly between 0 and 1 (default: 0.5, "
+        "0.9, 0.95, 0.99).")
+
+    @field_validator("cost", mode="before")
+    @classmethod
+    def _exact_cost(cls, value: Any) -> str:
+        return str(parse_amount(value))  # ValueError for floats, negatives, junk
+
+    @property
+    def amount(self) -> Fraction:
+        return parse_amount(self.cost)
+
+    @property
+    def levels(self) -> tuple[float, ...]:
+        return tuple(self.quantiles or QUANTILES)
+
+    @classmethod
+    def parse(cls, data: Any) -> BoundsRequest:
+        """Validate a decoded JSON body; :class:`InvalidInput` lists every problem."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            errors = [RowError(".".join(str(p) for p in e["loc"]) or None,
+                               e["msg"].removeprefix("Value error, "))
+                      for e in exc.errors(include_url=False)]
+            shown = "; ".join(str(e) for e in errors[:3])
+            raise InvalidInput(f"the request is invalid: {shown}", field=errors[0].field,
+                               errors=errors) from None
 
 
 class Contributions(Protocol):

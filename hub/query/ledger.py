@@ -30,6 +30,14 @@ period is current and cannot each spend a period's cap. On SQLite, whose hub pro
 one host, it is that host's clock (:func:`hub.storage.db.utcnow`). An explicit ``now`` (tests,
 administration) overrides it.
 
+One charge per question: :meth:`Ledger.charge_once` (what the query service uses) charges a
+member's question only if, under the same lock, no release of it is stored and no identical
+charge of it is in flight (``charged`` and younger than ``stale_after``); else it returns
+that release, or :class:`InFlight` for the caller to wait on. Identical queries sent at once,
+to any process or replica, are computed and charged once; the others get the stored release
+for free. An in-flight entry older than ``stale_after`` is taken for a process that died
+mid-query, and the question is charged again.
+
 Zero cost: a zero-cost charge is written like any other (amount 0), so that every release
 still has its entry and the audit trail shows every query.
 
@@ -51,7 +59,7 @@ import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
@@ -62,18 +70,26 @@ from sqlalchemy.exc import SQLAlchemyError
 from hub.errors import Conflict, InvalidInput, Unavailable
 from hub.governance.audit import Action, AuditEvent, AuditLog
 from hub.privacy.accounting import BudgetLimits, Cost, Measure
-from hub.privacy.budget import Balance, Spend, SpentEntry, check_charge, opened_at, tally
+from hub.privacy.budget import (
+    Balance,
+    Spend,
+    SpentEntry,
+    check_charge,
+    opened_at,
+    tally,
+)
 from hub.storage.db import (
     budget_locks,
     iso_utc,
     ledger_entries,
+    ledger_totals,
     read_connection,
     releases,
     utcnow,
     write_transaction,
 )
 
-__all__ = ["Charge", "Ledger", "Release", "Spending"]
+__all__ = ["Charge", "InFlight", "Ledger", "Release", "Spending"]
 
 CHARGED, RELEASED, FAILED = "charged", "released", "failed"
 _INT64 = 2**63 - 1
@@ -107,6 +123,14 @@ class Release:
     created_at: datetime
     result: dict[str, Any]
     cost: Cost
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    """An identical question of the same member is being computed (entry ``entry_id``)."""
+
+    entry_id: str
+    since: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +177,42 @@ def _charge(row: Any) -> Charge:
         query_key=row.query_key, status=row.status, created_at=row.created_at,
         released_at=row.released_at, shape=row.shape,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """A charge to be written, checked for what can be checked without the lock."""
+
+    dataset: str
+    org: str
+    limits: BudgetLimits
+    cost: Cost
+    query_key: str
+    shape: dict[str, Any]
+    now: datetime | None
+
+    @classmethod
+    def of(cls, dataset: str, org: str, limits: BudgetLimits, cost: Cost, query_key: str,
+           shape: Mapping[str, Any], now: datetime | None) -> _Entry:
+        if not isinstance(query_key, str) or not _QUERY_KEY.fullmatch(query_key):
+            raise InvalidInput("query_key must be a lowercase hex sha256 digest",
+                               field="query_key")
+        if not dataset:
+            raise InvalidInput("dataset is required", field="dataset")
+        if cost.measure is not limits.measure:  # refused on the measure, whatever the time
+            check_charge(limits, cost, Spend(Fraction(0), Fraction(0), Fraction(0)),
+                         now=utcnow() if now is None else _utc(now))
+        amount, delta = Fraction(cost.amount), Fraction(cost.delta)
+        if max(amount.numerator, amount.denominator, delta.numerator,
+               delta.denominator) > _INT64:
+            raise InvalidInput(f"the cost {cost} cannot be stored exactly; use a simpler "
+                               "fraction", field="cost")
+        return cls(dataset, org, limits, cost, query_key, _json_object(shape, "shape"), now)
+
+
+def _day(when: datetime) -> str:
+    """The UTC day of ``when``, as ``ledger_totals`` keys it."""
+    return _utc(when).strftime("%Y-%m-%d")
 
 
 class Ledger:
@@ -202,12 +262,15 @@ class Ledger:
 
     def _spent(self, conn: Connection, *, dataset: str, org: str, limits: BudgetLimits,
                now: datetime) -> Spend:
-        """Everything spent on ``dataset`` since it opened, from the stored entries."""
-        le = ledger_entries
+        """Everything spent on ``dataset`` since it opened, from the per-member, per-day
+        totals kept with each charge (``ledger_totals``): one row per member and day, so a
+        budget check does not grow with the number of queries (bench/ledger_growth.py).
+        Days are UTC and the opening and month windows start at midnight UTC, so each
+        day's total counts exactly as its entries would (:func:`tally`)."""
+        lt = ledger_totals
         rows = conn.execute(
-            sa.select(le.c.org_id, le.c.measure, le.c.amount_num, le.c.amount_den,
-                      le.c.delta_num, le.c.delta_den, le.c.created_at)
-            .where(le.c.dataset == dataset, le.c.created_at >= opened_at(limits))
+            sa.select(lt.c.org_id, lt.c.measure, lt.c.day, lt.c.amount, lt.c.delta)
+            .where(lt.c.dataset == dataset, lt.c.day >= _day(opened_at(limits)))
         ).all()
         other = {r.measure for r in rows} - {limits.measure.value}
         if other:
@@ -218,11 +281,27 @@ class Ledger:
                 rule="budget:measure",
             )
         return tally(
-            (SpentEntry(r.org_id, Fraction(r.amount_num, r.amount_den), r.created_at,
-                        Fraction(r.delta_num, r.delta_den))
-             for r in rows),
+            (SpentEntry(r.org_id, Fraction(r.amount), datetime.fromisoformat(r.day).replace(
+                tzinfo=UTC), Fraction(r.delta)) for r in rows),
             org=org, now=now,
         )
+
+    @staticmethod
+    def _add_to_totals(conn: Connection, e: _Entry, when: datetime, amount: Fraction,
+                       delta: Fraction) -> None:
+        """Add one charge to its member's total of its day (under the dataset's lock)."""
+        lt = ledger_totals
+        key = {"dataset": e.dataset, "org_id": e.org, "measure": e.cost.measure.value,
+               "day": _day(when)}
+        where = sa.and_(*(lt.c[k] == v for k, v in key.items()))
+        row = conn.execute(sa.select(lt.c.amount, lt.c.delta, lt.c.entries).where(where)).first()
+        if row is None:
+            conn.execute(sa.insert(lt).values(**key, amount=str(amount), delta=str(delta),
+                                              entries=1))
+        else:
+            conn.execute(sa.update(lt).where(where).values(
+                amount=str(Fraction(row.amount) + amount),
+                delta=str(Fraction(row.delta) + delta), entries=row.entries + 1))
 
     # -- spending -------------------------------------------------------------------------
     def charge(self, *, dataset: str, org: str, limits: BudgetLimits, cost: Cost,
@@ -237,42 +316,60 @@ class Ledger:
         ``now`` defaults to the ledger's clock, read once the lock is held. ``actor`` (the
         asking client) goes into the ``query.charged`` audit entry.
         """
-        if not isinstance(query_key, str) or not _QUERY_KEY.fullmatch(query_key):
-            raise InvalidInput("query_key must be a lowercase hex sha256 digest",
-                               field="query_key")
-        if not dataset:
-            raise InvalidInput("dataset is required", field="dataset")
-        if cost.measure is not limits.measure:  # refused on the measure, whatever the time
-            check_charge(limits, cost, Spend(Fraction(0), Fraction(0), Fraction(0)),
-                         now=utcnow() if now is None else _utc(now))
-        amount, delta = Fraction(cost.amount), Fraction(cost.delta)
-        if max(amount.numerator, amount.denominator, delta.numerator,
-               delta.denominator) > _INT64:
-            raise InvalidInput(f"the cost {cost} cannot be stored exactly; use a simpler "
-                               "fraction", field="cost")
-        stored_cost = Cost(cost.measure, amount, delta)
-        summary = _json_object(shape, "shape")
-        entry_id = _new_id("led_")
+        entry = _Entry.of(dataset, org, limits, cost, query_key, shape, now)
         with self._locked(dataset) as conn:
+            return self._debit(conn, entry, actor)
+
+    def charge_once(self, *, dataset: str, org: str, limits: BudgetLimits, cost: Cost,
+                    query_key: str, shape: Mapping[str, Any], stale_after: timedelta,
+                    now: datetime | None = None, actor: str | None = None
+                    ) -> Charge | Release | InFlight:
+        """:meth:`charge`, unless the same question of the same member already has a stored
+        release (returned: free) or an identical charge younger than ``stale_after`` in
+        flight (:class:`InFlight`: wait for its release); decided under the dataset's lock
+        (module docstring, "One charge per question")."""
+        entry = _Entry.of(dataset, org, limits, cost, query_key, shape, now)
+        le = ledger_entries
+        with self._locked(dataset) as conn:
+            stored = self._find(conn, dataset=dataset, org=org, query_key=query_key)
+            if stored is not None:
+                return stored
             when = self._now(conn) if now is None else _utc(now)
-            spent = self._spent(conn, dataset=dataset, org=org, limits=limits, now=when)
-            check_charge(limits, cost, spent, now=when)
-            conn.execute(sa.insert(ledger_entries).values(
-                id=entry_id, dataset=dataset, org_id=org, measure=cost.measure.value,
-                amount_num=amount.numerator, amount_den=amount.denominator,
-                delta_num=delta.numerator, delta_den=delta.denominator, query_key=query_key,
-                status=CHARGED, created_at=when, released_at=None,
-                shape=summary,
-            ))
-            self.audit.append(AuditEvent(
-                Action.QUERY_CHARGED, actor=actor, org=org, object_type="query",
-                object_id=entry_id, dataset=dataset,
-                details={"cost": stored_cost.as_json(), "query_key": query_key,
-                         "shape": summary},
-            ), conn=conn)
-        return Charge(id=entry_id, dataset=dataset, org=org, cost=stored_cost,
-                      query_key=query_key, status=CHARGED, created_at=when, released_at=None,
-                      shape=summary)
+            flying = conn.execute(
+                sa.select(le.c.id, le.c.created_at)
+                .where(le.c.dataset == dataset, le.c.org_id == org,
+                       le.c.query_key == query_key, le.c.status == CHARGED,
+                       le.c.created_at > when - stale_after)
+                .order_by(le.c.created_at).limit(1)).first()
+            if flying is not None:
+                return InFlight(flying.id, _utc(flying.created_at))
+            return self._debit(conn, entry, actor)
+
+    def _debit(self, conn: Connection, e: _Entry, actor: str | None) -> Charge:
+        """Check ``e`` against what is spent and insert its ``charged`` entry (under the
+        dataset's lock, held by the caller)."""
+        when = self._now(conn) if e.now is None else _utc(e.now)
+        spent = self._spent(conn, dataset=e.dataset, org=e.org, limits=e.limits, now=when)
+        check_charge(e.limits, e.cost, spent, now=when)
+        amount, delta = Fraction(e.cost.amount), Fraction(e.cost.delta)
+        stored_cost = Cost(e.cost.measure, amount, delta)
+        entry_id = _new_id("led_")
+        conn.execute(sa.insert(ledger_entries).values(
+            id=entry_id, dataset=e.dataset, org_id=e.org, measure=e.cost.measure.value,
+            amount_num=amount.numerator, amount_den=amount.denominator,
+            delta_num=delta.numerator, delta_den=delta.denominator, query_key=e.query_key,
+            status=CHARGED, created_at=when, released_at=None, shape=e.shape,
+        ))
+        self._add_to_totals(conn, e, when, amount, delta)
+        self.audit.append(AuditEvent(
+            Action.QUERY_CHARGED, actor=actor, org=e.org, object_type="query",
+            object_id=entry_id, dataset=e.dataset,
+            details={"cost": stored_cost.as_json(), "query_key": e.query_key,
+                     "shape": e.shape},
+        ), conn=conn)
+        return Charge(id=entry_id, dataset=e.dataset, org=e.org, cost=stored_cost,
+                      query_key=e.query_key, status=CHARGED, created_at=when,
+                      released_at=None, shape=e.shape)
 
     def record_release(self, charge: Charge, result: Mapping[str, Any],
                        *, now: datetime | None = None, actor: str | None = None) -> Release:

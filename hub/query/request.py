@@ -132,10 +132,20 @@ class PostProcess(BaseModel):
     )
 
 
+def _shorthands(schema: dict[str, Any]) -> None:
+    """The JSON schema says what the validators accept: a measure as its function's name
+    alone (``"count"``), a cost as an integer too."""
+    properties = schema["properties"]
+    plain = [f.value for f in Function if not f.needs_field]
+    properties["measures"]["items"] = {
+        "anyOf": [{"type": "string", "enum": plain}, properties["measures"]["items"]]}
+    properties["cost"]["anyOf"].insert(1, {"type": "integer", "minimum": 1})
+
+
 class QueryRequest(BaseModel):
     """A structured aggregate query. Never SQL: names are matched against the contract."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_shorthands)
 
     dataset: Name
     group_by: list[Name] = Field(default_factory=list, description="Dimensions, in output order.")

@@ -37,9 +37,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any, Protocol, TypeVar
 
@@ -51,12 +53,17 @@ from hub.errors import BudgetExceeded, Forbidden, InvalidInput, NotFound, TahubE
 from hub.governance.audit import Action, AuditEvent
 from hub.governance.policies import Policy, PolicySet, contract_clamp, shared_field
 from hub.metrics import Metrics
-from hub.privacy.accounting import BudgetLimits, Cost, parse_amount
+from hub.privacy.accounting import BudgetLimits, Cost
 from hub.privacy.budget import Balance, Spend, check_charge
 from hub.privacy.intervals import to_epsilon_delta
 from hub.query.authorisation import authorise
-from hub.query.contributions import QUANTILES, Suggestion, calibrate_suggestion, suggest
-from hub.query.ledger import Charge, Ledger, Release
+from hub.query.contributions import (
+    BoundsRequest,
+    Suggestion,
+    calibrate_suggestion,
+    suggest,
+)
+from hub.query.ledger import Charge, InFlight, Ledger, Release
 from hub.query.plan import QueryPlan
 from hub.query.release import (
     Aggregator,
@@ -112,7 +119,11 @@ class QueryService:
 
     def __init__(self, *, policies: PolicySource, registry: ContractRegistry, ledger: Ledger,
                  engine: Aggregator, clock: Callable[[], datetime] | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, wait: SingleFlight | None = None) -> None:
+        self._wait = wait or SingleFlight()
+        # ledger entry id -> (charge, computed result, client) not yet stored (store down)
+        self._pending: dict[str, tuple[Charge, dict[str, Any], str]] = {}
+        self._lock = threading.Lock()
         self._metrics = metrics
         self._policies = policies
         self._registry = registry
@@ -156,33 +167,23 @@ class QueryService:
         ``calibrated()`` derives the cost and every mechanism (no data, nothing spent; a
         refusal here spends nothing); ``compute`` runs the engine and the mechanisms after
         the charge. A failure after the charge keeps the budget spent (module docstring)."""
-        dataset, limits = question.dataset, question.limits
+        dataset = question.dataset
+        self._store_pending()  # answers computed while the metadata store was down
         stored = self._ledger.find_release(dataset=dataset, org=actor.org,
                                            query_key=question.key)
         if stored is not None:
-            log.info("query.reused", dataset=dataset, query_id=stored.entry_id)
-            self._ledger.audit.append(AuditEvent(
-                Action.QUERY_REUSED, actor=actor.client_id, org=actor.org,
-                object_type="query", object_id=stored.entry_id, dataset=dataset,
-                details={"cost": Cost.zero(limits.measure).as_json(),
-                         "query_key": question.key, "shape": question.shape},
-            ))
-            if self._metrics is not None:
-                self._metrics.query(dataset, "reused")
-            return self._reused(stored, limits)
+            return self._reuse(actor, question, stored)
         cal = calibrated()  # every scale checked before anything is spent
         cost = cal.cost
         self._engine.prefetch(dataset)  # an object store outage: 503, nothing spent
-        charge = self._ledger.charge(
-            dataset=dataset, org=actor.org, limits=limits, cost=cost,
-            query_key=question.key, shape=question.shape, now=self._clock(),
-            actor=actor.client_id,
-        )
+        charged = self._charge_once(actor, question, cost)
+        if isinstance(charged, Release):  # an identical query was released meanwhile
+            return self._reuse(actor, question, charged)
+        charge = charged
         if self._metrics is not None:  # spent from here on, whatever happens next
             self._metrics.budget_spent(dataset, cost.measure.symbol, cost.amount)
         try:
             result = compute(cal, charge)
-            release = self._ledger.record_release(charge, result, actor=actor.client_id)
         except BaseException as exc:
             self._failed(charge, exc, actor.client_id)
             if isinstance(exc, Exception):
@@ -192,34 +193,98 @@ class QueryService:
                     rule="query:failed", query_id=charge.id,
                 ) from exc
             raise
-        log.info("query.released", dataset=dataset, query_id=charge.id,
-                 cost=str(cost.amount))
+        try:
+            release = self._ledger.record_release(charge, result, actor=actor.client_id)
+        except Unavailable as exc:  # the metadata store went away: keep the answer
+            with self._lock:
+                self._pending[charge.id] = (charge, result, actor.client_id)
+            raise Unavailable(
+                "the answer was computed but the metadata store is unavailable to store it; "
+                "ask again shortly: this answer will be served, charged once "
+                f"({cost}, ledger entry {charge.id})",
+                rule="query:unstored", query_id=charge.id,
+            ) from exc
+        except BaseException as exc:
+            self._failed(charge, exc, actor.client_id)
+            raise
+        return self._released(actor, question, charge, release)
+
+    def _released(self, actor: Actor, question: _Question, charge: Charge,
+                  release: Release) -> dict[str, Any]:
+        log.info("query.released", dataset=charge.dataset, query_id=charge.id,
+                 cost=str(charge.cost.amount))
         if self._metrics is not None:
-            self._metrics.query(dataset, "released")
+            self._metrics.query(charge.dataset, "released")
         if release.entry_id != charge.id:  # an identical query raced us: one answer
-            return self._reused(release, limits)
+            return self._reused(release, question.limits)
         out = dict(release.result)
-        out.update(reused=False, charged=cost.as_json(),
-                   budget=self._balance(dataset, actor.org, limits).as_json())
+        out.update(reused=False, charged=charge.cost.as_json(),
+                   budget=self._balance(charge.dataset, actor.org, question.limits).as_json())
         return out
+
+    def _store_pending(self) -> None:
+        """Store the answers computed while the metadata store was down (kept in this
+        process's memory until then), so that asking again serves them, charged once."""
+        with self._lock:
+            pending = list(self._pending.items())
+        for entry_id, (charge, result, client) in pending:
+            try:
+                self._ledger.record_release(charge, result, actor=client)
+            except Unavailable:
+                return  # still down: kept for the next query
+            except TahubError:  # e.g. marked failed meanwhile: it can no longer be released
+                log.error("query.pending_release_dropped", query_id=entry_id)
+            with self._lock:
+                self._pending.pop(entry_id, None)
+
+    def _charge_once(self, actor: Actor, question: _Question, cost: Cost) -> Charge | Release:
+        """Charge the question once: while an identical one of the same member is in flight
+        (another request, process or replica), wait for its release instead of paying
+        again (:meth:`Ledger.charge_once`). Waiting longer than the policy allows: 503,
+        nothing spent."""
+        waited, pause = 0.0, self._wait.first_pause
+        while True:
+            outcome = self._ledger.charge_once(
+                dataset=question.dataset, org=actor.org, limits=question.limits, cost=cost,
+                query_key=question.key, shape=question.shape,
+                stale_after=timedelta(seconds=self._wait.stale_seconds), now=self._clock(),
+                actor=actor.client_id)
+            if not isinstance(outcome, InFlight):
+                return outcome
+            if waited >= self._wait.max_seconds:
+                raise Unavailable(
+                    f"an identical query of your organisation (ledger entry "
+                    f"{outcome.entry_id}) is still being computed; nothing was charged for "
+                    "this one. Ask again shortly: its answer will be served for free",
+                    rule="query:in_flight", retry_after=max(1, int(self._wait.max_seconds)))
+            self._wait.sleep(pause)
+            waited += pause
+            pause = min(pause * 2, self._wait.max_pause)
+
+    def _reuse(self, actor: Actor, question: _Question, stored: Release) -> dict[str, Any]:
+        """A stored release of the same question, answered again for free (audited)."""
+        dataset, limits = question.dataset, question.limits
+        log.info("query.reused", dataset=dataset, query_id=stored.entry_id)
+        self._ledger.audit.append(AuditEvent(
+            Action.QUERY_REUSED, actor=actor.client_id, org=actor.org,
+            object_type="query", object_id=stored.entry_id, dataset=dataset,
+            details={"cost": Cost.zero(limits.measure).as_json(),
+                     "query_key": question.key, "shape": question.shape},
+        ))
+        if self._metrics is not None:
+            self._metrics.query(dataset, "reused")
+        return self._reused(stored, limits)
 
     def suggest_bounds(self, actor: Actor, data: Any) -> dict[str, Any]:
         """Governance: DP quantiles of the rows each unit contributes, to size the policy's
         contribution bounds (:mod:`hub.query.contributions`); charged like a query to the
         officer's organisation, on the dataset's budget."""
         actor.require(Role.GOVERNANCE)
-        if not isinstance(data, dict):
-            raise InvalidInput("the body is a JSON object: {dataset, cost, quantiles}",
-                               field="body")
-        policy = self._policies.current().get(str(data.get("dataset")))
+        request = BoundsRequest.parse(data)
+        policy = self._policies.current().get(request.dataset)
         if policy is None:  # any member's officers may ask: they decide the bounds
-            raise NotFound(f"no active policy for {str(data.get('dataset'))[:64]!r}",
-                           field="dataset")
-        try:
-            amount = parse_amount(data.get("cost"))
-            levels = tuple(float(q) for q in data.get("quantiles") or QUANTILES)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInput(f"cost or quantiles: {exc}", field="cost") from None
+            raise NotFound(f"no active policy for {request.dataset[:64]!r}", field="dataset")
+        amount, levels = request.amount, request.levels
         cost = Cost(policy.accounting, amount)
         if not 0 < amount <= policy.limits.per_query:
             raise BudgetExceeded(
@@ -455,6 +520,19 @@ class QueryService:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SingleFlight:
+    """How a query waits for an identical one in flight: at most ``max_seconds`` in all,
+    polling from ``first_pause`` to ``max_pause`` seconds apart; an in-flight entry older than
+    ``stale_seconds`` is taken for a process that died mid-query."""
+
+    max_seconds: float = 120.0
+    stale_seconds: float = 900.0
+    first_pause: float = 0.02
+    max_pause: float = 0.5
+    sleep: Callable[[float], None] = time.sleep
+
 
 def _shape(plan: QueryPlan) -> dict[str, Any]:
     """The canonical plan without the dimensions' key lists (names and sizes only)."""

@@ -429,6 +429,21 @@ budget_locks = Table(
     Column("dataset", String(63), primary_key=True),
 )
 
+# What each member has spent on each dataset per UTC day, exactly (fractions as text: their
+# denominators may outgrow 64 bits), kept with every charge in its transaction, so that
+# checking a budget reads a row per member and day, not every ledger entry (hub.query.ledger).
+ledger_totals = Table(
+    "ledger_totals",
+    metadata,
+    Column("dataset", String(63), primary_key=True),
+    Column("org_id", String(64), ForeignKey("organisations.id"), primary_key=True),
+    Column("measure", String(8), primary_key=True),
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD, UTC
+    Column("amount", String(200), nullable=False),  # a Fraction's str: "3/20"
+    Column("delta", String(200), nullable=False),
+    Column("entries", Integer, nullable=False),
+)
+
 # The audit log (hub.governance.audit): append-only, hash-chained. ``seq`` is handed out under the
 # lock of the one ``audit_anchor`` row (id 1), which also keeps the latest (seq, hash) so that a
 # truncated tail is detected. ``details`` holds shapes, costs and counts, never data values.

@@ -105,7 +105,8 @@ def upload_extract(http: httpx.Client, path: Path, contract: Contract) -> None:
     """Upload and commit one extract through the real API, chunk by chunk."""
     started = http.post("/v1/uploads", json={
         "dataset": contract.dataset, "contract_version": contract.version,
-        "size": path.stat().st_size, "sha256": sha256_of(path), "filename": path.name})
+        "size": path.stat().st_size, "sha256": sha256_of(path), "filename": path.name,
+        "transfer": "chunks"})
     assert started.status_code == 201, started.text
     upload, data = started.json(), path.read_bytes()
     offset = upload["offset"]

@@ -8,6 +8,7 @@ Every refusal is checked to name its rule (or field) AND to leave the ledger unc
 from __future__ import annotations
 
 import random
+import threading
 from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -370,6 +371,32 @@ def test_repeated_query_is_reused_at_no_cost_and_listed(world: World) -> None:
         # another organisation neither sees it nor reuses it
         assert other.get(f"/v1/queries/{first['query_id']}").status_code == 404
         assert other.post("/v1/queries", json=q).json()["reused"] is False
+
+
+def test_identical_queries_sent_at_once_are_computed_and_charged_once(world: World) -> None:
+    # 16 at once, each on its own connection: one charge, one release, sixteen answers
+    creds = world.hub.services.identity.register_member("Burst Org", MemberKind.OTHER,
+                                                        (Role.ANALYST,))
+    q = _query(["count", {"function": "sum", "field": "amount"}], cost="1/2")
+    barrier = threading.Barrier(16)
+
+    def ask(_: int) -> httpx.Response:
+        with world.hub.authed(creds) as http:
+            barrier.wait(timeout=30)
+            return http.post("/v1/queries", json=q)
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(ask, range(16)))
+    assert [a.status_code for a in answers] == [200] * 16, [a.text for a in answers]
+    bodies = [a.json() for a in answers]
+    assert len({b["query_id"] for b in bodies}) == 1
+    assert all(b["rows"] == bodies[0]["rows"] for b in bodies)
+    assert sorted(b["reused"] for b in bodies) == [False] + [True] * 15
+    with world.hub.authed(creds) as http:
+        (entry,) = http.get("/v1/queries").json()
+        assert entry["status"] == "released" and entry["cost"]["amount"] == "1/2"
+        budget, _ = _state(http)
+    assert budget["member"]["spent"] == "1/2"
 
 
 def test_estimate_spends_nothing(world: World) -> None:

@@ -16,7 +16,8 @@ from hub.privacy.accounting import BudgetLimits, Cost, Measure
 from hub.query.ledger import Ledger
 from hub.storage.db import make_engine
 
-__all__ = ["charge_then_hang", "key", "limits", "spend_until_refused", "spend_with_skewed_clock"]
+__all__ = ["charge_once_at_barrier", "charge_then_hang", "key", "limits", "spend_until_refused",
+           "spend_with_skewed_clock"]
 
 
 def key(text: str) -> str:
@@ -103,3 +104,19 @@ def spend_with_skewed_clock(url: str, dataset: str, org: str, budget: dict[str, 
     finally:
         engine.dispose()
     results.put((org, ok, refused))
+
+
+def charge_once_at_barrier(url: str, dataset: str, org: str, query: str, barrier: Any,
+                           out: Any) -> None:
+    """Ask the same question as every other process at once; report what came back."""
+    engine = make_engine(url)
+    try:
+        barrier.wait(timeout=60)
+        outcome = Ledger(engine).charge_once(
+            dataset=dataset, org=org,
+            limits=limits(global_total="10", per_member="10", per_query="1"),
+            cost=Cost(Measure.ZCDP, Fraction(1, 2)), query_key=key(query),
+            shape={"measures": ["count"]}, stale_after=timedelta(minutes=15))
+    finally:
+        engine.dispose()
+    out.put(type(outcome).__name__)

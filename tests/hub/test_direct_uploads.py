@@ -220,3 +220,26 @@ def test_store_down_mid_upload_is_a_clean_503_and_the_upload_resumes_when_it_is_
     assert extract.rows == 80_000
     digest = hashlib.sha256(big_file.read_bytes()).hexdigest()
     assert extract.sha256 == digest
+
+
+def test_a_commit_killed_after_assembling_the_object_resumes_and_commits(
+    service: IngestService, partner_a: Actor, alerts: Contract, big_file: Path,
+    store: S3Store, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    up = _start(service, partner_a, big_file, alerts)
+    _put(service, partner_a, up, big_file, [1, 2, 3])
+
+    def killed(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt  # the process dies while checking: after the assembly
+
+    monkeypatch.setattr(IngestService, "_verify", killed)
+    with pytest.raises(KeyboardInterrupt):
+        service.commit_upload(partner_a, up.id)
+    monkeypatch.undo()
+    key = staging_key(ORG_A, up.id)
+    assert store.exists(key) and _multipart_left(store) == []  # assembled; no multipart left
+    # the connector asks again: every part is there, and the commit goes on from the object
+    again = _start(service, partner_a, big_file, alerts)
+    assert again.id == up.id and again.offset == again.size
+    assert again.received_parts == [1, 2, 3]
+    assert service.commit_upload(partner_a, up.id).extract.rows == 80_000

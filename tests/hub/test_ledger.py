@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import dataclasses
+import hashlib
+import secrets
+from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hub.errors import BudgetExceeded, Conflict, Forbidden, InvalidInput, Unavailable
-from hub.privacy.accounting import Cost, Measure
+from hub.privacy.accounting import BudgetLimits, Cost, Measure
+from hub.privacy.budget import Balance, Spend, SpentEntry, opened_at, tally
 from hub.query.ledger import Charge, Ledger
-from hub.storage.db import ledger_entries, make_engine, releases, utcnow
+from hub.storage.db import (
+    ledger_entries,
+    ledger_totals,
+    make_engine,
+    organisations,
+    releases,
+    upgrade,
+    utcnow,
+)
 from tests.hub.conftest import ORG_A, ORG_B
 from tests.hub.ledger_workers import key, limits
 
@@ -233,3 +247,74 @@ def test_admin_budget_show_lists_exact_spending(
     assert "71/105" in lines["(all members: cumulative loss)"]
     other = runner.invoke(app, ["admin", "budget", "show", "--dataset", "nope"], env=env)
     assert "nothing spent yet on nope" in other.stdout
+
+
+# -- the per-day totals ------------------------------------------------------------------------
+def _from_entries(engine: sa.Engine, dataset: str, org: str, limits: BudgetLimits,
+                  now: datetime) -> Spend:
+    """The spending as the entries themselves say it (the reference for the totals)."""
+    le = ledger_entries
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(le).where(
+            le.c.dataset == dataset, le.c.created_at >= opened_at(limits))).all()
+    return tally((SpentEntry(r.org_id, Fraction(r.amount_num, r.amount_den), r.created_at,
+                             Fraction(r.delta_num, r.delta_den)) for r in rows),
+                 org=org, now=now)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(charges=st.lists(st.tuples(
+    st.sampled_from([ORG_A, ORG_B]), st.integers(0, 120), st.integers(0, 86_399),
+    st.sampled_from([Fraction(1, 7), Fraction(1, 5), Fraction(37, 25), Fraction(0)]),
+    st.sampled_from([Fraction(0), Fraction(1, 10**7)])), min_size=1, max_size=25),
+    opened=st.integers(0, 90), asked=st.integers(0, 150))
+def test_the_daily_totals_count_exactly_what_the_entries_do(
+    engine: sa.Engine, charges: list[tuple[str, int, int, Fraction, Fraction]], opened: int,
+    asked: int,
+) -> None:
+    ledger, dataset = Ledger(engine), f"ds_{secrets.token_hex(5)}"
+    day0 = datetime(2025, 1, 1, tzinfo=UTC)
+    wide = BudgetLimits(measure=Measure.ZCDP, global_total=Fraction(10**6),
+                        per_member=Fraction(10**6), per_query=Fraction(2),
+                        opened=date(2025, 1, 1), delta_global=Fraction(1, 2),
+                        delta_per_member=Fraction(1, 2), delta_per_query=Fraction(1, 10**6))
+    for i, (org, day, second, amount, delta) in enumerate(charges):
+        ledger.charge(dataset=dataset, org=org, limits=wide, cost=Cost(Measure.ZCDP, amount,
+                                                                         delta),
+                      query_key=hashlib.sha256(f"{i}".encode()).hexdigest(), shape={},
+                      now=day0 + timedelta(days=day, seconds=second))
+    limits = dataclasses.replace(wide, opened=(day0 + timedelta(days=opened)).date())
+    now = day0 + timedelta(days=asked, hours=12)
+    for org in (ORG_A, ORG_B):
+        reference = _from_entries(engine, dataset, org, limits, now)
+        assert ledger.balance(dataset=dataset, org=org, limits=limits, now=now) == (
+            Balance.of(dataset=dataset, org=org, limits=limits, spent=reference))
+
+
+def test_the_migration_fills_the_totals_from_the_entries(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    try:
+        upgrade(engine, "0010")
+        with engine.begin() as conn:
+            conn.execute(sa.insert(organisations), [
+                {"id": o, "name": o, "kind": "bank", "created_at": utcnow()}
+                for o in (ORG_A, ORG_B)])
+            conn.execute(sa.insert(ledger_entries), [
+                {"id": f"led_{i}", "dataset": "bank_alerts", "org_id": (ORG_A, ORG_B)[i % 2],
+                 "measure": "zcdp", "amount_num": 1, "amount_den": 3 + i % 2,
+                 "delta_num": 0, "delta_den": 1, "query_key": f"{i:064x}",
+                 "status": "released", "shape": {},
+                 "created_at": datetime(2025, 3, 1 + i % 3, 23, 59, tzinfo=UTC)}
+                for i in range(12)])
+        upgrade(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(ledger_totals).order_by(
+                ledger_totals.c.org_id, ledger_totals.c.day)).all()
+        assert [(r.org_id, r.day, r.amount, r.entries) for r in rows] == [
+            (ORG_A, "2025-03-01", "2/3", 2), (ORG_A, "2025-03-02", "2/3", 2),
+            (ORG_A, "2025-03-03", "2/3", 2), (ORG_B, "2025-03-01", "1/2", 2),
+            (ORG_B, "2025-03-02", "1/2", 2), (ORG_B, "2025-03-03", "1/2", 2)]
+    finally:
+        engine.dispose()

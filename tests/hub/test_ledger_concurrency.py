@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from hub.errors import BudgetExceeded
 from hub.privacy.accounting import Cost, Measure
 from hub.privacy.budget import month_window
-from hub.query.ledger import Ledger
+from hub.query.ledger import Charge, InFlight, Ledger, Release
 from hub.storage.db import ledger_entries, make_engine, releases
 from tests.hub import ledger_workers
 from tests.hub.ledger_workers import key, limits
@@ -189,3 +189,43 @@ def test_a_process_killed_between_charge_and_release_leaves_the_budget_spent(
         assert orphans == 0
     finally:
         engine.dispose()
+
+
+def test_an_identical_question_from_many_processes_is_charged_once(
+    url: str, dataset: str
+) -> None:
+    org = ORGS[0]
+    outcomes = _run_processes([(url, dataset, org, "the same question")] * 6,
+                              target=ledger_workers.charge_once_at_barrier)
+    assert sorted(outcomes) == ["Charge"] + ["InFlight"] * 5
+    assert _ledger_state(url, dataset) == (Fraction(1, 2), 1, 0)
+    engine = make_engine(url)
+    try:
+        ledger = Ledger(engine)
+        ask = {"dataset": dataset, "org": org, "shape": {"measures": ["count"]},
+               "limits": limits(global_total="10", per_member="10", per_query="1"),
+               "cost": Cost(Measure.ZCDP, Fraction(1, 2)),
+               "query_key": key("the same question"), "stale_after": timedelta(minutes=15)}
+        (entry_id,) = [row.id for row in _entries(engine, dataset)]
+        flying = ledger.charge_once(**ask)
+        assert isinstance(flying, InFlight) and flying.entry_id == entry_id
+        # another member's identical question, or another question, is its own
+        assert isinstance(ledger.charge_once(**{**ask, "org": ORGS[1]}), Charge)
+        assert isinstance(ledger.charge_once(**{**ask, "query_key": key("other")}), Charge)
+        # released: the stored release is returned, nothing more is charged
+        (charge,) = [c for c in ledger.history(org, dataset) if c.id == entry_id]
+        ledger.record_release(charge, {"cells": [1]})
+        stored = ledger.charge_once(**ask)
+        assert isinstance(stored, Release) and stored.entry_id == entry_id
+        assert _ledger_state(url, dataset)[1:] == (3, 1)
+        # an entry in flight for longer than stale_after: its process is taken for dead
+        stale = ledger.charge_once(**{**ask, "org": ORGS[1], "stale_after": timedelta(0)})
+        assert isinstance(stale, Charge)
+    finally:
+        engine.dispose()
+
+
+def _entries(engine: sa.Engine, dataset: str) -> list[Any]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(ledger_entries.c.id)
+                                 .where(ledger_entries.c.dataset == dataset)).all())

@@ -14,14 +14,17 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from hub.api.deps import Audit, CurrentActor
+from hub.api.openapi import AUTHENTICATED, files, problems
+from hub.api.schemas.audit import AuditPage
 from hub.governance.auditread import FORMATS
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/v1/audit", tags=["audit"],
+                   responses=problems(*AUTHENTICATED, 403, 422))  # a role; every filter
 
 
-@router.get("", summary="Audit entries, filtered (governance)")
+@router.get("", summary="Audit entries, filtered (governance)", response_model=AuditPage)
 def list_entries(caller: CurrentActor, audit: Audit, member: str | None = None,
                  org: str | None = None, actor: str | None = None,
                  action: str | None = None, since: str | None = None,
@@ -32,7 +35,10 @@ def list_entries(caller: CurrentActor, audit: Audit, member: str | None = None,
     return JSONResponse(page.as_json())
 
 
-@router.get("/export", summary="Export audit entries as JSONL or CSV (governance)")
+@router.get("/export", summary="Export audit entries as JSONL or CSV (governance)",
+            response_class=StreamingResponse, responses=files(
+                "The entries, oldest first: JSON lines, or CSV with a header.",
+                text=tuple(FORMATS.values())))
 def export_entries(caller: CurrentActor, audit: Audit, format: str | None = None,
                    member: str | None = None, org: str | None = None,
                    actor: str | None = None, action: str | None = None,
@@ -49,7 +55,8 @@ def export_entries(caller: CurrentActor, audit: Audit, format: str | None = None
     )
 
 
-@router.get("/usage", summary="How your datasets are used: their query entries (partner)")
+@router.get("/usage", summary="How your datasets are used: their query entries (partner)",
+            response_model=AuditPage, responses=problems(404))
 def usage(caller: CurrentActor, audit: Audit, dataset: str | None = None,
           action: str | None = None, since: str | None = None, until: str | None = None,
           limit: str | None = None, cursor: str | None = None) -> JSONResponse:

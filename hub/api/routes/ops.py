@@ -7,9 +7,11 @@ internal network (the TLS proxy in front of the hub need not route them).
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
 from hub.api.deps import AppMetrics, Database, Store
+from hub.api.openapi import problems
 from hub.api.readiness import check_readiness
 
 __all__ = ["router"]
@@ -34,13 +36,14 @@ async def livez() -> Alive:
 @router.get(
     "/readyz",
     summary="Readiness: the metadata store and the object store answer",
-    responses={503: {"description": "a check failed (problem+json, Retry-After)"}},
+    responses=problems(503),  # a check failed: its name in `failing`
 )
 def readyz(engine: Database, store: Store) -> Ready:
     return Ready(status="ready", checks=check_readiness(engine, store))
 
 
-@router.get("/metrics", summary="Prometheus metrics (text exposition format)")
+@router.get("/metrics", summary="Prometheus metrics (text exposition format)",
+            response_class=PlainTextResponse)
 def metrics(app_metrics: AppMetrics) -> Response:
     body, content_type = app_metrics.render()
     return Response(content=body, media_type=content_type)

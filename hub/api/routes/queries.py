@@ -13,17 +13,23 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from hub.api.deps import AnalystActor, CurrentActor, Queries
+from hub.api.openapi import AUTHENTICATED, declared_as, files, problems
+from hub.api.schemas.queries import Balance, Estimate, LedgerEntry, MyPolicy, QueryResult
 from hub.errors import InvalidInput
+from hub.query.request import QueryRequest
 from hub.query.resultfile import FORMATS, encode
 
 __all__ = ["budgets_router", "download", "policies_router", "router"]
 
-router = APIRouter(prefix="/v1/queries", tags=["queries"])
-budgets_router = APIRouter(prefix="/v1/budgets", tags=["queries"])
-policies_router = APIRouter(prefix="/v1/policies", tags=["queries"])
+router = APIRouter(prefix="/v1/queries", tags=["queries"],
+                   responses=problems(*AUTHENTICATED, 403))  # analyst (history: or governance)
+budgets_router = APIRouter(prefix="/v1/budgets", tags=["queries"],
+                           responses=problems(*AUTHENTICATED))
+policies_router = APIRouter(prefix="/v1/policies", tags=["queries"],
+                            responses=problems(*AUTHENTICATED))
 
 _QUERY_EXAMPLE = {
     "dataset": "bank_alerts",
@@ -34,15 +40,22 @@ _QUERY_EXAMPLE = {
 }
 QueryBody = Annotated[
     Any,
+    declared_as(QueryRequest),  # parsed by QueryRequest.parse, after the role check
     Body(
         description="A QueryRequest (docs/queries.md): structured JSON, never SQL.",
         examples=[_QUERY_EXAMPLE],
     ),
 ]
+#: A refusal of a query: the role or a policy rule or a budget (403), an unknown dataset
+#: (404), spending in another measure (409), an invalid query (422).
+_QUERY_REFUSALS = problems(404, 409, 413, 422)
 
 
-class _JSON(Response):
-    """Plain ``json.dumps`` (results can hold a million cells: no per-value re-encoding)."""
+class _JSON(JSONResponse):
+    """Plain ``json.dumps`` (results can hold a million cells: no per-value re-encoding).
+
+    Routes declare the shape (``response_model``, hub.api.schemas) and return the service's
+    JSON in this response as it is, unvalidated."""
 
     media_type = "application/json"
 
@@ -50,31 +63,37 @@ class _JSON(Response):
         return json.dumps(content, separators=(",", ":"), allow_nan=False).encode()
 
 
-@router.post("", summary="Run a DP query (spends budget)", response_class=_JSON)
+@router.post("", summary="Run a DP query (spends budget)", response_class=_JSON,
+             response_model=QueryResult, responses=_QUERY_REFUSALS)
 def run_query(actor: AnalystActor, queries: Queries, body: QueryBody) -> _JSON:
     return _JSON(queries.run(actor, body))
 
 
 @router.post("/estimate", summary="Cost and accuracy of a query (spends nothing)",
-             response_class=_JSON)
+             response_class=_JSON, response_model=Estimate, responses=_QUERY_REFUSALS)
 def estimate_query(actor: AnalystActor, queries: Queries, body: QueryBody) -> _JSON:
     return _JSON(queries.estimate(actor, body))
 
 
 @router.get("", summary="Your organisation's query history (never values)",
-            response_class=_JSON)
+            response_class=_JSON, response_model=list[LedgerEntry])
 def list_queries(actor: CurrentActor, queries: Queries, dataset: str | None = None) -> _JSON:
     return _JSON(queries.history(actor, dataset))
 
 
 @router.get("/{query_id}", summary="One of your organisation's releases again (free)",
-            response_class=_JSON)
+            response_class=_JSON, response_model=QueryResult, responses=problems(404, 409))
 def get_query(query_id: str, actor: AnalystActor, queries: Queries) -> _JSON:
     return _JSON(queries.get(actor, query_id))
 
 
+#: A release as a file (hub.query.resultfile).
+RESULT_FILES = files("The release's cells as a table.", text=(FORMATS["csv"],),
+                     binary=(FORMATS["parquet"],))
+
+
 @router.get("/{query_id}/export", summary="One of your releases as CSV or Parquet (free)",
-            response_class=Response)
+            response_class=Response, responses={**RESULT_FILES, **problems(404, 422)})
 def export_query(query_id: str, actor: AnalystActor, queries: Queries,
                  format: str = "csv") -> Response:
     return download(queries.get(actor, query_id), format, query_id)
@@ -89,17 +108,19 @@ def download(result: dict[str, Any], fmt: str, name: str) -> Response:
 
 
 @budgets_router.get("", summary="Your budget on every dataset you may query",
-                    response_class=_JSON)
+                    response_class=_JSON, response_model=list[Balance],
+                    responses=problems(409))
 def list_budgets(actor: CurrentActor, queries: Queries) -> _JSON:
     return _JSON(queries.budgets(actor))
 
 
-@budgets_router.get("/{dataset}", summary="Your budget on one dataset", response_class=_JSON)
+@budgets_router.get("/{dataset}", summary="Your budget on one dataset", response_class=_JSON,
+                    response_model=Balance, responses=problems(404, 409))
 def get_budget(dataset: str, actor: CurrentActor, queries: Queries) -> _JSON:
     return _JSON(queries.budget(actor, dataset))
 
 
 @policies_router.get("/mine", summary="The policy rules that apply to you",
-                     response_class=_JSON)
+                     response_class=_JSON, response_model=list[MyPolicy])
 def my_policies(actor: CurrentActor, queries: Queries) -> _JSON:
     return _JSON(queries.my_policies(actor))

@@ -37,7 +37,9 @@ from starlette.concurrency import run_in_threadpool
 from hub.actors import Actor
 from hub.api.deps import AppSettings, CurrentActor, Identity
 from hub.api.oauth import AUTHORIZE_PATH, TokenServer, _form, _RawTokenRequest
+from hub.api.openapi import AUTHENTICATED, problems
 from hub.api.ratelimit import RateLimits
+from hub.api.schemas.identity import UserInfo
 from hub.errors import AuthError, InvalidInput, NotFound
 from hub.governance.audit import Action, AuditEvent
 from hub.identity.people import Person
@@ -109,6 +111,29 @@ def _sign_in_page(params: list[tuple[str, str]], *, provider: str | None,
     return _page("Sign in", body, status)
 
 
+# -- what the document says of these pages (hub.api.openapi) ---------------------------------
+def _html(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
+_REDIRECT = {"description": "To the client's redirect URI, with a one-time code or an RFC 6749 "
+             "error (or, from /oauth/federated, to the organisation's identity provider).",
+             "headers": {"Location": {"required": True, "schema": {"type": "string"}}}}
+_TEXT = {"type": "string"}
+#: The authorization request (RFC 6749 4.1.1 with PKCE, OpenID Connect); checked by authlib.
+_AUTHORIZATION_PARAMS = ("response_type", "client_id", "redirect_uri", "scope", "state",
+                         "nonce", "code_challenge", "code_challenge_method")
+_AUTHORIZE_QUERY = {"parameters": [{"name": name, "in": "query", "required": False,
+                                    "schema": _TEXT} for name in _AUTHORIZATION_PARAMS]}
+_SIGN_IN_FORM = {"requestBody": {"required": True, "content": {
+    "application/x-www-form-urlencoded": {"schema": {
+        "type": "object", "required": ["email", "password"],
+        "properties": {name: _TEXT for name in ("email", "password", *_AUTHORIZATION_PARAMS)},
+    }}}}}
+_REFUSED_PAGE = _html("The authorization request cannot be used (unknown client or redirect "
+                      "URI, an unreadable form): an error page, never a redirect.")
+
+
 def _server(request: Request) -> TokenServer:
     server: TokenServer = request.app.state.token_server
     return server
@@ -129,6 +154,8 @@ def _checked(server: TokenServer, raw: _RawTokenRequest) -> Response | Any:
         if getattr(error, "redirect_uri", None):  # the client and its redirect URI are good
             return server.handle_error_response(server.create_oauth2_request(raw), error)
         return _error_page(error.description or error.error)
+    except ValueError:  # authlib will not echo a parameter beyond ASCII into its error
+        return _error_page("the authorization request has a malformed parameter")
 
 
 def _provider_name(request: Request) -> str | None:
@@ -137,7 +164,9 @@ def _provider_name(request: Request) -> str | None:
 
 
 @router.get(AUTHORIZE_PATH, summary="Sign in (the authorization endpoint's page)",
-            response_class=HTMLResponse)
+            response_class=HTMLResponse, openapi_extra=_AUTHORIZE_QUERY,
+            responses={200: _html("The sign-in page."), 302: _REDIRECT, 400: _REFUSED_PAGE,
+                       **problems(503)})
 def authorize_page(request: Request, server: Server) -> Response:
     params = list(request.query_params.multi_items())
     checked = _checked(server, _raw(request, params))
@@ -147,7 +176,10 @@ def authorize_page(request: Request, server: Server) -> Response:
 
 
 @router.post(AUTHORIZE_PATH, summary="Sign in with an e-mail address and a password",
-             response_class=HTMLResponse)
+             response_class=RedirectResponse, status_code=302, openapi_extra=_SIGN_IN_FORM,
+             responses={302: _REDIRECT, 400: _REFUSED_PAGE,
+                        401: _html("Wrong e-mail address or password: the page again."),
+                        **problems(413, 429, 503)})
 async def authorize_submit(request: Request, server: Server) -> Response:
     limits: RateLimits = request.app.state.rate_limits
     limits.token_request(request.client.host if request.client else "unknown")
@@ -210,7 +242,11 @@ def _pkce_pair() -> tuple[str, str]:
     return verifier, challenge.rstrip(b"=").decode("ascii")
 
 
-@router.get(FEDERATED_PATH, summary="Sign in at the organisation's identity provider")
+@router.get(FEDERATED_PATH, summary="Sign in at the organisation's identity provider",
+            response_class=RedirectResponse, status_code=302, openapi_extra=_AUTHORIZE_QUERY,
+            responses={302: _REDIRECT, 400: _REFUSED_PAGE,
+                       404: _html("This hub has no external identity provider."),
+                       **problems(503)})
 def federated(request: Request, server: Server, settings: AppSettings) -> Response:
     external = request.app.state.services.identity.external
     if external is None:
@@ -228,7 +264,14 @@ def federated(request: Request, server: Server, settings: AppSettings) -> Respon
         code_challenge=challenge), status_code=302, headers={"Cache-Control": "no-store"})
 
 
-@router.get(CALLBACK_PATH, summary="Back from the organisation's identity provider")
+@router.get(CALLBACK_PATH, summary="Back from the organisation's identity provider",
+            response_class=RedirectResponse, status_code=302,
+            openapi_extra={"parameters": [{"name": name, "in": "query", "required": False,
+                                           "schema": _TEXT} for name in (
+                "state", "code", "error", "error_description")]},
+            responses={302: _REDIRECT, 400: _html("An unknown or expired sign-in."),
+                       401: _html("The identity provider did not sign the person in."),
+                       **problems(503)})
 def federated_callback(request: Request, server: Server, settings: AppSettings) -> Response:
     identity = request.app.state.services.identity
     external = identity.external
@@ -259,7 +302,8 @@ def federated_callback(request: Request, server: Server, settings: AppSettings) 
 
 
 # -- userinfo ---------------------------------------------------------------------------------
-@router.get("/oauth/userinfo", summary="Who the bearer is (OpenID Connect userinfo)")
+@router.get("/oauth/userinfo", summary="Who the bearer is (OpenID Connect userinfo)",
+            response_model=UserInfo, responses=problems(*AUTHENTICATED))
 def userinfo(actor: CurrentActor, identity: Identity) -> JSONResponse:
     info: dict[str, Any] = _claims(actor)
     person = identity.people.find(actor.client_id)

@@ -9,12 +9,14 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from hub.api.deps import AppSettings, Ingest, PartnerActor
+from hub.api.openapi import AUTHENTICATED, problems
 from hub.errors import InvalidInput, TooLarge
 from hub.ingest.service import ExtractView, PartURL, UploadRequest, UploadView
 
 __all__ = ["Duplicate", "router"]
 
-router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
+router = APIRouter(prefix="/v1/uploads", tags=["uploads"],
+                   responses=problems(*AUTHENTICATED, 403))  # the partner role
 
 
 class PartsRequest(BaseModel):
@@ -36,7 +38,9 @@ class Duplicate(BaseModel):
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Start an upload (or find the same content already there)",
-    responses={200: {"description": "duplicate content, or an unfinished upload to resume"}},
+    responses={200: {"model": UploadView | Duplicate,
+                     "description": "duplicate content, or an unfinished upload to resume"},
+               **problems(404, 413, 422)},
 )
 def start_upload(
     body: UploadRequest, actor: PartnerActor, ingest: Ingest, response: Response
@@ -51,7 +55,8 @@ def start_upload(
     return result.upload
 
 
-@router.get("/{upload_id}", summary="Where a resumable upload stands")
+@router.get("/{upload_id}", summary="Where a resumable upload stands",
+            responses=problems(404))
 def get_upload(upload_id: str, actor: PartnerActor, ingest: Ingest) -> UploadView:
     return ingest.get_upload(actor, upload_id)
 
@@ -81,7 +86,13 @@ async def _read_chunk(request: Request, limit: int) -> bytes:
     return bytes(buffer)
 
 
-@router.patch("/{upload_id}", summary="Append bytes at Upload-Offset")
+#: The chunk is read from the request stream (:func:`_read_chunk`), so it is declared here.
+_CHUNK_BODY = {"requestBody": {"required": True, "content": {
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+@router.patch("/{upload_id}", summary="Append bytes at Upload-Offset",
+              openapi_extra=_CHUNK_BODY, responses=problems(404, 409, 413, 422))
 async def append_chunk(
     upload_id: str,
     request: Request,
@@ -97,6 +108,7 @@ async def append_chunk(
 @router.post(
     "/{upload_id}/parts",
     summary="Presigned URLs to PUT parts of a direct upload straight to the object store",
+    responses=problems(404, 409, 413, 422),
 )
 def part_urls(
     upload_id: str, body: PartsRequest, actor: PartnerActor, ingest: Ingest
@@ -108,7 +120,9 @@ def part_urls(
     "/{upload_id}/commit",
     status_code=status.HTTP_201_CREATED,
     summary="Verify, re-validate every row and commit",
-    responses={200: {"description": "the same content was committed meanwhile"}},
+    responses={200: {"model": Duplicate,
+                     "description": "the same content was committed meanwhile"},
+               **problems(404, 409, 422)},
 )
 def commit_upload(
     upload_id: str, actor: PartnerActor, ingest: Ingest, response: Response
@@ -121,7 +135,8 @@ def commit_upload(
 
 
 @router.delete(
-    "/{upload_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Abandon an upload"
+    "/{upload_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Abandon an upload",
+    responses=problems(404, 409),
 )
 def abort_upload(upload_id: str, actor: PartnerActor, ingest: Ingest) -> Response:
     ingest.abort_upload(actor, upload_id)
