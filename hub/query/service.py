@@ -11,13 +11,15 @@ The path of a query (STYLE.md: check, then spend, then run; a repeated request s
       -> cost: the plan's, or solved from a target accuracy (cap: per_query)
       -> calibration of every measure (hub.privacy), BEFORE anything is spent
       -> engine.prefetch(dataset)              extracts in the local cache (S3 down: 503)
-      -> ledger.charge                         BudgetExceeded refusals write nothing
+      -> ledger.charge_once                    BudgetExceeded refusals write nothing; an
+                                               identical query in flight: wait, free
       -> engine.aggregate(plan, parts)         exact cells over the bounded rows (DuckDB)
       -> OpenDP noise, intervals, post-processing (hub.privacy)
-      -> ledger.record_release                 the release is stored with its entry
+      -> ledger.record_release                 the release is stored with its entry (store
+                                               down: kept, stored when it is back)
       -> the QueryResult JSON (docs/queries.md)
 
-Everything before ``ledger.charge`` writes nothing: a refused or malformed query spends
+Everything before ``ledger.charge_once`` writes nothing: a refused or malformed query spends
 nothing. If anything fails after the charge, the entry is marked failed and the caller gets
 :class:`~hub.errors.Unavailable` saying that the budget stays spent (a refund would let a
 member probe the data for free, see docs/ledger.md). :meth:`QueryService.estimate` runs the
