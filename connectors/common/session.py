@@ -59,9 +59,11 @@ _M = TypeVar("_M", bound=BaseModel)
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounded exponential backoff for connection failures and 5xx answers."""
+    """Bounded exponential backoff for connection failures and 5xx answers: by default 8
+    attempts over about 35 s (0.5, 1, 2, 4, 8, 10, 10 s apart), as long as a production hub
+    (migrations, several workers) may take to come back after a restart."""
 
-    attempts: int = 6
+    attempts: int = 8
     initial_wait: float = 0.5
     max_wait: float = 10.0
     max_conflicts: int = 20  # offset corrections tolerated in one upload before giving up
