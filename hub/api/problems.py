@@ -99,18 +99,17 @@ def _field_of(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)  # noqa: S101
+def _invalid_input(exc: RequestValidationError) -> InvalidInput:
+    """FastAPI's validation errors as one :class:`InvalidInput` naming every field."""
     errors = [
         RowError(field=_field_of(tuple(e.get("loc", ()))), reason=str(e.get("msg", "invalid")))
         for e in exc.errors()
     ]
     first = errors[0] if errors else RowError(field="body", reason="invalid request")
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    err = InvalidInput(
+    return InvalidInput(
         f"invalid request: {first.field}: {first.reason}{more}", field=first.field, errors=errors
     )
-    return _tahub_error(request, err)
 
 
 def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -154,11 +153,8 @@ def _database_error(request: Request, exc: Exception) -> JSONResponse:
     return _tahub_error(request, Unavailable("the metadata store is unavailable; retry later"))
 
 
-_DATASET_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-
-
 async def _dataset_of(request: Request) -> str | None:
-    """The dataset a request named (path, query string or JSON body), if any."""
+    """The dataset a request named (path, query string or JSON body), if the hub knows it."""
     found: list[object] = [request.path_params.get("dataset"),
                            request.query_params.get("dataset")]
     if request.headers.get("content-type", "").startswith("application/json"):
@@ -168,26 +164,27 @@ async def _dataset_of(request: Request) -> str | None:
             body = None
         if isinstance(body, dict):
             found.append(body.get("dataset"))
-    return next((d for d in found if isinstance(d, str) and _DATASET_RE.match(d)), None)
+    known = request.app.state.services.registry.datasets()
+    return next((d for d in found if isinstance(d, str) and d in known), None)
 
 
 async def _refused(request: Request, exc: Exception) -> JSONResponse:
     """A refusal's problem+json; for an authenticated request refused with a 4xx other than
     401 (that one is ``auth.bearer_refused``) and 429 (asking too fast, no probe), its
     ``request.refused`` audit entry too (:mod:`hub.governance.refusals`)."""
-    handler = _validation_error if isinstance(exc, RequestValidationError) else _tahub_error
-    response = handler(request, exc)
+    error = _invalid_input(exc) if isinstance(exc, RequestValidationError) else exc
+    assert isinstance(error, TahubError)  # noqa: S101 - registered for these two only
+    response = _tahub_error(request, error)
     actor = getattr(request.state, "actor", None)
     refusals: RefusalLog | None = getattr(request.app.state, "refusals", None)
-    status = response.status_code
-    if actor is None or refusals is None or not 400 <= status < 500 or status in (401, 429):
+    if actor is None or refusals is None or not 400 <= error.status < 500 or (
+            error.status in (401, 429)):
         return response
-    body = json.loads(bytes(response.body))
     refusal = Refusal(
         actor=actor.client_id, org=actor.org, method=request.method,
-        route=getattr(request.scope.get("route"), "path", UNMATCHED_ROUTE), status=status,
-        code=str(body.get("code")), rule=body.get("rule"), field=body.get("field"),
-        dataset=await _dataset_of(request))
+        route=getattr(request.scope.get("route"), "path", UNMATCHED_ROUTE),
+        status=error.status, code=error.code, rule=error.extra.get("rule"),
+        field=error.field, dataset=await _dataset_of(request))
     await run_in_threadpool(refusals.record, refusal)
     return response
 
