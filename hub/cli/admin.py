@@ -132,7 +132,8 @@ def member_limits(
     They replace TAHUB_MAX_EXTRACT_ROWS, TAHUB_MAX_DECODED_BYTES and TAHUB_MAX_DECODED_RATIO
     for this member's extracts, e.g. for a bank whose monthly export is larger than others'.
     """
-    names = ("max_extract_rows", "max_decoded_bytes", "max_decoded_ratio")
+    from hub.storage.db import MEMBER_LIMITS as names
+
     if reset and any(v is not None for v in (max_rows, max_decoded_bytes, max_ratio)):
         raise typer.BadParameter("--reset clears every limit: give it alone")
     given = dict(zip(names, (max_rows, max_decoded_bytes, max_ratio), strict=True))

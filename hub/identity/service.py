@@ -55,7 +55,7 @@ from hub.identity.oidc import LEEWAY_SECONDS, ExternalProvider, peek_issuer
 from hub.identity.people import People, Person
 from hub.identity.signingkeys import ALGORITHM, TokenRegistry, open_signing_keys
 from hub.settings import Settings
-from hub.storage.db import clients, organisations, utcnow
+from hub.storage.db import MEMBER_LIMITS, clients, organisations, utcnow
 
 __all__ = [
     "ALGORITHM",
@@ -279,8 +279,7 @@ class IdentityService:
         """Set (a number) or clear (None) a member's own extract limits, among
         ``max_extract_rows``, ``max_decoded_bytes`` and ``max_decoded_ratio``; returns all
         three as they now stand (None: the hub's setting applies)."""
-        names = ("max_extract_rows", "max_decoded_bytes", "max_decoded_ratio")
-        unknown = set(limits) - set(names)
+        unknown = set(limits) - set(MEMBER_LIMITS)
         if unknown:
             raise ValueError(f"not an extract limit: {sorted(unknown)}")
         for name, value in limits.items():
@@ -292,8 +291,9 @@ class IdentityService:
                 raise NotFound(f"no member organisation {org_id!r}", field="org_id")
             if limits:
                 conn.execute(organisations.update().where(o.id == org_id).values(**limits))
-            row = conn.execute(sa.select(*(o[n] for n in names)).where(o.id == org_id)).one()
-            now = dict(zip(names, row, strict=True))
+            row = conn.execute(sa.select(*(o[n] for n in MEMBER_LIMITS))
+                               .where(o.id == org_id)).one()
+            now = dict(zip(MEMBER_LIMITS, row, strict=True))
             if limits:
                 self.audit.append(AuditEvent(
                     Action.MEMBER_LIMITS_SET, actor=actor, org=org_id,

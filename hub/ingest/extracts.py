@@ -71,6 +71,7 @@ from hub.errors import (
     Unavailable,
 )
 from hub.ingest.units import BOUND_FIELDS, FIXED_META, FixedColumn, UnitNumbering
+from hub.settings import Settings
 from hub.storage.sandbox import DuckLimits, sandboxed_duckdb
 
 __all__ = [
@@ -140,9 +141,10 @@ class ExtractLimits:
     ``TAHUB_MAX_DECODED_BYTES``, ``TAHUB_MAX_DECODED_RATIO``; per member: ``tahub admin
     member limits``). Decoded bytes are those of the rows as Arrow holds them in memory."""
 
-    max_rows: int = 100_000_000
-    max_decoded_bytes: int = 64 * 1024**3
-    max_ratio: int = 200  # decoded bytes per uploaded byte; real extracts: 4-9
+    # the settings' defaults, in the order of hub.storage.db.MEMBER_LIMITS
+    max_rows: int = Settings.model_fields["max_extract_rows"].default
+    max_decoded_bytes: int = Settings.model_fields["max_decoded_bytes"].default
+    max_ratio: int = Settings.model_fields["max_decoded_ratio"].default  # real extracts: 4-9
 
     def over(self, rows: int, decoded: int, size: int) -> ExtractOverLimit | None:
         """The refusal for an extract of ``size`` bytes once ``rows`` rows of ``decoded``

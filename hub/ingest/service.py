@@ -77,7 +77,7 @@ from hub.ingest.staging import Staging
 from hub.ingest.units import open_unit_index
 from hub.metrics import Metrics
 from hub.settings import Settings
-from hub.storage.db import extracts, organisations, uploads, utcnow
+from hub.storage.db import MEMBER_LIMITS, extracts, organisations, uploads, utcnow
 from hub.storage.objects import MultipartStore, ObjectStore
 from hub.storage.s3 import S3Store
 from hub.storage.sandbox import DuckLimits
@@ -490,13 +490,10 @@ class IngestService:
         them (``tahub admin member limits``), else the hub's settings."""
         o = organisations.c
         with self._engine.connect() as conn:
-            row = conn.execute(sa.select(o.max_extract_rows, o.max_decoded_bytes,
-                                         o.max_decoded_ratio).where(o.id == org)).first()
-        rows, decoded, ratio = row if row is not None else (None, None, None)
-        s = self._settings
-        return ExtractLimits(max_rows=rows or s.max_extract_rows,
-                             max_decoded_bytes=decoded or s.max_decoded_bytes,
-                             max_ratio=ratio or s.max_decoded_ratio)
+            own = conn.execute(sa.select(*(o[n] for n in MEMBER_LIMITS))
+                               .where(o.id == org)).first() or (None,) * len(MEMBER_LIMITS)
+        return ExtractLimits(*(getattr(self._settings, n) if v is None else v
+                               for n, v in zip(MEMBER_LIMITS, own, strict=True)))
 
     def _verify(self, actor: Actor, up: Any, raw: Path, canonical: Path) -> ExtractReport:
         """Checksum and contract; any failure rejects the upload and discards its bytes."""

@@ -164,6 +164,8 @@ organisations = Table(
     Column("max_decoded_bytes", BigInteger, nullable=True),
     Column("max_decoded_ratio", Integer, nullable=True),
 )
+#: The columns of ``organisations`` that override, per member, the settings of the same name.
+MEMBER_LIMITS = ("max_extract_rows", "max_decoded_bytes", "max_decoded_ratio")
 
 clients = Table(
     "clients",
