@@ -217,9 +217,9 @@ class Settings(BaseSettings):
     )
     audit_fold_seconds: int = Field(
         default=60, ge=1, le=86400,
-        description="Identical refusals of one actor within this many seconds are written to "
-        "the audit log as one entry with a count (after the first, which is written at "
-        "once), so that a burst cannot flood the log.",
+        description="Identical refusals, and identical reused answers, of one actor within "
+        "this many seconds are written to the audit log as one entry with a count (after the "
+        "first, which is written at once), so that a burst cannot flood the log.",
     )
     duckdb_memory_limit: str = Field(
         default="2GB",

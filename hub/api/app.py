@@ -52,6 +52,7 @@ from hub.contracts.model import ContractRegistry
 from hub.errors import ConfigError
 from hub.governance.audit import AuditLog
 from hub.governance.auditread import AuditReader
+from hub.governance.folding import FoldedAudit
 from hub.governance.policies import default_policies_dir
 from hub.governance.policychanges import PolicyChanges
 from hub.governance.policystore import PolicyStore
@@ -98,6 +99,7 @@ class Services:
     queries: QueryService
     publications: Publications
     audit: AuditReader
+    folded_audit: FoldedAudit  # refusals and reused releases, repeats folded
 
     def sweep(self) -> dict[str, int]:
         """Expired uploads, staging files and orphan objects (hub.ingest.service), then expired
@@ -107,6 +109,7 @@ class Services:
         return report
 
     def close(self) -> None:
+        self.folded_audit.flush()
         self.policies.stop_watching()
         if self.identity.external is not None:
             self.identity.external.close()
@@ -144,9 +147,10 @@ def build_services(
         identity = IdentityService(engine=engine, settings=settings, external=external)
         signins = SignIns(engine, audit, settings.refresh_token_days)
         ledger = Ledger(engine)
+        folded = FoldedAudit(audit, settings.audit_fold_seconds)
         query_engine = QueryEngine(store=store, ingest=ingest, settings=settings)
         queries = QueryService(policies=policies, registry=registry, ledger=ledger,
-                               engine=query_engine, metrics=metrics,
+                               engine=query_engine, metrics=metrics, reused=folded,
                                wait=SingleFlight(max_seconds=settings.query_wait_seconds,
                                                  stale_seconds=settings.query_stale_seconds))
         publications = Publications(engine, audit)
@@ -164,7 +168,7 @@ def build_services(
         settings=settings, engine=engine, registry=registry, store=store, ingest=ingest,
         identity=identity, signins=signins, policies=policies, policy_changes=changes,
         ledger=ledger, query_engine=query_engine, queries=queries, publications=publications,
-        audit=AuditReader(audit),
+        audit=AuditReader(audit), folded_audit=folded,
     )
 
 
@@ -230,7 +234,7 @@ def create_app(settings: Settings, *, startup_tasks: bool = True) -> FastAPI:
                     public_url=settings.public_url,
                 )
             app.state.services = services
-            app.state.refusals = RefusalLog(services.ingest.audit, settings.audit_fold_seconds)
+            app.state.refusals = RefusalLog(services.folded_audit)
             services.policies.start_watching()  # reloads policy files when they change
             app.state.token_server = TokenServer(
                 services.identity, services.signins, settings.public_url)
@@ -247,10 +251,7 @@ def create_app(settings: Settings, *, startup_tasks: bool = True) -> FastAPI:
         finally:
             if sweeper is not None:
                 sweeper.cancel()
-            refusals: RefusalLog | None = getattr(app.state, "refusals", None)
-            if refusals is not None:
-                await run_in_threadpool(refusals.flush)
-            services.close()
+            await run_in_threadpool(services.close)  # pending folded entries written
 
     app = FastAPI(
         title="tahub hub",

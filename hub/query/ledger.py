@@ -457,6 +457,18 @@ class Ledger:
         with self._reading() as conn:
             return self._find(conn, dataset=dataset, org=org, query_key=query_key)
 
+    def stored_answer(self, *, dataset: str, org: str, query_key: str, limits: BudgetLimits,
+                      now: datetime | None = None) -> tuple[Release, Balance] | None:
+        """The stored release of this member's identical earlier query with the member's
+        balance, read on one connection (the reuse path: bench/ledger_growth.py)."""
+        with self._reading() as conn:
+            found = self._find(conn, dataset=dataset, org=org, query_key=query_key)
+            if found is None:
+                return None
+            when = self._now(conn) if now is None else _utc(now)
+            spent = self._spent(conn, dataset=dataset, org=org, limits=limits, now=when)
+        return found, Balance.of(dataset=dataset, org=org, limits=limits, spent=spent)
+
     def balance(self, *, dataset: str, org: str, limits: BudgetLimits,
                 now: datetime | None = None) -> Balance:
         """What ``org`` has spent and has left on ``dataset`` under ``limits`` (exact)."""

@@ -6,8 +6,9 @@ The path of a query (STYLE.md: check, then spend, then run; a repeated request s
     JSON body -> QueryRequest.parse            malformed -> InvalidInput (field)
       -> authorise(policies, registry, actor)  deny by default -> Forbidden (rule)
       -> QueryPlan (immutable)
+      -> ledger.stored_answer(plan.key)        the same question again: stored, free (one
+                                               read; the answer was released already)
       -> engine.partners(dataset) >= min_partners, else Forbidden(policy:<dataset>:min_partners)
-      -> ledger.find_release(plan.key)         the same question again: stored, free
       -> cost: the plan's, or solved from a target accuracy (cap: per_query)
       -> calibration of every measure (hub.privacy), BEFORE anything is spent
       -> engine.prefetch(dataset)              extracts in the local cache (S3 down: 503)
@@ -32,7 +33,9 @@ needs only a small engine interface (:class:`hub.query.release.Aggregator`), whi
 
 Audit (``hub.governance.audit``): the ledger writes ``query.charged`` (shape and cost),
 ``query.released`` and ``query.failed`` in its own transactions; a stored release answered
-again is written here (``query.reused``) before it is returned.
+again is written here (``query.reused``) before it is returned, folded when it repeats
+(:mod:`hub.governance.folding`: a client polling one answer writes two entries a minute, each
+with its count, not one per request).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from hub.actors import Actor, Role
 from hub.contracts.model import ContractRegistry, FieldType
 from hub.errors import BudgetExceeded, Forbidden, InvalidInput, NotFound, TahubError, Unavailable
 from hub.governance.audit import Action, AuditEvent
+from hub.governance.folding import FoldedAudit
 from hub.governance.policies import Policy, PolicySet, contract_clamp, shared_field
 from hub.metrics import Metrics
 from hub.privacy.accounting import BudgetLimits, Cost
@@ -121,8 +125,10 @@ class QueryService:
 
     def __init__(self, *, policies: PolicySource, registry: ContractRegistry, ledger: Ledger,
                  engine: Aggregator, clock: Callable[[], datetime] | None = None,
-                 metrics: Metrics | None = None, wait: SingleFlight | None = None) -> None:
+                 metrics: Metrics | None = None, wait: SingleFlight | None = None,
+                 reused: FoldedAudit | None = None) -> None:
         self._wait = wait or SingleFlight()
+        self._reused_audit = reused or FoldedAudit(ledger.audit)
         # ledger entry id -> (charge, computed result, client) not yet stored (store down)
         self._pending: dict[str, tuple[Charge, dict[str, Any], str]] = {}
         self._lock = threading.Lock()
@@ -132,6 +138,7 @@ class QueryService:
         self._ledger = ledger
         self._engine = engine
         self._clock = clock or ledger.now  # the database server's clock on PostgreSQL
+        self._fixed_clock = clock
 
     # -- planning (writes nothing) --------------------------------------------------------
     def _plan(self, actor: Actor, data: Any) -> QueryPlan:
@@ -155,32 +162,38 @@ class QueryService:
     def run(self, actor: Actor, data: Any) -> dict[str, Any]:
         """Answer one query (the QueryResult JSON), or refuse it having spent nothing."""
         plan = self._plan(actor, data)
-        refusal = self._min_partners_refusal(plan)
-        if refusal is not None:
-            raise refusal
+
+        def calibrated() -> Calibrated:
+            refusal = self._min_partners_refusal(plan)
+            if refusal is not None:
+                raise refusal
+            return calibrate_plan(plan, cost_for(plan))
+
         return self._answer(actor, _Question(plan.dataset, plan.limits, plan.key, _shape(plan)),
-                            lambda: calibrate_plan(plan, cost_for(plan)),
-                            lambda cal, charge: self._release(cal, charge))
+                            calibrated, lambda cal, charge: self._release(cal, charge))
 
     def _answer(self, actor: Actor, question: _Question, calibrated: Callable[[], _C],
                 compute: Callable[[_C, Charge], dict[str, Any]]) -> dict[str, Any]:
         """A stored release of the same question, free; else check, charge, compute, store.
 
-        ``calibrated()`` derives the cost and every mechanism (no data, nothing spent; a
-        refusal here spends nothing); ``compute`` runs the engine and the mechanisms after
-        the charge. A failure after the charge keeps the budget spent (module docstring)."""
+        ``calibrated()`` checks what a new computation needs and derives the cost and every
+        mechanism (no data, nothing spent; a refusal here spends nothing); ``compute`` runs
+        the engine and the mechanisms after the charge. A failure after the charge keeps the
+        budget spent (module docstring)."""
         dataset = question.dataset
         self._store_pending()  # answers computed while the metadata store was down
-        stored = self._ledger.find_release(dataset=dataset, org=actor.org,
-                                           query_key=question.key)
+        stored = self._ledger.stored_answer(
+            dataset=dataset, org=actor.org, query_key=question.key, limits=question.limits,
+            now=None if self._fixed_clock is None else self._fixed_clock())
         if stored is not None:
-            return self._reuse(actor, question, stored)
+            return self._reuse(actor, question, *stored)
         cal = calibrated()  # every scale checked before anything is spent
         cost = cal.cost
         self._engine.prefetch(dataset)  # an object store outage: 503, nothing spent
         charged = self._charge_once(actor, question, cost)
         if isinstance(charged, Release):  # an identical query was released meanwhile
-            return self._reuse(actor, question, charged)
+            return self._reuse(actor, question, charged,
+                               self._balance(dataset, actor.org, question.limits))
         charge = charged
         if self._metrics is not None:  # spent from here on, whatever happens next
             self._metrics.budget_spent(dataset, cost.measure.symbol, cost.amount)
@@ -218,7 +231,8 @@ class QueryService:
         if self._metrics is not None:
             self._metrics.query(charge.dataset, "released")
         if release.entry_id != charge.id:  # an identical query raced us: one answer
-            return self._reused(release, question.limits)
+            return self._reused(release, question.limits,
+                                self._balance(charge.dataset, actor.org, question.limits))
         out = dict(release.result)
         out.update(reused=False, charged=charge.cost.as_json(),
                    budget=self._balance(charge.dataset, actor.org, question.limits).as_json())
@@ -263,11 +277,12 @@ class QueryService:
             waited += pause
             pause = min(pause * 2, self._wait.max_pause)
 
-    def _reuse(self, actor: Actor, question: _Question, stored: Release) -> dict[str, Any]:
+    def _reuse(self, actor: Actor, question: _Question, stored: Release,
+               balance: Balance) -> dict[str, Any]:
         """A stored release of the same question, answered again for free (audited)."""
         dataset, limits = question.dataset, question.limits
         log.info("query.reused", dataset=dataset, query_id=stored.entry_id)
-        self._ledger.audit.append(AuditEvent(
+        self._reused_audit.record(AuditEvent(
             Action.QUERY_REUSED, actor=actor.client_id, org=actor.org,
             object_type="query", object_id=stored.entry_id, dataset=dataset,
             details={"cost": Cost.zero(limits.measure).as_json(),
@@ -275,7 +290,7 @@ class QueryService:
         ))
         if self._metrics is not None:
             self._metrics.query(dataset, "reused")
-        return self._reused(stored, limits)
+        return self._reused(stored, limits, balance)
 
     def suggest_bounds(self, actor: Actor, data: Any) -> dict[str, Any]:
         """Governance: DP quantiles of the rows each unit contributes, to size the policy's
@@ -323,10 +338,11 @@ class QueryService:
         except TahubError:  # already released, or the store is down: the entry stays spent
             log.error("query.mark_failed_failed", query_id=charge.id)
 
-    def _reused(self, stored: Release, limits: BudgetLimits) -> dict[str, Any]:
+    @staticmethod
+    def _reused(stored: Release, limits: BudgetLimits, balance: Balance) -> dict[str, Any]:
         out = dict(stored.result)
         out.update(reused=True, charged=Cost.zero(limits.measure).as_json(),
-                   budget=self._balance(stored.dataset, stored.org, limits).as_json())
+                   budget=balance.as_json())
         return out
 
     def _balance(self, dataset: str, org: str, limits: BudgetLimits) -> Balance:

@@ -293,7 +293,7 @@ def test_an_invalid_filter_is_a_422_naming_the_field_and_changes_nothing(
     assert resp.headers["content-type"] == PROBLEM
     assert resp.json()["field"] == field
     # nothing changes but the audit of the refusals themselves (written now, not folded)
-    world.hub.app.state.refusals.flush()
+    world.hub.services.folded_audit.flush()
     assert before is not None
     added = list(log.scan(after=before[0]))
     assert added and {(e.action, e.actor, e.details["field"]) for e in added} == {

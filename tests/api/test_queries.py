@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from hub.actors import MemberKind, Role
+from hub.governance.audit import AuditLog
 from tests.api.conftest import Hub, running_hub
 from tests.api.conftest import upload_extract as _upload
 from tests.hub.extract_files import token, valid_rows, write_extract
@@ -371,6 +372,34 @@ def test_repeated_query_is_reused_at_no_cost_and_listed(world: World) -> None:
         # another organisation neither sees it nor reuses it
         assert other.get(f"/v1/queries/{first['query_id']}").status_code == 404
         assert other.post("/v1/queries", json=q).json()["reused"] is False
+
+
+def test_a_polled_release_is_audited_as_folded_counts(world: World) -> None:
+    # a client asking the same question 25 times: every answer is served, and the audit log
+    # holds one entry at once and one folded entry with the other 24 (not 25 entries)
+    creds = world.hub.services.identity.register_member("Polling Org", MemberKind.OTHER,
+                                                        (Role.ANALYST,))
+    audit = AuditLog(world.hub.services.engine)
+    head = audit.head()
+    assert head is not None
+    q = _query(["count"], cost="1/4")
+    with world.hub.authed(creds) as http:
+        first = http.post("/v1/queries", json=q).json()
+        for _ in range(25):
+            again = http.post("/v1/queries", json=q)
+            assert again.status_code == 200 and again.json()["reused"] is True
+            assert again.json()["budget"]["member"]["spent"] == "1/4"
+
+    def reused() -> list[dict[str, Any]]:
+        return [dict(e.details) for e in audit.scan(after=head[0])
+                if e.action == "query.reused" and e.org == creds.org_id]
+
+    assert [(d["count"], d.get("folded", False)) for d in reused()] == [(1, False)]
+    world.hub.services.folded_audit.flush()
+    entries = reused()
+    assert [(d["count"], d.get("folded", False)) for d in entries] == [(1, False), (24, True)]
+    assert {d["query_key"] for d in entries} == {first["query_key"]}
+    assert audit.verify().ok
 
 
 def test_identical_queries_sent_at_once_are_computed_and_charged_once(world: World) -> None:

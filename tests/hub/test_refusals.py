@@ -1,4 +1,5 @@
-"""Folding of refusals (hub.governance.refusals) against a real audit log, on a fake clock."""
+"""Folding of refusals (hub.governance.refusals, .folding) against a real audit log, on a fake
+clock."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from hub.governance.audit import AuditLog
+from hub.governance.folding import FoldedAudit
 from hub.governance.refusals import Refusal, RefusalLog
 from hub.storage.db import audit_entries
 
@@ -31,7 +33,8 @@ def _entries(audit: AuditLog) -> list[dict[str, Any]]:
 
 def test_repeats_within_a_window_fold_into_one_count(engine: sa.Engine) -> None:
     audit, clock = AuditLog(engine), Clock()
-    log = RefusalLog(audit, window=60, clock=clock)
+    folded = FoldedAudit(audit, window=60, clock=clock)
+    log = RefusalLog(folded)
     for _ in range(190):
         log.record(BUDGET)
         clock.now += 0.1
@@ -43,18 +46,18 @@ def test_repeats_within_a_window_fold_into_one_count(engine: sa.Engine) -> None:
     clock.now += 60
     log.record(BUDGET)  # a new window: the last one's fold is written, then this one
     log.record(BUDGET)
-    log.flush()  # shutdown: what is pending is written
+    folded.flush()  # shutdown: what is pending is written
     assert _entries(audit)[2:] == [{"rule": "budget:per_query", "count": 189, "folded": True},
                                    {"rule": "budget:per_query", "count": 1, "folded": False},
                                    {"rule": "budget:per_query", "count": 1, "folded": True}]
-    log.flush()
+    folded.flush()
     assert len(_entries(audit)) == 5  # nothing twice
     assert audit.verify().ok
 
 
 def test_a_closing_window_writes_its_fold_without_another_refusal(engine: sa.Engine) -> None:
     audit = AuditLog(engine)
-    log = RefusalLog(audit, window=0.2)  # the real clock, and the timer
+    log = RefusalLog(FoldedAudit(audit, window=0.2))  # the real clock, and the timer
     for _ in range(3):
         log.record(BUDGET)
     assert [e["count"] for e in _entries(audit)] == [1]
