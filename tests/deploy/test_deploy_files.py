@@ -213,8 +213,15 @@ def test_postgresql_is_16() -> None:
 # -- the Dockerfile --------------------------------------------------------------------------
 def test_dockerfile() -> None:
     docker = Dockerfile.read()
-    assert all(args.startswith("python:3.11.") and "slim" in args
-               for args in docker.all("FROM"))
+    stages = {args.split()[-1]: args.split()[0] for args in docker.all("FROM") if " AS " in args}
+    final = docker.all("FROM")[-1]
+    assert final.startswith("python:3.11.") and "slim" in final
+    assert stages["build"].startswith("python:3.11.") and "slim" in stages["build"]
+    # the web assets: built in their own stage from the lock file, copied into the wheel's
+    assert stages["web"].startswith("node:") and "python3 hub/web/assets.py" in docker.all("RUN")
+    assert "--from=web /src/hub/web/vendor ./hub/web/vendor" in docker.all("COPY")
+    ignored = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+    assert {"hub/web/node_modules", "hub/web/vendor"} <= set(ignored)
     user = [args for w, args in docker.final_stage if w == "USER"][-1]
     assert user.split(":")[0] not in ("0", "root")
     assert docker.exec_form("ENTRYPOINT") == ["tahub"]
@@ -232,7 +239,9 @@ def test_dockerfile() -> None:
             continue
         for source in args.split()[:-1]:
             assert (ROOT / source).exists(), source
-            assert f"!{source}" in ignore or f"!{source}/**" in ignore, source
+            within = [source, *(f"{'/'.join(source.split('/')[:n])}/**"
+                                for n in range(1, source.count("/") + 2))]
+            assert any(f"!{pattern}" in ignore for pattern in within), source
     env = docker.env()
     assert {setting(k) for k in env if k.startswith("TAHUB_")} <= FIELDS
 
