@@ -55,7 +55,7 @@ from hub.identity.oidc import LEEWAY_SECONDS, ExternalProvider, peek_issuer
 from hub.identity.people import People, Person
 from hub.identity.signingkeys import ALGORITHM, TokenRegistry, open_signing_keys
 from hub.settings import Settings
-from hub.storage.db import MEMBER_LIMITS, clients, organisations, utcnow
+from hub.storage.db import MEMBER_LIMITS, clients, organisations, read_connection, utcnow
 
 __all__ = [
     "ALGORITHM",
@@ -352,7 +352,7 @@ class IdentityService:
 
     # -- OAuth2 --------------------------------------------------------------------------
     def _client(self, client_id: str) -> _ClientRecord | None:
-        with _store_errors(), self._engine.connect() as conn:
+        with read_connection(self._engine) as conn:  # every request with a client's token
             row = conn.execute(
                 sa.select(
                     clients.c.client_id,

@@ -112,9 +112,15 @@ def writing(engine: Engine, conflict: TahubError | None = None) -> Iterator[Conn
 @contextmanager
 def read_connection(engine: Engine) -> Iterator[Connection]:
     """A connection for reads; a metadata store that cannot be reached is
-    :class:`~hub.errors.Unavailable` (503), never a driver error."""
+    :class:`~hub.errors.Unavailable` (503), never a driver error.
+
+    In autocommit mode: on PostgreSQL no ``BEGIN`` and no ``ROLLBACK`` travel to the server
+    (two round trips of every read), and nothing changes for the reader, since at READ
+    COMMITTED each statement sees what was committed when it began, in a transaction or not;
+    SQLite's driver opens no transaction for a read either."""
     try:
         with engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
     except SQLAlchemyError as exc:
         raise Unavailable("the metadata store is unavailable; retry later") from exc
