@@ -21,7 +21,8 @@ it may import; ``tests/core/test_layering.py`` holds those rules)::
     hub/ingest/        uploads -> checked, committed extracts; the unit index (bounding)
     hub/query/         request -> plan -> charge -> run -> release; ledger, publications
     hub/api/           FastAPI: create_app, problem+json, routes, OAuth endpoints, limits
-    hub/web/           the web interface's static pages, served at /ui
+    hub/web/           the web interface's static pages, served at /ui, the API docs' pages
+                       (/docs, /redoc) and their assets, built with the package
     hub/cli/           the ``tahub`` command
     hub/demo/          ``tahub demo``: synthetic members and exports through the connector
 

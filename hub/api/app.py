@@ -36,8 +36,8 @@ from hub.api.oauth import router as oauth_router
 from hub.api.openapi import install_openapi
 from hub.api.problems import RequestContext, install_problem_handlers
 from hub.api.ratelimit import RateLimits
-from hub.api.routes import audit as audit_routes
 from hub.api.routes import (
+    apidocs,
     extracts,
     governance,
     meta,
@@ -48,6 +48,7 @@ from hub.api.routes import (
     ui,
     uploads,
 )
+from hub.api.routes import audit as audit_routes
 from hub.contracts.model import ContractRegistry
 from hub.errors import ConfigError
 from hub.governance.audit import AuditLog
@@ -258,6 +259,8 @@ def create_app(settings: Settings, *, startup_tasks: bool = True) -> FastAPI:
         version=__version__,
         summary="Privacy-preserving data-sharing hub: ingest and DP query API",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load from CDNs: the hub's own (hub.api.routes.apidocs)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -277,6 +280,7 @@ def create_app(settings: Settings, *, startup_tasks: bool = True) -> FastAPI:
     app.include_router(audit_routes.router)
     app.include_router(governance.router)
     ui.mount(app)
+    apidocs.mount(app)
     install_openapi(app)  # problem+json answers in the document (hub.api.openapi)
     return app
 

@@ -14,6 +14,7 @@ from playwright.sync_api import Browser, Page, expect
 from hub.actors import MemberKind, Role
 from tests.api.conftest import Hub, running_hub
 from tests.web.conftest import screenshot
+from tests.web.editor import MARKERS, active_text, marked_lines
 from tests.web.test_signin_pages import PASSWORD, _sign_in
 
 
@@ -47,28 +48,38 @@ def test_two_officers_raise_a_budget_through_the_console(browser: Browser, page:
                                                          hub: Hub) -> None:
     _console(page, hub, "officer1@gov.example")
     page.get_by_role("button", name="Edit bank_alerts").click()
-    area = page.get_by_label("Policy (YAML)")
-    original = area.input_value()
+    area = page.get_by_label("Policy (YAML)")  # the CodeMirror editor's text (contenteditable)
+    original = active_text(hub, "bank_alerts")
+    expect(area).to_contain_text("dataset: bank_alerts")
     # a mistake is refused on its line, and nothing is proposed
     area.fill(original.replace("max_dimensions: 2", "max_dimensions: 0", 1))
     expect(page.locator("#policy-check [role=alert]")).to_contain_text("rules.0.max_dimensions")
     line = original.splitlines().index("    max_dimensions: 2") + 1
-    expect(page.locator(".gutter .bad-line")).to_have_text(str(line))
+    expect(page.locator(MARKERS)).to_have_count(1)
+    assert marked_lines(page) == [(line, "    max_dimensions: 0")]
     # a key written twice is refused on the second one's line (YAML would keep the last)
     kept = original.rstrip("\n")
     area.fill(kept + "\nmin_partners: 1\n")
     expect(page.locator("#policy-check [role=alert]")).to_contain_text(
         "duplicate key 'min_partners'")
-    expect(page.locator(".gutter .bad-line")).to_have_text(str(len(kept.splitlines()) + 1))
+    expect(page.locator(MARKERS)).to_have_count(1)
+    assert marked_lines(page) == [(len(kept.splitlines()) + 1, "min_partners: 1")]
     area.fill(original)
     expect(page.locator("#policy-check")).to_contain_text("identical to version 1")
+    expect(page.locator(MARKERS)).to_have_count(0)
     # the budget form edits the text; the hub validates and diffs it as it is typed
     page.get_by_label("per_member").fill("2")
     expect(page.locator("#policy-check")).to_contain_text("This changes the budget")
     expect(page.locator("#policy-diff .add")).to_contain_text('per_member: "2"')
+    expect(area).to_contain_text('per_member: "2"')
     page.get_by_label("Why (shown to reviewers)").fill("the pilot needs more queries")
     page.get_by_role("button", name="Propose this change").click()
     expect(page.locator("#policy-check")).to_contain_text("bank_alerts version 2")
+    officer = hub.services.identity.people.by_email("officer1@gov.example").actor()
+    [sent] = hub.services.policy_changes.proposals(officer, dataset="bank_alerts",
+                                                   status="pending")
+    assert hub.services.policy_changes.proposal(officer, sent["id"])["yaml"] == original.replace(
+        'per_member: "1"', 'per_member: "2"', 1)  # the editor's text, as edited
     mine = page.locator("article.proposal")
     expect(mine).to_contain_text("Proposed by you")
     expect(mine.get_by_role("button", name="Withdraw")).to_be_visible()

@@ -6,10 +6,13 @@
 // API: GET /v1/governance/policies, POST /v1/governance/proposals (dry_run to validate),
 // GET /v1/governance/proposals, .../approve, .../reject, .../withdraw,
 // GET /v1/governance/budgets(/history), GET /v1/audit(/export), GET /v1/queries,
-// POST /v1/releases.
+// POST /v1/releases, GET /v1/directory (names for the ids: names.js; amounts: amounts.js).
 
+import { amount, decimal } from "./amounts.js";
 import { api, download } from "./api.js";
+import { details as entryDetails, sentence } from "./auditlog.js";
 import { fill, h, problemBox } from "./dom.js";
+import { names as loadNames } from "./names.js";
 
 const BUDGET_KEYS = ["global", "per_member", "per_query", "per_month"];
 // Okabe-Ito: categories colour-blind readers can tell apart
@@ -56,6 +59,7 @@ export async function show({ me, render }) {
   render("Governance console", policiesBox, editorBox, proposalsBox, budgetsBox, publishBox,
     auditBox);
   let active = [];
+  const names = await loadNames();
 
   // -- the active policies ---------------------------------------------------------------
   async function policies() {
@@ -75,20 +79,22 @@ export async function show({ me, render }) {
         : h("p", { class: "empty" }, "No dataset has an active policy: nothing can be queried."));
   }
 
-  // -- the editor --------------------------------------------------------------------------
-  function edit(dataset, text) {
-    const area = h("textarea", { id: "policy-text", rows: 24, cols: 80, spellcheck: "false",
-      "aria-describedby": "policy-check", oninput: () => { syncForm(); check(); } });
-    area.value = text;
-    const gutter = h("pre", { class: "gutter", "aria-hidden": "true" });
+  // -- the editor (CodeMirror 6: policyeditor.js) ------------------------------------------
+  async function edit(dataset, text) {
+    const { policyEditor } = await import("./policyeditor.js");
+    let filename = `${dataset}.yaml`;
     const status = h("div", { id: "policy-check", "aria-live": "polite" });
+    const editor = policyEditor({ text, id: "policy-text", labelledBy: "policy-label",
+      describedBy: "policy-keys policy-check", onEdit: () => { syncForm(); check(); } });
     const diff = h("div", { id: "policy-diff" });
     const inputs = {};
     const budgetForm = h("fieldset", { id: "budget-form" }, h("legend", {}, "Budget"),
       BUDGET_KEYS.map((key) => {
         inputs[key] = h("input", { id: `budget-${key}`, name: key, inputmode: "decimal",
-          size: 8, oninput: (e) => { area.value = withBudget(area.value, key, e.target.value);
-            check(); } });
+          size: 8, oninput: (e) => {
+            editor.setText(withBudget(editor.text(), key, e.target.value));
+            check();
+          } });
         return h("label", { class: "inline", for: `budget-${key}` }, `${key} `, inputs[key]);
       }));
     const effective = h("input", { type: "date", id: "effective-at" });
@@ -97,8 +103,8 @@ export async function show({ me, render }) {
       onchange: async (e) => {
         const file = e.target.files[0];
         if (!file) return;
-        area.value = await file.text();
-        area.dataset.filename = file.name;
+        editor.setText(await file.text());
+        filename = file.name;
         syncForm();
         check();
       } });
@@ -106,50 +112,46 @@ export async function show({ me, render }) {
 
     function syncForm() {
       for (const key of BUDGET_KEYS) {
-        const value = budgetValue(area.value, key);
+        const value = budgetValue(editor.text(), key);
         inputs[key].value = value ?? "";
         inputs[key].disabled = value === null;
       }
-      const lines = area.value.split("\n").length;
-      gutter.textContent = Array.from({ length: lines }, (_, i) => i + 1).join("\n");
     }
 
-    function proposal(dryRun) {
-      return { yaml: area.value, filename: area.dataset.filename || `${dataset}.yaml`,
-        effective_at: effective.value || null, note: note.value || null, dry_run: dryRun };
+    function proposal(yamlText, dryRun) {
+      return { yaml: yamlText, filename, effective_at: effective.value || null,
+        note: note.value || null, dry_run: dryRun };
     }
 
     function check() {
+      // The hub's dry run of the text as it is now; an answer for text since edited is
+      // dropped (the edit scheduled its own check).
       clearTimeout(timer);
       timer = setTimeout(async () => {
+        const sent = editor.text();
         try {
           const view = await api("/v1/governance/proposals", { method: "POST",
-            json: proposal(true) });
-          markLines([]);
+            json: proposal(sent, true) });
+          if (sent !== editor.text()) return;
+          editor.mark([]);
           fill(status, h("p", { class: "ok" }, "Valid. ", view.budget_changed
             ? "This changes the budget: the audit log will say so." : ""));
           fill(diff, h("h3", {}, `Changes against version ${view.base_version ?? "-"}`),
             diffView(view.diff));
         } catch (error) {
-          const lines = ((error.body || {}).errors || []).map((e) => e.line).filter(Boolean);
-          markLines(lines);
+          if (sent !== editor.text()) return;
+          editor.mark(((error.body || {}).errors || []).filter((e) => e.line).map((e) => ({
+            line: e.line, message: `${e.field ? `${e.field}: ` : ""}${e.reason}` })));
           fill(status, problemBox(error));
           fill(diff);
         }
       }, 300);
     }
 
-    function markLines(lines) {
-      const bad = new Set(lines);
-      const count = area.value.split("\n").length;
-      fill(gutter, Array.from({ length: count }, (_, i) => h("span",
-        { class: bad.has(i + 1) ? "bad-line" : "" }, `${i + 1}\n`)));
-    }
-
     async function propose() {
       try {
         const view = await api("/v1/governance/proposals", { method: "POST",
-          json: proposal(false) });
+          json: proposal(editor.text(), false) });
         fill(status, h("p", { class: "ok", role: "status" }, `Proposed as ${view.dataset} `
           + `version ${view.version} (${view.id}); another officer must approve it.`));
         await Promise.all([proposals(), policies()]);
@@ -163,16 +165,18 @@ export async function show({ me, render }) {
         + "another governance officer approves your proposal."),
       budgetForm,
       h("label", { for: "policy-file" }, "Or load a policy file"), upload,
-      h("label", { for: "policy-text" }, "Policy (YAML)"),
-      h("div", { class: "editor" }, gutter, area), status, diff,
+      h("label", { id: "policy-label", onclick: () => editor.focus() }, "Policy (YAML)"),
+      h("p", { class: "muted hint", id: "policy-keys" }, "Errors are marked on their lines; "
+        + "Ctrl-Shift-M lists them, F8 goes to the next. Tab leaves the editor; Ctrl-] and "
+        + "Ctrl-[ indent."),
+      editor.dom, status, diff,
       h("label", { for: "effective-at" }, "Takes effect on (empty: as soon as approved)"),
       effective, h("label", { for: "proposal-note" }, "Why (shown to reviewers)"), note,
       h("p", {}, h("button", { type: "button", id: "propose", onclick: propose },
         "Propose this change")));
     syncForm();
-    markLines([]);
     check();
-    area.focus();
+    editor.focus();
   }
 
   // -- proposals ---------------------------------------------------------------------------
@@ -194,9 +198,14 @@ export async function show({ me, render }) {
         const mine = p.proposed_by === me.client_id;
         return h("article", { class: "proposal", id: `proposal-${p.id}` },
           h("h3", {}, `${p.dataset} version ${p.version}`),
-          h("p", {}, `Proposed by ${mine ? "you" : p.proposed_by} at ${p.proposed_at}`
+          h("p", { class: "proposed-by" }, "Proposed by ",
+            mine ? "you" : names.who(p.proposed_by, p.proposed_org), ` at ${p.proposed_at}`
             + (p.effective_at ? `, to take effect at ${p.effective_at}` : "")
             + (p.note ? `: "${p.note}"` : "")),
+          p.approvals.length ? h("p", { class: "approved-by" }, "Approved by ",
+            p.approvals.map((a) => [names.who(a.actor, a.org), ` at ${a.at}`,
+              a.note ? ` ("${a.note}")` : ""]).flatMap((a, i) => (i ? ["; ", a] : [a])))
+            : null,
           h("p", { class: "muted" }, `Still needed: ${p.still_needed.officers} officer(s)`
             + (p.still_needed.organisations ? `, ${p.still_needed.organisations} more `
               + "organisation(s)" : "")),
@@ -231,19 +240,21 @@ export async function show({ me, render }) {
       "aria-label": "Cumulative budget spent per member and dataset" });
     fill(budgetsBox, h("h2", { id: "b-h" }, "Budget use"),
       totals.map((t) => h("table", { "data-budget": t.dataset },
-        h("caption", {}, `${t.dataset} (${t.accounting}): global ${t.global}, `
-          + `per member ${t.per_member}`),
+        h("caption", {}, `${t.dataset} (${t.accounting}): global `,
+          amount(t.global, t.accounting), ", per member ", amount(t.per_member, t.accounting)),
         h("thead", {}, h("tr", {}, ["Member", "Spent", "Left", "All members left"]
           .map((c) => h("th", { scope: "col" }, c)))),
-        h("tbody", {}, t.members.length ? t.members.map((m) => h("tr", {},
-          h("td", {}, m.org), h("td", { class: "num" }, m.member.spent),
-          h("td", { class: "num" }, m.member.left), h("td", { class: "num" }, m.global.left)))
+        h("tbody", {}, t.members.length ? t.members.map((m) => h("tr", { "data-org": m.org },
+          h("td", {}, names.org(m.org)), h("td", { class: "num" }, amount(m.member.spent)),
+          h("td", { class: "num" }, amount(m.member.left)),
+          h("td", { class: "num" }, amount(m.global.left))))
           : h("tr", {}, h("td", { colspan: 4, class: "muted" }, "Nothing spent yet."))))),
       series.length ? chart : h("p", { class: "empty" }, "Nothing has been spent yet."));
     if (!series.length) return;
     const values = series.map((p) => {
       const [n, d = "1"] = p.spent.split("/");
-      return { ...p, value: Number(n) / Number(d) };
+      return { ...p, member: names.orgName(p.org), value: Number(n) / Number(d),
+        shown: decimal(p.spent) };
     });
     await window.vegaEmbed(chart, {
       $schema: "https://vega.github.io/schema/vega-lite/v6.json", width: "container",
@@ -252,10 +263,11 @@ export async function show({ me, render }) {
       encoding: {
         x: { field: "at", type: "temporal", title: "time" },
         y: { field: "value", type: "quantitative", title: "spent (cumulative)" },
-        color: { field: "org", type: "nominal", title: "member",
+        color: { field: "member", type: "nominal", title: "member",
           scale: { range: PALETTE } },
         strokeDash: { field: "dataset", type: "nominal" },
-        tooltip: [{ field: "dataset" }, { field: "org" }, { field: "spent", title: "exact" },
+        tooltip: [{ field: "dataset" }, { field: "member" }, { field: "shown", title: "spent" },
+          { field: "spent", title: "exact" }, { field: "org", title: "id" },
           { field: "at", type: "temporal", timeUnit: "yearmonthdatehoursminutes" }],
       },
     }, { renderer: "svg", actions: false });
@@ -273,18 +285,27 @@ export async function show({ me, render }) {
       h("option", { value: q.id }, `${q.created_at} · ${q.dataset} · by `
         + `${((q.shape || {}).dimensions || []).map((d) => d.name).join(", ") || "nothing"}`)));
     const title = h("input", { id: "publish-title", size: 40 });
-    const audience = h("input", { id: "publish-audience", size: 40, value: "all" });
+    const others = [...names.orgs.values()].filter((o) => o.id !== me.org);
+    const everyone = h("input", { type: "radio", name: "publish-to", id: "publish-all",
+      value: "all", checked: true });
+    const some = h("input", { type: "radio", name: "publish-to", id: "publish-some",
+      value: "named" });
+    const audience = h("fieldset", { id: "publish-audience" }, h("legend", {}, "Audience"),
+      h("label", { class: "check", for: "publish-all" }, everyone, " Every member"),
+      h("label", { class: "check", for: "publish-some" }, some, " Only these organisations:"),
+      others.map((o) => h("label", { class: "check", title: o.id }, h("input", {
+        type: "checkbox", name: "publish-org", value: o.id,
+        onchange: () => { some.checked = true; } }), ` ${o.name}`)));
     const out = h("div", { "aria-live": "polite" });
     fill(publishBox, h("h2", { id: "pub-h" }, "Publish a release"),
       h("p", { class: "muted" }, "A result your organisation paid for, shared at no further "
         + "cost."),
       h("label", { for: "publish-query" }, "Query"), pick,
       h("label", { for: "publish-title" }, "Title"), title,
-      h("label", { for: "publish-audience" }, "Audience: all, or organisation ids separated "
-        + "by commas"), audience,
+      audience,
       h("p", {}, h("button", { type: "button", id: "publish", onclick: async () => {
-        const to = audience.value.trim() === "all" ? "all"
-          : audience.value.split(",").map((s) => s.trim()).filter(Boolean);
+        const to = everyone.checked ? "all" : [...audience.querySelectorAll(
+          "input[name=publish-org]:checked")].map((box) => box.value);
         try {
           const view = await api("/v1/releases", { method: "POST", json: {
             query_id: pick.value, audience: to, title: title.value } });
@@ -297,9 +318,12 @@ export async function show({ me, render }) {
 
   // -- the audit log -----------------------------------------------------------------------
   function audit() {
+    const people = [...names.people.values()];
     const inputs = {
-      member: h("input", { id: "audit-member", size: 22, placeholder: "org_..." }),
-      actor: h("input", { id: "audit-actor", size: 22 }),
+      member: h("select", { id: "audit-member" }, h("option", { value: "" }, "any"),
+        [...names.orgs.values()].map((o) => h("option", { value: o.id, title: o.id }, o.name))),
+      actor: h("input", { id: "audit-actor", size: 22, list: "audit-people",
+        placeholder: "a person, or an id" }),
       action: h("input", { id: "audit-action", size: 18, placeholder: "e.g. policy.*" }),
       since: h("input", { id: "audit-since", type: "date" }),
       until: h("input", { id: "audit-until", type: "date" }),
@@ -314,12 +338,10 @@ export async function show({ me, render }) {
       try {
         const page = await api(`/v1/audit?${query}`);
         fill(table, page.entries.length ? h("table", {}, h("thead", {}, h("tr", {},
-          ["#", "When", "Actor", "Member", "Action", "Dataset", "Details"].map((t) =>
-            h("th", { scope: "col" }, t)))),
-        h("tbody", {}, page.entries.map((e) => h("tr", {}, h("td", { class: "num" }, e.seq),
-          h("td", {}, e.at), h("td", {}, e.actor ?? "hub"), h("td", {}, e.org ?? ""),
-          h("td", {}, e.action), h("td", {}, e.dataset ?? ""),
-          h("td", { class: "details" }, JSON.stringify(e.details)))))) :
+          ["#", "When", "What happened"].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, page.entries.map((e) => h("tr", { "data-action": e.action },
+          h("td", { class: "num" }, e.seq), h("td", {}, e.at),
+          h("td", { class: "details" }, sentence(e, names), entryDetails(e, names)))))) :
           h("p", { class: "empty" }, "No entry matches."),
         page.next_cursor ? h("button", { type: "button", class: "secondary",
           onclick: () => search(page.next_cursor) }, "Next entries") : null);
@@ -341,6 +363,8 @@ export async function show({ me, render }) {
       h("form", { id: "audit-filter", onsubmit: (e) => { e.preventDefault(); search(); } },
         Object.entries(inputs).map(([k, el]) => h("label", { class: "inline",
           for: el.id }, `${k} `, el)),
+        h("datalist", { id: "audit-people" }, people.map((p) => h("option", { value: p.id },
+          `${p.name} (${names.orgName(p.org)})`))),
         h("button", { type: "submit" }, "Search"), " ",
         h("button", { type: "button", class: "secondary", onclick: exportAs("jsonl") },
           "Export JSONL"), " ",
