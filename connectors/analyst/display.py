@@ -22,6 +22,7 @@ from connectors.analyst.result import (
     ResultRow,
     format_number,
 )
+from connectors.common.amounts import amount
 from connectors.common.cli import console
 
 __all__ = ["UNCERTAIN", "budget_line", "show_estimate", "show_result"]
@@ -49,9 +50,12 @@ def _noise(m: MeasureInfo) -> str:
 def budget_line(b: BudgetBalance | None) -> str:
     if b is None:
         return ""
-    month = f", this month {b.month.left}" if b.month.left is not None else ""
-    return (f"budget left ({b.measure}): yours {b.member.left}{month}, "
-            f"all members {b.global_.left}; next query at most {b.can_spend}")
+    def shown(text: str | None) -> str:
+        return amount(text, b.measure, exact=True)
+
+    month = f", this month {shown(b.month.left)}" if b.month.left is not None else ""
+    return (f"budget left: yours {shown(b.member.left)}{month}, "
+            f"all members {shown(b.global_.left)}; next query at most {shown(b.can_spend)}")
 
 
 def _listed(result: QueryResult, sort: str | None, limit: int, include_uncertain: bool
@@ -176,8 +180,10 @@ def show_estimate(est: QueryEstimate) -> None:
         out.print("asked before: running it returns the stored release, at no cost")
     out.print(budget_line(est.budget))
     if est.budget_after:
-        out.print("after it: " + ", ".join(f"{k.replace('_', ' ')} {v}"
-                                                for k, v in est.budget_after.items()))
+        out.print("after it: " + ", ".join(
+            f"{k.replace('_', ' ')} "
+            f"{amount(v, est.budget.measure if est.budget else None, exact=True)}"
+            for k, v in est.budget_after.items()))
     if est.would_be_refused is not None:
         out.print(f"[bold red]would be refused[/] ({est.would_be_refused.rule}): "
                       f"{est.would_be_refused.detail}")

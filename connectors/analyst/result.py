@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from connectors.common.amounts import amount
 from hub.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -116,11 +117,11 @@ class PrivacyCost(_Model):
         return Fraction(self.delta or "0")
 
     def __str__(self) -> str:
-        symbol = {"zcdp": "rho", "pure": "epsilon"}.get(self.measure, self.measure)
-        shown = f" (~{float(self.exact):.6g})" if "/" in self.amount else ""
-        text = f"{symbol} = {self.amount}{shown}"
+        """``rho 0.1``; the exact amount follows a rounded decimal (``rho 0.333 (exact
+        1/3)``), as does the delta of approximate DP."""
+        text = amount(self.amount, self.measure, exact=True)
         if self.exact_delta:
-            text += f", delta = {self.delta}"
+            text += f", delta {amount(self.delta, exact=True)}"
         return text
 
 

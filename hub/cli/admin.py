@@ -17,7 +17,6 @@ from connectors.common.cli import console, user_errors
 from hub.actors import MemberKind, Role
 from hub.cli import context
 from hub.cli.people import app as person_app
-from hub.logging import configure_logging
 
 __all__ = ["app"]
 
@@ -141,7 +140,8 @@ def member_limits(
     settings = context.settings()
     with context.identity(settings) as identity:
         now = identity.set_extract_limits(org_id, changes, actor=context.cli_actor())
-    table = Table(title=f"Extract limits of {org_id}")
+        name = context.names(identity).org(org_id)
+    table = Table(title=f"Extract limits of {name} ({org_id})")
     for column in ("limit", "value", "from"):
         table.add_column(column)
     for name, own in now.items():
@@ -198,37 +198,35 @@ def links(
 def budget_show(
     dataset: Annotated[str | None, typer.Option(help="Only this dataset.")] = None,
 ) -> None:
-    """Privacy budget spent per dataset and member since the ledger began (exact amounts).
+    """Privacy budget spent per dataset and member since the ledger began (as decimals, and
+    exact).
 
     What is left depends on each dataset's policy; members see it with their own balance.
     """
+    from connectors.common.amounts import amount
     from hub.query.ledger import Ledger
-    from hub.storage.db import make_engine
 
     settings = context.settings()
-    configure_logging(settings)
-    engine = make_engine(settings.database_url)
-    try:
-        context.migrate(engine)
-        rows = Ledger(engine).spending(dataset)
-    finally:
-        engine.dispose()
+    with context.identity(settings) as identity:
+        rows = Ledger(identity.audit.engine).spending(dataset)
+        names = context.names(identity)
     if not rows:
         typer.echo("nothing spent yet" + (f" on {dataset}" if dataset else ""))
         return
     table = Table(title="Privacy budget spent")
-    for column in ("dataset", "organisation", "measure", "spent", "≈", "queries", "released",
+    for column in ("dataset", "organisation", "spent", "exact", "queries", "released",
                    "charged", "failed"):
         table.add_column(column, overflow="fold")
     totals: dict[tuple[str, str], Any] = {}
     for r in rows:
-        table.add_row(r.dataset, r.org, r.measure.value, str(r.spent), f"{float(r.spent):.6g}",
-                      str(r.entries), str(r.released), str(r.charged), str(r.failed))
+        table.add_row(r.dataset, names.org(r.org), amount(r.spent, r.measure.value),
+                      str(r.spent), str(r.entries), str(r.released), str(r.charged),
+                      str(r.failed))
         key = (r.dataset, r.measure.value)
         totals[key] = totals.get(key, 0) + r.spent
     for (name, measure), spent in sorted(totals.items()):
-        table.add_row(name, "(all members: cumulative loss)", measure, str(spent),
-                      f"{float(spent):.6g}", "", "", "", "")
+        table.add_row(name, "(all members: cumulative loss)", amount(spent, measure),
+                      str(spent), "", "", "", "")
     console().print(table)
 
 

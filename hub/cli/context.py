@@ -16,7 +16,7 @@ from hub.errors import ConfigError
 from hub.logging import configure_logging
 from hub.settings import Settings, load_settings
 
-__all__ = ["audit_log", "cli_actor", "identity", "migrate", "services", "settings",
+__all__ = ["audit_log", "cli_actor", "identity", "migrate", "names", "services", "settings",
            "write_or_print"]
 
 
@@ -50,6 +50,15 @@ def identity(settings: Settings) -> Iterator[Any]:
         yield IdentityService(engine=engine, settings=settings)
     finally:
         engine.dispose()
+
+
+def names(identity: Any) -> Any:
+    """Every organisation's and person's name (the hub's administrator reads them all), as
+    :class:`connectors.common.names.Names` for the command's tables and sentences."""
+    from connectors.common.names import Names
+
+    return Names({m["id"]: m["name"] for m in identity.members()},
+                 {p.id: (p.name, p.org_id) for p in identity.people.list()})
 
 
 def cli_actor() -> str:

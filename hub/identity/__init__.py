@@ -5,6 +5,7 @@
     hub.identity.service      members, OAuth2 clients, EdDSA-signed JWT access and ID tokens
     hub.identity.signingkeys  the hub's Ed25519 signing keys (JWKS, rotation)
     hub.identity.people       people of member organisations: roles, passwords, external ids
+    hub.identity.directory    the names behind ids, as each caller may read them
     hub.identity.signin       the hub's OpenID provider: public clients, codes, refresh tokens
     hub.identity.oidc         an external OpenID provider: discovery, JWKS rotation, checks
 

@@ -51,6 +51,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from hub.actors import Actor, MemberKind, Role, parse_roles
 from hub.errors import AuthError, Conflict, InvalidInput, NotFound, Unavailable
 from hub.governance.audit import Action, AuditEvent, AuditLog
+from hub.identity.directory import Directory
 from hub.identity.oidc import LEEWAY_SECONDS, ExternalProvider, peek_issuer
 from hub.identity.people import People, Person
 from hub.identity.signingkeys import ALGORITHM, TokenRegistry, open_signing_keys
@@ -166,6 +167,7 @@ class IdentityService:
         self._jws = TokenRegistry(algorithms=[ALGORITHM])
         self.audit = AuditLog(engine)
         self.people = People(engine, self.audit)
+        self.directory = Directory(engine)
         self.external = external
 
     # -- members and clients ------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -348,3 +349,52 @@ def test_admin_cli_changes_are_logged_with_the_cli_actor(tmp_path: Path) -> None
     assert creds["client_secret"] not in out.stdout
     verified = runner.invoke(app, ["audit", "verify"], env=env)
     assert verified.exit_code == 0 and "2 entries" in verified.stdout
+
+
+def test_the_audit_list_reads_as_sentences_with_names(world: World) -> None:
+    """``tahub audit list``: every entry of the flow in words, with the members' names and
+    decimal amounts, never an org_/tahub_ id in a sentence (the ids are in --details and in
+    the export)."""
+    from typer.testing import CliRunner
+
+    from connectors.common.auditsentences import SENTENCES
+    from hub.cli.main import app
+
+    runner = CliRunner()
+    env = {"TAHUB_DATA_DIR": str(world.hub.settings.data_dir), "TAHUB_LOG_LEVEL": "WARNING",
+           "COLUMNS": "400"}
+    entries = world.entries()
+    listed = runner.invoke(app, ["audit", "list", "--last", "1000"], env=env)
+    assert listed.exit_code == 0, listed.output
+    sentences = [line.split("│")[3].strip() for line in listed.stdout.splitlines()
+                 if line.startswith("│") and line.split("│")[1].strip().isdigit()]
+    assert len(sentences) >= len(entries) and all(s.endswith(".") for s in sentences)
+    text = "\n".join(sentences)
+    assert not re.search(r"\b(org|tahub|usr)_[0-9a-f]{8}", text), text
+    assert "A client of Analysts Inc ran a query on bank_alerts costing rho 0.25." in text
+    assert "A client of Audit Bank 2 withdrew an extract of 30 rows from bank_alerts." in text
+    assert "The hub's administrator" not in text  # registered by the hub's own code here
+    assert {e["action"] for e in entries} <= set(SENTENCES)
+    charged = runner.invoke(app, ["audit", "list", "--action", "query.charged", "--details"],
+                            env=env)
+    assert charged.exit_code == 0, charged.output
+    assert world.analyst.client_id in charged.stdout  # the ids in the detail lines
+    assert "cost: rho 0.25 (exact 1/4)" in charged.stdout
+    assert "1/4" not in charged.stdout.replace("(exact 1/4)", "")
+
+
+def test_the_admin_budget_table_names_members_and_shows_decimals(world: World) -> None:
+    """``tahub admin budget show``: the member by name, what it spent as a decimal and
+    exactly (the charge of a failed query stays spent: 1/4 + 1/2)."""
+    from typer.testing import CliRunner
+
+    from hub.cli.main import app
+
+    env = {"TAHUB_DATA_DIR": str(world.hub.settings.data_dir), "TAHUB_LOG_LEVEL": "WARNING",
+           "COLUMNS": "200"}
+    shown = CliRunner().invoke(app, ["admin", "budget", "show"], env=env)
+    assert shown.exit_code == 0, shown.output
+    (row,) = [line for line in shown.stdout.splitlines() if "Analysts Inc" in line]
+    cells = [c.strip() for c in row.split("│")[1:-1]]
+    assert cells[:4] == ["bank_alerts", "Analysts Inc", "rho 0.75", "3/4"], cells
+    assert world.analyst.org_id not in shown.stdout

@@ -60,6 +60,7 @@ MATRIX: dict[tuple[str, str], frozenset[Any]] = {
     ("GET", "/oauth/userinfo"): ANY,
     ("GET", "/v1/me"): ANY,
     ("GET", "/v1/clients"): ANY,
+    ("GET", "/v1/directory"): ANY,
     ("GET", "/v1/contracts"): ANY,
     ("GET", "/v1/contracts/{dataset}/{version}"): ANY,
     ("POST", "/v1/uploads"): PARTNER,
@@ -254,3 +255,31 @@ def test_a_member_only_reaches_its_own_objects(world: World) -> None:
         assert any(e["action"] == "query.charged" for e in usage["entries"])
         assert b_partner.get("/v1/audit/usage",
                              params={"dataset": "case_records"}).status_code == 404
+
+
+def test_the_directory_names_every_organisation_but_only_the_people_one_may_see(
+    world: World,
+) -> None:
+    """Organisation names are the network's; a person's name only its own organisation's
+    members and governance officers (of any organisation) read (hub.identity.directory)."""
+    hub, a, b = world.hub, world.a, world.b
+    names = {m["id"]: m["name"] for m in hub.services.identity.members()}
+    people = {p.id: p for p in hub.services.identity.people.list()}
+    for (kind, role), token in a.tokens.items():
+        with _http(hub, token) as http:
+            found = http.get("/v1/directory")
+        assert found.status_code == 200, found.text
+        body = found.json()
+        assert {o["id"]: o["name"] for o in body["organisations"]} == names
+        seen = {p["id"]: p for p in body["people"]}
+        orgs = {p["org"] for p in seen.values()}
+        if role is Role.GOVERNANCE:
+            assert set(seen) == set(people), (kind, role)
+        else:
+            assert orgs == {a.org}, (kind, role)
+            assert set(seen) == {i for i, p in people.items() if p.org_id == a.org}
+        for person_id, entry in seen.items():  # names only: no e-mail, role or sign-in
+            assert entry == {"id": person_id, "name": people[person_id].name,
+                             "org": people[person_id].org_id}
+    assert b.org in names
+

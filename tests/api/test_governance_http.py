@@ -18,6 +18,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from connectors.common.amounts import amount
 from hub.actors import MemberKind, Role
 from hub.cli.main import app as tahub_app
 from hub.identity.service import Credentials
@@ -282,13 +283,20 @@ def test_the_cli_exports_imports_proposes_and_approves(world: World, tmp_path: P
 
     listed = runner.invoke(tahub_app, ["policy", "proposals"], env=gov_b)
     assert proposal_id in listed.output
+    # people read names: the proposer is its organisation's client, never its ids
+    assert "a client of Gov Org A" in listed.output
+    assert world.officer_a.client_id not in listed.output
+    assert world.officer_a.org_id not in listed.output
     shown = runner.invoke(tahub_app, ["policy", "show", proposal_id], env=gov_b)
     assert 'global: "2000"' in shown.output and "budget changes" in shown.output
+    assert "global_total: rho 1000 -> rho 2000" in shown.output  # decimals, exact is whole
+    assert "proposed by a client of Gov Org A" in shown.output
     own = runner.invoke(tahub_app, ["policy", "approve", proposal_id], env=gov_a)
     assert own.exit_code == 1 and "rule: four-eyes:own-proposal" in own.stderr
     approved = runner.invoke(tahub_app, ["policy", "approve", proposal_id, "--note", "ok"],
                              env=gov_b)
     assert approved.exit_code == 0 and ": active" in approved.output, approved.output
+    assert "approved by a client of Gov Org B at" in approved.output
     policy = world.hub.services.policies.current().get("bank_alerts")
     assert policy is not None and str(policy.budget.global_total) == "2000"
 
@@ -296,8 +304,16 @@ def test_the_cli_exports_imports_proposes_and_approves(world: World, tmp_path: P
                              env=gov_a)
     assert restored.exit_code == 0, restored.output
     assert json.loads(restored.output)["restores"] == 1
+    with world.hub.authed(world.analyst) as http:  # spent (now or by an earlier test)
+        assert _query(http, "2020-12").status_code in (200, 403)
     budgets = runner.invoke(tahub_app, ["policy", "budgets"], env=gov_b)
-    assert budgets.exit_code == 0 and world.analyst.org_id in budgets.output
+    assert budgets.exit_code == 0, budgets.output
+    assert "Gov Org A" in budgets.output and world.analyst.org_id not in budgets.output
+    spent = world.hub.services.ledger.spending("bank_alerts")
+    mine = next(r for r in spent if r.org == world.analyst.org_id)
+    assert amount(mine.spent, exact=True) in budgets.output  # a decimal, not 1/50
+    ids = runner.invoke(tahub_app, ["policy", "budgets", "--json"], env=gov_b)
+    assert world.analyst.org_id in ids.output  # ids and exact amounts in --json
 
 
 def test_an_officer_sizes_the_bounds_from_dp_quantiles_and_is_charged_for_it(

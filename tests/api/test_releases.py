@@ -377,6 +377,13 @@ def test_client_and_cli(world: World, tmp_path: Path) -> None:
     assert missing.exit_code == 1 and "no published release" in missing.output
     gov_env = {**env, "TAHUB_CLIENT_ID": pub.governance.client_id,
                "TAHUB_CLIENT_SECRET": pub.governance.client_secret}
+    # the publisher reads whom it shared with by name (the ids in --json)
+    own = runner.invoke(tahub_app, ["query", "releases"], env=gov_env)
+    assert own.exit_code == 0, own.output
+    audience = [line.split("│")[-2].strip() for line in own.output.splitlines()
+                if line.startswith("│")]  # the last column, folded over lines
+    assert "Reader Client Org" in " ".join(a for a in audience if a)
+    assert reader.id not in own.output
     widened = runner.invoke(tahub_app, ["query", "publish", query_id, "--title",
                                         "From Python", "--note", "see the note"], env=gov_env)
     assert widened.exit_code == 0 and "updated" in widened.output, widened.output

@@ -243,7 +243,10 @@ def test_admin_budget_show_lists_exact_spending(
     assert shown.exit_code == 0, shown.output
     lines = {line.split("│")[2].strip(): line for line in shown.stdout.splitlines()
              if line.startswith("│")}
-    assert "10/21" in lines[ORG_A] and "1/5" in lines[ORG_B]
+    # organisations by name, amounts as decimals with the exact fraction beside them
+    assert ORG_A not in shown.stdout and ORG_B not in shown.stdout
+    assert "0.476" in lines["Bank A"] and "10/21" in lines["Bank A"]
+    assert "0.2" in lines["NGO B"] and "1/5" in lines["NGO B"]
     assert "71/105" in lines["(all members: cumulative loss)"]
     other = runner.invoke(app, ["admin", "budget", "show", "--dataset", "nope"], env=env)
     assert "nothing spent yet on nope" in other.stdout

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, Response, expect
 
+from connectors.common.amounts import decimal
 from hub.actors import MemberKind, Role
 from tests.api.conftest import Hub, running_hub, upload_extract
 from tests.hub.extract_files import token, valid_rows, write_extract
@@ -177,17 +178,19 @@ def test_a_query_from_the_workspace_draws_the_returned_numbers(page: Page, hub: 
     slider = page.get_by_label("Privacy cost: more cost, less noise")
     stops = json.loads(slider.get_attribute("data-stops") or "[]")
     slider.fill(str(stops.index("1/250")))
-    expect(page.locator("#cost-value")).to_contain_text("1/250")
+    expect(page.locator("#cost-value")).to_contain_text("rho 0.004")  # a decimal: 1/250
+    expect(page.locator("#cost-value .amount")).to_have_attribute("title", "exact: 1/250")
     expect(page.locator("#cost-why")).to_contain_text("You chose this cost")
     expect(page.get_by_role("button", name="Use the recommended cost")).to_be_visible()
-    expect(page.locator("#estimate-cost")).to_contain_text("Cost 1/250")
+    expect(page.locator("#estimate-cost")).to_contain_text("Cost rho 0.004")
     cheap = _expected_error(page)
     slider.fill(str(stops.index("1/5")))
-    expect(page.locator("#cost-value")).to_contain_text("1/5")
-    expect(page.locator("#estimate-cost")).to_contain_text("Cost 1/5")
+    expect(page.locator("#cost-value")).to_contain_text("rho 0.2")
+    expect(page.locator("#estimate-cost")).to_contain_text("Cost rho 0.2")
     dear = _expected_error(page)
     assert dear < cheap  # more cost, less noise; and nothing spent so far
-    expect(page.locator("#budget-after")).to_contain_text("4/5")
+    expect(page.locator("#budget-after")).to_contain_text("left after it: 0.8")
+    expect(page.locator("#budget-after .amount").first).to_have_attribute("title", "exact: 4/5")
     with hub.authed(hub.member("WS Watcher", (Role.GOVERNANCE,))) as gov:
         spent = [m for b in gov.get("/v1/governance/budgets").json() for m in b["members"]]
     assert all(m["org"] != org for m in spent)
@@ -195,7 +198,8 @@ def test_a_query_from_the_workspace_draws_the_returned_numbers(page: Page, hub: 
     result = _run(page)
     expect(page.locator("#chart svg")).to_be_visible()
     expect(page.locator("#chart")).to_have_attribute("data-kind", "map")
-    expect(page.locator("#charged")).to_contain_text("Charged 1/5")
+    expect(page.locator("#charged")).to_contain_text("Charged rho 0.2")
+    expect(page.locator("#charged .amount").first).to_have_attribute("title", "exact: 1/5")
     # the map is drawn from the returned cells: every shape with a value carries its number
     returned = {row["origin_country"]: row["count"]["value"] for row in result["rows"]}
     shown = {m["parts"]["origin_country"]: _number(m["parts"]["value"])
@@ -235,18 +239,21 @@ def test_the_default_cost_is_solved_from_a_target_accuracy_and_said(page: Page,
     halfwidth = request["target"]["ci_halfwidth"]
     proposed, can_spend = solved["cost"]["amount"], solved["budget"]["can_spend"]
     # the hub's proposal fits what may be spent now: it is the slider's value, and why is said
-    expect(page.locator("#cost-value")).to_contain_text(f"{proposed} (rho), recommended")
+    expect(page.locator("#cost-value")).to_contain_text(
+        f"rho {decimal(proposed)}, recommended")
+    expect(page.locator("#cost-value .amount")).to_have_attribute("title", f"exact: {proposed}")
     why = page.locator("#cost-why")
-    expect(why).to_contain_text(f"Recommended cost {proposed}")
+    expect(why).to_contain_text(f"Recommended cost rho {decimal(proposed)}")
     expect(why).to_contain_text(f"±{halfwidth}")
-    expect(why).to_contain_text(f"fits what you can spend on one query now ({can_spend})")
+    expect(why).to_contain_text(
+        f"fits what you can spend on one query now (rho {decimal(can_spend)})")
     expect(page.locator("#expected tbody td").first).to_have_text(
         f"± {solved['measures'][0]['halfwidth_95']:g}")
     with page.expect_request(re.compile(r"/v1/queries$")) as sent:
         result = _run(page)
     assert sent.value.post_data_json["cost"] == proposed
     assert result["charged"]["amount"] == proposed
-    expect(page.locator("#charged")).to_contain_text(f"Charged {proposed}")
+    expect(page.locator("#charged")).to_contain_text(f"Charged rho {decimal(proposed)}")
 
     # people counted one by one: +/-5 is beyond the per-query cap; the hub says what it would
     # cost, and the workspace takes the largest stop it can afford and says the view is noisier
@@ -262,12 +269,12 @@ def test_the_default_cost_is_solved_from_a_target_accuracy_and_said(page: Page,
     left = budget.value.json()["can_spend"]
     stops = json.loads(page.get_by_label("Privacy cost: more cost, less noise")
                        .get_attribute("data-stops") or "[]")
-    expect(why).to_contain_text(f"would cost {problem['requested']}, more than you can spend "
-                                f"on one query now ({left})")
+    expect(why).to_contain_text(f"would cost rho {decimal(problem['requested'])}, more than you "
+                                f"can spend on one query now (rho {decimal(left)})")
     expect(why).to_contain_text("this view will be noisier")
     expect(page.locator("#cost-value")).to_contain_text("largest affordable")
     assert stops[-1] == "1/5" and left == "1/5"
-    expect(page.locator("#cost-value")).to_contain_text("1/5 (rho)")
+    expect(page.locator("#cost-value")).to_contain_text("rho 0.2")
     expect(page.locator("#expected tbody th")).to_have_text("count_units")
     page.evaluate("document.getElementById('cost').scrollIntoView()")
     screenshot(page, "workspace-cost")
@@ -285,7 +292,7 @@ def test_the_largest_routes_list_the_pooled_route_first(page: Page, hub: Hub) ->
     expect(page.locator("#route-stages")).to_have_text(
         "Route: source_country → transit_country → destination_country")
     expect(page.locator("#cost-why")).to_contain_text(
-        f"Recommended cost {asked.value.json()['cost']['amount']}")
+        f"Recommended cost rho {decimal(asked.value.json()['cost']['amount'])}")
     with page.expect_request(re.compile(r"/v1/queries$")) as sent:
         result = _run(page)
     assert sent.value.post_data_json["measures"] == ["count_units"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -12,7 +12,7 @@ from hub import __version__
 from hub.api.deps import AppSettings, CurrentActor, Identity, Policies, Registry
 from hub.api.oauth import AUTHORIZE_PATH, TOKEN_PATH
 from hub.api.openapi import AUTHENTICATED, problems
-from hub.api.schemas.identity import ClientView, Jwks, OpenIdConfiguration
+from hub.api.schemas.identity import ClientView, Directory, Jwks, OpenIdConfiguration
 from hub.contracts.model import Contract
 from hub.identity.service import GRANT_TYPE, TOKEN_AUTH_METHODS
 from hub.identity.signin import SCOPES
@@ -30,6 +30,9 @@ class PolicyHealth(BaseModel):
 
 
 class Health(BaseModel):
+    #: What this server is: a client (``tahub login``) checks it before anything else, to
+    #: tell a wrong address (another web server) from a hub.
+    service: Literal["tahub"] = "tahub"
     status: str
     version: str
     policies: PolicyHealth
@@ -103,6 +106,13 @@ def me(actor: CurrentActor) -> Me:
             response_model=list[ClientView], responses=problems(*AUTHENTICATED))
 def org_clients(actor: CurrentActor, identity: Identity) -> list[dict[str, Any]]:
     return identity.org_clients(actor.org)
+
+
+@router.get("/v1/directory", tags=["meta"],
+            summary="Names of the organisations and people you may see (ids -> names)",
+            response_model=Directory, responses=problems(*AUTHENTICATED))
+def directory(actor: CurrentActor, identity: Identity) -> dict[str, Any]:
+    return identity.directory.visible_to(actor)
 
 
 @router.get("/v1/contracts", tags=["contracts"], summary="Every contract the hub knows",

@@ -7,6 +7,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 __all__ = [
     "ClientView",
+    "Directory",
     "Jwk",
     "Jwks",
     "OAuthError",
@@ -61,6 +62,28 @@ class ClientView(BaseModel):
     roles: list[str]
     created_at: str
     revoked_at: str | None
+
+
+class DirectoryOrganisation(BaseModel):
+    id: str = Field(examples=["org_3f9a0c1d2e4b5a69"])
+    name: str = Field(examples=["Banca Italia"])
+    kind: str = Field(examples=["bank"])
+
+
+class DirectoryPerson(BaseModel):
+    id: str = Field(examples=["usr_7c1e2d3f4a5b6c7d"])
+    name: str = Field(examples=["Ana Silva"])
+    org: str = Field(description="The person's organisation (its id).")
+
+
+class Directory(BaseModel):
+    """The names behind the ids the caller meets (``hub.identity.directory``)."""
+
+    organisations: list[DirectoryOrganisation] = Field(
+        description="Every member organisation.")
+    people: list[DirectoryPerson] = Field(
+        description="The people of the caller's organisation; of every organisation for the "
+        "governance role.")
 
 
 class UserInfo(BaseModel):

@@ -43,7 +43,7 @@ class Publication(BaseModel):
     computed_at: str | None
     published_at: str
     updated_at: str
-    publisher: str = Field(description="The client that published it.")
+    publisher: str = Field(description="The name of the organisation that published it.")
     yours: bool = Field(description="Published by your organisation.")
     audience: Literal["all", "named"] | list[str] = Field(
         description="all; or, to the publisher, the organisations it is shared with; to "

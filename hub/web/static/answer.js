@@ -4,6 +4,7 @@
 // Cells not distinguishable from zero are marked in the table and left out of the top list
 // and of colour scales until the reader turns on "Show cells not distinguishable from zero".
 
+import { amount } from "./amounts.js";
 import { download } from "./api.js";
 import {
   NOT_DISTINGUISHABLE, fmt, keyLabel, ordered, rankText, ranked, topList, uncertain,
@@ -17,8 +18,9 @@ const TOP = 10;
 function capital(text) { return text ? text[0].toUpperCase() + text.slice(1) : ""; }
 
 function costText(cost, accounting) {
-  return `${cost.amount} (${accounting || cost.measure}`
-    + `${cost.delta ? `, delta ${cost.delta}` : ""})`;
+  // "rho 0.2" (the exact amount on hover), and its delta if any
+  return [amount(cost.amount, accounting || cost.measure),
+    cost.delta && cost.delta !== "0" ? [", delta ", amount(cost.delta)] : null];
 }
 
 function keysNote(result) {
@@ -129,8 +131,8 @@ export async function showAnswer(box, result, fields) {
   fill(box,
     h("h2", { id: "r-h" }, `Answer: ${result.dataset}`),
     h("p", { id: "charged" }, result.reused ? "Returned again from your stored releases: free."
-      : `Charged ${costText(result.charged, result.accounting)}; your organisation has `
-        + `${result.budget.member.left} left.`),
+      : ["Charged ", costText(result.charged, result.accounting), "; your organisation has ",
+        amount(result.budget.member.left), " left."]),
     keysNote(result),
     result.top ? h("p", { id: "top-note", class: "note" }, h("strong", {}, "Ranked: "),
       `the ${result.top.k} largest by ${result.top.by}. ${capital(result.top.note)}.`) : null,

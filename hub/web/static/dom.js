@@ -1,5 +1,9 @@
 // DOM helpers shared by every page: an element builder and the refusal box.
 
+import { amount } from "./amounts.js";
+
+const AMOUNTS = new Set(["requested", "remaining"]);
+
 export function h(tag, attrs = {}, ...children) {
   // A small element builder: text children are escaped by the DOM, never parsed as HTML.
   const el = document.createElement(tag);
@@ -21,12 +25,12 @@ export function problemBox(error) {
   const body = (error && error.body) || {};
   const facts = ["rule", "field", "requested", "remaining"]
     .filter((k) => body[k] !== undefined && body[k] !== null)
-    .map((k) => `${k}: ${body[k]}`);
+    .map((k) => [`${k}: `, AMOUNTS.has(k) ? amount(body[k], body.measure) : String(body[k])]);
   const lines = (body.errors || []).map((e) =>
     h("li", {}, `${e.line ? `line ${e.line}: ` : ""}${e.field ? `${e.field}: ` : ""}${e.reason}`));
   return h("div", { class: "error", role: "alert" },
     h("strong", {}, error.message || "The hub refused."),
-    facts.length ? h("div", {}, facts.join(" · ")) : null,
+    facts.length ? h("div", {}, facts.flatMap((f, i) => (i ? [" · ", f] : [f]))) : null,
     lines.length ? h("ul", {}, lines) : null);
 }
 

@@ -1,6 +1,8 @@
 // Home: who you are, your organisation and roles, and per dataset what your organisation may
-// ask and what it has left to spend (GET /v1/policies/mine, GET /v1/budgets).
+// ask and what it has left to spend (GET /v1/policies/mine, GET /v1/budgets); amounts as
+// decimals, exact on hover (amounts.js).
 
+import { amount } from "./amounts.js";
 import { api } from "./api.js";
 import { fill, h } from "./dom.js";
 
@@ -41,9 +43,9 @@ export async function show({ me, render }) {
         return h("tr", { "data-dataset": view.dataset },
           h("th", { scope: "row" }, view.dataset),
           h("td", {}, rulesCell(view)),
-          h("td", { class: "num" }, `${view.per_query} (${view.accounting})`),
-          h("td", { class: "num" }, b.member.spent ?? "-"),
-          h("td", { class: "num", "data-testid": "left" }, b.member.left ?? "-"),
+          h("td", { class: "num" }, amount(view.per_query, view.accounting)),
+          h("td", { class: "num" }, amount(b.member.spent)),
+          h("td", { class: "num", "data-testid": "left" }, amount(b.member.left)),
           h("td", { class: "num" }, view.min_partners));
       })));
   }

@@ -3,10 +3,13 @@
 // how to configure the connector with your client id.
 //
 // API: GET /v1/extracts, DELETE /v1/extracts/{id}, GET /v1/clients, GET /v1/audit/usage,
-// GET /v1/contracts.
+// GET /v1/contracts, GET /v1/directory (names: the people of other organisations are shown
+// as their organisation, names.js).
 
 import { api } from "./api.js";
+import { details as entryDetails, sentence } from "./auditlog.js";
 import { fill, h, problemBox } from "./dom.js";
+import { names as loadNames } from "./names.js";
 
 function size(bytes) {
   return bytes > 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : `${Math.ceil(bytes / 1e3)} kB`;
@@ -54,16 +57,16 @@ export async function show({ render }) {
 
   async function usage() {
     try {
-      const page = await api("/v1/audit/usage?limit=50");
+      const [page, names] = await Promise.all([api("/v1/audit/usage?limit=50"),
+        loadNames()]);
       fill(usageBox, h("h2", { id: "u-h" }, "How your datasets are used"),
         h("p", { class: "muted" }, "Every query over a dataset you contribute to: who asked "
           + "what shape, at what cost. Never the values."),
         page.entries.length ? h("table", { id: "usage" }, h("thead", {}, h("tr", {},
-          ["When", "Member", "Action", "Dataset", "Shape and cost"].map((t) =>
-            h("th", { scope: "col" }, t)))),
-        h("tbody", {}, page.entries.map((e) => h("tr", {}, h("td", {}, e.at),
-          h("td", {}, e.org ?? ""), h("td", {}, e.action), h("td", {}, e.dataset),
-          h("td", { class: "details" }, JSON.stringify(e.details))))))
+          ["When", "What happened"].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, page.entries.map((e) => h("tr", { "data-action": e.action },
+          h("td", {}, e.at),
+          h("td", { class: "details" }, sentence(e, names), entryDetails(e, names))))))
           : h("p", { class: "empty" }, "No query has touched your datasets yet."));
     } catch (error) {
       fill(usageBox, h("h2", { id: "u-h" }, "How your datasets are used"), problemBox(error));

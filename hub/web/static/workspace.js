@@ -8,10 +8,11 @@
 // POST /v1/queries, GET /v1/queries (history), GET /v1/queries/{id} (a release again, free),
 // GET /v1/releases, GET /v1/queries/{id}/export?format=csv|parquet.
 
-import { api } from "./api.js";
 import {
   DEFAULT_STOP, affordable, compare, mainMeasure, stops as costStops, targetFor, withStop,
 } from "./accuracy.js";
+import { amount, decimal, symbol } from "./amounts.js";
+import { api } from "./api.js";
 import { showAnswer } from "./answer.js";
 import { fmt } from "./cells.js";
 import { fill, h, problemBox } from "./dom.js";
@@ -46,7 +47,7 @@ function routeOf(fields, rule) {
   return stages.map((f) => f.name);
 }
 
-function costLabel(policy) { return policy.accounting === "pure" ? "epsilon" : "rho"; }
+function costOf(text, policy) { return amount(text, policy.accounting); }
 
 export async function show({ render }) {
   const policies = await api("/v1/policies/mine");
@@ -153,13 +154,14 @@ export async function show({ render }) {
 
   function showCost() {
     const slider = form.querySelector("#cost");
-    const amount = cost.stops[cost.index];
+    const stop = cost.stops[cost.index];
     slider.max = cost.stops.length - 1;
     slider.value = cost.index;
     slider.dataset.stops = JSON.stringify(cost.stops);
-    slider.setAttribute("aria-valuetext", `${amount}${cost.mark ? ` (${cost.mark})` : ""}`);
-    form.querySelector("#cost-value").textContent =
-      `${amount} (${costLabel(chosen.policy)})${cost.mark ? `, ${cost.mark}` : ""}`;
+    slider.setAttribute("aria-valuetext", `${symbol(chosen.policy.accounting)} `
+      + `${decimal(stop)}${cost.mark ? ` (${cost.mark})` : ""}`);
+    fill(form.querySelector("#cost-value"), amount(stop, chosen.policy.accounting),
+      cost.mark ? `, ${cost.mark}` : "");
   }
 
   function explain(text, status) {
@@ -255,8 +257,9 @@ export async function show({ render }) {
     const goal = targetFor(chosenMeasures(), policy, Boolean(q.top));
     if (!goal) {
       return { stops: base, index: DEFAULT_STOP, mark: "", status: "none",
-        text: "No accuracy target applies to a mean or a median (their error depends on the "
-          + `data): the default cost is ${base[DEFAULT_STOP]}; more cost, less noise.` };
+        text: ["No accuracy target applies to a mean or a median (their error depends on the "
+          + "data): the default cost is ", costOf(base[DEFAULT_STOP], policy),
+        "; more cost, less noise."] };
     }
     let proposed = null;
     let needed = null;
@@ -273,17 +276,17 @@ export async function show({ render }) {
     }
     if (proposed !== null && compare(proposed, canSpend) <= 0) {
       return { ...withStop(base, proposed), mark: "recommended", status: "recommended",
-        text: `Recommended cost ${proposed} (${costLabel(policy)}): the least that `
-          + `${goal.goal}. It fits what you can spend on one query now (${canSpend}).` };
+        text: ["Recommended cost ", costOf(proposed, policy), `: the least that ${goal.goal}. `
+          + "It fits what you can spend on one query now (", costOf(canSpend, policy), ")."] };
     }
     const index = affordable(base, canSpend);
     return { stops: base, index: Math.max(index, 0), status: "noisier",
       mark: index >= 0 ? "largest affordable" : "",
-      text: `A view that ${goal.goal} would cost ${proposed ?? needed}, more than you can `
-        + `spend on one query now (${canSpend}). ` + (index >= 0
-        ? `The largest affordable cost, ${base[index]}, is used instead: this view will be `
-          + "noisier than that (expected error below)."
-        : "Nothing can be spent on this dataset now.") };
+      text: [`A view that ${goal.goal} would cost `, costOf(proposed ?? needed, policy),
+        ", more than you can spend on one query now (", costOf(canSpend, policy), "). ",
+        index >= 0 ? ["The largest affordable cost, ", costOf(base[index], policy), ", is used "
+          + "instead: this view will be noisier than that (expected error below)."]
+          : "Nothing can be spent on this dataset now."] };
   }
 
   async function estimate() {
@@ -324,9 +327,10 @@ export async function show({ render }) {
     const refused = e.would_be_refused;
     const keys = e.keys || {};
     fill(estimateBox, heading,
-      h("p", { id: "estimate-cost" }, `Cost ${e.cost.amount} (${e.accounting || e.cost.measure}`
-        + `${e.cost.delta ? `, delta ${e.cost.delta}` : ""}), `
-        + `${e.cells.toLocaleString("en")} possible cells; nothing is spent by this estimate.`),
+      h("p", { id: "estimate-cost" }, "Cost ", amount(e.cost.amount, e.accounting
+        || e.cost.measure), e.cost.delta && e.cost.delta !== "0"
+        ? [", delta ", amount(e.cost.delta)] : "",
+      `, ${e.cells.toLocaleString("en")} possible cells; nothing is spent by this estimate.`),
       h("table", { id: "expected" }, h("thead", {}, h("tr", {},
         h("th", { scope: "col" }, "Measure"), h("th", { scope: "col" }, "Expected error (95%)"))),
       h("tbody", {}, e.measures.map((m) => h("tr", {}, h("th", { scope: "row" }, m.name),
@@ -340,8 +344,8 @@ export async function show({ render }) {
           + `${Math.round((e.top.rank_confidence || 0.9) * 100)}% probability.`) : null,
       h("p", { id: "budget-after" }, e.reused
         ? "You asked this before: the stored answer is returned free."
-        : `Your organisation's budget left after it: ${e.budget_after.member_left}`
-          + ` (all members: ${e.budget_after.global_left}).`),
+        : ["Your organisation's budget left after it: ", amount(e.budget_after.member_left),
+          " (all members: ", amount(e.budget_after.global_left), ")."]),
       refused ? problemBox({ message: refused.detail, body: { rule: refused.rule } }) : null);
     form.querySelector("#run").disabled = Boolean(refused);
   }
@@ -379,7 +383,8 @@ export async function show({ render }) {
       h("tbody", {}, [...entries].reverse().map((e) => h("tr", {},
         h("td", {}, e.created_at), h("td", {}, e.dataset),
         h("td", {}, ((e.shape || {}).dimensions || []).map((d) => d.name).join(", ")),
-        h("td", { class: "num" }, e.cost.amount), h("td", {}, e.status),
+        h("td", { class: "num" }, amount(e.cost.amount, e.cost.measure)),
+        h("td", {}, e.status),
         h("td", {}, e.status === "released" ? h("button", { type: "button", class: "secondary",
           onclick: async () => showResult(await api(`/v1/queries/${e.id}`)) }, "Show (free)")
           : ""))))) : h("p", { class: "empty" }, "No queries yet."),
