@@ -54,7 +54,10 @@ Errors are the hub's one tree (``hub.errors``)::
     │   └── EmptyExtract        the export has no data rows
     ├── Conflict                an upload could not settle on an offset
     ├── Unavailable             the hub cannot be reached, after retries
-    └── HubRequestError         the hub refused a request (its problem document attached)
+    └── HubRequestError         the hub refused a request; what it said is kept as said:
+        │                       status (403, 404...), problem_code, problem_type, rule,
+        │                       field, hub_detail, retry_after, problem_body
+        └── HubUnavailable      it answered 5xx, after the retries (also an Unavailable)
 """
 
 from connectors.analyst.client import AnalystClient

@@ -27,7 +27,9 @@ logged with a request id and answered with a generic 500 that never echoes its t
     ├── Conflict                     state does not allow it (409), e.g. a wrong offset
     ├── TooManyRequests              over a rate limit (429), names the ``rule``, ``retry_after``
     ├── Unavailable                  a dependency is down; retry later (503)
-    └── HubRequestError              connector side: the hub answered with a problem
+    └── HubRequestError              connector side: the hub answered with a problem (its own
+        │                            status, code, rule, field and detail kept)
+        └── HubUnavailable           ... a 5xx, after the retries: also an Unavailable
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ __all__ = [
     "ExtractOverLimit",
     "Forbidden",
     "HubRequestError",
+    "HubUnavailable",
     "InvalidInput",
     "MappingError",
     "NotFound",
@@ -253,14 +256,24 @@ class Unavailable(TahubError):
 
 
 class HubRequestError(TahubError):
-    """The hub answered a connector request with a problem document.
+    """The hub answered a connector request with a problem document (or, from something that
+    is not the hub, such as a proxy, with an error page: then status and reason only).
 
-    ``status`` is the instance's HTTP status (not a class constant), ``problem`` the
-    parsed body.
+    What the hub said is kept as it said it: ``status`` (and ``http_status``) its HTTP status
+    (403, 404...: an instance's, never the class's 400), ``problem_code`` and
+    ``problem_type`` its ``code`` and ``type``, ``rule``, ``field``, ``hub_detail`` its own
+    ``detail``, ``retry_after`` (429, 503), ``errors`` each error it listed, and
+    ``problem_body`` the whole document. The message (``str()``) is the connector's sentence
+    around them: what was refused, the status and code, the hub's detail and its facts.
+    :meth:`problem` is this error's own problem document (code ``hub_request_failed``) with
+    the hub's status and every field the hub added (``rule``, ``requested``...).
     """
 
     code = "hub_request_failed"
     title = "The hub refused the request"
+    #: The members of an RFC 9457 document that are not facts of the refusal itself.
+    _FRAME = frozenset({"type", "title", "status", "detail", "code", "instance", "request_id",
+                        "field", "errors", "total_errors"})
 
     def __init__(self, detail: str, *, http_status: int, problem: dict[str, Any]) -> None:
         errors = [
@@ -279,11 +292,29 @@ class HubRequestError(TahubError):
             field=problem.get("field"),
             errors=errors,
             total_errors=problem.get("total_errors"),
+            **{k: v for k, v in problem.items() if k not in self._FRAME},
         )
         self.http_status = http_status
         self.status = http_status  # the hub's own status (403, 404...), not the class's 400
         self.problem_body = problem
-        self.problem_code = str(problem.get("code", ""))
+        self.problem_code = str(problem.get("code") or "")
+        self.problem_type = str(problem.get("type") or "")
+        self.hub_detail = str(problem.get("detail") or problem.get("title") or "")
+        rule = problem.get("rule")
+        self.rule = str(rule) if rule not in (None, "") else None
+        retry = problem.get("retry_after")
+        self.retry_after = None if isinstance(retry, bool) or not isinstance(retry, int) \
+            else retry
+
+
+class HubUnavailable(HubRequestError, Unavailable):
+    """The hub answered 5xx (after the retries the request allows): its own status, code and
+    detail kept as for any :class:`HubRequestError`; also an :class:`Unavailable`, so that
+    code which waits and tries again later catches it as it catches a hub out of reach."""
+
+    code = "hub_unavailable"
+    status = 503
+    title = "The hub is unavailable"
 
 
 def error_classes() -> list[type[TahubError]]:
@@ -292,6 +323,7 @@ def error_classes() -> list[type[TahubError]]:
     stack: list[type[TahubError]] = [TahubError]
     while stack:
         cls = stack.pop()
-        seen.append(cls)
-        stack.extend(cls.__subclasses__())
+        if cls not in seen:  # a class with two parents in the tree (HubUnavailable) once
+            seen.append(cls)
+            stack.extend(cls.__subclasses__())
     return seen

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import string
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import phonenumbers
@@ -27,6 +28,7 @@ __all__ = [
     "network_keys",
     "phone_numbers",
     "policy_documents",
+    "privacy_amounts",
     "query_documents",
     "spellings",
     "valid_rows",
@@ -301,3 +303,12 @@ def query_documents(
         "filters": filters,
         "cost": draw(st.sampled_from(["1/100", "1/2", "3/4"])),
     }
+
+
+def privacy_amounts() -> st.SearchStrategy[str]:
+    """Exact amounts as the hub writes them: ``"n/d"`` or a whole number, from 1/10^12 to
+    10^6 (tiny per-query deltas to whole budgets)."""
+    return st.builds(lambda n, d: str(Fraction(n, d)), st.integers(0, 10**6),
+                     st.sampled_from([1, 2, 3, 7, 20, 25, 50, 100, 250, 3000, 10**4, 10**7,
+                                      10**12]) | st.integers(1, 10**9))
+

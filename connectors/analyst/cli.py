@@ -21,8 +21,10 @@
 
 Credentials: ``--hub``, ``--client-id``, ``--client-secret`` or ``TAHUB_HUB_URL``,
 ``TAHUB_CLIENT_ID``, ``TAHUB_CLIENT_SECRET`` (a client with the ``analyst`` role;
-``publish`` and ``withdraw`` need ``governance``). A refusal prints the hub's reason with the
-rule that refused and exits 1, without a traceback.
+``publish`` and ``withdraw`` need ``governance``); or a person signed in with ``tahub
+login``, whose profile (``--profile``, ``TAHUB_PROFILE``) also gives the hub when neither
+``--hub`` nor ``TAHUB_HUB_URL`` does. A refusal prints the hub's reason with its status, code
+and the rule that refused, and exits 1, without a traceback.
 
 A release is printed honestly (connectors.analyst.display): in the hub's order, or for a top
 list (``--sort``, or a ranked query) by :meth:`QueryResult.top`: rank order with each rank's
@@ -45,7 +47,16 @@ from rich.table import Table
 from connectors.analyst.client import AnalystClient, parse_filter
 from connectors.analyst.display import show_estimate, show_result
 from connectors.analyst.result import PublishedRelease, QueryResult, format_number
-from connectors.common.cli import ClientId, ClientSecret, Hub, console, user_errors
+from connectors.common.amounts import amount
+from connectors.common.cli import (
+    ClientId,
+    ClientSecret,
+    Hub,
+    Profile,
+    console,
+    user_errors,
+)
+from connectors.common.names import Names
 from hub.errors import ConfigError
 
 __all__ = ["app"]
@@ -151,8 +162,9 @@ IncludeUncertain = Annotated[
 ]
 
 
-def _client(hub: str | None, client_id: str | None, client_secret: str | None) -> AnalystClient:
-    return AnalystClient.from_env(hub, client_id, client_secret)
+def _client(hub: str | None, client_id: str | None, client_secret: str | None,
+            profile: str | None) -> AnalystClient:
+    return AnalystClient.from_env(hub, client_id, client_secret, profile=profile)
 
 
 def _question(
@@ -277,12 +289,13 @@ def run(
     hub: Hub = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
+    profile: Profile = None,
 ) -> None:
     """Run a DP query: spends its cost from your budget (a repeated question is free)."""
     question = _question(by, measure, filter_, cost, target, target_measure, allow_negative,
                          consistent_totals, target_gap=target_gap, confidence=confidence,
                          top=top, top_by=top_by, route=route, keys=keys, bounding=bounding)
-    with _client(hub, client_id, client_secret) as client:
+    with _client(hub, client_id, client_secret, profile) as client:
         result = client.query(dataset, **question)
     _output(result, as_json=as_json, sort=sort, limit=limit, csv=csv, parquet=parquet,
             include_uncertain=include_uncertain)
@@ -311,12 +324,13 @@ def estimate(
     hub: Hub = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
+    profile: Profile = None,
 ) -> None:
     """What a query would cost and how accurate it would be; spends nothing."""
     question = _question(by, measure, filter_, cost, target, target_measure, allow_negative,
                          consistent_totals, target_gap=target_gap, confidence=confidence,
                          top=top, top_by=top_by, route=route, keys=keys, bounding=bounding)
-    with _client(hub, client_id, client_secret) as client:
+    with _client(hub, client_id, client_secret, profile) as client:
         est = client.estimate(dataset, **question)
     if as_json:
         _echo_json(est.model_dump(mode="json", by_alias=True))
@@ -332,9 +346,11 @@ def budget(
     hub: Hub = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
+    profile: Profile = None,
 ) -> None:
-    """Your organisation's privacy budget: spent and left, per dataset (exact amounts)."""
-    with _client(hub, client_id, client_secret) as client:
+    """Your organisation's privacy budget: spent and left, per dataset (as decimals; exact
+    with --json)."""
+    with _client(hub, client_id, client_secret, profile) as client:
         balances = [client.budget(dataset)] if dataset else client.budgets()
     if as_json:
         _echo_json([b.model_dump(mode="json", by_alias=True) for b in balances])
@@ -344,16 +360,19 @@ def budget(
                    "all members left", "per query", "next query at most",
                    "cumulative loss (all members)", "delta left (yours)"):
         table.add_column(column)
+    def shown(text: str | None, empty: str = "") -> str:
+        return amount(text, exact=True) if text else empty
+
     for b in balances:
         cumulative = "0"
         if (b.cumulative is not None and b.cumulative.epsilon is not None
                 and b.cumulative.amount not in (None, "0")):
-            cumulative = f"{b.cumulative.amount} (epsilon {b.cumulative.epsilon:.4g}"
+            cumulative = f"{shown(b.cumulative.amount)} (epsilon {b.cumulative.epsilon:.4g}"
             cumulative += f", delta {b.cumulative.delta:.3g})" if b.cumulative.delta else ")"
-        table.add_row(b.dataset, b.measure, b.member.spent or "0", b.member.left or "",
-                      b.month.left or "no cap", b.global_.left or "", b.per_query or "",
-                      b.can_spend or "", cumulative,
-                      "none allowed" if b.delta is None else b.delta.member.left or "")
+        table.add_row(b.dataset, b.measure, shown(b.member.spent, "0"), shown(b.member.left),
+                      shown(b.month.left, "no cap"), shown(b.global_.left), shown(b.per_query),
+                      shown(b.can_spend), cumulative,
+                      "none allowed" if b.delta is None else shown(b.delta.member.left))
     console().print(table)
 
 
@@ -364,9 +383,10 @@ def policies(
     hub: Hub = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
+    profile: Profile = None,
 ) -> None:
     """What you may ask: per dataset, the policy rules that apply to you."""
-    with _client(hub, client_id, client_secret) as client:
+    with _client(hub, client_id, client_secret, profile) as client:
         views = client.policies()
     if as_json:
         _echo_json(views)
@@ -406,9 +426,10 @@ def history(
     hub: Hub = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
+    profile: Profile = None,
 ) -> None:
     """Your organisation's queries: shape, cost and status (never values)."""
-    with _client(hub, client_id, client_secret) as client:
+    with _client(hub, client_id, client_secret, profile) as client:
         records = client.history()
     if as_json:
         _echo_json([r.model_dump(mode="json") for r in records])
@@ -443,18 +464,26 @@ def show(
     hub: Hub = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
+    profile: Profile = None,
 ) -> None:
     """A past release of your organisation again, at no cost."""
-    with _client(hub, client_id, client_secret) as client:
+    with _client(hub, client_id, client_secret, profile) as client:
         result = client.release(query_id)
     _output(result, as_json=as_json, sort=sort, limit=limit, csv=csv, parquet=parquet,
             include_uncertain=include_uncertain)
 
 
-def _audience(p: PublishedRelease) -> str:
+def _audience(p: PublishedRelease, names: Names | None = None) -> str:
     if isinstance(p.audience, list):
-        return ", ".join(p.audience)
+        return ", ".join(names.org(o) if names else o for o in p.audience)
     return "every member" if p.audience == "all" else "named members (you among them)"
+
+
+def _names(client: AnalystClient, found: list[PublishedRelease]) -> Names | None:
+    """Organisation names, when a publication of the caller's names its audience."""
+    if not any(isinstance(p.audience, list) for p in found):
+        return None
+    return Names.from_directory(client.directory())
 
 
 def _query_text(query: dict[str, Any]) -> str:
@@ -473,10 +502,12 @@ def releases(
     hub: Hub = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
+    profile: Profile = None,
 ) -> None:
     """The catalogue: releases published to your organisation (reading them is free)."""
-    with _client(hub, client_id, client_secret) as client:
+    with _client(hub, client_id, client_secret, profile) as client:
         found = client.releases()
+        names = None if as_json else _names(client, found)
     if as_json:
         _echo_json([r.model_dump(mode="json") for r in found])
         return
@@ -491,7 +522,7 @@ def releases(
         table.add_row(r.id, r.title, r.dataset, _query_text(r.query),
                       "" if r.cost is None else str(r.cost), ", ".join(r.mechanisms),
                       "" if r.published_at is None else r.published_at.strftime("%Y-%m-%d"),
-                      r.publisher or "", _audience(r))
+                      r.publisher or "", _audience(r, names))
     console().print(table)
 
 
@@ -510,9 +541,10 @@ def release(
     hub: Hub = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
+    profile: Profile = None,
 ) -> None:
     """A published release with every cell, at no cost."""
-    with _client(hub, client_id, client_secret) as client:
+    with _client(hub, client_id, client_secret, profile) as client:
         result = client.release(release_id)
     _output(result, as_json=as_json, sort=sort, limit=limit, csv=csv, parquet=parquet,
             include_uncertain=include_uncertain)
@@ -532,15 +564,17 @@ def publish(
     hub: Hub = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
+    profile: Profile = None,
 ) -> None:
     """Publish a release your organisation paid for (a governance client)."""
-    with _client(hub, client_id, client_secret) as client:
+    with _client(hub, client_id, client_secret, profile) as client:
         published = client.publish(query_id, title=title, audience=to or "all", note=note)
+        names = None if as_json else _names(client, [published])
     if as_json:
         _echo_json(published.model_dump(mode="json"))
         return
     console().print(f"{published.outcome or 'published'}: {published.id} "
-                    f"({escape(published.title)}) to {escape(_audience(published))}")
+                    f"({escape(published.title)}) to {escape(_audience(published, names))}")
 
 
 @app.command()
@@ -550,8 +584,9 @@ def withdraw(
     hub: Hub = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
+    profile: Profile = None,
 ) -> None:
     """Withdraw a publication of your organisation (a governance client)."""
-    with _client(hub, client_id, client_secret) as client:
+    with _client(hub, client_id, client_secret, profile) as client:
         client.withdraw(release_id)
     console().print(f"withdrawn: {release_id}")

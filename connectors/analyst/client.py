@@ -28,6 +28,7 @@ with its 95% interval, the privacy cost charged and the budget left::
     hub.releases()       the catalogue: releases published to your organisation
     hub.publish(query_id, title=..., audience="all" | ["org_..."])   governance clients
     hub.withdraw(pub_id) governance clients: withdraw a publication
+    hub.directory()      the names behind ids: organisations, and your organisation's people
 
 The question (docs/queries.md)
     ``measures`` are the hub's JSON (``"count"``, ``{"function": "sum", "field": "amount"}``)
@@ -414,6 +415,11 @@ class AnalystClient(HubSession):
         """The catalogue: releases published to the caller's organisation, newest first."""
         data = self._request("GET", "/v1/releases").json()
         return [self._model(PublishedRelease, item) for item in data]
+
+    def directory(self) -> dict[str, Any]:
+        """The names behind ids (``GET /v1/directory``): every organisation, and the people
+        of the caller's organisation (connectors.common.names.Names.from_directory)."""
+        return dict(self._request("GET", "/v1/directory").json())
 
     def publish(
         self,

@@ -1,6 +1,8 @@
 """What the command-line shells share (``tahub-connect``, ``tahub query``, ``tahub policy``,
 ``tahub login`` and the hub's ``tahub``): the console, the user-error wrapper and the
-hub/credential options."""
+hub/credential options. The hub comes from ``--hub``, else ``TAHUB_HUB_URL``, else the
+``--profile`` (``TAHUB_PROFILE``) that ``tahub login`` signed in with
+(:meth:`connectors.common.session.HubSession.from_env`)."""
 
 from __future__ import annotations
 
@@ -13,12 +15,21 @@ from rich.console import Console
 
 from hub.errors import TahubError
 
-__all__ = ["ClientId", "ClientSecret", "Hub", "console", "user_errors"]
+__all__ = ["ClientId", "ClientSecret", "Hub", "Profile", "console", "user_errors"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-Hub = Annotated[str | None, typer.Option("--hub", envvar="TAHUB_HUB_URL", help="The hub's URL.")]
+Hub = Annotated[
+    str | None,
+    typer.Option("--hub", envvar="TAHUB_HUB_URL",
+                 help="The hub's URL. Default: the one `tahub login` remembered."),
+]
+Profile = Annotated[
+    str | None,
+    typer.Option("--profile", envvar="TAHUB_PROFILE",
+                 help="The `tahub login` profile: its hub and sign-in. Default: default."),
+]
 ClientId = Annotated[
     str | None, typer.Option("--client-id", envvar="TAHUB_CLIENT_ID", help="OAuth2 client id.")
 ]

@@ -1,18 +1,24 @@
 """A person signs in from the command line: ``tahub login``, the OAuth 2 flow for native apps.
 
-RFC 8252: the command listens on a loopback port, opens (or prints) the hub's sign-in page
-with an authorization request of the public client ``tahub-cli`` (PKCE S256, a state and a
-nonce), receives the code on ``http://127.0.0.1:<port>/callback``, redeems it and checks the
-ID token (the hub's key from its JWKS, this client, this nonce). The tokens are kept in the
-sessions file, one entry per hub (``TAHUB_SESSIONS_FILE``, default
-``~/.config/tahub/sessions.json``, mode 0600, never printed); every client of this package
-(:class:`~connectors.common.session.HubSession`) then uses them when no client id and secret are
-given, refreshing the access token as needed (each refresh token works once).
+RFC 8252: the command first checks that the address is a tahub hub
+(:mod:`connectors.common.discovery`: else it says what answered there and why that is no
+hub), listens on a loopback port, opens (or prints) the hub's sign-in page with an
+authorization request of the public client ``tahub-cli`` (PKCE S256, a state and a nonce),
+receives the code on ``http://127.0.0.1:<port>/callback``, redeems it and checks the ID token
+(the hub's key from its JWKS, this client, this nonce).
+
+The hub's address and the tokens are kept together in a **profile** of the sessions file
+(``TAHUB_SESSIONS_FILE``, default ``~/.config/tahub/sessions.json``, mode 0600 in a 0700
+folder; tokens never printed): ``--profile NAME`` or ``TAHUB_PROFILE``, else ``default``.
+Every client of this package (:class:`~connectors.common.session.HubSession`) then takes the
+hub from the profile when no ``--hub`` or ``TAHUB_HUB_URL`` is given, and acts as the person
+when no client id and secret are, refreshing the access token as needed (each refresh token
+works once). Two profiles, two people (an analyst and an officer, say), even at one hub.
 
 ::
 
-    tahub login [--hub URL] [--no-browser]     sign in; the session is kept for that hub
-    tahub logout [--hub URL]                   forget it
+    tahub login [--hub URL] [--profile P] [--no-browser]   sign in; hub and session kept in P
+    tahub logout [--profile P]                             forget the session (not the hub)
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import secrets
 import threading
 import time
@@ -35,27 +42,44 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import typer
 
-from connectors.common.cli import console, user_errors
+from connectors.common.cli import Hub, Profile, console, user_errors
+from connectors.common.discovery import identify
 from hub.errors import AuthError, ConfigError, Unavailable
 
-__all__ = ["CLI_CLIENT", "SessionStore", "login", "login_command", "logout_command"]
+__all__ = ["CLI_CLIENT", "DEFAULT_PROFILE", "SessionStore", "login", "login_command",
+           "logout_command"]
 
 CLI_CLIENT = "tahub-cli"
 ENV_SESSIONS = "TAHUB_SESSIONS_FILE"
+ENV_PROFILE = "TAHUB_PROFILE"
+DEFAULT_PROFILE = "default"
+_PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _PAGE = (b"<!doctype html><html lang=en><meta charset=utf-8><title>tahub</title>"
          b"<body style='font-family:system-ui;margin:4rem'><h1>%s</h1><p>%s</p></body></html>")
 
 
 class SessionStore:
-    """People's sessions, one per hub URL, in a JSON file only its owner can read."""
+    """Sign-in profiles in a JSON file only its owner can read (module docstring).
 
-    def __init__(self, path: Path | None = None) -> None:
+    A profile is a hub's address and, once a person signed in there, their tokens::
+
+        {"profiles": {"default": {"hub": "https://hub.example.org", "session": {...}}}}
+
+    ``profile``: the argument, else ``TAHUB_PROFILE``, else ``default``.
+    """
+
+    def __init__(self, path: Path | None = None, *, profile: str | None = None) -> None:
         default = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
         self.path = path or Path(os.environ.get(ENV_SESSIONS) or default / "tahub" /
                                  "sessions.json")
+        self.profile = profile or os.environ.get(ENV_PROFILE) or DEFAULT_PROFILE
+        if not _PROFILE_NAME.match(self.profile):
+            raise ConfigError(f"profile {self.profile!r}: a name of letters, digits, '.', '_' "
+                              "and '-' (at most 64), such as default or officer",
+                              field="profile")
         self._lock = threading.Lock()
 
-    def _read(self) -> dict[str, Any]:
+    def _profiles(self) -> dict[str, Any]:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -64,25 +88,46 @@ class SessionStore:
             raise ConfigError(f"the sessions file {self.path} cannot be read "
                               f"({type(exc).__name__}); delete it and sign in again",
                               field=ENV_SESSIONS) from None
-        return data if isinstance(data, dict) else {}
+        # a file of an earlier version (sessions by hub, no profiles) reads as empty
+        found = data.get("profiles") if isinstance(data, dict) else None
+        return found if isinstance(found, dict) else {}
+
+    def _entry(self) -> dict[str, Any]:
+        found = self._profiles().get(self.profile)
+        return found if isinstance(found, dict) else {}
+
+    def hub(self) -> str | None:
+        """The hub this profile signed in at last (kept after ``tahub logout``)."""
+        hub = self._entry().get("hub")
+        return hub if isinstance(hub, str) and hub else None
 
     def get(self, hub: str) -> dict[str, Any] | None:
-        found = self._read().get(hub.rstrip("/"))
-        return found if isinstance(found, dict) else None
+        """This profile's session, if it is one at ``hub``."""
+        entry = self._entry()
+        session = entry.get("session")
+        if entry.get("hub") != hub.rstrip("/") or not isinstance(session, dict):
+            return None
+        return session
 
     def put(self, hub: str, session: dict[str, Any] | None) -> None:
-        """Store (or, with None, forget) the session of ``hub``; written atomically, 0600."""
+        """Keep ``session`` as this profile's, at ``hub``; with None, forget the profile's
+        session if it is one at ``hub`` (the hub stays remembered). Written atomically,
+        0600."""
+        hub = hub.rstrip("/")
         with self._lock:
-            data = self._read()
-            if session is None:
-                data.pop(hub.rstrip("/"), None)
+            profiles = self._profiles()
+            entry = profiles.get(self.profile)
+            if session is not None:
+                profiles[self.profile] = {"hub": hub, "session": session}
+            elif isinstance(entry, dict) and entry.get("hub") == hub:
+                profiles[self.profile] = {"hub": hub}
             else:
-                data[hub.rstrip("/")] = session
+                return
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(data, fh)
+                json.dump({"profiles": profiles}, fh)
             os.replace(tmp, self.path)
 
 
@@ -125,8 +170,10 @@ def _pkce() -> tuple[str, str]:
 def login(hub: str, *, store: SessionStore | None = None, open_browser: bool = True,
           timeout: float = 300, show: Callable[[str], None] = print,
           transport: httpx.BaseTransport | None = None) -> dict[str, Any]:
-    """Sign a person in at ``hub`` and keep the session; returns the ID token's claims."""
-    hub = hub.rstrip("/")
+    """Sign a person in at ``hub`` and keep the hub and the session in the store's profile;
+    returns the ID token's claims. An address that is no tahub hub is refused first, saying
+    what answered there (:func:`~connectors.common.discovery.identify`)."""
+    hub = identify(hub, transport=transport).url
     verifier, challenge = _pkce()
     state, nonce = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
     result, done = _Callback(), threading.Event()
@@ -196,31 +243,40 @@ def _id_claims(id_token: Any, keys: Any, hub: str, nonce: str) -> dict[str, Any]
     return claims
 
 
-Hub = Annotated[str | None, typer.Option("--hub", envvar="TAHUB_HUB_URL",
-                                         help="The hub's URL.")]
-
-
 @user_errors
 def login_command(
     hub: Hub = None,
+    profile: Profile = None,
     no_browser: Annotated[bool, typer.Option(
         "--no-browser", help="Only print the sign-in address (open it on this machine).")]
     = False,
 ) -> None:
-    """Sign in as a person (the hub's sign-in page); later commands act as you."""
+    """Sign in as a person (the hub's sign-in page); later commands act as you, at this hub."""
+    store = SessionStore(profile=profile)
+    hub = hub or store.hub()
     if not hub:
-        raise ConfigError("which hub? pass --hub or set TAHUB_HUB_URL", field="hub")
+        raise ConfigError("which hub? run `tahub login --hub URL` once: the hub is remembered "
+                          f"(profile {store.profile}), later commands need no --hub",
+                          field="hub")
     out = console()
-    claims = login(hub, open_browser=not no_browser,
+    claims = login(hub, store=store, open_browser=not no_browser,
                    show=lambda url: out.print(f"Sign in at:\n{url}", soft_wrap=True))
-    out.print(f"Signed in to {hub} as {claims.get('name')} <{claims.get('email')}> of "
-              f"{claims.get('org_name')}, roles {', '.join(claims.get('roles', []))}.")
+    named = "" if store.profile == DEFAULT_PROFILE else f" --profile {store.profile}"
+    out.print(f"Signed in to {store.hub()} as {claims.get('name')} <{claims.get('email')}> of "
+              f"{claims.get('org_name')}, roles {', '.join(claims.get('roles', []))}.\n"
+              f"`tahub query ...{named}`, `tahub policy ...{named}` and `tahub-connect "
+              f"...{named}` now use this hub and act as you (profile {store.profile}, kept in "
+              f"{store.path}).", soft_wrap=True)
 
 
 @user_errors
-def logout_command(hub: Hub = None) -> None:
-    """Forget the session kept for a hub."""
-    if not hub:
-        raise ConfigError("which hub? pass --hub or set TAHUB_HUB_URL", field="hub")
-    SessionStore().put(hub, None)
-    console().print(f"Signed out of {hub}.")
+def logout_command(hub: Hub = None, profile: Profile = None) -> None:
+    """Forget the session of a profile (its hub stays remembered for `tahub login`)."""
+    store = SessionStore(profile=profile)
+    hub = hub or store.hub()
+    if hub is None or store.get(hub) is None:
+        console().print(f"Profile {store.profile} is not signed in"
+                        + (f" at {hub}." if hub else "."))
+        return
+    store.put(hub, None)
+    console().print(f"Signed out of {hub.rstrip('/')} (profile {store.profile}).")

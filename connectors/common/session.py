@@ -16,8 +16,11 @@ Retries
     client can never spend a budget twice behind its user's back.
 
 Errors are always ``hub.errors``: ``Unavailable`` when the hub cannot be reached (after the
-retries), ``AuthError`` when it refuses the credentials, ``HubRequestError`` (with the
-problem document) for any other 4xx. ``httpx`` and authlib exceptions never escape.
+retries), ``AuthError`` when it refuses the credentials, ``HubRequestError`` for any other
+answer of 400 or more, carrying what the hub said as it said it (its HTTP status, problem
+``code`` and ``type``, ``rule``, ``field``, ``detail``, ``retry_after``, the whole document),
+and ``HubUnavailable`` (both) for a 5xx answer after the retries. ``httpx`` and authlib
+exceptions never escape.
 """
 
 from __future__ import annotations
@@ -40,8 +43,8 @@ from tenacity import (
     wait_exponential,
 )
 
-from connectors.common.login import CLI_CLIENT, SessionStore
-from hub.errors import AuthError, ConfigError, HubRequestError, Unavailable
+from connectors.common.login import CLI_CLIENT, DEFAULT_PROFILE, ENV_PROFILE, SessionStore
+from hub.errors import AuthError, ConfigError, HubRequestError, HubUnavailable, Unavailable
 
 if TYPE_CHECKING:
     from authlib.integrations.httpx_client import OAuth2Client
@@ -70,11 +73,13 @@ class RetryPolicy:
 
 
 class Transient(Exception):
-    """A failure worth retrying (connection, 5xx); raised inside :meth:`HubSession._retried`."""
+    """A failure worth retrying (connection, 5xx); raised inside :meth:`HubSession._retried`.
+    ``answer``: the hub's own 5xx answer, raised as it is when the retries run out."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, answer: HubRequestError | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.answer = answer
 
 
 #: Failures that prove the request never reached the hub (safe to send again).
@@ -97,8 +102,13 @@ def _oauth_error_class() -> type[Exception]:
     return OAuthError
 
 
+def _named(profile: str) -> str:
+    """`` --profile P`` for a command to suggest, unless P is the default."""
+    return "" if profile == DEFAULT_PROFILE else f" --profile {profile}"
+
+
 #: Problem fields worth putting in a refusal's message, in this order.
-_FACTS = ("rule", "field", "requested", "remaining")
+_FACTS = ("rule", "field", "requested", "remaining", "retry_after")
 
 
 class HubSession:
@@ -117,7 +127,7 @@ class HubSession:
         token_leeway: int = 30,
     ) -> None:
         """A client id and secret (a member system), or ``sessions``: the person signed in
-        at ``url`` with ``tahub login`` (connectors.common.login)."""
+        at ``url`` with ``tahub login`` (a profile of connectors.common.login)."""
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"hub URL {url!r} must start with http:// or https://", field="hub")
         self.url = url.rstrip("/")
@@ -131,9 +141,13 @@ class HubSession:
         if sessions is not None:
             signed_in = sessions.get(self.url)
             if signed_in is None:
-                raise ConfigError(f"not signed in at {self.url}: run `tahub login --hub "
-                                  f"{self.url}`, or give a client id and secret",
-                                  field="client_id")
+                elsewhere = sessions.hub()
+                raise ConfigError(
+                    f"not signed in at {self.url}: run `tahub login --hub {self.url}`"
+                    + _named(sessions.profile) + ", or give a client id and secret"
+                    + (f" (profile {sessions.profile} is for {elsewhere})"
+                       if elsewhere and elsewhere != self.url else ""),
+                    field="client_id")
             self.client_id = str(signed_in.get("email") or signed_in.get("person"))
             self._http = _oauth_client_class()(
                 client_id=CLI_CLIENT, token_endpoint_auth_method="none",  # noqa: S106
@@ -150,8 +164,8 @@ class HubSession:
                     access_token: str | None = None) -> None:
         """authlib refreshed a person's token: keep the new pair (the old refresh token no
         longer works)."""
-        if self._sessions is not None:
-            kept = self._sessions.get(self.url) or {}
+        kept = None if self._sessions is None else self._sessions.get(self.url)
+        if self._sessions is not None and kept is not None:  # not moved to another hub since
             self._sessions.put(self.url, {**kept, **dict(token)})
 
     @classmethod
@@ -161,26 +175,32 @@ class HubSession:
         client_id: str | None = None,
         client_secret: str | None = None,
         *,
+        profile: str | None = None,
         environ: Mapping[str, str] | None = None,
         **options: Any,
     ) -> Self:
-        """Arguments first, then ``TAHUB_HUB_URL``, ``TAHUB_CLIENT_ID``, ``TAHUB_CLIENT_SECRET``."""
+        """The hub: ``url``, else ``TAHUB_HUB_URL``, else the hub the ``tahub login``
+        profile remembers (``profile``, else ``TAHUB_PROFILE``, else ``default``). The
+        client: ``client_id`` and ``client_secret`` (else ``TAHUB_CLIENT_ID`` and
+        ``TAHUB_CLIENT_SECRET``), else the person the profile signed in at that hub."""
         env = os.environ if environ is None else environ
+        sessions = SessionStore(profile=profile or env.get(ENV_PROFILE) or None)
         values = {
-            ENV_URL: url or env.get(ENV_URL, ""),
+            ENV_URL: url or env.get(ENV_URL, "") or sessions.hub() or "",
             ENV_CLIENT_ID: client_id or env.get(ENV_CLIENT_ID, ""),
             ENV_CLIENT_SECRET: client_secret or env.get(ENV_CLIENT_SECRET, ""),
         }
         missing = [name for name, value in values.items() if not value]
-        if values[ENV_URL] and not values[ENV_CLIENT_ID] and not values[ENV_CLIENT_SECRET]:
-            sessions = SessionStore()
-            if sessions.get(values[ENV_URL]) is not None:  # a person signed in there
-                return cls(values[ENV_URL], sessions=sessions, **options)
+        person = not values[ENV_CLIENT_ID] and not values[ENV_CLIENT_SECRET]
+        if values[ENV_URL] and person and sessions.get(values[ENV_URL]) is not None:
+            return cls(values[ENV_URL], sessions=sessions, **options)  # signed in there
         if missing:
+            hub = values[ENV_URL]
             raise ConfigError(
                 f"hub credentials missing: set {', '.join(missing)} "
-                "(or pass --hub, --client-id, --client-secret; or sign in as a person with "
-                "`tahub login`)",
+                "(or pass --hub, --client-id, --client-secret); or sign in as a person with "
+                f"`tahub login --hub {hub or 'URL'}{_named(sessions.profile)}`"
+                + ("" if hub else ", which remembers the hub for later commands"),
                 field="hub",
             )
         return cls(values[ENV_URL], values[ENV_CLIENT_ID], values[ENV_CLIENT_SECRET], **options)
@@ -219,7 +239,10 @@ class HubSession:
         except httpx.HTTPStatusError as exc:  # from the token endpoint, via authlib
             status = exc.response.status_code
             if status >= 500:
-                raise Transient(f"HTTP {status} from the token endpoint") from None
+                raise Transient(f"HTTP {status} from the token endpoint",
+                                self._answered("POST", TOKEN_PATH, exc.response)) from None
+            if status == 429:  # over the token rate limit: not a verdict on the credentials
+                raise self._answered("POST", TOKEN_PATH, exc.response) from None
             raise self._credentials_refused(f"HTTP {status}") from None
         except httpx.TransportError as exc:
             if resend or isinstance(exc, _NOT_SENT):
@@ -251,7 +274,7 @@ class HubSession:
                              f"({reason})")
         self._sessions.put(self.url, None)
         return AuthError(f"your sign-in at {self.url} has ended ({reason}); run `tahub login "
-                         f"--hub {self.url}` again")
+                         f"--hub {self.url}{_named(self._sessions.profile)}` again")
 
     def _attempt(
         self, method: str, path: str, auth: bool, resend: bool, **kwargs: Any
@@ -268,14 +291,14 @@ class HubSession:
                 response = self._http.request(method, path, **kwargs)
         if response.status_code >= 500:
             if not resend:
-                raise Unavailable(
-                    f"the hub failed while answering {what} (HTTP {response.status_code}); "
-                    "it may have carried it out, so it is not sent again: check before "
-                    "repeating it"
-                )
-            raise Transient(f"HTTP {response.status_code}")
+                raise self._answered(
+                    method, path, response,
+                    after="; it may have carried it out, so it is not sent again: check "
+                    "before repeating it")
+            raise Transient(f"HTTP {response.status_code}",
+                            self._answered(method, path, response))
         if response.status_code >= 400:
-            raise self._refusal(method, path, response)
+            raise self._answered(method, path, response)
         return response
 
     def _retried(self, what: str, call: Callable[[], _T]) -> _T:
@@ -285,6 +308,11 @@ class HubSession:
                 with attempt:
                     return call()
         except (Transient, RetryError) as exc:
+            if isinstance(exc, Transient) and exc.answer is not None:
+                last = exc.answer  # the hub answered, each time: what it said the last time
+                raise HubUnavailable(
+                    f"{last.detail} (after {self.retry.attempts} attempts; try again later)",
+                    http_status=last.http_status, problem=last.problem_body) from None
             reason = exc.reason if isinstance(exc, Transient) else "retries exhausted"
             raise Unavailable(
                 f"the hub at {self.url} did not answer {what} after "
@@ -300,23 +328,28 @@ class HubSession:
             f"{method} {path}", lambda: self._attempt(method, path, auth, resend, **kwargs)
         )
 
-    def _refusal(self, method: str, path: str, response: httpx.Response) -> HubRequestError:
+    def _answered(self, method: str, path: str, response: httpx.Response, *,
+                  after: str = "") -> HubRequestError:
+        """The hub's answer of 400 or more as an error that keeps what the hub said: its
+        status, code, type, rule, field and detail (a 5xx: :class:`HubUnavailable`)."""
+        status = response.status_code
         try:
             body = response.json()
         except ValueError:
             body = None
-        if not isinstance(body, dict):
-            body = {"status": response.status_code, "detail": response.reason_phrase}
+        if not isinstance(body, dict):  # not a problem document: a proxy's page, say
+            kind = response.headers.get("content-type", "no content type").split(";")[0]
+            body = {"status": status,
+                    "detail": f"{response.reason_phrase} (an answer in {kind}, not a problem "
+                              "document: from the hub, or from a proxy in front of it)"}
         detail = str(body.get("detail") or body.get("title") or response.reason_phrase)
         code = body.get("code", "")
         facts = [f"{k}: {body[k]}" for k in _FACTS if body.get(k) not in (None, "")]
-        return HubRequestError(
-            f"the hub refused {method} {path} ({response.status_code}"
-            + (f" {code}" if code else "")
-            + f"): {detail}" + (f" [{'; '.join(facts)}]" if facts else ""),
-            http_status=response.status_code,
-            problem=body,
-        )
+        verb = "failed while answering" if status >= 500 else "refused"
+        message = (f"the hub {verb} {method} {path} ({status}" + (f" {code}" if code else "")
+                   + f"): {detail}" + (f" [{'; '.join(facts)}]" if facts else "") + after)
+        cls = HubUnavailable if status >= 500 else HubRequestError
+        return cls(message, http_status=status, problem=body)
 
     @staticmethod
     def _model(model: type[_M], data: Any) -> _M:

@@ -16,8 +16,12 @@ added by :mod:`hub.cli.main`).
     tahub policy import DIR|FILE...                        propose every file that differs
     tahub policy budgets [--dataset D]                     spent and left, per member
 
+Organisations and people are shown by name (``GET /v1/directory``), amounts as decimals; the
+ids and exact amounts are in ``--json``.
+
 Credentials as for ``tahub query``: ``--hub``, ``--client-id``, ``--client-secret`` or the
-``TAHUB_*`` variables, of a client with the ``governance`` role.
+``TAHUB_*`` variables, of a client with the ``governance`` role; or an officer signed in with
+``tahub login`` (``--profile``), whose profile also gives the hub.
 """
 
 from __future__ import annotations
@@ -31,7 +35,16 @@ from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
-from connectors.common.cli import ClientId, ClientSecret, Hub, console, user_errors
+from connectors.common.amounts import amount
+from connectors.common.cli import (
+    ClientId,
+    ClientSecret,
+    Hub,
+    Profile,
+    console,
+    user_errors,
+)
+from connectors.common.names import Names
 from connectors.governance.client import GovernanceClient
 from hub.errors import HubRequestError, InvalidInput
 
@@ -54,9 +67,9 @@ Note = Annotated[str | None, typer.Option(help="Why: shown to the reviewers and 
 AsJson = Annotated[bool, typer.Option("--json", help="Print the hub's JSON, for scripts.")]
 
 
-def _client(hub: str | None, client_id: str | None, client_secret: str | None
-            ) -> GovernanceClient:
-    return GovernanceClient.from_env(hub, client_id, client_secret)
+def _client(hub: str | None, client_id: str | None, client_secret: str | None,
+            profile: str | None) -> GovernanceClient:
+    return GovernanceClient.from_env(hub, client_id, client_secret, profile=profile)
 
 
 def _file_errors(exc: HubRequestError, name: str) -> HubRequestError:
@@ -71,7 +84,16 @@ def _file_errors(exc: HubRequestError, name: str) -> HubRequestError:
                            http_status=exc.http_status, problem=exc.problem_body)
 
 
-def _show(view: dict[str, Any], *, diff: bool = True) -> None:
+def _names(client: GovernanceClient, as_json: bool) -> Names | None:
+    """The directory's names (not needed for --json)."""
+    return None if as_json else Names.from_directory(client.directory())
+
+
+def _who(actor: str | None, org: str | None, names: Names | None) -> str:
+    return names.who(actor, org) if names is not None else f"{actor} ({org})"
+
+
+def _show(view: dict[str, Any], *, diff: bool = True, names: Names | None = None) -> None:
     out = console()
     needed = view.get("still_needed") or {}
     waiting = ""
@@ -87,12 +109,18 @@ def _show(view: dict[str, Any], *, diff: bool = True) -> None:
         out.print(f"note: {escape(view['note'])}")
     if view.get("reason"):
         out.print(f"rejected: {escape(view['reason'])}")
+    if names is not None and view.get("proposed_by"):
+        by = _who(view["proposed_by"], view.get("proposed_org"), names)
+        out.print(f"proposed by {escape(by)} at {view.get('proposed_at')}")
     for approval in view.get("approvals") or []:
-        out.print(f"approved by {approval['actor']} ({approval['org']}) at {approval['at']}")
+        out.print(f"approved by {escape(_who(approval['actor'], approval['org'], names))} at "
+                  f"{approval['at']}")
     if view.get("budget_changed"):
         before, after = view.get("limits_before") or {}, view.get("limits") or {}
         keys = ("global_total", "per_member", "per_query", "per_month")
-        changed = [f"{k}: {before.get(k)} -> {after.get(k)}" for k in keys
+        measure = after.get("measure") or before.get("measure")
+        changed = [f"{k}: {amount(before.get(k), measure, exact=True)} -> "
+                   f"{amount(after.get(k), measure, exact=True)}" for k in keys
                    if before.get(k) != after.get(k)]
         out.print("[bold]budget changes[/]: " + ("; ".join(changed) or "new policy"))
     if diff and view.get("diff"):
@@ -111,10 +139,11 @@ def propose(
     hub: Hub = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
+    profile: Profile = None,
 ) -> None:
     """Propose a policy file as its dataset's new policy; another officer must approve."""
     text = _read(file)
-    with _client(hub, client_id, client_secret) as client:
+    with _client(hub, client_id, client_secret, profile) as client:
         try:
             view = client.propose(text, filename=file.name, effective_at=effective_at,
                                   note=note, dry_run=dry_run)
@@ -145,10 +174,12 @@ def proposals(
     hub: Hub = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
+    profile: Profile = None,
 ) -> None:
     """Policy versions by status, newest first (default: those waiting for review)."""
-    with _client(hub, client_id, client_secret) as client:
+    with _client(hub, client_id, client_secret, profile) as client:
         views = client.proposals(dataset=dataset, status=status)
+        names = _names(client, as_json or quiet or not views)
     if quiet:
         for v in views:
             typer.echo(v["id"])
@@ -165,17 +196,19 @@ def proposals(
         table.add_column(column, overflow="fold")
     for v in views:
         table.add_row(str(v["id"]), v["dataset"], str(v["version"]), v["status"],
-                      str(v["proposed_by"]), str(v["proposed_at"]),
+                      escape(_who(v["proposed_by"], v.get("proposed_org"), names)),
+                      str(v["proposed_at"]),
                       str(v.get("effective_at") or "on approval"),
                       str(len(v.get("approvals") or [])), escape(v.get("note") or ""))
     console().print(table)
 
 
-def _print(view: dict[str, Any], as_json: bool, *, diff: bool = True) -> None:
+def _print(view: dict[str, Any], as_json: bool, *, diff: bool = True,
+           names: Names | None = None) -> None:
     if as_json:
         typer.echo(json.dumps(view, indent=2))
     else:
-        _show(view, diff=diff)
+        _show(view, diff=diff, names=names)
 
 
 @app.command()
@@ -186,11 +219,13 @@ def show(
     hub: Hub = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
+    profile: Profile = None,
 ) -> None:
     """One proposal: its status, approvals and diff against the version it changes."""
-    with _client(hub, client_id, client_secret) as client:
+    with _client(hub, client_id, client_secret, profile) as client:
         view = client.proposal(proposal_id)
-    _print(view, as_json)
+        names = _names(client, as_json)
+    _print(view, as_json, names=names)
 
 
 @app.command()
@@ -202,10 +237,12 @@ def approve(
     hub: Hub = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
+    profile: Profile = None,
 ) -> None:
     """Approve a proposal (not your own); at quorum it takes effect or is scheduled."""
-    with _client(hub, client_id, client_secret) as client:
-        _print(client.approve(proposal_id, note=note), as_json, diff=False)
+    with _client(hub, client_id, client_secret, profile) as client:
+        _print(client.approve(proposal_id, note=note), as_json, diff=False,
+               names=_names(client, as_json))
 
 
 @app.command()
@@ -217,10 +254,12 @@ def reject(
     hub: Hub = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
+    profile: Profile = None,
 ) -> None:
     """Reject another officer's proposal, with a reason."""
-    with _client(hub, client_id, client_secret) as client:
-        _print(client.reject(proposal_id, reason=reason), as_json, diff=False)
+    with _client(hub, client_id, client_secret, profile) as client:
+        _print(client.reject(proposal_id, reason=reason), as_json, diff=False,
+               names=_names(client, as_json))
 
 
 @app.command()
@@ -231,10 +270,12 @@ def withdraw(
     hub: Hub = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
+    profile: Profile = None,
 ) -> None:
     """Withdraw your own pending proposal."""
-    with _client(hub, client_id, client_secret) as client:
-        _print(client.withdraw(proposal_id), as_json, diff=False)
+    with _client(hub, client_id, client_secret, profile) as client:
+        _print(client.withdraw(proposal_id), as_json, diff=False,
+               names=_names(client, as_json))
 
 
 @app.command()
@@ -248,9 +289,10 @@ def restore(
     hub: Hub = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
+    profile: Profile = None,
 ) -> None:
     """Propose an earlier version of a policy again (reviewed like any change)."""
-    with _client(hub, client_id, client_secret) as client:
+    with _client(hub, client_id, client_secret, profile) as client:
         view = client.restore(dataset, version, effective_at=effective_at, note=note)
     _print(view, as_json)
 
@@ -262,9 +304,10 @@ def active(
     hub: Hub = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
+    profile: Profile = None,
 ) -> None:
     """Every dataset's active policy version, what is scheduled and what waits for review."""
-    with _client(hub, client_id, client_secret) as client:
+    with _client(hub, client_id, client_secret, profile) as client:
         views = client.policies()
     if as_json:
         typer.echo(json.dumps(views, indent=2))
@@ -288,9 +331,10 @@ def export(
     hub: Hub = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
+    profile: Profile = None,
 ) -> None:
     """Write the active policies to a folder (exact texts), e.g. to commit them to git."""
-    with _client(hub, client_id, client_secret) as client:
+    with _client(hub, client_id, client_secret, profile) as client:
         written = client.export_policies(out)
     for path in written:
         typer.echo(f"wrote {path}")
@@ -305,6 +349,7 @@ def import_(
     hub: Hub = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
+    profile: Profile = None,
 ) -> None:
     """Propose every policy file that differs from its dataset's active version.
 
@@ -314,7 +359,7 @@ def import_(
     if not files:
         raise InvalidInput("no policy files (*.yaml) given", field="paths")
     texts = {f: _read(f) for f in files}
-    with _client(hub, client_id, client_secret) as client:
+    with _client(hub, client_id, client_secret, profile) as client:
         active = {p["dataset"]: p.get("yaml") for p in client.policies()}
         changed = []
         for f, text in texts.items():
@@ -342,21 +387,28 @@ def budgets(
     hub: Hub = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
+    profile: Profile = None,
 ) -> None:
-    """What each member has spent and has left, per dataset (exact amounts)."""
-    with _client(hub, client_id, client_secret) as client:
+    """What each member has spent and has left, per dataset (as decimals; exact with
+    --json)."""
+    with _client(hub, client_id, client_secret, profile) as client:
         views = client.budgets(dataset)
-    if as_json:
+        names = _names(client, as_json)
+    if as_json or names is None:
         typer.echo(json.dumps(views, indent=2))
         return
     for v in views:
-        table = Table(title=f"{v['dataset']} ({v['accounting']}): global {v['global']}, "
-                      f"per member {v['per_member']}")
+        measure = v["accounting"]
+        table = Table(title=f"{v['dataset']} ({measure}): global "
+                      f"{amount(v['global'], measure, exact=True)}, per member "
+                      f"{amount(v['per_member'], measure, exact=True)}")
         for column in ("organisation", "spent", "left", "this month", "global left"):
             table.add_column(column, overflow="fold")
         for m in v["members"]:
-            table.add_row(m["org"], str(m["member"]["spent"]), str(m["member"]["left"]),
-                          str(m["month"]["spent"]), str(m["global"]["left"]))
+            table.add_row(escape(names.org(m["org"])),
+                          *(amount(x, exact=True) for x in (
+                              m["member"]["spent"], m["member"]["left"], m["month"]["spent"],
+                              m["global"]["left"])))
         if not v["members"]:
             table.add_row("(nothing spent yet)", "", "", "", "")
         console().print(table)
@@ -374,9 +426,10 @@ def suggest_bounds(
     hub: Hub = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
+    profile: Profile = None,
 ) -> None:
     """DP quantiles of the rows each unit contributes, to size contribution_bounds."""
-    with _client(hub, client_id, client_secret) as client:
+    with _client(hub, client_id, client_secret, profile) as client:
         view = client.suggest_bounds(dataset, cost, quantiles=quantile)
     if as_json:
         typer.echo(json.dumps(view, indent=2))

@@ -20,6 +20,7 @@ rejects it with a reason. Nothing takes effect before the quorum agrees::
     hub.budgets()                     what every member has spent and has left
     hub.suggest_bounds(dataset, cost) DP quantiles of rows per unit, to size the bounds
     hub.audit(**filters)              audit entries; hub.audit_export(fmt, **filters)
+    hub.directory()                   the names behind ids (organisations, people)
 
 Every method returns the hub's JSON (docs/governance.md); a refusal is a
 :class:`~hub.errors.HubRequestError` naming the rule (``four-eyes:own-proposal``...), the
@@ -127,6 +128,11 @@ class GovernanceClient(HubSession):
             body["quantiles"] = quantiles
         return dict(self._request("POST", "/v1/governance/bounds", json=body,
                                   resend=False).json())
+
+    def directory(self) -> dict[str, Any]:
+        """The names behind ids (``GET /v1/directory``): every organisation; every person, as
+        a governance officer reads them (connectors.common.names.Names.from_directory)."""
+        return dict(self._request("GET", "/v1/directory").json())
 
     def audit(self, **filters: str | None) -> Iterator[dict[str, Any]]:
         """Audit entries matching ``filters`` (member, actor, action, since, until,

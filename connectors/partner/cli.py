@@ -26,7 +26,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from connectors.common.cli import ClientId, ClientSecret, Hub
+from connectors.common.cli import ClientId, ClientSecret, Hub, Profile
 from connectors.partner.client import ExtractInfo, HubClient
 from connectors.partner.display import show_check, show_prepared, size
 from connectors.partner.mapping import load_mapping
@@ -128,6 +128,7 @@ def _run_push(
     hub: str | None,
     client_id: str | None,
     client_secret: str | None,
+    profile: str | None = None,
     key_file: Path | None,
     max_reject_ratio: float | None,
     contracts: Path | None,
@@ -137,7 +138,8 @@ def _run_push(
         registry = ContractRegistry.load(contracts)
         m = load_mapping(mapping, registry)
         key = load_network_key(key_file)
-        client = None if dry_run else HubClient.from_env(hub, client_id, client_secret)
+        client = None if dry_run else HubClient.from_env(hub, client_id, client_secret,
+                                                          profile=profile)
         try:
             if client is not None:
                 client.authenticate()  # wrong credentials fail before the work, not after
@@ -201,6 +203,7 @@ def push(
     hub: Hub = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
+    profile: Profile = None,
     key_file: KeyFile = None,
     max_reject_ratio: MaxRejectRatio = None,
     contracts: Contracts = None,
@@ -215,6 +218,7 @@ def push(
         hub=hub,
         client_id=client_id,
         client_secret=client_secret,
+        profile=profile,
         key_file=key_file,
         max_reject_ratio=max_reject_ratio,
         contracts=contracts,
@@ -298,9 +302,11 @@ def list_extracts(
     hub: Hub = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
+    profile: Profile = None,
 ) -> None:
     """Your organisation's extracts on the hub."""
-    with _reported(), HubClient.from_env(hub, client_id, client_secret) as client:
+    with (_reported(),
+          HubClient.from_env(hub, client_id, client_secret, profile=profile) as client):
         extracts = client.list_extracts(dataset=dataset, include_withdrawn=include_withdrawn)
         if as_json:
             typer.echo(json.dumps([e.model_dump(mode="json") for e in extracts], indent=2))
@@ -314,9 +320,11 @@ def withdraw(
     hub: Hub = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
+    profile: Profile = None,
 ) -> None:
     """Withdraw one of your extracts: the hub deletes it and no later query reads it."""
-    with _reported(), HubClient.from_env(hub, client_id, client_secret) as client:
+    with (_reported(),
+          HubClient.from_env(hub, client_id, client_secret, profile=profile) as client):
         e = client.withdraw(extract_id)
         Console().print(f"Withdrawn {e.id} ({e.dataset} v{e.contract_version}, {e.rows:,} rows).")
 
@@ -330,6 +338,7 @@ def contracts(
     hub: Hub = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
+    profile: Profile = None,
 ) -> None:
     """The data contracts the hub knows (or, with --local, this connector)."""
     with _reported():
@@ -339,7 +348,8 @@ def contracts(
                 for c in ContractRegistry.load(contracts_dir)
             ]
         else:
-            with HubClient.from_env(hub, client_id, client_secret) as client:
+            with HubClient.from_env(hub, client_id, client_secret,
+                                    profile=profile) as client:
                 rows = client.contracts()
         table = Table(title="Data contracts")
         for name in ("dataset", "version", "title"):

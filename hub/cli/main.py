@@ -13,6 +13,8 @@
                                                  (hub.cli.people, docs/people.md)
     tahub admin settings-doc [--out FILE]        the settings reference (docs/settings.md)
     tahub admin budget show [--dataset D]        privacy budget spent per dataset and member
+    tahub audit list [--last N] [--details] [--since --until --org --actor --action]
+                                                 the latest entries as sentences, with names
     tahub audit verify                           recompute the audit chain; exit 1 if broken
     tahub audit export [--format jsonl|csv] [--since --until --org --actor --action]
     tahub contracts list | schema [--kind K] [--out FILE] | check FILE...
@@ -21,7 +23,9 @@
                  |budgets                        four-eyes policy changes on a hub
                                                  (connectors.governance.cli, docs/governance.md)
     tahub demo                                   the guided demo (hub.demo)
-    tahub login [--hub URL] [--no-browser] | logout   a person signs in (connectors.common.login)
+    tahub login [--hub URL] [--profile P] [--no-browser] | logout [--profile P]
+                                                 a person signs in; the hub is remembered
+                                                 with the sign-in (connectors.common.login)
     tahub query run|estimate|budget|policies|history|show   an analyst's DP queries
                                                  (connectors.analyst.cli, docs/analyst.md)
     tahub query releases|release|publish|withdraw   published releases (docs/releases.md)

@@ -5,8 +5,11 @@ What it does, in order:
 1. opens the hub's data folder (``TAHUB_DATA_DIR``, default ``./tahub-data``) and registers
    five demo members: two banks, a money-transfer firm, an NGO and a police unit, each with
    a partner client for uploads and an analyst client for DP queries (``tahub admin member
-   add`` and ``tahub admin client add`` do the same by hand);
-2. starts the real hub on a loopback port;
+   add`` and ``tahub admin client add`` do the same by hand), and people who sign in: an
+   analyst and a partner engineer at each, a governance officer at two;
+2. starts the real hub on a loopback port, with the shipped policies' budgets raised so that
+   every walkthrough runs twice (:mod:`hub.demo.budgets`; unless ``TAHUB_POLICIES_DIR`` names
+   other policies);
 3. on the *partner side* (a separate folder, ``./tahub-demo-partners`` by default, standing
    for five partners' own machines: the hub never reads it) writes each partner's synthetic
    exports in its own formats (:mod:`hub.demo.synthetic`; the money-transfer firm sends two,
@@ -16,8 +19,8 @@ What it does, in order:
 4. pushes every export through the real connector code path over HTTP: mapping,
    validation, pseudonymisation, zstd Parquet, resumable upload, server-side re-validation
    and commit;
-5. prints where the hub is and how to use it (as a partner and as an analyst: a first DP
-   query, docs/analyst.md), and keeps serving until Ctrl-C.
+5. prints where the hub is, who to sign in as on each page, and commands that work when
+   copied (:mod:`hub.demo.banner`), and keeps serving until Ctrl-C.
 
 Running it again reuses what exists (uploads are idempotent); ``--reset`` starts afresh.
 
@@ -29,7 +32,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -51,6 +53,8 @@ from rich.table import Table
 
 from hub.actors import MemberKind, Role
 from hub.api.app import build_services, create_app
+from hub.demo.banner import Person, Walkthrough, activation, show
+from hub.demo.budgets import write_demo_policies
 from hub.demo.synthetic import (
     LINKED,
     LINKED_CORRIDOR,
@@ -59,7 +63,7 @@ from hub.demo.synthetic import (
     DemoPartner,
     write_exports,
 )
-from hub.errors import ConfigError
+from hub.errors import ConfigError, Conflict
 from hub.settings import Settings
 
 __all__ = ["DemoPartnerState", "main", "seed"]
@@ -70,9 +74,13 @@ _GOVERNANCE = "governance.env"
 #: Members with a governance officer's client: two organisations, so that a policy change
 #: proposed by one can be approved by the other (four eyes, docs/governance.md).
 _OFFICERS = ("safepassage", "metpolice")
-#: People who sign in (``tahub login``, the web interface): an analyst at every member and a
-#: governance officer at each of the two above; their e-mail and password in ``people.env``.
+#: People who sign in (``tahub login``, the web interface), one for each role a page serves:
+#: an analyst and a partner engineer at every member, a governance officer at each of the two
+#: above; their e-mail and password in ``people.env`` (``<WHO>_EMAIL``, ``<WHO>_PASSWORD``).
+#: The ``admin`` role grants nothing through the API: the hub's administration is
+#: ``tahub admin`` on the hub's machine, which whoever runs the demo has.
 _PEOPLE = "people.env"
+_WHO = (("analyst", Role.ANALYST), ("engineer", Role.PARTNER), ("officer", Role.GOVERNANCE))
 
 
 @dataclass(frozen=True)
@@ -110,20 +118,45 @@ def _role_env(settings: Settings, p: DemoPartner, role: Role, client_id: str,
     )
 
 
+def _people_wanted(p: DemoPartner) -> list[tuple[str, Role]]:
+    return [(who, role) for who, role in _WHO
+            if role is not Role.GOVERNANCE or p.slug in _OFFICERS]
+
+
+def _people_missing(partners_dir: Path, p: DemoPartner) -> list[tuple[str, Role]]:
+    """The member's people not in its ``people.env`` yet (a folder of an earlier demo)."""
+    kept = _env_file(partners_dir / p.slug / _PEOPLE)
+    return [(who, role) for who, role in _people_wanted(p) if f"{who.upper()}_EMAIL" not in kept]
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+
+
 def _add_people(services: Any, settings: Settings, partners_dir: Path, p: DemoPartner,
-                org_id: str) -> None:
+                org_id: str, wanted: list[tuple[str, Role]]) -> None:
     """The member's people, with generated passwords kept on the partner side only."""
-    lines = [f"# {p.name}: people who sign in at {settings.public_url} (`tahub login`)"]
-    roles = [("analyst", Role.ANALYST)] + ([("officer", Role.GOVERNANCE)]
-                                           if p.slug in _OFFICERS else [])
-    for who, role in roles:
+    path = partners_dir / p.slug / _PEOPLE
+    lines = [] if path.exists() else [
+        f"# {p.name}: people who sign in at {settings.public_url} (`tahub login`, /ui)"]
+    for who, role in wanted:
         email = f"{who}@{p.slug}.example"
-        created = services.identity.people.add(
-            org_id, email, f"{p.name} {who}", [role], generate_password=True,
-            actor="hub:demo")
+        try:
+            created = services.identity.people.add(
+                org_id, email, f"{p.name} {who}", [role], generate_password=True,
+                actor="hub:demo")
+        except Conflict:
+            raise ConfigError(f"{settings.data_dir} already has the demo person {email}, whose "
+                              f"password is not in {path}; run `tahub demo --reset`") from None
         key = who.upper()
         lines += [f"{key}_EMAIL={email}", f"{key}_PASSWORD={created.password}"]
-    _write_secret(partners_dir / p.slug / _PEOPLE, "\n".join(lines) + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)  # only its owner reads
+    with os.fdopen(fd, "a", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
 
 
 def _register(settings: Settings, partners_dir: Path) -> dict[str, dict[str, str]]:
@@ -140,7 +173,7 @@ def _register(settings: Settings, partners_dir: Path) -> dict[str, dict[str, str
         (p, _GOVERNANCE, Role.GOVERNANCE) for p in PARTNERS if p.slug in _OFFICERS]
     no_client = [(p, name, role) for p, name, role in wanted
                  if not (partners_dir / p.slug / name).exists()]
-    no_people = [p for p in PARTNERS if not (partners_dir / p.slug / _PEOPLE).exists()]
+    no_people = [p for p in PARTNERS if _people_missing(partners_dir, p)]
     if missing or no_client or no_people:
         services = build_services(settings)
         try:
@@ -161,9 +194,10 @@ def _register(settings: Settings, partners_dir: Path) -> dict[str, dict[str, str
                     f"TAHUB_CLIENT_ID={c.client_id}\nTAHUB_CLIENT_SECRET={c.client_secret}\n"
                     f"TAHUB_NETWORK_KEY_FILE={(partners_dir / 'network.key').resolve()}\n",
                 )
-            for p in PARTNERS:
-                if not (partners_dir / p.slug / _PEOPLE).exists() and p.name in known:
-                    _add_people(services, settings, partners_dir, p, known[p.name])
+            for p in no_people:
+                if p.name in known:
+                    _add_people(services, settings, partners_dir, p, known[p.name],
+                                _people_missing(partners_dir, p))
             for p, name, role in no_client:
                 if p.name not in known:
                     raise ConfigError(
@@ -256,47 +290,34 @@ def _summary(console: Console, settings: Settings, partners_dir: Path,
                       f"{s.export.dataset} v{s.export.contract_version}", f"{s.rows:,}",
                       s.extract_id + (" (already there)" if s.duplicate else ""), s.client_id)
     console.print(table)
+    console.print()
+    folder = partners_dir.resolve()
     first, export = PARTNERS[0], PARTNERS[0].exports[0]
-    env = partners_dir / first.slug / _CREDENTIALS
-    analyst_env = partners_dir / first.slug / _ANALYST
-    beside = Path(sys.executable).parent / "tahub-connect"  # the venv's, if not on PATH
-    connect = str(beside) if beside.exists() and not shutil.which("tahub-connect") else (
-        "tahub-connect"
-    )
-    beside_hub = Path(sys.executable).parent / "tahub"
-    tahub = str(beside_hub) if beside_hub.exists() and not shutil.which("tahub") else "tahub"
-    console.print(
-        f"\n[bold green]The hub is running at {settings.public_url}[/]  "
-        f"(web interface: {settings.public_url}/ui, API docs: {settings.public_url}/docs)\n"
-        f"Hub data: {settings.data_dir.resolve()}   "
-        f"Partner side (never read by the hub): {partners_dir.resolve()}\n\n"
-        "Act as a partner, in another terminal:\n"
-        f"  set -a; . {env}; set +a\n"
-        f"  {connect} list\n"
-        f"  {connect} push {partners_dir / first.slug / export.file} "
-        f"--mapping {partners_dir / first.slug / _mapping_name(export)}\n\n"
-        "Or get a token by hand:\n"
-        f"  curl -s -u \"$TAHUB_CLIENT_ID:$TAHUB_CLIENT_SECRET\" "
-        f"-d grant_type=client_credentials {settings.public_url}/oauth/token\n\n"
-        "Act as an analyst (differentially private queries over all members' data; "
-        "walkthrough: docs/analyst.md):\n"
-        f"  set -a; . {analyst_env}; set +a\n"
-        f"  {tahub} query policies\n"
-        f"  {tahub} query run case_records --route --measure count_units "
-        "--measure linked_units --top 5 --cost 1/5\n"
-        "  # customers flagged by two or more members, one person wherever an IBAN, a phone\n"
-        f"  # or an e-mail matches ({LINKED} planted on {' -> '.join(LINKED_CORRIDOR)}, "
-        "each with another IBAN at each bank):\n"
-        f"  {tahub} query run bank_alerts --by origin_country --by destination_country "
-        "--measure linked_units --top 5 --cost 1/5\n\n"
-        "Act as a governance officer (four-eyes policy changes; README, docs/governance.md):\n"
-        f"  set -a; . {partners_dir / _OFFICERS[0] / _GOVERNANCE}; set +a\n"
-        f"  {tahub} policy active\n"
-        f"  (a second officer: {partners_dir / _OFFICERS[1] / _GOVERNANCE})\n\n"
-        "Or sign in as a person (e-mail and password in each member's people.env):\n"
-        f"  {tahub} login --hub {settings.public_url}\n\n"
-        "Press Ctrl-C to stop."
-    )
+    by_slug = {p.slug: p for p in PARTNERS}
+
+    def person(slug: str, who: str, role: Role) -> Person:
+        kept = _env_file(folder / slug / _PEOPLE)
+        key = who.upper()
+        return Person(kept.get(f"{key}_EMAIL", "?"), kept.get(f"{key}_PASSWORD", "?"),
+                      role.value, by_slug[slug].name)
+
+    show(console, Walkthrough(
+        url=settings.public_url,
+        data_dir=settings.data_dir.resolve(),
+        partners_dir=folder,
+        partner_env=folder / first.slug / _CREDENTIALS,
+        analyst_env=folder / first.slug / _ANALYST,
+        officer_envs=(folder / _OFFICERS[0] / _GOVERNANCE, folder / _OFFICERS[1] / _GOVERNANCE),
+        export=folder / first.slug / export.file,
+        mapping=folder / first.slug / _mapping_name(export),
+        analyst=person(first.slug, "analyst", Role.ANALYST),
+        engineer=person(first.slug, "engineer", Role.PARTNER),
+        officers=(person(_OFFICERS[0], "officer", Role.GOVERNANCE),
+                  person(_OFFICERS[1], "officer", Role.GOVERNANCE)),
+        linked_note=(f"customers flagged by two or more members, one person wherever an IBAN, "
+                     f"a phone or an e-mail matches ({LINKED} planted on "
+                     f"{' -> '.join(LINKED_CORRIDOR)}, each with another IBAN at each bank)"),
+    ), activate=activation())
 
 
 class _Server(uvicorn.Server):
@@ -338,6 +359,9 @@ def main(
         for folder in (settings.data_dir, partners_dir):
             shutil.rmtree(folder, ignore_errors=True)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.policies_dir is None:  # the shipped policies, with budgets for the demo
+        policies = write_demo_policies(settings.data_dir / "demo-policies")
+        settings = settings.model_copy(update={"policies_dir": policies})
     server, thread = _start(settings)
     states: list[DemoPartnerState] = []
     try:

@@ -35,8 +35,8 @@ CHUNK_BYTES = 64 * 1024  # the smallest chunk limit the settings allow
 
 def make_error(cls: type[TahubError]) -> TahubError:
     """An instance of any class of the error tree, as a route would raise it."""
-    if cls is HubRequestError:
-        return HubRequestError("hub refused", http_status=400, problem={"code": "x"})
+    if issubclass(cls, HubRequestError):  # the connector's, built from a hub's answer
+        return cls("hub refused", http_status=cls.status, problem={"code": "x"})
     return cls(f"test {cls.code}")
 
 

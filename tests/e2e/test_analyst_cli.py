@@ -102,7 +102,7 @@ def test_an_analyst_finds_the_customers_both_banks_flagged(
 
     code, out, err = _query(env, "estimate", *QUESTION)
     assert code == 0, err
-    assert "nothing spent" in out and "discrete_gaussian" in out and "rho = 1/5" in out
+    assert "nothing spent" in out and "discrete_gaussian" in out and "rho 0.2" in out
     code, out, err = _query(env, "budget", "--json")
     assert code == 0, err
     assert {b["dataset"]: b["member"]["spent"] for b in json.loads(out)}["bank_alerts"] == "0"
@@ -112,7 +112,7 @@ def test_an_analyst_finds_the_customers_both_banks_flagged(
                             "--csv", str(csv_out), "--parquet", str(parquet_out))
     assert code == 0, err
     assert "│ GB" in _first_row(out)  # the largest overlap is the planted corridor
-    assert "Charged: rho = 1/5" in out and "budget left (zcdp): yours 4/5" in out
+    assert "Charged: rho 0.2" in out and "budget left: yours rho 0.8" in out
     assert "95% +/-" in out
     # a top list leaves out the corridors whose interval holds zero (almost all of them)
     assert "not distinguishable from zero by linked_units are left out" in out
@@ -218,7 +218,7 @@ def test_a_ranked_route_query_finds_the_route_no_single_member_sees(
     flat = _flat(out)
     assert "nothing spent" in flat and "keys: chosen by a DP threshold on distinct units" in flat
     assert "ranking: top 5 by count_units: two keys" in flat
-    assert "cost: rho = 1/5 (~0.2), delta = 1/10000000" in flat
+    assert "cost: rho 0.2, delta 0.0000001" in flat
 
     parquet = tmp_path / "routes.parquet"
     code, out, err = _query(env, "run", *ROUTE, "--parquet", str(parquet))
@@ -231,7 +231,7 @@ def test_a_ranked_route_query_finds_the_route_no_single_member_sees(
     assert "chosen by a DP threshold" in flat and "absence says nothing more" in flat
     assert "route: each unit's stages are taken from all its kept rows" in flat
     assert "bounding: each privacy unit counts with at most 4 rows in total" in flat
-    assert "Charged: rho = 1/5 (~0.2), delta = 1/10000000" in flat
+    assert "Charged: rho 0.2, delta 0.0000001" in flat
 
     saved = pq.read_table(parquet)
     stages = ["source_country", "transit_country", "destination_country"]

@@ -4,6 +4,7 @@ and the planted cross-partner patterns present in what the hub stored."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections import defaultdict
 from pathlib import Path
@@ -26,6 +27,14 @@ def test_demo_loads_five_members_and_the_planted_patterns(
     assert out.returncode == 0, out.stderr + out.stdout
     assert "The hub is running at http://127.0.0.1:" in out.stdout
     assert "analyst.env" in out.stdout and "query run bank_alerts" in out.stdout
+    # who to sign in as, page by page: a person for each role, the partner role included
+    for page, email, role in (("/ui#/workspace", "analyst@northbank.example", "analyst"),
+                              ("/ui#/governance", "officer@safepassage.example", "governance"),
+                              ("/ui#/partner", "engineer@northbank.example", "partner")):
+        address = out.stdout.index(page)
+        assert re.search(rf"sign in as {email}  password \S{{12,}}  \(role {role}, ",
+                         out.stdout[address:]), out.stdout
+    assert "/docs" in out.stdout and "no sign-in to read" in out.stdout
 
     uploaded = json.loads((tmp_path / "tahub-demo-partners" / "demo.json").read_text())
     assert sorted(uploaded) == ["meridiana", "metpolice", "northbank", "safepassage", "swiftsend",
@@ -85,6 +94,8 @@ def test_demo_loads_five_members_and_the_planted_patterns(
         people = _env(partners / slug / "people.env")  # people who sign in, not systems
         assert people["ANALYST_EMAIL"] == f"analyst@{slug}.example"
         assert len(people["ANALYST_PASSWORD"]) >= 12
+        assert people["ENGINEER_EMAIL"] == f"engineer@{slug}.example"  # role partner
+        assert people["ENGINEER_PASSWORD"] in out.stdout or slug != "northbank"
         assert (partners / slug / "people.env").stat().st_mode & 0o777 == 0o600
     for slug in ("safepassage", "metpolice"):  # two officers of two organisations
         assert _env(partners / slug / "governance.env")["TAHUB_CLIENT_ID"]

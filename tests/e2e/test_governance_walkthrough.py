@@ -22,7 +22,9 @@ def _walkthrough_blocks() -> list[str]:
     section = readme.split("## Walkthrough: governance officer", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
     assert len(blocks) == 2, "the walkthrough has two shell blocks: proposer, then reviewer"
-    return [b.replace(".venv/bin/", f"{BIN}/") for b in blocks]
+    proposer, reviewer = (b.replace(".venv/bin/", f"{BIN}/") for b in blocks)
+    assert f"source {BIN}/activate" in proposer  # once per terminal: tahub on PATH
+    return [proposer, f"source {BIN}/activate\n{reviewer}"]  # the reviewer's terminal too
 
 
 def _bash(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -55,8 +57,8 @@ def test_the_readme_governance_walkthrough_runs_on_the_demo(tmp_path: Path) -> N
 
         second = _bash(reviewer, tmp_path, env)
         assert second.returncode == 0, second.stdout + second.stderr
-        assert '+  per_member: "3/2"' in second.stdout
-        assert "per_member: 1 -> 3/2" in second.stdout
+        assert '+  per_member: "8"' in second.stdout  # the demo's 6 (hub/demo/budgets.py)
+        assert "per_member: rho 6 -> rho 8" in second.stdout
         assert "bank_alerts version 2" in second.stdout and ": active" in second.stdout
         assert "bank_alerts version 3" in second.stdout  # the restore, pending review
 
@@ -76,8 +78,8 @@ def test_the_readme_governance_walkthrough_runs_on_the_demo(tmp_path: Path) -> N
                              headers={"Authorization": f"Bearer {token}"}).json()
             if path == "/v1/audit":
                 (entry,) = body["entries"]
-                assert entry["details"]["after"]["per_member"] == "3/2"
+                assert entry["details"]["after"]["per_member"] == "8"
             else:
-                assert body["member"]["left"] == "3/2"  # the analyst may now spend more
+                assert body["member"]["left"] == "8"  # the analyst may now spend more
     finally:
         hub.stop()
