@@ -202,3 +202,14 @@ def test_a_wheel_whose_assets_cannot_be_built_is_not_made(tmp_path: Path) -> Non
     assert built.returncode != 0
     assert "needs npm" in built.stdout + built.stderr
     assert not list(tmp_path.glob("dist/*.whl"))
+
+
+def test_no_instruction_names_an_index_that_does_not_serve_tahub() -> None:
+    # until tahub is published, every install instruction names the wheel file
+    texts = [ROOT / "README.md", *(ROOT / "docs").glob("*.md"),
+             *(ROOT / "hub" / "web" / "static").glob("*.js"),
+             *(ROOT / "hub" / "demo").glob("*.py")]
+    offending = [f"{path.relative_to(ROOT)}: {line.strip()}" for path in texts
+                 for line in path.read_text().splitlines()
+                 if re.search(r"pip install (-U )?tahub(?![-\w.])", line)]
+    assert offending == []

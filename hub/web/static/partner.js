@@ -89,9 +89,11 @@ export async function show({ render }) {
       "tahub-connect push export.csv --mapping export.mapping.yaml",
     ].join("\n");
     fill(connectorBox, h("h2", { id: "c-h" }, "Configure the connector"),
-      h("p", {}, "Your systems upload through the connector (", h("code", {}, "pip install tahub"),
-        "), which checks every row against the contract and pseudonymises identifiers before "
-        + "anything leaves your machine."),
+      h("p", {}, "Your systems upload through the connector (",
+        h("code", {}, "pip install tahub-0.1.0-py3-none-any.whl"),
+        ": the wheel your hub's operator gives you, as the README's \"Install\" says), which "
+        + "checks every row against the contract and pseudonymises identifiers before anything "
+        + "leaves your machine."),
       partners.length ? h("p", {}, "Your organisation's partner clients: ",
         partners.map((c) => h("code", { class: "client-id" }, c.client_id)).reduce(
           (acc, el, i) => (i ? [...acc, ", ", el] : [el]), []), ".")
