@@ -81,6 +81,7 @@ from hub.privacy.budget import (
 from hub.storage.db import (
     budget_locks,
     iso_utc,
+    json_text,
     ledger_entries,
     ledger_totals,
     read_connection,
@@ -113,7 +114,11 @@ class Charge:
 
 @dataclass(frozen=True, slots=True)
 class Release:
-    """A stored result, and what its entry cost when it was first computed."""
+    """A stored result, and what its entry cost when it was first computed.
+
+    ``text`` is the result's JSON as the metadata store holds it, read without decoding (a
+    repeated query sends it as it is: :class:`hub.query.service.Answer`); ``result`` decodes
+    it for the callers that need its values."""
 
     id: str
     entry_id: str
@@ -121,8 +126,13 @@ class Release:
     org: str
     query_key: str
     created_at: datetime
-    result: dict[str, Any]
+    text: str
     cost: Cost
+
+    @property
+    def result(self) -> dict[str, Any]:
+        out: dict[str, Any] = json.loads(self.text)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,7 +424,7 @@ class Ledger:
             ))
         return Release(id=release_id, entry_id=charge.id, dataset=charge.dataset,
                        org=charge.org, query_key=charge.query_key, created_at=when,
-                       result=stored, cost=charge.cost)
+                       text=json_text(stored), cost=charge.cost)
 
     def mark_failed(self, charge: Charge, *, actor: str | None = None,
                     reason: str | None = None) -> None:
@@ -441,7 +451,9 @@ class Ledger:
     def _find(conn: Connection, *, dataset: str, org: str, query_key: str) -> Release | None:
         le, rel = ledger_entries, releases
         row = conn.execute(
-            sa.select(rel, le.c.measure, le.c.amount_num, le.c.amount_den, le.c.delta_num,
+            sa.select(rel.c.id, rel.c.entry_id, rel.c.dataset, rel.c.org_id, rel.c.query_key,
+                      rel.c.created_at, sa.cast(rel.c.result, sa.Text).label("text"),
+                      le.c.measure, le.c.amount_num, le.c.amount_den, le.c.delta_num,
                       le.c.delta_den)
             .join(le, le.c.id == rel.c.entry_id)
             .where(rel.c.dataset == dataset, rel.c.org_id == org, rel.c.query_key == query_key)
@@ -449,7 +461,7 @@ class Ledger:
         if row is None:
             return None
         return Release(id=row.id, entry_id=row.entry_id, dataset=row.dataset, org=row.org_id,
-                       query_key=row.query_key, created_at=row.created_at, result=row.result,
+                       query_key=row.query_key, created_at=row.created_at, text=row.text,
                        cost=_cost(row))
 
     def find_release(self, *, dataset: str, org: str, query_key: str) -> Release | None:

@@ -83,7 +83,7 @@ from hub.query.release import (
 from hub.query.request import QueryRequest
 from hub.storage.db import iso_utc
 
-__all__ = ["PolicySource", "QueryService"]
+__all__ = ["ANSWER_FIELDS", "Answer", "PolicySource", "QueryService"]
 
 log = structlog.get_logger(__name__)
 
@@ -161,6 +161,11 @@ class QueryService:
     # -- answering ------------------------------------------------------------------------
     def run(self, actor: Actor, data: Any) -> dict[str, Any]:
         """Answer one query (the QueryResult JSON), or refuse it having spent nothing."""
+        return self.answer(actor, data).as_dict()
+
+    def answer(self, actor: Actor, data: Any) -> Answer:
+        """:meth:`run`'s answer as the HTTP route sends it (:class:`Answer`: a stored
+        release's JSON text is sent as it is, never decoded)."""
         plan = self._plan(actor, data)
 
         def calibrated() -> Calibrated:
@@ -173,7 +178,7 @@ class QueryService:
                             calibrated, lambda cal, charge: self._release(cal, charge))
 
     def _answer(self, actor: Actor, question: _Question, calibrated: Callable[[], _C],
-                compute: Callable[[_C, Charge], dict[str, Any]]) -> dict[str, Any]:
+                compute: Callable[[_C, Charge], dict[str, Any]]) -> Answer:
         """A stored release of the same question, free; else check, charge, compute, store.
 
         ``calibrated()`` checks what a new computation needs and derives the cost and every
@@ -199,6 +204,8 @@ class QueryService:
             self._metrics.budget_spent(dataset, cost.measure.symbol, cost.amount)
         try:
             result = compute(cal, charge)
+            if ANSWER_FIELDS & result.keys():  # a programming error: caught, entry failed
+                raise ValueError(f"a stored result may not hold {sorted(ANSWER_FIELDS)}")
         except BaseException as exc:
             self._failed(charge, exc, actor.client_id)
             if isinstance(exc, Exception):
@@ -225,7 +232,7 @@ class QueryService:
         return self._released(actor, question, charge, release)
 
     def _released(self, actor: Actor, question: _Question, charge: Charge,
-                  release: Release) -> dict[str, Any]:
+                  release: Release) -> Answer:
         log.info("query.released", dataset=charge.dataset, query_id=charge.id,
                  cost=str(charge.cost.amount))
         if self._metrics is not None:
@@ -233,10 +240,9 @@ class QueryService:
         if release.entry_id != charge.id:  # an identical query raced us: one answer
             return self._reused(release, question.limits,
                                 self._balance(charge.dataset, actor.org, question.limits))
-        out = dict(release.result)
-        out.update(reused=False, charged=charge.cost.as_json(),
-                   budget=self._balance(charge.dataset, actor.org, question.limits).as_json())
-        return out
+        return Answer(release.text, {
+            "reused": False, "charged": charge.cost.as_json(),
+            "budget": self._balance(charge.dataset, actor.org, question.limits).as_json()})
 
     def _store_pending(self) -> None:
         """Store the answers computed while the metadata store was down (kept in this
@@ -278,7 +284,7 @@ class QueryService:
             pause = min(pause * 2, self._wait.max_pause)
 
     def _reuse(self, actor: Actor, question: _Question, stored: Release,
-               balance: Balance) -> dict[str, Any]:
+               balance: Balance) -> Answer:
         """A stored release of the same question, answered again for free (audited)."""
         dataset, limits = question.dataset, question.limits
         log.info("query.reused", dataset=dataset, query_id=stored.entry_id)
@@ -326,7 +332,8 @@ class QueryService:
             return {**out, "query_id": charge.id, "created_at": iso_utc(charge.created_at)}
 
         return self._answer(actor, _Question(policy.dataset, policy.limits, key, shape),
-                            lambda: calibrate_suggestion(policy, period, cost, levels), compute)
+                            lambda: calibrate_suggestion(policy, period, cost, levels),
+                            compute).as_dict()
 
     def _failed(self, charge: Charge, exc: BaseException, actor: str | None = None) -> None:
         log.error("query.failed_after_charge", query_id=charge.id, dataset=charge.dataset,
@@ -339,11 +346,10 @@ class QueryService:
             log.error("query.mark_failed_failed", query_id=charge.id)
 
     @staticmethod
-    def _reused(stored: Release, limits: BudgetLimits, balance: Balance) -> dict[str, Any]:
-        out = dict(stored.result)
-        out.update(reused=True, charged=Cost.zero(limits.measure).as_json(),
-                   budget=balance.as_json())
-        return out
+    def _reused(stored: Release, limits: BudgetLimits, balance: Balance) -> Answer:
+        return Answer(stored.text, {"reused": True,
+                                    "charged": Cost.zero(limits.measure).as_json(),
+                                    "budget": balance.as_json()})
 
     def _balance(self, dataset: str, org: str, limits: BudgetLimits) -> Balance:
         return self._ledger.balance(dataset=dataset, org=org, limits=limits, now=self._clock())
@@ -538,6 +544,33 @@ class QueryService:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A release as it is answered: its stored JSON text (:attr:`Release.text`, never decoded
+    on the way out) and the fields of this answer (``reused``, ``charged``, ``budget``),
+    which a stored result never holds (:data:`ANSWER_FIELDS`)."""
+
+    text: str
+    fields: dict[str, Any]
+
+    def encode(self) -> bytes:
+        """The answer's JSON: the stored object with this answer's fields added."""
+        body = self.text.strip()
+        extra = json.dumps(self.fields, separators=(",", ":"), allow_nan=False)
+        if body == "{}":
+            return extra.encode()
+        return f"{body[:-1]},{extra[1:]}".encode()
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = json.loads(self.text)
+        out.update(self.fields)
+        return out
+
+
+#: What an answer adds to its stored release (so the stored result must not hold them).
+ANSWER_FIELDS = frozenset({"reused", "charged", "budget"})
+
 
 @dataclass(frozen=True)
 class SingleFlight:

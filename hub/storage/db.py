@@ -8,6 +8,7 @@ against, so that the two never drift.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -45,6 +46,7 @@ __all__ = [
     "clients",
     "extracts",
     "iso_utc",
+    "json_text",
     "ledger_entries",
     "make_engine",
     "metadata",
@@ -124,6 +126,12 @@ def read_connection(engine: Engine) -> Iterator[Connection]:
             yield conn
     except SQLAlchemyError as exc:
         raise Unavailable("the metadata store is unavailable; retry later") from exc
+
+
+def json_text(value: Any) -> str:
+    """How every JSON column is written: compact, and plain JSON only (no NaN). A stored
+    release is sent again as this text (hub.query.ledger.Release.text)."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
 
 
 def utcnow() -> datetime:
@@ -511,7 +519,7 @@ def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, future=True, pool_pre_ping=True)
+    engine = create_engine(url, future=True, pool_pre_ping=True, json_serializer=json_text)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")

@@ -65,8 +65,9 @@ class _JSON(JSONResponse):
 
 @router.post("", summary="Run a DP query (spends budget)", response_class=_JSON,
              response_model=QueryResult, responses=_QUERY_REFUSALS)
-def run_query(actor: AnalystActor, queries: Queries, body: QueryBody) -> _JSON:
-    return _JSON(queries.run(actor, body))
+def run_query(actor: AnalystActor, queries: Queries, body: QueryBody) -> Response:
+    # a stored release's JSON goes out as stored, with this answer's fields (service.Answer)
+    return Response(queries.answer(actor, body).encode(), media_type="application/json")
 
 
 @router.post("/estimate", summary="Cost and accuracy of a query (spends nothing)",
