@@ -27,6 +27,8 @@ logged with a request id and answered with a generic 500 that never echoes its t
     ├── Conflict                     state does not allow it (409), e.g. a wrong offset
     ├── TooManyRequests              over a rate limit (429), names the ``rule``, ``retry_after``
     ├── Unavailable                  a dependency is down; retry later (503)
+    ├── OutOfCapacity                the work does not fit the hub's configured limits (507),
+    │                                names the ``setting`` to raise: retrying will not help
     └── HubRequestError              connector side: the hub answered with a problem (its own
         │                            status, code, rule, field and detail kept)
         └── HubUnavailable           ... a 5xx, after the retries: also an Unavailable
@@ -53,6 +55,7 @@ __all__ = [
     "InvalidInput",
     "MappingError",
     "NotFound",
+    "OutOfCapacity",
     "RowError",
     "SourceError",
     "TahubError",
@@ -253,6 +256,16 @@ class Unavailable(TahubError):
     code = "unavailable"
     status = 503
     title = "Service unavailable"
+
+
+class OutOfCapacity(TahubError):
+    """The work does not fit in what the hub is configured to use (memory, disk): retrying
+    the same will fail the same way, so the problem names the ``setting`` to raise (and its
+    ``limit``), never "retry later"."""
+
+    code = "out_of_capacity"
+    status = 507
+    title = "Insufficient capacity"
 
 
 class HubRequestError(TahubError):

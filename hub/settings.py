@@ -24,13 +24,30 @@ from pydantic_settings import (
 
 from hub.errors import ConfigError, RowError
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "load_settings", "machine_memory_share"]
 
 MiB = 1024 * 1024
 
 
 _ASYMMETRIC = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256",
                          "ES384", "ES512", "EdDSA", "Ed25519"})
+
+
+def machine_memory_share(parts: int) -> str:
+    """``1/parts`` of the memory this process may use, in DuckDB's syntax (``6144MiB``): the
+    machine's physical memory, or the cgroup's limit when it is lower (a container); at
+    least 1 GiB."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 8 * 2**30
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit.isdigit():
+            total = min(total, int(limit))
+    except OSError:
+        pass
+    return f"{max(1024, total // parts // 2**20)}MiB"
 
 
 class Settings(BaseSettings):
@@ -222,11 +239,14 @@ class Settings(BaseSettings):
         "first, which is written at once), so that a burst cannot flood the log.",
     )
     duckdb_memory_limit: str = Field(
-        default="2GB",
+        default_factory=lambda: machine_memory_share(4),
         pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
         description="Memory one DuckDB connection of the hub may use (a query, the check of "
         "an extract at commit, the resolution of persons), in DuckDB's syntax: `2GB`, "
-        "`512MiB`. Beyond it, DuckDB spills to disk under <data_dir>/tmp.",
+        "`512MiB`. Default: a quarter of the machine's memory (of the container's limit, "
+        "when it has one), at least 1 GiB. Beyond it, DuckDB spills to disk under "
+        "<data_dir>/tmp; work that does not fit even so is refused with 507 "
+        "`out_of_capacity` naming this setting.",
     )
     duckdb_threads: int = Field(
         default=2, ge=1, le=256,

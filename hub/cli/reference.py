@@ -71,5 +71,6 @@ def settings_markdown() -> str:
     rows = ["| Environment variable | Default | Description |", "|---|---|---|"]
     for name, info in Settings.model_fields.items():
         description = " ".join((info.description or "").split()).replace("|", "\\|")
-        rows.append(f"| `{prefix}{name.upper()}` | {_default(info.default)} | {description} |")
+        default = "(machine)" if info.default_factory is not None else _default(info.default)
+        rows.append(f"| `{prefix}{name.upper()}` | {default} | {description} |")
     return _INTRO + "\n" + "\n".join(rows) + "\n" + _NOTES

@@ -67,6 +67,7 @@ from hub.errors import (
     EmptyExtract,
     ExtractInvalid,
     ExtractOverLimit,
+    OutOfCapacity,
     RowError,
     Unavailable,
 )
@@ -500,8 +501,13 @@ def _check_rows(
                 errors=[RowError(field=None, reason=f"corrupt Parquet data in {where}")],
             ) from exc
         if isinstance(exc, duckdb.OutOfMemoryException):
-            raise Unavailable("the hub ran out of memory checking this extract; retry later",
-                              rule="memory_limit") from exc
+            raise OutOfCapacity(
+                f"checking this extract needs more memory than one DuckDB connection of the "
+                f"hub may use ({duck.memory_limit}), even spilling to disk: the hub's "
+                "operator raises TAHUB_DUCKDB_MEMORY_LIMIT (or gives its temporary folder "
+                "more disk); the upload is kept, commit it again then",
+                rule="memory_limit", setting="TAHUB_DUCKDB_MEMORY_LIMIT",
+                limit=duck.memory_limit) from exc
         if isinstance(exc, OSError) and not isinstance(exc, pa.ArrowException):
             raise  # the hub's own disk: the caller translates it
         _log.error("extract.check_failed", error=type(exc).__name__)

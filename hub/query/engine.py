@@ -69,7 +69,7 @@ import structlog
 from hub.contracts.model import ContractField, FieldType
 from hub.contracts.model import Role as FieldRole
 from hub.contracts.validation import quote_ident
-from hub.errors import InvalidInput, NotFound, Unavailable
+from hub.errors import InvalidInput, NotFound, OutOfCapacity, Unavailable
 from hub.ingest.service import IngestService
 from hub.ingest.units import PARTNER_COLUMN, PRIO_COLUMN, SEQ_COLUMN, UNIT_COLUMN, FixedColumn
 from hub.query.bounds import (
@@ -273,8 +273,11 @@ class QueryEngine:
             with sandboxed_duckdb(self._limits, read=read) as con:
                 return con.execute(compiled.sql, compiled.params).fetchall()
         except duckdb.OutOfMemoryException as exc:
-            raise Unavailable("the hub ran out of memory for this query; retry later",
-                              rule="memory_limit") from exc
+            raise OutOfCapacity(
+                f"this query needs more memory than one DuckDB connection of the hub may use "
+                f"({self._limits.memory_limit}), even spilling to disk: the hub's operator "
+                "raises TAHUB_DUCKDB_MEMORY_LIMIT", rule="memory_limit",
+                setting="TAHUB_DUCKDB_MEMORY_LIMIT", limit=self._limits.memory_limit) from exc
         except (duckdb.Error, OSError) as exc:
             _log.error("engine.query_failed", error=type(exc).__name__)
             raise Unavailable("the query could not run; retry later") from exc

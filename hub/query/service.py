@@ -54,7 +54,15 @@ import structlog
 
 from hub.actors import Actor, Role
 from hub.contracts.model import ContractRegistry, FieldType
-from hub.errors import BudgetExceeded, Forbidden, InvalidInput, NotFound, TahubError, Unavailable
+from hub.errors import (
+    BudgetExceeded,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    OutOfCapacity,
+    TahubError,
+    Unavailable,
+)
 from hub.governance.audit import Action, AuditEvent
 from hub.governance.folding import FoldedAudit
 from hub.governance.policies import Policy, PolicySet, contract_clamp, shared_field
@@ -208,6 +216,10 @@ class QueryService:
                 raise ValueError(f"a stored result may not hold {sorted(ANSWER_FIELDS)}")
         except BaseException as exc:
             self._failed(charge, exc, actor.client_id)
+            if isinstance(exc, OutOfCapacity):  # the limit to raise, and the spent budget
+                raise OutOfCapacity(
+                    f"{exc.detail}; the budget this query was charged ({cost}) stays spent "
+                    f"(ledger entry {charge.id})", query_id=charge.id, **exc.extra) from exc
             if isinstance(exc, Exception):
                 raise Unavailable(
                     "the query was charged but could not be computed; the budget it was "

@@ -182,3 +182,13 @@ def test_an_unreadable_or_wrong_key_file_is_a_clear_config_error(
         hubs("x", signing_key_file=key_file)
     assert message in caught.value.detail and str(key_file) in caught.value.detail
     assert caught.value.field == "TAHUB_SIGNING_KEY_FILE"
+
+
+def test_the_duckdb_memory_default_is_a_share_of_this_machine() -> None:
+    from hub.settings import machine_memory_share
+
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    quarter = int(machine_memory_share(4).removesuffix("MiB"))
+    assert quarter <= total // 4 // 2**20 and quarter >= 1024
+    assert Settings().duckdb_memory_limit == machine_memory_share(4)
+    assert machine_memory_share(10**9) == "1024MiB"  # never less than 1 GiB
