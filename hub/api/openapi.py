@@ -111,6 +111,8 @@ _DESCRIPTIONS = {
          "problem.",
     429: "Over a rate limit (`rate_limited`); retry after `Retry-After` seconds.",
     503: "A dependency is down (`unavailable`); retry after `Retry-After` seconds.",
+    507: "The work does not fit in the hub's configured limits (`out_of_capacity`); "
+         "`setting` names the one its operator raises. Retrying as it is fails again.",
 }
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds until a retry can succeed.",
                                 "required": True, "schema": {"type": "integer"}}}

@@ -153,21 +153,40 @@ def mean_interval(noisy_sum: int, noisy_count: int, noise: MeanNoise,
     sens = noise.sum.sensitivity
     if sens.clamp is None:
         raise InvalidInput("a mean needs the sum's clamp range", field="clamp")
-    lo, hi = sens.clamp
-    res = sens.resolution
+    # Exact rationals as (numerator, denominator > 0) pairs of integers, compared by cross
+    # multiplication: no Fraction (and no gcd) per cell; a / b of two ints is correctly
+    # rounded, so each float is float(Fraction(a, b)).
+    lo, hi = ((x.numerator, x.denominator) for x in sens.clamp)
+    num, den = sens.resolution.numerator, sens.resolution.denominator
     hs = _halfwidth_steps(noise.sum, _alpha(alpha) / 2)
     hc = _halfwidth_steps(noise.count, alpha / 2)
-    s1, s2 = Fraction(noisy_sum - hs) * res, Fraction(noisy_sum + hs) * res
+    s1, s2 = noisy_sum - hs, noisy_sum + hs  # the sum's interval, in steps of num/den
     n1, n2 = max(noisy_count - hc, 1), noisy_count + hc
     low, high = lo, hi
     if n2 >= 1:
-        ratios = [s1 / n1, s1 / n2, s2 / n1, s2 / n2]
-        low, high = max(lo, min(ratios)), min(hi, max(ratios))
-        if low > high:  # the noise put both ends outside [lo, hi]: keep the honest range
+        # the least and largest of the four corner ratios s/n, s1 <= s2, 0 < n1 <= n2:
+        # s1/n2 or s1/n1 (as s1 >= 0 or not), s2/n1 or s2/n2 (as s2 >= 0 or not)
+        low = _rmax(lo, (s1 * num, den * (n2 if s1 >= 0 else n1)))
+        high = _rmin(hi, (s2 * num, den * (n1 if s2 >= 0 else n2)))
+        if _less(high, low):  # the noise put both ends outside [lo, hi]: the honest range
             low, high = lo, hi
-    value = Fraction(noisy_sum) * res / noisy_count if noisy_count >= 1 else (lo + hi) / 2
-    value = min(max(value, low), high)
-    return Estimate(float(value), float(low), float(high))
+    value = ((noisy_sum * num, den * noisy_count) if noisy_count >= 1
+             else (lo[0] * hi[1] + hi[0] * lo[1], 2 * lo[1] * hi[1]))
+    value = _rmin(_rmax(value, low), high)
+    return Estimate(value[0] / value[1], low[0] / low[1], high[0] / high[1])
+
+
+def _less(x: tuple[int, int], y: tuple[int, int]) -> bool:
+    """x < y for rationals (numerator, positive denominator)."""
+    return x[0] * y[1] < y[0] * x[1]
+
+
+def _rmax(x: tuple[int, int], y: tuple[int, int]) -> tuple[int, int]:
+    return y if _less(x, y) else x
+
+
+def _rmin(x: tuple[int, int], y: tuple[int, int]) -> tuple[int, int]:
+    return y if _less(y, x) else x
 
 
 def _sum_halfwidth_steps(noise: NoiseSpec, k: int, alpha: float) -> int:

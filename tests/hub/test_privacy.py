@@ -156,6 +156,33 @@ def test_mean_interval_is_honest_for_small_and_large_counts() -> None:
     assert big.high == pytest.approx((50_000 + hs) / (1000 - hc))
 
 
+def test_mean_interval_takes_the_least_and_largest_of_the_four_corners() -> None:
+    """The two corners picked by sign are the extremes of all four ratios (the rule of
+    ``mean_interval``'s docstring), exactly, for negative, straddling and positive sums."""
+    import random
+
+    from hub.privacy.intervals import _halfwidth_steps
+    rng = random.Random(3)  # noqa: S311 - test inputs, never noise
+    for clamp, decimals in (((-40, 100), 1), ((0, 100), 0), ((-500, -20), 2)):
+        noise = calibrate_mean(Cost.parse("pure", "1/2"), 3, clamp, decimals)
+        res, (lo, hi) = noise.sum.sensitivity.resolution, noise.sum.sensitivity.clamp or (0, 0)
+        hs, hc = _halfwidth_steps(noise.sum, 0.025), _halfwidth_steps(noise.count, 0.025)
+        for _ in range(2000):
+            s, c = rng.randint(-3 * hs, 3 * hs) * 7, rng.randint(-hc, 4 * hc)
+            s1, s2 = Fraction(s - hs) * res, Fraction(s + hs) * res
+            n1, n2 = max(c - hc, 1), c + hc
+            low, high = Fraction(lo), Fraction(hi)
+            if n2 >= 1:
+                corners = [s1 / n1, s1 / n2, s2 / n1, s2 / n2]
+                low, high = max(low, min(corners)), min(high, max(corners))
+                if low > high:
+                    low, high = Fraction(lo), Fraction(hi)
+            value = Fraction(s) * res / c if c >= 1 else (Fraction(lo) + hi) / 2
+            expected = (float(min(max(value, low), high)), float(low), float(high))
+            got = mean_interval(s, c, noise)
+            assert (got.value, got.low, got.high) == expected, (s, c)
+
+
 def test_margin_totals_add_up_and_are_wider_than_a_cell() -> None:
     for cost in (RHO, EPS):
         noise = calibrate(cost, sensitivity("count", 3))

@@ -47,8 +47,9 @@ QueryBody = Annotated[
     ),
 ]
 #: A refusal of a query: the role or a policy rule or a budget (403), an unknown dataset
-#: (404), spending in another measure (409), an invalid query (422).
-_QUERY_REFUSALS = problems(404, 409, 413, 422)
+#: (404), spending in another measure (409), an invalid query (422), too big for the hub's
+#: memory limit (507).
+_QUERY_REFUSALS = problems(404, 409, 413, 422, 507)
 
 
 class _JSON(JSONResponse):

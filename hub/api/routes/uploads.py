@@ -122,7 +122,7 @@ def part_urls(
     summary="Verify, re-validate every row and commit",
     responses={200: {"model": Duplicate,
                      "description": "the same content was committed meanwhile"},
-               **problems(404, 409, 422)},
+               **problems(404, 409, 422, 507)},
 )
 def commit_upload(
     upload_id: str, actor: PartnerActor, ingest: Ingest, response: Response
