@@ -24,6 +24,9 @@ noisy: only the ratio is meaningful across runs):
   pseudonymisation, magnitude check, deterministic zstd Parquet and its sha256, the rejects
   file.
 
+Each run is a child process of its own, which reports its time and its peak RSS
+(``VmHWM``), so the memory of each side is measured alone. The connector runs with its
+default limits (``TAHUB_CONNECT_*``, docs/connector.md: a 512 MB DuckDB memory limit).
 The median of ``--repeat`` runs of each is reported and appended to ``bench/RESULTS.md``.
 The CSV holds 200,000 distinct IBANs (5 alerts per subject on average), written in mixed
 spellings (spaced/compact, upper/lower case) as real exports are.
@@ -33,11 +36,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import platform
 import random
 import statistics
 import string
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -47,6 +53,7 @@ import pyarrow.parquet as pq
 from stdnum import iban as stdiban
 
 from connectors import NetworkKey, parse_mapping, prepare_extract
+from connectors.partner.limits import ConnectorLimits
 from hub.contracts.model import ContractRegistry
 
 MAPPING = """\
@@ -122,18 +129,43 @@ def write_csvs(messy: Path, clean: Path, rows: int, seed: int = 7) -> int:
     return ragged
 
 
-def _baseline(csv: Path, out: Path) -> float:
+def _baseline(csv: Path, out: Path) -> dict[str, float]:
     start = time.perf_counter()
     pq.write_table(pacsv.read_csv(csv), out, compression="zstd")
-    return time.perf_counter() - start
+    return {"seconds": time.perf_counter() - start}
 
 
-def _connector(csv: Path, out: Path, rejects: Path) -> tuple[float, int, int]:
+def _connector(csv: Path, out: Path, rejects: Path) -> dict[str, float]:
     mapping = parse_mapping(MAPPING, source="bench mapping")
     key = NetworkKey(bytes(range(32)))
     start = time.perf_counter()
-    prepared = prepare_extract(csv, mapping, key=key, out_path=out, rejects_path=rejects)
-    return time.perf_counter() - start, prepared.rows_valid, prepared.rows_rejected
+    prepared = prepare_extract(csv, mapping, key=key, out_path=out, rejects_path=rejects,
+                               limits=ConnectorLimits.from_env())
+    return {"seconds": time.perf_counter() - start, "valid": prepared.rows_valid,
+            "rejected": prepared.rows_rejected}  # fmt: skip
+
+
+def _peak_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as status:
+        return next(int(ln.split()[1]) for ln in status if ln.startswith("VmHWM:")) / 1024
+
+
+def _child(side: str, paths: list[str]) -> None:
+    """One run in this (child) process; prints its result and peak RSS as JSON."""
+    if side == "baseline":
+        result = _baseline(Path(paths[0]), Path(paths[1]))
+    else:
+        result = _connector(Path(paths[0]), Path(paths[1]), Path(paths[2]))
+    print(json.dumps({**result, "peak_mb": _peak_mb()}))
+
+
+def _run(side: str, *paths: Path) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", side, *map(str, paths)],
+        capture_output=True, text=True, check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )  # fmt: skip
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def main() -> None:
@@ -141,36 +173,46 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--results", type=Path, default=Path(__file__).with_name("RESULTS.md"))
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        _child(args.child[0], args.child[1:])
+        return
     with tempfile.TemporaryDirectory(prefix="tahub-bench-") as tmp:
         folder = Path(tmp)
         messy, clean = folder / "alerts_messy.csv", folder / "alerts_clean.csv"
         ragged = write_csvs(messy, clean, args.rows)
         size_mb = messy.stat().st_size / 1e6
-        base, conn, valid, rejected = [], [], 0, 0
+        base, conn = [], []
         for i in range(args.repeat):  # interleaved, so drift on the machine hits both alike
-            base.append(_baseline(clean, folder / f"base{i}.parquet"))
-            seconds, valid, rejected = _connector(
-                messy, folder / f"ext{i}.parquet", folder / "rejects.csv"
-            )
-            conn.append(seconds)
-    b, c = statistics.median(base), statistics.median(conn)
+            base.append(_run("baseline", clean, folder / f"base{i}.parquet"))
+            conn.append(_run("connector", messy, folder / f"ext{i}.parquet",
+                             folder / "rejects.csv"))  # fmt: skip
+            (folder / f"base{i}.parquet").unlink()
+            (folder / f"ext{i}.parquet").unlink()
+    valid, rejected = int(conn[-1]["valid"]), int(conn[-1]["rejected"])
+    b = statistics.median(r["seconds"] for r in base)
+    c = statistics.median(r["seconds"] for r in conn)
+    bm = max(r["peak_mb"] for r in base)
+    cm = max(r["peak_mb"] for r in conn)
+    load = os.getloadavg()[0]
     lines = [
         f"## ingest_throughput, {dt.date.today().isoformat()} (messy CSV: ragged lines, "
         "day-first dates, decimal commas)",
         "",
         f"{args.rows:,} rows ({size_mb:.0f} MB `;` CSV, {ragged:,} ragged lines; {valid:,} "
         f"valid, {rejected:,} rejected with their line), median of {args.repeat}; "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}",
+        f"{os.cpu_count()} cores shared with other work (load average {load:.1f} at the "
+        f"end), Python {platform.python_version()}; each run a child process",
         "",
-        "| step | seconds | rows/s |",
-        "|---|---|---|",
+        "| step | seconds | rows/s | peak RSS (MB) |",
+        "|---|---|---|---|",
         f"| pyarrow CSV -> zstd Parquet of the clean file (baseline, no checks) | {b:.2f} | "
-        f"{args.rows / b:,.0f} |",
+        f"{args.rows / b:,.0f} | {bm:,.0f} |",
         f"| tahub-connect prepare of the messy file (read, parse, validate, pseudonymise, "
-        f"write) | {c:.2f} | {args.rows / c:,.0f} |",
+        f"write; default limits) | {c:.2f} | {args.rows / c:,.0f} | {cm:,.0f} |",
         "",
-        f"Connector / baseline time ratio: **{c / b:.2f}x**",
+        f"Connector / baseline time ratio: **{c / b:.2f}x**; peak RSS ratio {cm / bm:.2f}x",
         "",
     ]
     print("\n".join(lines))

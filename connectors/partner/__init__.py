@@ -17,6 +17,7 @@
     connectors.partner.leftovers     columns no field takes: listed, sampled, flagged
     connectors.partner.masking       no identifier-shaped value in any report
     connectors.partner.rejects       the rejects file and the first rejects
+    connectors.partner.limits        memory, threads, spill folder, batch size, input ceilings
     connectors.partner.pipeline      prepare_extract(): read, parse, check, pseudonymise, write
     connectors.partner.preview       check_export(): how a mapping reads an export
     connectors.partner.suggest       suggest_mapping(): a mapping proposed from a sample

@@ -29,6 +29,7 @@ from rich.text import Text
 from connectors.common.cli import ClientId, ClientSecret, Hub, Profile
 from connectors.partner.client import ExtractInfo, HubClient
 from connectors.partner.display import show_check, show_prepared, size
+from connectors.partner.limits import ConnectorLimits
 from connectors.partner.mapping import load_mapping
 from connectors.partner.pipeline import prepare_extract
 from connectors.partner.preview import check_export
@@ -138,6 +139,7 @@ def _run_push(
         registry = ContractRegistry.load(contracts)
         m = load_mapping(mapping, registry)
         key = load_network_key(key_file)
+        limits = ConnectorLimits.from_env()  # before the work: a bad setting fails first
         client = None if dry_run else HubClient.from_env(hub, client_id, client_secret,
                                                           profile=profile)
         try:
@@ -155,6 +157,7 @@ def _run_push(
                     registry=registry,
                     max_reject_ratio=max_reject_ratio,
                     progress=status.update,
+                    limits=limits,
                 )
             show_prepared(console, prepared)
             if client is None:
@@ -268,7 +271,8 @@ def check(
         m = load_mapping(mapping, registry)
         with err.status("reading") as status:
             result = check_export(
-                source, m, registry=registry, samples=samples, progress=status.update
+                source, m, registry=registry, samples=samples, progress=status.update,
+                limits=ConnectorLimits.from_env(),
             )
         show_check(Console(), result)
         if result.would_stop:

@@ -70,6 +70,7 @@ _DELIMITERS = (",", ";", "\t", "|")
 DELIMITER_NAMES = {";": '";"', "\t": "tab", "|": '"|"', ",": '","'}
 _PY_CODECS = {Encoding.UTF8: "utf-8", Encoding.LATIN1: "latin-1", Encoding.UTF16: "utf-16"}
 _MAX_LINE_BYTES = 8 << 20
+_BUFFER_BYTES = 16 << 20  # DuckDB's default, 16 x max_line_size (128 MB a thread), is too much
 _NEWLINE_NAMES = {"\n": "\\n", "\r\n": "\\r\\n", "\r": "\\r"}  # as DuckDB spells them
 
 
@@ -448,6 +449,7 @@ def read_csv(
         f"new_line = {_lit(_NEWLINE_NAMES[dialect.newline])}",
         f"encoding = {_lit(dialect.encoding.value)}",
         f"max_line_size = {_MAX_LINE_BYTES}",
+        f"buffer_size = {_BUFFER_BYTES}",
         "ignore_errors = true",
         "store_rejects = true",
         f"rejects_table = {_lit(errors)}",

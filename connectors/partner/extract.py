@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +39,7 @@ __all__ = [
     "write_extract",
 ]
 
-_ROW_GROUP_ROWS = 1_000_000
+_ROW_GROUP_ROWS = 131_072  # fixed: the file's bytes must not depend on settings
 
 
 @dataclass(frozen=True)
@@ -70,23 +71,59 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_extract(table: pa.Table, contract: Contract, key_id: str, path: Path) -> ExtractFile:
-    """Write ``table`` as ``contract``'s extract at ``path`` (atomically: temp + rename)."""
+def _row_groups(
+    data: pa.Table | Iterable[pa.RecordBatch], schema: pa.Schema
+) -> Iterator[pa.Table]:
+    """``data`` cut into tables of exactly ``_ROW_GROUP_ROWS`` rows (the last one fewer).
+
+    Row groups never depend on how the batches came, so the bytes do not either.
+    """
+    batches = data.to_batches() if isinstance(data, pa.Table) else data
+    held: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        held.append(batch)
+        count += batch.num_rows
+        while count >= _ROW_GROUP_ROWS:
+            table = pa.Table.from_batches(held)
+            yield _shaped(table.slice(0, _ROW_GROUP_ROWS), schema)
+            rest = table.slice(_ROW_GROUP_ROWS)
+            held, count = rest.to_batches(), rest.num_rows
+    if count:
+        yield _shaped(pa.Table.from_batches(held), schema)
+
+
+def _shaped(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    return table.select(schema.names).cast(schema).combine_chunks()
+
+
+def write_extract(
+    data: pa.Table | Iterable[pa.RecordBatch], contract: Contract, key_id: str, path: Path
+) -> ExtractFile:
+    """Write ``data`` (a table, or record batches as they come) as ``contract``'s extract
+    at ``path`` (atomically: temp + rename), one row group of ``_ROW_GROUP_ROWS`` rows at a
+    time: only one row group is held in memory."""
     schema = connector_schema(contract, key_id)
-    data = table.select(schema.names).cast(schema).combine_chunks()
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
+    rows = 0
     try:
-        pq.write_table(
-            data,
+        with pq.ParquetWriter(
             temp,
+            schema,
             compression="zstd",
-            row_group_size=_ROW_GROUP_ROWS,
             version="2.6",
             use_dictionary=True,
             write_statistics=True,
             write_page_checksum=True,  # the hub verifies each page's CRC as it reads it
-        )
+        ) as writer:
+            for group in _row_groups(data, schema):
+                writer.write_table(group, row_group_size=_ROW_GROUP_ROWS)
+                rows += group.num_rows
+            if rows == 0:  # one empty row group, as pyarrow writes an empty table
+                writer.write_table(schema.empty_table())
         with temp.open("rb") as handle:
             os.fsync(handle.fileno())
         os.replace(temp, path)
@@ -96,9 +133,7 @@ def write_extract(table: pa.Table, contract: Contract, key_id: str, path: Path) 
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    return ExtractFile(
-        path=path, rows=data.num_rows, size=path.stat().st_size, sha256=file_sha256(path)
-    )
+    return ExtractFile(path=path, rows=rows, size=path.stat().st_size, sha256=file_sha256(path))
 
 
 def read_extract_metadata(path: Path) -> dict[str, str]:

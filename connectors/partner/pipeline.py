@@ -21,16 +21,17 @@ range (amounts in cents read as euros); the rejects file is still written.
 from __future__ import annotations
 
 import difflib
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from connectors.partner.checking import Problems, collect_problems
 from connectors.partner.convert import ParsedExport, parse_export, region_column
 from connectors.partner.extract import write_extract
 from connectors.partner.leftovers import left_behind
+from connectors.partner.limits import ConnectorLimits
 from connectors.partner.magnitude import MagnitudeWarning, magnitude_warnings
 from connectors.partner.mapping import Mapping
 from connectors.partner.pseudonymise import NetworkKey
@@ -75,21 +76,37 @@ def read_export(
     contract: Contract,
     mapping: Mapping,
     progress: ProgressHook,
+    limits: ConnectorLimits | None = None,
 ) -> tuple[SourceTable, ParsedExport]:
-    """Load ``source`` and parse every field (``__parsed``); shared by ``check``."""
+    """Load ``source`` and parse every field (``__parsed``); shared by ``check``.
+
+    ``limits``: an export over its ceilings is refused (``TooLarge``) before it is parsed.
+    """
+    limits = limits or ConnectorLimits()
+    limits.check_bytes(source)
     progress(f"reading {source.name}")
     src = load_source(con, source, mapping.source)
     _check_columns(mapping, src)
     if src.rows == 0 and not src.bad_lines:
         raise EmptyExtract(f"{source.name} has no data rows", field="source")
+    limits.check_rows(source, src.rows + len(src.bad_lines))
     progress(f"parsing {src.rows:,} rows")
     return src, parse_export(con, contract, mapping, src)
 
 
 def extract_sql(
-    contract: Contract, parsed: ParsedExport, problems: Problems, tokens: dict[str, str]
+    contract: Contract,
+    parsed: ParsedExport,
+    problems: Problems,
+    tokens: dict[str, str],
+    *,
+    rows: tuple[int, int] | None = None,
 ) -> str:
-    """The valid rows of ``__parsed``, identifiers replaced by tokens, in input order."""
+    """The valid rows of ``__parsed``, identifiers replaced by tokens, in input order.
+
+    ``rows``: only those whose ``__row`` lies in this range (both ends included).
+    """
+    row = quote_ident(ROW_COLUMN)
     cols, joins = [], []
     for i, f in enumerate(contract.extract_fields):
         name = quote_ident(f.name)
@@ -112,12 +129,36 @@ def extract_sql(
             cols.append(f"CAST(NULL AS VARCHAR) AS {name}")
         else:
             cols.append(f"p.{name}")
-    row = quote_ident(ROW_COLUMN)
+    within, ranks = "", "__rank IS NOT NULL"
+    if rows is not None:
+        within = f"p.{row} BETWEEN {int(rows[0])} AND {int(rows[1])} AND "
+        ranks = f"__rank BETWEEN {int(rows[0])} AND {int(rows[1])}"
     return (
         f"SELECT {', '.join(cols)} FROM {parsed.table} AS p {' '.join(joins)} "
-        f"WHERE p.{row} NOT IN (SELECT __rank FROM {problems.table} WHERE __rank IS NOT NULL) "
+        f"WHERE {within}p.{row} NOT IN (SELECT __rank FROM {problems.table} WHERE {ranks}) "
         f"ORDER BY p.{row}"
     )
+
+
+def _extract_batches(
+    con: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    parsed: ParsedExport,
+    problems: Problems,
+    tokens: dict[str, str],
+    batch_rows: int,
+) -> Iterator[pa.RecordBatch]:
+    """The extract's rows in input order, ``batch_rows`` rows of ``__parsed`` at a time.
+
+    Each batch is one query over a range of ``__row`` (DuckDB skips the rest of the table:
+    it is stored in row order), joined to the token tables and sorted on its own: what is
+    held is one batch, however large the export. (Joining and sorting every row in one
+    query needs memory that grows with the export, past DuckDB's limit.)
+    """
+    for low in range(1, parsed.rows + 1, batch_rows):
+        rows = (low, low + batch_rows - 1)
+        sql = extract_sql(contract, parsed, problems, tokens, rows=rows)
+        yield from con.sql(sql).to_arrow_table().to_batches()
 
 
 def _refusal(
@@ -155,14 +196,22 @@ def prepare_extract(
     registry: ContractRegistry | None = None,
     max_reject_ratio: float | None = None,
     progress: ProgressHook | None = None,
+    limits: ConnectorLimits | None = None,
 ) -> PreparedExtract:
     """Read ``source``, check and pseudonymise it, and write the extract to ``out_path``.
 
     Raises ``SourceError`` (unreadable export, missing column), ``EmptyExtract`` (no data
-    rows) or ``ExtractInvalid`` (every row, or more than ``max_reject_ratio`` of them,
-    rejected, default the mapping's; or implausible magnitudes). The rejects file is written
-    in every case where rows were read. On any error nothing is left at ``out_path``.
+    rows), ``TooLarge`` (over a ceiling of ``limits``) or ``ExtractInvalid`` (every row, or
+    more than ``max_reject_ratio`` of them, rejected, default the mapping's; or implausible
+    magnitudes). The rejects file is written in every case where rows were read. On any
+    error nothing is left at ``out_path``.
+
+    Memory: DuckDB works within ``limits.memory_limit`` and spills the rest to a temporary
+    folder (in ``limits.temp_dir``); the extract is written from DuckDB's result one row
+    group at a time, the rejects file in batches, identifiers hashed ``limits.batch_rows``
+    at a time (see :mod:`connectors.partner.limits`).
     """
+    limits = limits or ConnectorLimits()
     ratio = mapping.max_reject_ratio if max_reject_ratio is None else max_reject_ratio
     if not 0.0 <= ratio <= 1.0:
         raise ValueError("max_reject_ratio must lie between 0 and 1")
@@ -177,11 +226,13 @@ def prepare_extract(
         folders.append(rejects_path.parent)
     for folder in folders[1:]:
         folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="tahub-connect-") as temp:
-        con = open_duckdb(folders, temp_dir=Path(temp), search_path=folders[0])
+    with limits.work_folder() as temp:
+        con = open_duckdb(folders, temp_dir=Path(temp), search_path=folders[0], limits=limits)
         try:
-            src, parsed = read_export(con, source, contract, mapping, report)
-            with start_tokens(con, contract, mapping, parsed, key, report) as job:
+            src, parsed = read_export(con, source, contract, mapping, report, limits)
+            with start_tokens(
+                con, contract, mapping, parsed, key, report, batch_rows=limits.batch_rows
+            ) as job:
                 report(f"checking {parsed.rows:,} rows against {contract.dataset} "
                        f"v{contract.version}")
                 problems = collect_problems(con, contract, parsed, src.bad_lines, job.tables)
@@ -204,8 +255,8 @@ def prepare_extract(
             if warnings:
                 raise ExtractInvalid(_magnitude_refusal(warnings, where))
             report(f"writing {rows - rejected:,} rows to {out_path.name}")
-            table = con.sql(extract_sql(contract, parsed, problems, tokens)).to_arrow_table()
-            written = write_extract(table, contract, key.key_id, out_path)
+            batches = _extract_batches(con, contract, parsed, problems, tokens, limits.batch_rows)
+            written = write_extract(batches, contract, key.key_id, out_path)
             dropped = left_behind(con, contract, mapping, src)
         finally:
             con.close()

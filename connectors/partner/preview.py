@@ -14,7 +14,6 @@ identifier is shown masked beside the masked normalised form.
 from __future__ import annotations
 
 import re
-import tempfile
 from dataclasses import dataclass
 from dataclasses import field as default
 from pathlib import Path
@@ -25,6 +24,7 @@ from connectors.partner.checking import collect_problems
 from connectors.partner.convert import ParsedExport
 from connectors.partner.fieldmapping import FieldMapping
 from connectors.partner.leftovers import left_behind
+from connectors.partner.limits import ConnectorLimits
 from connectors.partner.magnitude import MagnitudeWarning, magnitude_warnings
 from connectors.partner.mapping import Mapping
 from connectors.partner.masking import mask_identifiers
@@ -163,18 +163,25 @@ def check_export(
     registry: ContractRegistry | None = None,
     samples: int = 3,
     progress: ProgressHook | None = None,
+    limits: ConnectorLimits | None = None,
 ) -> CheckReport:
-    """Read and check ``source`` with ``mapping`` (see the module docstring); write nothing."""
+    """Read and check ``source`` with ``mapping`` (see the module docstring); write nothing.
+
+    ``limits``: DuckDB's memory, threads and temporary folder, and the input ceilings.
+    """
+    limits = limits or ConnectorLimits()
     report = progress or (lambda _stage: None)
     registry = registry if registry is not None else ContractRegistry.load()
     contract = registry.get(mapping.dataset, mapping.contract_version)
     source = source.resolve()
     folder = source if source.is_dir() else source.parent
-    with tempfile.TemporaryDirectory(prefix="tahub-connect-") as temp:
-        con = open_duckdb([folder], temp_dir=Path(temp), search_path=folder)
+    with limits.work_folder() as temp:
+        con = open_duckdb([folder], temp_dir=Path(temp), search_path=folder, limits=limits)
         try:
-            src, parsed = read_export(con, source, contract, mapping, report)
-            with start_tokens(con, contract, mapping, parsed, None, report) as job:
+            src, parsed = read_export(con, source, contract, mapping, report, limits)
+            with start_tokens(
+                con, contract, mapping, parsed, None, report, batch_rows=limits.batch_rows
+            ) as job:
                 report(f"checking {parsed.rows:,} rows")
                 problems = collect_problems(con, contract, parsed, src.bad_lines, job.tables)
             by_field = {

@@ -30,6 +30,7 @@ import duckdb
 import pyarrow as pa
 
 from connectors.partner.csvsource import BadLine, LineMap, RowNumbers, read_csv, unique_names
+from connectors.partner.limits import ConnectorLimits
 from connectors.partner.mapping import Encoding, SourceFormat, SourceOptions
 from hub.contracts.validation import ROW_COLUMN, quote_ident
 from hub.errors import SourceError
@@ -80,11 +81,25 @@ class SourceTable:
 
 
 def open_duckdb(
-    folders: Iterable[Path], *, temp_dir: Path, search_path: Path | None = None
+    folders: Iterable[Path],
+    *,
+    temp_dir: Path,
+    search_path: Path | None = None,
+    limits: ConnectorLimits | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB that can touch only ``folders`` and ``temp_dir``, no extensions."""
+    """An in-memory DuckDB that can touch only ``folders`` and ``temp_dir``, no extensions.
+
+    It uses at most ``limits.memory_limit`` bytes and ``limits.threads`` threads, and spills
+    what does not fit to ``temp_dir`` (defaults: :class:`ConnectorLimits`).
+    """
+    limits = limits or ConnectorLimits()
     con = duckdb.connect(
-        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+        config={
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "memory_limit": f"{limits.memory_limit // 1000}KB",
+            "threads": limits.threads,
+        }
     )
     allowed = sorted({str(p.resolve()).rstrip("/") + "/" for p in [*folders, temp_dir]})
     con.execute("SET allowed_directories = ?", [allowed])
@@ -169,34 +184,52 @@ def _register_rows(
     names: list[str],
     rows: Iterator[tuple[int, Sequence[Any]]],
 ) -> None:
-    """Create ``table`` (``__row`` plus text columns) from (row number, values) pairs."""
+    """Create ``table`` (``__row`` plus text columns) from (row number, values) pairs.
+
+    The rows go to DuckDB in batches of ``_BATCH_ROWS`` as they are read (a stream, never
+    the whole export in Python), so DuckDB's memory limit bounds the table.
+    """
     schema = pa.schema([(ROW_COLUMN, pa.int64()), *[(n, pa.string()) for n in names]])
-    batches: list[pa.RecordBatch] = []
-    numbers: list[int] = []
-    columns: list[list[str | None]] = [[] for _ in names]
 
-    def flush() -> None:
+    def batches() -> Iterator[pa.RecordBatch]:
+        numbers: list[int] = []
+        columns: list[list[str | None]] = [[] for _ in names]
+        for number, values in rows:
+            numbers.append(number)
+            for i, column in enumerate(columns):
+                column.append(_cell_text(values[i]) if i < len(values) else None)
+            if len(numbers) >= _BATCH_ROWS:
+                yield _batch(schema, numbers, columns)
+                numbers, columns = [], [[] for _ in names]
         if numbers:
-            arrays = [pa.array(numbers, pa.int64())] + [pa.array(c, pa.string()) for c in columns]
-            batches.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
-            numbers.clear()
-            for c in columns:
-                c.clear()
+            yield _batch(schema, numbers, columns)
 
-    for number, values in rows:
-        numbers.append(number)
-        for i, column in enumerate(columns):
-            column.append(_cell_text(values[i]) if i < len(values) else None)
-        if len(numbers) >= _BATCH_ROWS:
-            flush()
-    flush()
-    arrow = pa.Table.from_batches(batches, schema=schema)
+    failed: list[BaseException] = []
+
+    def kept() -> Iterator[pa.RecordBatch]:  # the reader's own error, not DuckDB's wrapper
+        try:
+            yield from batches()
+        except BaseException as exc:
+            failed.append(exc)
+            raise
+
     view = f"{table}__arrow"
-    con.register(view, arrow)
+    con.register(view, pa.RecordBatchReader.from_batches(schema, kept()))
     try:
         con.execute(f"CREATE TEMP TABLE {quote_ident(table)} AS SELECT * FROM {quote_ident(view)}")
+    except duckdb.Error:
+        if failed:
+            raise failed[0] from None
+        raise
     finally:
         con.unregister(view)
+
+
+def _batch(
+    schema: pa.Schema, numbers: list[int], columns: list[list[str | None]]
+) -> pa.RecordBatch:
+    arrays = [pa.array(numbers, pa.int64())] + [pa.array(c, pa.string()) for c in columns]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def _load_xlsx(
@@ -249,7 +282,10 @@ def _load_sqlite(
             field="source.sql",
         )
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        # read by DuckDB's scan thread, one batch at a time (see _register_rows)
+        db = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
+        )
     except sqlite3.Error as exc:
         raise SourceError(f"{path.name} cannot be opened by SQLite: {_reason(exc)}") from None
     try:
