@@ -34,15 +34,12 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from query_dp import COUNTRIES, POLICY, _commit, _extract, _fincen_code, _port, _serve
+from query_dp import COUNTRIES, POLICY, _port, _serve, _throwaway_postgres, _two_partners
 
-from hub.actors import Actor, MemberKind, Role
+from hub.actors import MemberKind, Role
 from hub.api.app import Services
 from hub.settings import Settings
 from hub.storage.db import ledger_entries, utcnow
-
-PG_SERVER = os.environ.get("TAHUB_TEST_POSTGRES_URL",
-                           "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def _question(i: int) -> dict[str, Any]:
@@ -88,16 +85,7 @@ def run(store: str, database_url: str, sizes: list[int], requests: int) -> list[
                         rate_limit_per_minute=10**6)
     server, thread, app = _serve(settings)
     services: Services = app.state.services
-    fincen = _fincen_code(services)
-    for p in range(2):
-        path = work / f"partner{p}.parquet"
-        _extract(path, p, 100_000, 25_000, fincen, False)
-        creds = services.identity.register_member(f"Bench Bank {p}", MemberKind.BANK,
-                                                  (Role.PARTNER,))
-        _commit(services, Actor(creds.client_id, creds.org_id, creds.org_name,
-                                frozenset({Role.PARTNER})), path, 1)
-    analyst = services.identity.register_member("Bench Analysts", MemberKind.OTHER,
-                                                (Role.ANALYST,))
+    analyst = _two_partners(services, work)
     others = services.identity.register_member("Other Analysts", MemberKind.OTHER,
                                                (Role.ANALYST,))
     url = f"http://127.0.0.1:{settings.port}"
@@ -162,18 +150,8 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     lines = run("SQLite", "", sizes, args.requests)
     if not args.no_postgres:
-        server = sa.make_url(PG_SERVER)
-        admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-        name = f"tahub_bench_{secrets.token_hex(6)}"
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        try:
-            lines += run("PostgreSQL", server.set(database=name).render_as_string(
-                hide_password=False), sizes, args.requests)
-        finally:
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.dispose()
+        with _throwaway_postgres() as url:
+            lines += run("PostgreSQL", url, sizes, args.requests)
     text = "\n".join([
         f"\n## ledger_growth, {dt.date.today().isoformat()}\n",
         f"A repeated query (10 x 10 cells, answered from its stored release) and new queries "

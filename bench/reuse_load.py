@@ -22,7 +22,6 @@ import datetime as dt
 import json
 import os
 import platform
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -31,15 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
-from query_dp import COUNTRIES, POLICY, _commit, _extract, _fincen_code, _port
+from query_dp import COUNTRIES, POLICY, _port, _throwaway_postgres, _two_partners
 
-from hub.actors import Actor, MemberKind, Role
 from hub.api.app import build_services
 from hub.settings import Settings
 
-PG_SERVER = os.environ.get("TAHUB_TEST_POSTGRES_URL",
-                           "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SMALL = {"dataset": "bank_alerts", "group_by": ["origin_country", "destination_country"],
          "measures": ["count"], "filters": {"origin_country": COUNTRIES[:10],
                                             "destination_country": COUNTRIES[:10]},
@@ -92,16 +87,7 @@ def run(store: str, database_url: str, args: argparse.Namespace) -> list[str]:
                         database_url=database_url)
     services = build_services(settings)
     try:
-        fincen = _fincen_code(services)
-        for p in range(2):
-            path = work / f"partner{p}.parquet"
-            _extract(path, p, 100_000, 25_000, fincen, False)
-            creds = services.identity.register_member(f"Bench Bank {p}", MemberKind.BANK,
-                                                      (Role.PARTNER,))
-            _commit(services, Actor(creds.client_id, creds.org_id, creds.org_name,
-                                    frozenset({Role.PARTNER})), path, 1)
-        analyst = services.identity.register_member("Bench Analysts", MemberKind.OTHER,
-                                                    (Role.ANALYST,))
+        analyst = _two_partners(services, work)
     finally:
         services.close()
     env = {**os.environ, "TAHUB_DATA_DIR": str(settings.data_dir), "TAHUB_PORT": str(port),
@@ -152,18 +138,8 @@ def main() -> None:
     args = parser.parse_args()
     lines = run("SQLite", "", args)
     if not args.no_postgres:
-        server = sa.make_url(PG_SERVER)
-        admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-        name = f"tahub_bench_{secrets.token_hex(6)}"
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        try:
-            lines += run("PostgreSQL", server.set(database=name).render_as_string(
-                hide_password=False), args)
-        finally:
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.dispose()
+        with _throwaway_postgres() as url:
+            lines += run("PostgreSQL", url, args)
     text = "\n".join([
         f"\n## reuse_load, {dt.date.today().isoformat()}\n",
         f"A repeated query answered from its stored release under load: `tahub serve "
