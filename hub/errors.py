@@ -27,7 +27,8 @@ logged with a request id and answered with a generic 500 that never echoes its t
     ├── Conflict                     state does not allow it (409), e.g. a wrong offset
     ├── TooManyRequests              over a rate limit (429), names the ``rule``, ``retry_after``
     ├── Unavailable                  a dependency is down; retry later (503)
-    ├── OutOfCapacity                the work does not fit the hub's configured limits (507),
+    ├── OutOfCapacity                the work does not fit the configured limits (507; the hub's,
+    │                                or the connector's memory limit),
     │                                names the ``setting`` to raise: retrying will not help
     └── HubRequestError              connector side: the hub answered with a problem (its own
         │                            status, code, rule, field and detail kept)
@@ -259,7 +260,7 @@ class Unavailable(TahubError):
 
 
 class OutOfCapacity(TahubError):
-    """The work does not fit in what the hub is configured to use (memory, disk): retrying
+    """The work does not fit in what the hub (or the connector) may use (memory, disk): retrying
     the same will fail the same way, so the problem names the ``setting`` to raise (and its
     ``limit``), never "retry later"."""
 

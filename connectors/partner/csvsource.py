@@ -459,6 +459,8 @@ def read_csv(
     name = path.name
     try:
         _read(con, path, table, args, limit)
+    except duckdb.OutOfMemoryException:
+        raise  # not the file's fault: the caller names the setting to raise
     except duckdb.Error as exc:
         if "state machine" not in str(exc) or dialect.encoding is Encoding.UTF16:
             _unreadable(name, exc)
@@ -471,6 +473,8 @@ def read_csv(
         con.execute(f"DROP TABLE IF EXISTS {quote_ident(scans)}")
         try:
             _read(con, path, table, args, limit)
+        except duckdb.OutOfMemoryException:
+            raise
         except duckdb.Error as again:
             _unreadable(name, again)
     ((rows,),) = con.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchall()

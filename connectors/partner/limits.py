@@ -11,6 +11,9 @@ documented in docs/connector.md); a library caller passes a :class:`ConnectorLim
 :func:`~connectors.partner.pipeline.prepare_extract`. An export larger than
 ``max_input_bytes`` or holding more rows than ``max_input_rows`` is refused with a
 :class:`~hub.errors.TooLarge` naming the limit and its setting, before anything is written.
+Work that does not fit in ``memory_limit`` even spilling (DuckDB's ``OutOfMemoryException``,
+at any stage) is refused with an :class:`~hub.errors.OutOfCapacity` naming the setting
+(:meth:`ConnectorLimits.out_of_memory`); nothing is left written then either.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub.errors import ConfigError, TooLarge
+from hub.errors import ConfigError, OutOfCapacity, TooLarge
 
 __all__ = [
     "ENV_BATCH_ROWS",
@@ -171,4 +174,16 @@ class ConnectorLimits:
             field=ENV_MAX_INPUT_ROWS,
             limit=self.max_input_rows,
             rows=rows,
+        )
+
+    def out_of_memory(self, spill: Path) -> OutOfCapacity:
+        """The refusal when DuckDB ran out of ``memory_limit`` even spilling to ``spill``."""
+        return OutOfCapacity(
+            f"preparing this export needs more memory than {ENV_MEMORY_LIMIT} "
+            f"({_size(self.memory_limit)}) allows, even spilling to {spill}: raise it, or give "
+            f"the temporary folder more disk ({ENV_TEMP_DIR}). Nothing was written or uploaded",
+            field=ENV_MEMORY_LIMIT,
+            rule="memory_limit",
+            setting=ENV_MEMORY_LIMIT,
+            limit=self.memory_limit,
         )

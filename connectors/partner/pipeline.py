@@ -201,10 +201,11 @@ def prepare_extract(
     """Read ``source``, check and pseudonymise it, and write the extract to ``out_path``.
 
     Raises ``SourceError`` (unreadable export, missing column), ``EmptyExtract`` (no data
-    rows), ``TooLarge`` (over a ceiling of ``limits``) or ``ExtractInvalid`` (every row, or
-    more than ``max_reject_ratio`` of them, rejected, default the mapping's; or implausible
-    magnitudes). The rejects file is written in every case where rows were read. On any
-    error nothing is left at ``out_path``.
+    rows), ``TooLarge`` (over a ceiling of ``limits``), ``OutOfCapacity`` (more memory than
+    ``limits.memory_limit`` even spilling: then neither file is left) or ``ExtractInvalid``
+    (every row, or more than ``max_reject_ratio`` of them, rejected, default the mapping's;
+    or implausible magnitudes). The rejects file is written in every case where rows were
+    read, but for ``OutOfCapacity``. On any error nothing is left at ``out_path``.
 
     Memory: DuckDB works within ``limits.memory_limit`` and spills the rest to a temporary
     folder (in ``limits.temp_dir``); the extract is written from DuckDB's result one row
@@ -226,6 +227,7 @@ def prepare_extract(
         folders.append(rejects_path.parent)
     for folder in folders[1:]:
         folder.mkdir(parents=True, exist_ok=True)
+    wrote: list[Path] = []
     with limits.work_folder() as temp:
         con = open_duckdb(folders, temp_dir=Path(temp), search_path=folders[0], limits=limits)
         try:
@@ -242,6 +244,7 @@ def prepare_extract(
             errors = first_rejects(con, problems, src)
             if rejects_path is not None:
                 write_rejects(con, problems, src, rejects_path)
+                wrote.append(rejects_path)
             where = f"; see {rejects_path}" if rejects_path is not None else ""
             if rejected == rows or rejected / rows > ratio:
                 raise ExtractInvalid(
@@ -257,7 +260,12 @@ def prepare_extract(
             report(f"writing {rows - rejected:,} rows to {out_path.name}")
             batches = _extract_batches(con, contract, parsed, problems, tokens, limits.batch_rows)
             written = write_extract(batches, contract, key.key_id, out_path)
+            wrote.append(out_path)
             dropped = left_behind(con, contract, mapping, src)
+        except duckdb.OutOfMemoryException as exc:  # at any stage: nothing is left written
+            for path in wrote:
+                path.unlink(missing_ok=True)
+            raise limits.out_of_memory(Path(temp).parent) from exc
         finally:
             con.close()
     return PreparedExtract(

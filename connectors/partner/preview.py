@@ -228,6 +228,8 @@ def check_export(
                 reasons=reasons(con, problems),
                 errors=first_rejects(con, problems, src),
             )
+        except duckdb.OutOfMemoryException as exc:
+            raise limits.out_of_memory(Path(temp).parent) from exc
         finally:
             con.close()
     return result

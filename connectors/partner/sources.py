@@ -153,6 +153,8 @@ def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> Non
             f"CREATE TEMP TABLE {quote_ident(table)} AS "
             f"SELECT * FROM read_parquet({_lit(str(path))})"
         )
+    except duckdb.OutOfMemoryException:
+        raise  # not the file's fault: the caller names the setting to raise
     except duckdb.Error as exc:
         raise SourceError(
             f"{path.name} is not a readable Parquet file (corrupt or truncated?): {_reason(exc)}"
