@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from hub.contracts.extractformat import extract_schema
 from hub.contracts.model import Contract, ContractRegistry
-from hub.errors import EmptyExtract, ExtractInvalid, ExtractOverLimit, RowError, Unavailable
+from hub.errors import EmptyExtract, ExtractInvalid, ExtractOverLimit, OutOfCapacity, RowError
 from hub.ingest import extracts as extracts_module
 from hub.ingest.extracts import ExtractLimits, check_extract
 from hub.storage.sandbox import DuckLimits
@@ -377,11 +377,14 @@ def test_no_canonical_copy_is_left_when_the_check_fails(tmp_path: Path) -> None:
 
 
 def test_a_hub_side_failure_is_not_blamed_on_the_partners_file(tmp_path: Path) -> None:
-    # too little memory for DuckDB: the hub's problem, answered "retry later", never
-    # "your extract is invalid"
+    # too little memory for DuckDB: the hub's problem, a 507 naming the setting to raise,
+    # never "your extract is invalid" (nor "retry later": it would fail the same way)
     path = write_extract(tmp_path / "x.parquet", ALERTS, valid_rows(ALERTS, 20_000))
-    with pytest.raises(Unavailable, match="retry later"):
+    with pytest.raises(OutOfCapacity) as err:
         check_extract(path, ALERTS, duck=DuckLimits(1, "1MB"))
+    assert err.value.status == 507 and "retry later" not in err.value.detail
+    assert err.value.extra["setting"] == "TAHUB_DUCKDB_MEMORY_LIMIT"
+    assert err.value.extra["limit"] == "1MB"
     assert check_extract(path, ALERTS).rows == 20_000
 
 
