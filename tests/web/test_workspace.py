@@ -107,6 +107,9 @@ def _workspace(page: Page, hub: Hub, email: str) -> str:
     expect(page.get_by_role("heading", name="Home")).to_be_visible()
     page.get_by_role("link", name="Analyst workspace").click()
     expect(page.get_by_role("heading", name="Your question")).to_be_visible()
+    # the first estimate, the history and the names load after the form: let the page settle
+    # (a click during a layout shift lands beside its box)
+    page.wait_for_load_state("networkidle")
     return org
 
 
