@@ -34,12 +34,13 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from query_dp import COUNTRIES, POLICY, _port, _serve, _throwaway_postgres, _two_partners
+from query_dp import COUNTRIES, POLICY, _port, _serve, _two_partners
 
 from hub.actors import MemberKind, Role
 from hub.api.app import Services
 from hub.settings import Settings
 from hub.storage.db import ledger_entries, utcnow
+from tests.hub.postgres import postgres_database
 
 
 def _question(i: int) -> dict[str, Any]:
@@ -150,7 +151,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     lines = run("SQLite", "", sizes, args.requests)
     if not args.no_postgres:
-        with _throwaway_postgres() as url:
+        with postgres_database() as url:
             lines += run("PostgreSQL", url, sizes, args.requests)
     text = "\n".join([
         f"\n## ledger_growth, {dt.date.today().isoformat()}\n",

@@ -36,20 +36,16 @@ import datetime as dt
 import hashlib
 import os
 import platform
-import secrets
 import socket
 import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import httpx
-import sqlalchemy as sa
 import uvicorn
 
 from hub.actors import Actor, MemberKind, Role
@@ -160,26 +156,6 @@ def _two_partners(services: Services, work: Path) -> Any:
                                 frozenset({Role.PARTNER})), path, 1)
     return services.identity.register_member("Bench Analysts", MemberKind.OTHER,
                                              (Role.ANALYST,))
-
-
-PG_SERVER = os.environ.get("TAHUB_TEST_POSTGRES_URL",
-                           "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-@contextmanager
-def _throwaway_postgres(server_url: str = PG_SERVER) -> Iterator[str]:
-    """A fresh PostgreSQL database on ``server_url``'s server, dropped afterwards: its URL."""
-    server = sa.make_url(server_url)
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    name = f"tahub_bench_{secrets.token_hex(6)}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 def _serve(settings: Settings) -> tuple[uvicorn.Server, threading.Thread, Any]:

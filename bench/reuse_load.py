@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from query_dp import COUNTRIES, POLICY, _port, _throwaway_postgres, _two_partners
+from query_dp import COUNTRIES, POLICY, _port, _two_partners
 
 from hub.api.app import build_services
 from hub.settings import Settings
+from tests.hub.postgres import postgres_database
 
 SMALL = {"dataset": "bank_alerts", "group_by": ["origin_country", "destination_country"],
          "measures": ["count"], "filters": {"origin_country": COUNTRIES[:10],
@@ -138,7 +139,7 @@ def main() -> None:
     args = parser.parse_args()
     lines = run("SQLite", "", args)
     if not args.no_postgres:
-        with _throwaway_postgres() as url:
+        with postgres_database() as url:
             lines += run("PostgreSQL", url, args)
     text = "\n".join([
         f"\n## reuse_load, {dt.date.today().isoformat()}\n",
