@@ -24,6 +24,7 @@ The HTTP side of the token endpoint (authlib's ``AuthorizationServer``) is in
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 import secrets
@@ -75,6 +76,7 @@ AUDIENCE = "tahub"
 GRANT_TYPE = "client_credentials"
 TOKEN_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 _MAX_NAME = 200
+VERIFIED_TOKENS = 4096  # tokens whose signature is remembered (IdentityService._signed_claims)
 _CLIENT_ID = re.compile(r"tahub_[0-9a-f]{16}")
 
 
@@ -154,6 +156,16 @@ def _store_errors() -> Iterator[None]:
         raise Unavailable("the metadata store is not available; retry later") from None
 
 
+# Read with every request that carries a client's token (revocation takes effect at once), so
+# built once: building a statement costs more than SQLite takes to answer it.
+_CLIENT = (
+    sa.select(clients.c.client_id, clients.c.org_id, organisations.c.name, clients.c.roles,
+              clients.c.secret_hash, clients.c.revoked_at)
+    .join(organisations, organisations.c.id == clients.c.org_id)
+    .where(clients.c.client_id == sa.bindparam("client_id"))
+)
+
+
 class IdentityService:
     """Members, clients and tokens. Thread-safe: each call uses its own connection."""
 
@@ -165,6 +177,7 @@ class IdentityService:
         self._hasher = PasswordHasher()
         self._keys = open_signing_keys(settings)
         self._jws = TokenRegistry(algorithms=[ALGORITHM])
+        self._signed = functools.lru_cache(maxsize=VERIFIED_TOKENS)(self._signed_claims)
         self.audit = AuditLog(engine)
         self.people = People(engine, self.audit)
         self.directory = Directory(engine)
@@ -355,18 +368,7 @@ class IdentityService:
     # -- OAuth2 --------------------------------------------------------------------------
     def _client(self, client_id: str) -> _ClientRecord | None:
         with read_connection(self._engine) as conn:  # every request with a client's token
-            row = conn.execute(
-                sa.select(
-                    clients.c.client_id,
-                    clients.c.org_id,
-                    organisations.c.name,
-                    clients.c.roles,
-                    clients.c.secret_hash,
-                    clients.c.revoked_at,
-                )
-                .join(organisations, organisations.c.id == clients.c.org_id)
-                .where(clients.c.client_id == client_id)
-            ).first()
+            row = conn.execute(_CLIENT, {"client_id": client_id}).first()
         if row is None:
             return None
         return _ClientRecord(
@@ -490,24 +492,9 @@ class IdentityService:
                 return self.people.external(
                     self.external.issuer, claims["sub"], claims.get("email"),
                     claims.get("email_verified") is True).actor()
-        try:
-            compact = jws.extract_compact(token.encode("ascii"))
-            header = compact.headers()
-        except (JoseError, ValueError, TypeError):
-            raise AuthError("malformed token: not a signed JWT") from None
-        alg = header.get("alg")
-        if alg != ALGORITHM:
-            raise AuthError(f"token algorithm {alg!r} is not accepted (only {ALGORITHM})")
-        kid = header.get("kid")
-        key = self._keys.by_kid.get(kid) if isinstance(kid, str) else None
-        if key is None:
+        kid, claims = self._signed(token)
+        if kid not in self._keys.by_kid:  # remembered, but its key was retired since
             raise AuthError("token signed by an unknown key")
-        try:
-            claims = jwt.decode(token, key, registry=self._jws).claims
-        except BadSignatureError:
-            raise AuthError("token signature does not verify") from None
-        except (JoseError, ValueError, TypeError):
-            raise AuthError("malformed token: unreadable claims") from None
         self._check_claims(claims)
         if claims["sub"].startswith("usr_"):
             person = self.people.find(claims["sub"])
@@ -531,6 +518,32 @@ class IdentityService:
             org_name=record.org_name,
             roles=frozenset(Role(r) for r in record.roles if r in set(Role)),
         )
+
+    def _signed_claims(self, token: str) -> tuple[str, dict[str, Any]]:
+        """(key id, claims) of a token whose signature verifies, else :class:`AuthError`.
+
+        Remembered per token (``self._signed``, an LRU of ``VERIFIED_TOKENS``): the same
+        bytes verify the same way every time, and a client sends its token with every
+        request. Only the signature is remembered; every use checks the claims (expiry
+        first), the key's presence and the client or person afresh. Refusals are not
+        remembered (an exception leaves nothing in the cache)."""
+        try:
+            compact = jws.extract_compact(token.encode("ascii"))
+            header = compact.headers()
+        except (JoseError, ValueError, TypeError):
+            raise AuthError("malformed token: not a signed JWT") from None
+        alg = header.get("alg")
+        if alg != ALGORITHM:
+            raise AuthError(f"token algorithm {alg!r} is not accepted (only {ALGORITHM})")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or kid not in self._keys.by_kid:
+            raise AuthError("token signed by an unknown key")
+        try:
+            return kid, jwt.decode(token, self._keys.by_kid[kid], registry=self._jws).claims
+        except BadSignatureError:
+            raise AuthError("token signature does not verify") from None
+        except (JoseError, ValueError, TypeError):
+            raise AuthError("malformed token: unreadable claims") from None
 
     def _check_claims(self, claims: dict[str, Any]) -> None:
         required: Any = {"essential": True}

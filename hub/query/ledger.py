@@ -225,6 +225,29 @@ def _day(when: datetime) -> str:
     return _utc(when).strftime("%Y-%m-%d")
 
 
+# The reuse path's two reads (Ledger.stored_answer), built once: building a statement
+# costs more than SQLite takes to answer it. A stored release with its entry's cost...
+_FIND_RELEASE = (
+    sa.select(releases.c.id, releases.c.entry_id, releases.c.dataset, releases.c.org_id,
+              releases.c.query_key, releases.c.created_at,
+              sa.cast(releases.c.result, sa.Text).label("text"),
+              ledger_entries.c.measure, ledger_entries.c.amount_num,
+              ledger_entries.c.amount_den, ledger_entries.c.delta_num,
+              ledger_entries.c.delta_den)
+    .join(ledger_entries, ledger_entries.c.id == releases.c.entry_id)
+    .where(releases.c.dataset == sa.bindparam("dataset"),
+           releases.c.org_id == sa.bindparam("org"),
+           releases.c.query_key == sa.bindparam("query_key"))
+)
+# ... and a dataset's per-member, per-day totals since it opened (Ledger._spent).
+_TOTALS = (
+    sa.select(ledger_totals.c.org_id, ledger_totals.c.measure, ledger_totals.c.day,
+              ledger_totals.c.amount, ledger_totals.c.delta)
+    .where(ledger_totals.c.dataset == sa.bindparam("dataset"),
+           ledger_totals.c.day >= sa.bindparam("since"))
+)
+
+
 class Ledger:
     """The budget ledger on a metadata-store engine (SQLite or PostgreSQL)."""
 
@@ -277,11 +300,8 @@ class Ledger:
         budget check does not grow with the number of queries (bench/ledger_growth.py).
         Days are UTC and the opening and month windows start at midnight UTC, so each
         day's total counts exactly as its entries would (:func:`tally`)."""
-        lt = ledger_totals
-        rows = conn.execute(
-            sa.select(lt.c.org_id, lt.c.measure, lt.c.day, lt.c.amount, lt.c.delta)
-            .where(lt.c.dataset == dataset, lt.c.day >= _day(opened_at(limits)))
-        ).all()
+        rows = conn.execute(_TOTALS, {"dataset": dataset,
+                                      "since": _day(opened_at(limits))}).all()
         other = {r.measure for r in rows} - {limits.measure.value}
         if other:
             raise Conflict(
@@ -449,15 +469,8 @@ class Ledger:
     # -- reading --------------------------------------------------------------------------
     @staticmethod
     def _find(conn: Connection, *, dataset: str, org: str, query_key: str) -> Release | None:
-        le, rel = ledger_entries, releases
-        row = conn.execute(
-            sa.select(rel.c.id, rel.c.entry_id, rel.c.dataset, rel.c.org_id, rel.c.query_key,
-                      rel.c.created_at, sa.cast(rel.c.result, sa.Text).label("text"),
-                      le.c.measure, le.c.amount_num, le.c.amount_den, le.c.delta_num,
-                      le.c.delta_den)
-            .join(le, le.c.id == rel.c.entry_id)
-            .where(rel.c.dataset == dataset, rel.c.org_id == org, rel.c.query_key == query_key)
-        ).first()
+        row = conn.execute(_FIND_RELEASE, {"dataset": dataset, "org": org,
+                                           "query_key": query_key}).first()
         if row is None:
             return None
         return Release(id=row.id, entry_id=row.entry_id, dataset=row.dataset, org=row.org_id,

@@ -12,6 +12,7 @@ can be returned at no cost.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -223,9 +224,10 @@ class QueryPlan:
             "bounding": {"per_period": self.per_period, "periods": self.periods},
         }
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
-        """sha256 (hex) of the canonical JSON (sorted keys, no spaces, ASCII)."""
+        """sha256 (hex) of the canonical JSON (sorted keys, no spaces, ASCII); computed once
+        (a plan is immutable)."""
         text = json.dumps(
             self.canonical(), sort_keys=True, separators=(",", ":"), ensure_ascii=True
         )

@@ -44,6 +44,7 @@ import hashlib
 import json
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -115,6 +116,11 @@ _C = TypeVar("_C", bound=_Costed)
 
 
 
+#: Plans a query service remembers (least recently asked dropped first): a few hundred
+#: bytes each.
+PLANS_REMEMBERED = 4096
+
+
 class PolicySource(Protocol):
     """The active policies (hub.governance.policystore.PolicyStore)."""
 
@@ -136,6 +142,9 @@ class QueryService:
                  metrics: Metrics | None = None, wait: SingleFlight | None = None,
                  reused: FoldedAudit | None = None) -> None:
         self._wait = wait or SingleFlight()
+        # (actor, body) -> plan under the policies in _plans_for (see _plan)
+        self._plans: OrderedDict[tuple[Actor, str], QueryPlan] = OrderedDict()
+        self._plans_for: PolicySet | None = None
         self._reused_audit = reused or FoldedAudit(ledger.audit)
         # ledger entry id -> (charge, computed result, client) not yet stored (store down)
         self._pending: dict[str, tuple[Charge, dict[str, Any], str]] = {}
@@ -150,9 +159,34 @@ class QueryService:
 
     # -- planning (writes nothing) --------------------------------------------------------
     def _plan(self, actor: Actor, data: Any) -> QueryPlan:
+        """The plan of ``data`` for ``actor``, remembered for the same body asked again.
+
+        :func:`authorise` is a function of the active policies, the contract registry
+        (loaded once), the actor and the body, and a plan is immutable: a question asked
+        again (a dashboard polling its release) is planned once. The remembered plans are
+        dropped as soon as the active policies change (a new snapshot), and only plans are
+        remembered, never refusals (each refusal is checked and audited afresh)."""
         actor.require(Role.ANALYST)
-        request = QueryRequest.parse(data)
-        return authorise(self._policies.current(), self._registry, actor, request)
+        policies = self._policies.current()
+        try:
+            key = (actor, json.dumps(data, sort_keys=True, allow_nan=False))
+        except (TypeError, ValueError):  # not plain JSON: QueryRequest.parse says why
+            key = None
+        with self._lock:
+            if self._plans_for is not policies:
+                self._plans.clear()
+                self._plans_for = policies
+            if key is not None and key in self._plans:
+                self._plans.move_to_end(key)
+                return self._plans[key]
+        plan = authorise(policies, self._registry, actor, QueryRequest.parse(data))
+        if key is not None:
+            with self._lock:
+                if self._plans_for is policies:
+                    self._plans[key] = plan
+                    if len(self._plans) > PLANS_REMEMBERED:
+                        self._plans.popitem(last=False)
+        return plan
 
     def _min_partners_refusal(self, plan: QueryPlan) -> Forbidden | None:
         have = self._engine.partners(plan.dataset)
@@ -299,7 +333,8 @@ class QueryService:
                balance: Balance) -> Answer:
         """A stored release of the same question, answered again for free (audited)."""
         dataset, limits = question.dataset, question.limits
-        log.info("query.reused", dataset=dataset, query_id=stored.entry_id)
+        # debug only: the audit log keeps every reuse (folded) and the metrics count them
+        log.debug("query.reused", dataset=dataset, query_id=stored.entry_id)
         self._reused_audit.record(AuditEvent(
             Action.QUERY_REUSED, actor=actor.client_id, org=actor.org,
             object_type="query", object_id=stored.entry_id, dataset=dataset,

@@ -87,6 +87,41 @@ def test_the_signing_key_persists_and_old_keys_keep_verifying(
         identity.verify_token(new_token)  # the old process does not know the new key
 
 
+def test_a_remembered_token_is_still_checked_on_every_use(
+    identity: IdentityService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a token's verified signature is remembered: its claims (expiry), its client
+    (revocation) and its key are checked afresh each time, and refusals are never kept."""
+    creds = identity.register_member("Cache Bank", "bank", [Role.ANALYST])
+    client = identity.query_client(creds.client_id)
+    assert client is not None
+    token = identity.issue_token(client)
+    for _ in range(3):  # the first use verifies the signature, the others remember it
+        assert identity.verify_token(token).client_id == creds.client_id
+    head, body, signature = token.split(".")
+    forged = f"{head}.{body}.{'A' * len(signature)}"
+    for _ in range(2):
+        with pytest.raises(AuthError, match="signature does not verify"):
+            identity.verify_token(forged)
+
+    later = time.time() + 7 * 24 * 3600
+    with monkeypatch.context() as m:
+        m.setattr(time, "time", lambda: later)
+        with pytest.raises(AuthError, match="token expired"):
+            identity.verify_token(token)
+    assert identity.verify_token(token).client_id == creds.client_id
+
+    (kid,) = identity._keys.by_kid
+    key = identity._keys.by_kid.pop(kid)  # the key retired while the token is remembered
+    with pytest.raises(AuthError, match="unknown key"):
+        identity.verify_token(token)
+    identity._keys.by_kid[kid] = key
+
+    identity.revoke_client(creds.client_id)
+    with pytest.raises(AuthError, match="has been revoked"):
+        identity.verify_token(token)
+
+
 def test_a_corrupt_key_file_is_a_config_error(engine: sa.Engine, settings: Settings) -> None:
     settings.keys_dir.mkdir(parents=True)
     (settings.keys_dir / "broken.jwk").write_text("{not json")

@@ -3,6 +3,7 @@ PostgreSQL): propose, approve, reject, withdraw, restore, schedule; the store fo
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -21,6 +22,8 @@ from hub.governance.policies import PolicyError, default_policies_dir
 from hub.governance.policychanges import PolicyChanges
 from hub.governance.policystore import PolicyStore
 from hub.governance.proposals import Quorum
+from hub.query.ledger import Ledger
+from hub.query.service import QueryService
 from hub.storage.db import make_engine, policy_versions, utcnow
 from tests.hub.conftest import ORG_A, ORG_B
 from tests.hub.postgres import migrated_database, postgres_database
@@ -102,6 +105,30 @@ def test_a_raised_budget_needs_a_second_officer_then_applies(
                                                policy_versions.c.status).where(
             policy_versions.c.dataset == "bank_alerts")).all())
     assert statuses == {1: "retired", 2: "active"}
+
+
+def test_a_plan_asked_again_is_remembered_until_the_policies_change(
+    world: tuple[PolicyChanges, PolicyStore], engine: sa.Engine, registry: ContractRegistry
+) -> None:
+    changes, store = world
+    queries = QueryService(policies=store, registry=registry, ledger=Ledger(engine),
+                           engine=None)  # type: ignore[arg-type]  # planning reads no data
+    body = {"dataset": "bank_alerts", "group_by": ["typology"], "measures": ["count_units"],
+            "cost": "1/10"}
+    plan = queries._plan(ANALYST, body)
+    assert queries._plan(ANALYST, json.loads(json.dumps(body))) is plan  # the same question
+    assert queries._plan(ANALYST, {**body, "cost": "1/20"}) is not plan
+    other = Actor("tahub_ana11111111111", ORG_B, "NGO B", frozenset({Role.ANALYST}))
+    assert queries._plan(other, body) is not plan  # per actor
+    with pytest.raises(Forbidden, match="role"):
+        queries._plan(ALICE, body)  # the role is checked before the remembered plans
+    # the policy no longer allows count_units: the remembered plan is dropped at once
+    view, _ = changes.propose(ALICE, {"yaml": _raised(BANK, "      - count_units ", "      # "),
+                                      "note": "no distinct customers"})
+    changes.approve(BOB, view["id"])
+    with pytest.raises(Forbidden) as refused:
+        queries._plan(ANALYST, body)
+    assert refused.value.extra["rule"] == "analysts-corridors:measures"
 
 
 def test_bad_proposals_are_refused_and_store_nothing(

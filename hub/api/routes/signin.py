@@ -134,7 +134,7 @@ _REFUSED_PAGE = _html("The authorization request cannot be used (unknown client 
                       "URI, an unreadable form): an error page, never a redirect.")
 
 
-def _server(request: Request) -> TokenServer:
+async def _server(request: Request) -> TokenServer:
     server: TokenServer = request.app.state.token_server
     return server
 
