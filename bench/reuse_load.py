@@ -11,7 +11,11 @@ raw HTTP/1.1 keep-alive connections, in this process) sends the same ``POST /v1/
 again and again for ``--seconds`` (bounded in time), and counts the answers (each checked:
 200 and ``"reused":true``). The load generator shares the machine's cores with the hub:
 the figures are what one 2-core machine serves to itself, a lower bound of what it serves
-to clients elsewhere. Results are appended to ``bench/RESULTS.md``.
+to clients elsewhere. The floor is the same load on ``GET /livez`` (no authentication, no
+database, a few bytes): what this HTTP stack serves at most on this machine in the same run;
+"floor / this" is how many times that rate each answer's rate is. The hub's CPU seconds per
+request (its processes' user + system time over the load, from /proc) do not depend on
+what else the machine runs. Results are appended to ``bench/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -46,13 +50,10 @@ LARGE = {"dataset": "bank_alerts", "group_by": ["origin_country", "destination_c
          "cost": "1/100"}
 
 
-async def _load(port: int, token: str, body: dict[str, Any], seconds: float,
+async def _load(port: int, request: bytes, check: bytes, seconds: float,
                 connections: int) -> tuple[int, int]:
-    """(answers, bytes of one answer) from ``connections`` keep-alive connections."""
-    payload = json.dumps(body).encode()
-    request = (f"POST /v1/queries HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-               f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
-               f"Content-Length: {len(payload)}\r\n\r\n").encode() + payload
+    """(answers, bytes of one answer) from ``connections`` keep-alive connections, each
+    answer checked: status 200 and ``check`` in its last 4 KB."""
     deadline = time.monotonic() + seconds
     done, size = 0, 0
 
@@ -67,8 +68,8 @@ async def _load(port: int, token: str, body: dict[str, Any], seconds: float,
                 length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
                               if line.lower().startswith(b"content-length:"))
                 answer = await reader.readexactly(length)
-                if status != b"200" or b'"reused":true' not in answer[-4096:]:
-                    raise RuntimeError(f"not a reused answer: {status!r} {answer[:300]!r}")
+                if status != b"200" or check not in answer[-4096:]:
+                    raise RuntimeError(f"not the expected answer: {status!r} {answer[:300]!r}")
                 done += 1
                 size = length
         finally:
@@ -76,6 +77,28 @@ async def _load(port: int, token: str, body: dict[str, Any], seconds: float,
 
     await asyncio.gather(*(one() for _ in range(connections)))
     return done, size
+
+
+def _post(port: int, token: str, body: dict[str, Any]) -> bytes:
+    payload = json.dumps(body).encode()
+    return (f"POST /v1/queries HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\n\r\n").encode() + payload
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its children so far (the hub's workers)."""
+    pids, total = [pid], 0
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def run(store: str, database_url: str, args: argparse.Namespace) -> list[str]:
@@ -114,15 +137,23 @@ def run(store: str, database_url: str, args: argparse.Namespace) -> list[str]:
         token = httpx.post(url + "/oauth/token", data={"grant_type": "client_credentials"},
                            auth=(analyst.client_id, analyst.client_secret)
                            ).json()["access_token"]
+        loads = [("floor: GET /livez, no authentication", b"GET /livez HTTP/1.1\r\nHost: x"
+                  b"\r\n\r\n", b'"alive"')]
         for name, body in (("small", SMALL), ("large", LARGE)):
             first = httpx.post(url + "/v1/queries", json=body, timeout=300,
                                headers={"Authorization": f"Bearer {token}"})
             first.raise_for_status()
-            done, size = asyncio.run(_load(port, token, body, args.seconds, args.connections))
+            loads.append((f"{name} release", _post(port, token, body), b'"reused":true'))
+        floor = None
+        for name, request, check in loads:
+            cpu = _cpu_seconds(hub.pid)
+            done, size = asyncio.run(_load(port, request, check, args.seconds, args.connections))
+            per_request = (_cpu_seconds(hub.pid) - cpu) / max(done, 1) * 1000
             rps = done / args.seconds
-            lines.append(f"| {store} | {name} release, {size / 1000:,.0f} KB | "
-                         f"{args.workers} | {args.connections} | **{rps:,.0f} req/s** | "
-                         f"{done:,} in {args.seconds:.0f} s |")
+            floor = floor or rps
+            lines.append(f"| {store} | {name}, {size / 1000:,.1f} KB | {args.workers} | "
+                         f"{args.connections} | **{rps:,.0f} req/s** | {floor / rps:.1f}x | "
+                         f"{per_request:.2f} ms | {done:,} in {args.seconds:.0f} s |")
             print(lines[-1], flush=True)
     finally:
         hub.terminate()
@@ -147,7 +178,8 @@ def main() -> None:
         f"--workers {args.workers}` on loopback, a load generator in another process "
         f"(asyncio, keep-alive), {os.cpu_count()} cores shared by both, load average "
         f"{os.getloadavg()[0]:.1f} at the end, Python {platform.python_version()}.\n",
-        "| store | release | workers | connections | answered | |", "|---|---|---|---|---|---|",
+        "| store | request, answer size | workers | connections | answered | floor / this | "
+        "hub CPU per request | |", "|---|---|---|---|---|---|---|---|",
         *lines, ""])
     print(text)
     with (Path(__file__).parent / "RESULTS.md").open("a") as fh:
