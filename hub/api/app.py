@@ -112,6 +112,7 @@ class Services:
     def close(self) -> None:
         self.folded_audit.flush()
         self.policies.stop_watching()
+        self.query_engine.close()
         if self.identity.external is not None:
             self.identity.external.close()
         self.engine.dispose()

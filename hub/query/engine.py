@@ -56,7 +56,13 @@ with ``Unavailable(rule="bounding")`` rather than silently read as empty.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import os
+import secrets
+import shutil
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -137,6 +143,104 @@ class _Files:
         return [*self.paths, *([self.persons] if self.persons is not None else [])]
 
 
+class _Shared:
+    """One open sandbox (:func:`sandboxed_duckdb`) and the queries using it right now."""
+
+    def __init__(self, limits: DuckLimits, read: frozenset[Path], empty: Path) -> None:
+        # a copy of its own: DuckDB opens one file once per process, settings and all
+        self._file = empty.with_name(f"{secrets.token_hex(8)}.duckdb")
+        shutil.copyfile(empty, self._file)
+        self._stack = ExitStack()
+        self._stack.callback(self._file.unlink, missing_ok=True)
+        self.con = self._stack.enter_context(sandboxed_duckdb(
+            limits, read=sorted(read), database=self._file, read_only=True))
+        self.users = 0
+        self.retired = False
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+class _Sandboxes:
+    """Locked DuckDB databases kept open between queries, one per set of readable files.
+
+    Opening a sandboxed DuckDB database takes 15-30 ms (bench/query_dp.py), a fixed cost of
+    every query when each opened its own. Here a query takes a cursor of the database that
+    may read exactly its files (the visible extracts, the persons map, the cut file:
+    the same ``allowed_paths`` as a sandbox of its own), opened by the first query of that
+    set and shared by the next ones, each on its own cursor (DuckDB's way to use one
+    database from several threads; they share its memory and thread limits, so that
+    concurrent queries together stay within ``TAHUB_DUCKDB_MEMORY_LIMIT``). A commit
+    changes the set, so the next query opens a new database; the least recently opened of
+    more than ``KEEP`` are closed when their last query ends. Nothing a query does stays
+    for the next one, even if its SQL were crafted (tests/hub/test_sandbox.py): the shared
+    database is an empty DuckDB file opened read-only (no table, view or macro can be
+    created in it; temporary ones die with their cursor), and the configuration is locked.
+    """
+
+    KEEP = 4
+
+    def __init__(self, limits: DuckLimits, folder: Path) -> None:
+        self._limits = limits
+        # An empty database file, copied for each shared database, in a folder of this
+        # engine's own: the copies are removed when closed; what a killed process left is
+        # removed by the next engine to start.
+        folder = folder / "sandbox"
+        folder.mkdir(parents=True, exist_ok=True)
+        for left in folder.iterdir():
+            pid = left.name.split("-")[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(left, ignore_errors=True)
+        self._folder = folder / f"{os.getpid()}-{secrets.token_hex(4)}"
+        self._empty = self._folder / "empty.duckdb"
+        self._lock = threading.Lock()
+        self._open: OrderedDict[frozenset[Path], _Shared] = OrderedDict()
+
+    @contextmanager
+    def cursor(self, read: Iterable[Path]) -> Iterator[duckdb.DuckDBPyConnection]:
+        key = frozenset(read)
+        with self._lock:
+            shared = self._open.get(key)
+            if shared is None:
+                if not self._empty.exists():  # made now, or again if a cleaner removed it
+                    self._folder.mkdir(parents=True, exist_ok=True)
+                    duckdb.connect(str(self._empty)).close()
+                shared = self._open[key] = _Shared(self._limits, key, self._empty)
+                while len(self._open) > self.KEEP:
+                    _, old = self._open.popitem(last=False)
+                    self._retire(old)
+            shared.users += 1
+            cursor = shared.con.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+            with self._lock:
+                shared.users -= 1
+                if shared.retired and shared.users == 0:
+                    shared.close()
+
+    def _retire(self, shared: _Shared) -> None:
+        shared.retired = True
+        if shared.users == 0:
+            shared.close()
+
+    def close(self) -> None:
+        with self._lock:
+            while self._open:
+                self._retire(self._open.popitem()[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 class QueryEngine:
     """Exact aggregates of authorised plans over the committed extracts (module docstring)."""
 
@@ -146,8 +250,13 @@ class QueryEngine:
         self._settings = settings
         self._limits = DuckLimits.of(settings)
         self._cuts = BoundCuts(settings.data_dir / "cache" / "bounds", self._limits)
+        self._sandboxes = _Sandboxes(self._limits, settings.data_dir)
         # object key -> its columns and fixed-point columns (committed files are immutable)
         self._layouts: dict[str, _Layout] = {}
+
+    def close(self) -> None:
+        """Close the DuckDB databases kept open between queries."""
+        self._sandboxes.close()
 
     def partners(self, dataset: str) -> int:
         """How many distinct organisations have a visible extract of ``dataset``."""
@@ -222,7 +331,7 @@ class QueryEngine:
                    f"(SELECT {UNIT_COLUMN}, {period_key(period)}, count(*) AS n FROM {src} "
                    f"GROUP BY ALL) GROUP BY {UNIT_COLUMN}")
         try:
-            with sandboxed_duckdb(self._limits, read=files.readable) as con:
+            with self._sandboxes.cursor(files.readable) as con:
                 rows = con.execute(sql, params).fetchall()
         except (duckdb.Error, OSError) as exc:
             _log.error("engine.contributions_failed", error=type(exc).__name__)
@@ -270,7 +379,7 @@ class QueryEngine:
                                     union=not files.uniform, fixed=files.fixed, cuts=cuts,
                                     persons=files.persons)
             read = [*files.readable, *([cuts] if cuts is not None else [])]
-            with sandboxed_duckdb(self._limits, read=read) as con:
+            with self._sandboxes.cursor(read) as con:
                 return con.execute(compiled.sql, compiled.params).fetchall()
         except duckdb.OutOfMemoryException as exc:
             raise OutOfCapacity(

@@ -59,15 +59,19 @@ def sandboxed_duckdb(
     read: Iterable[Path] = (),
     folders: Iterable[Path] = (),
     database: Path | None = None,
+    read_only: bool = False,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A locked-down DuckDB connection (module docstring); closed, and its temporary folder
     removed, on leaving the block. ``database``: a DuckDB file (its folder must be among
-    ``folders``), else in memory."""
+    ``folders``), else in memory. ``read_only``: ``database`` opened read-only, so that
+    nothing a statement creates (table, view, macro) outlives its connection (temporary
+    objects die with it): a database that queries share (hub.query.engine)."""
     if limits.spill_root is not None:
         limits.spill_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="duckdb-", dir=limits.spill_root) as spill:
         con = duckdb.connect(
             str(database) if database is not None else ":memory:",
+            read_only=read_only,
             config={
                 "threads": max(1, limits.threads),
                 "memory_limit": limits.memory_limit,

@@ -9,6 +9,7 @@ every write outside its folders, and every attempt to lift its limits.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,3 +147,53 @@ def test_crafted_sql_that_got_past_quoting_is_refused_by_the_engine_sandbox(
     with pytest.raises(Unavailable, match="could not run"):
         pool.engine.aggregate(plan(alerts, [("typology", ("unknown",))]), [Part("count")])
     assert sorted(p.name for p in outside.iterdir()) == ["inside", "secret.txt"]
+
+
+@pytest.mark.parametrize("leave", [
+    "CREATE TABLE kept AS SELECT 'planted' AS typology",
+    "CREATE VIEW kept AS SELECT 'planted' AS typology",
+    "CREATE MACRO kept() AS 'planted'",
+    "CREATE TEMP TABLE kept AS SELECT 'planted' AS typology",
+    "CREATE TEMP MACRO kept() AS 'planted'",
+    "SELECT 1; COMMIT; CREATE TABLE kept AS SELECT 'planted' AS typology",
+])
+def test_a_query_leaves_nothing_in_the_database_the_next_query_shares(
+    pool: Pool, registry: ContractRegistry, monkeypatch: pytest.MonkeyPatch, leave: str,
+) -> None:
+    """Queries of the same files share one open DuckDB database (a cursor each): what one
+    query's SQL might create, had it been crafted, is refused or dies with its cursor."""
+    alerts = _committed(pool, registry)
+    question = plan(alerts, [("typology", ("unknown",))])
+    assert pool.engine.aggregate(question, [Part("count")]) == [[6]]
+    with monkeypatch.context() as m:
+        m.setattr(engine_module, "compile_plan", lambda *_a, **_k: Compiled(leave, []))
+        with contextlib.suppress(Unavailable):  # refused: a read-only database
+            pool.engine.aggregate(question, [Part("count")])
+    for probe in ("SELECT count(*) FROM kept", "SELECT kept()"):
+        with monkeypatch.context() as m:
+            m.setattr(engine_module, "compile_plan", lambda *_a, p=probe, **_k: Compiled(p, []))
+            with pytest.raises(Unavailable, match="could not run"):
+                pool.engine.aggregate(question, [Part("count")])
+    assert pool.engine.aggregate(question, [Part("count")]) == [[6]]
+    assert len(pool.engine._sandboxes._open) == 1  # all of it on one shared database
+
+
+def test_shared_databases_follow_the_committed_files_and_close_when_done(
+    pool: Pool, registry: ContractRegistry,
+) -> None:
+    alerts = _committed(pool, registry)
+    question = plan(alerts, [("typology", ("unknown",))])
+    boxes = pool.engine._sandboxes
+    assert pool.engine.aggregate(question, [Part("count")]) == [[6]]
+    with boxes.cursor([]) as held:  # a query still running on a database about to retire
+        for n in range(1, boxes.KEEP + 1):  # each commit: a new set of files to read
+            rows = valid_rows(alerts, 1)
+            rows[0].update(subject=token(f"new{n}"), typology="unknown")
+            pool.commit(ORG_A, alerts, rows)
+            assert pool.engine.aggregate(question, [Part("count")]) == [[6 + n]]
+        assert len(boxes._open) == boxes.KEEP
+        assert held.execute("SELECT 42").fetchall() == [(42,)]  # still open while in use
+    assert len(boxes._open) == boxes.KEEP
+    pool.engine.close()
+    assert not boxes._open
+    assert pool.engine.aggregate(question, [Part("count")]) == [[6 + boxes.KEEP]]
