@@ -515,9 +515,9 @@ unit_tokens = Table(
 )
 
 
-#: Connections a hub process keeps open, and how many more it opens under a burst (its
-#: request threads: anyio's default of 40 in all).
-POOL_SIZE, POOL_OVERFLOW = 16, 24
+#: Connections a hub process keeps open, and how many more it opens under a burst (a
+#: request waits for one beyond that): 20 at most per process, docs/production.md (Sizing).
+POOL_SIZE, POOL_OVERFLOW = 10, 10
 
 
 def make_engine(url: str) -> Engine:
