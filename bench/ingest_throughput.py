@@ -1,6 +1,6 @@
 """Connector ingest throughput on a messy 1,000,000-row CSV, against pyarrow's own CSV -> Parquet.
 
-Run:  .venv/bin/python bench/ingest_throughput.py [--rows 1000000] [--repeat 3]
+Run:  .venv/bin/python bench/ingest_throughput.py [--rows 1000000] [--repeat 3] [--before DIR]
 
 One generator writes the same bank alerts twice:
 
@@ -159,11 +159,14 @@ def _child(side: str, paths: list[str]) -> None:
     print(json.dumps({**result, "peak_mb": _peak_mb()}))
 
 
-def _run(side: str, *paths: Path) -> dict[str, float]:
+def _run(side: str, *paths: Path, before: Path | None = None) -> dict[str, float]:
+    env = dict(os.environ)
+    if before is not None:  # an earlier checkout's connectors package, first on the path
+        env["PYTHONPATH"] = os.pathsep.join([str(before), env.get("PYTHONPATH", "")])
     done = subprocess.run(
         [sys.executable, __file__, "--child", side, *map(str, paths)],
         capture_output=True, text=True, check=True,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[1], env=env,
     )  # fmt: skip
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
@@ -173,11 +176,18 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--results", type=Path, default=Path(__file__).with_name("RESULTS.md"))
+    parser.add_argument(
+        "--before", type=Path, default=None,
+        help="a folder holding an earlier `connectors` package (e.g. `git archive HEAD "
+        "connectors | tar -x -C DIR`): its prepare is timed too, in the same run",
+    )  # fmt: skip
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         _child(args.child[0], args.child[1:])
         return
+    load_start = os.getloadavg()[0]
+    old: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="tahub-bench-") as tmp:
         folder = Path(tmp)
         messy, clean = folder / "alerts_messy.csv", folder / "alerts_clean.csv"
@@ -188,6 +198,10 @@ def main() -> None:
             base.append(_run("baseline", clean, folder / f"base{i}.parquet"))
             conn.append(_run("connector", messy, folder / f"ext{i}.parquet",
                              folder / "rejects.csv"))  # fmt: skip
+            if args.before is not None:
+                old.append(_run("connector", messy, folder / f"old{i}.parquet",
+                                folder / "rejects.csv", before=args.before))  # fmt: skip
+                (folder / f"old{i}.parquet").unlink(missing_ok=True)
             (folder / f"base{i}.parquet").unlink()
             (folder / f"ext{i}.parquet").unlink()
     valid, rejected = int(conn[-1]["valid"]), int(conn[-1]["rejected"])
@@ -196,14 +210,22 @@ def main() -> None:
     bm = max(r["peak_mb"] for r in base)
     cm = max(r["peak_mb"] for r in conn)
     load = os.getloadavg()[0]
+    earlier = []
+    if old:
+        o, om = statistics.median(r["seconds"] for r in old), max(r["peak_mb"] for r in old)
+        earlier = [
+            f"| the same, connector of {args.before} (before this change), same run | "
+            f"{o:.2f} | {args.rows / o:,.0f} | {om:,.0f} |",
+        ]
     lines = [
         f"## ingest_throughput, {dt.date.today().isoformat()} (messy CSV: ragged lines, "
         "day-first dates, decimal commas)",
         "",
         f"{args.rows:,} rows ({size_mb:.0f} MB `;` CSV, {ragged:,} ragged lines; {valid:,} "
         f"valid, {rejected:,} rejected with their line), median of {args.repeat}; "
-        f"{os.cpu_count()} cores shared with other work (load average {load:.1f} at the "
-        f"end), Python {platform.python_version()}; each run a child process",
+        f"{os.cpu_count()} cores shared with other work (load average {load_start:.1f} at "
+        f"the start, {load:.1f} at the end), Python {platform.python_version()}; each run "
+        "a child process",
         "",
         "| step | seconds | rows/s | peak RSS (MB) |",
         "|---|---|---|---|",
@@ -211,8 +233,10 @@ def main() -> None:
         f"{args.rows / b:,.0f} | {bm:,.0f} |",
         f"| tahub-connect prepare of the messy file (read, parse, validate, pseudonymise, "
         f"write; default limits) | {c:.2f} | {args.rows / c:,.0f} | {cm:,.0f} |",
+        *earlier,
         "",
-        f"Connector / baseline time ratio: **{c / b:.2f}x**; peak RSS ratio {cm / bm:.2f}x",
+        f"Connector / baseline time ratio: **{c / b:.2f}x**; peak RSS ratio {cm / bm:.2f}x"
+        + (f"; before this change: {o / b:.2f}x" if old else ""),
         "",
     ]
     print("\n".join(lines))

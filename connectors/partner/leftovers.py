@@ -65,7 +65,7 @@ def left_behind(
             continue
         col = quote_ident(name)
         rows = con.execute(
-            f"SELECT CAST({col} AS VARCHAR) FROM {quote_ident(src.relation)} "
+            f"SELECT CAST({col} AS VARCHAR) FROM {quote_ident(src.samples)} "
             f"WHERE {col} IS NOT NULL AND trim(CAST({col} AS VARCHAR)) <> '' LIMIT {_SCANNED}"
         ).fetchall()
         values = [str(r[0]).strip() for r in rows]

@@ -85,7 +85,7 @@ def read_export(
     limits = limits or ConnectorLimits()
     limits.check_bytes(source)
     progress(f"reading {source.name}")
-    src = load_source(con, source, mapping.source)
+    src = load_source(con, source, mapping.source, keep=mapping.mapped_columns())
     _check_columns(mapping, src)
     if src.rows == 0 and not src.bad_lines:
         raise EmptyExtract(f"{source.name} has no data rows", field="source")
@@ -118,10 +118,15 @@ def extract_sql(
                 if region in parsed.columns
                 else ""
             )
-            joins.append(
-                f"LEFT JOIN {quote_ident(tokens[f.name])} AS {alias} "
-                f"ON p.{name} = {alias}.raw{same}"
-            )
+            table = quote_ident(tokens[f.name])
+            if rows is not None:  # only the range's identifiers: the join holds those, not
+                # every distinct identifier of the export (2M at 10M rows: past the memory
+                # limit), whatever the size of the export
+                table = (
+                    f"(SELECT * FROM {table} WHERE raw IN (SELECT {name} FROM {parsed.table} "
+                    f"WHERE {row} BETWEEN {int(rows[0])} AND {int(rows[1])}))"
+                )
+            joins.append(f"LEFT JOIN {table} AS {alias} ON p.{name} = {alias}.raw{same}")
             cols.append(f"{alias}.token AS {name}")
         elif f.type is FieldType.INTEGER:
             cols.append(f"CAST(p.{name} AS BIGINT) AS {name}")

@@ -57,7 +57,9 @@ class SourceTable:
     """An export loaded into DuckDB: ``relation`` has ``__row`` plus ``columns``.
 
     ``__row`` orders the rows; :meth:`row` gives the number a row has in the file (for CSV
-    they differ after a line that could not be read) and :meth:`line` its line.
+    they differ after a line that could not be read) and :meth:`line` its line. A CSV file
+    loaded with ``keep`` has only those columns in ``relation``; :attr:`samples` reads
+    every column (from the file again: for a few values, not for every row).
     """
 
     path: Path
@@ -70,10 +72,16 @@ class SourceTable:
     line_of: LineMap | None = None  # CSV and Excel: each row's line in the file
     numbers: RowNumbers = field(default_factory=RowNumbers)  # CSV: __row is a rank
     notes: tuple[str, ...] = ()
+    everything: str | None = None  # CSV read with ``keep``: every column, from the file
 
     def row(self, rank: int) -> int:
         """The number in the file of the row whose ``__row`` is ``rank``."""
         return self.numbers.row(rank)
+
+    @property
+    def samples(self) -> str:
+        """A relation with every column of :attr:`columns` (not numbered)."""
+        return self.everything or self.relation
 
     def line(self, row: int | None) -> int | None:
         """The line of row ``row`` in the file (None for Parquet and query results)."""
@@ -415,14 +423,19 @@ def load_source(
     options: SourceOptions,
     *,
     table: str = "__source",
+    keep: Sequence[str] | None = None,
 ) -> SourceTable:
-    """Load the export at ``path`` (a file, or a folder for a DuckDB ``sql:``)."""
+    """Load the export at ``path`` (a file, or a folder for a DuckDB ``sql:``).
+
+    ``keep``: the columns that will be read (CSV: only those are stored; see
+    :func:`~connectors.partner.csvsource.read_csv`).
+    """
     if not path.exists():
         raise SourceError(f"source {path} does not exist")
     fmt = detect_format(path, options)
     _check_options(path, fmt, options)
     if fmt is SourceFormat.CSV and options.sql is None:
-        read = read_csv(con, path, options, table)
+        read = read_csv(con, path, options, table, keep=keep)
         if ROW_COLUMN in read.columns:
             raise SourceError(f"{path.name} has a column named {ROW_COLUMN}, which is reserved")
         return SourceTable(
@@ -436,6 +449,7 @@ def load_source(
             line_of=read.line_of,
             numbers=read.numbers,
             notes=read.notes,
+            everything=read.everything,
         )
     bad: list[BadLine] = []
     notes: tuple[str, ...] = ()
