@@ -32,10 +32,12 @@ Results are appended to ``bench/RESULTS.md``.
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime as dt
 import hashlib
 import os
 import platform
+import shutil
 import socket
 import statistics
 import tempfile
@@ -194,6 +196,7 @@ def main() -> None:
                         help="bank_alerts v2: persons linked across partners by phone/e-mail")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tahub-bench-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # gigabytes at 10M rows
     (work / "policies").mkdir()
     (work / "policies" / "bank_alerts.yaml").write_text(POLICY)
     settings = Settings(data_dir=work / "data", host="127.0.0.1", port=_port(),

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import datetime as dt
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -103,6 +105,7 @@ def _cpu_seconds(pid: int) -> float:
 
 def run(store: str, database_url: str, args: argparse.Namespace) -> list[str]:
     work = Path(tempfile.mkdtemp(prefix=f"tahub-reuse-{store}-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # gigabytes at 10M rows
     (work / "policies").mkdir()
     (work / "policies" / "bank_alerts.yaml").write_text(POLICY)
     port = _port()
