@@ -24,7 +24,7 @@ from pydantic_settings import (
 
 from hub.errors import ConfigError, RowError
 
-__all__ = ["Settings", "load_settings", "machine_memory_share"]
+__all__ = ["Settings", "load_settings", "machine_cores", "machine_memory_share"]
 
 MiB = 1024 * 1024
 
@@ -48,6 +48,25 @@ def machine_memory_share(parts: int) -> str:
     except OSError:
         pass
     return f"{max(1024, total // parts // 2**20)}MiB"
+
+
+def machine_cores() -> int:
+    """The cores this process may run on: its CPU affinity, or the cgroup's CPU quota when
+    it is lower (a container); at least 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota.isdigit() and period.isdigit() and int(period) > 0:
+            cores = min(cores, -(-int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
+
+
+_DUCK_SIZE = r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"
 
 
 class Settings(BaseSettings):
@@ -239,18 +258,39 @@ class Settings(BaseSettings):
         "first, which is written at once), so that a burst cannot flood the log.",
     )
     duckdb_memory_limit: str = Field(
-        default_factory=lambda: machine_memory_share(4),
-        pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        default_factory=lambda: machine_memory_share(8),
+        pattern=_DUCK_SIZE,
         description="Memory one DuckDB connection of the hub may use (a query, the check of "
         "an extract at commit, the resolution of persons), in DuckDB's syntax: `2GB`, "
-        "`512MiB`. Default: a quarter of the machine's memory (of the container's limit, "
-        "when it has one), at least 1 GiB. Beyond it, DuckDB spills to disk under "
-        "<data_dir>/tmp; work that does not fit even so is refused with 507 "
-        "`out_of_capacity` naming this setting.",
+        "`512MiB`. Default: an eighth of the machine's memory (of the container's limit, "
+        "when it has one), at least 1 GiB: room for two hub processes each committing or "
+        "querying, and the rest of the machine. Beyond it, DuckDB spills to disk under "
+        "`TAHUB_DUCKDB_TEMP_DIR`; work that does not fit even so is refused with 507 "
+        "`out_of_capacity` naming this setting. A commit holds the extract's checked rows "
+        "and sorts only narrow (row, unit) pairs, so its peak memory is this limit plus a "
+        "few hundred MB of Arrow batches, whatever the extract's size (docs/production.md).",
     )
     duckdb_threads: int = Field(
-        default=2, ge=1, le=256,
-        description="Threads one DuckDB connection of the hub may use.",
+        default_factory=machine_cores, ge=1, le=256,
+        description="Threads one DuckDB connection of the hub may use. Default: the cores "
+        "this process may run on (the container's CPU quota, when it has one).",
+    )
+    duckdb_temp_dir: Path | None = Field(
+        default=None,
+        description="Folder where DuckDB spills what does not fit "
+        "`TAHUB_DUCKDB_MEMORY_LIMIT` (each connection spills to its own folder in it, "
+        "removed when it closes). Empty: <data_dir>/tmp, and for the check of an extract at "
+        "commit the upload's work folder under <data_dir>/staging. Put it on a fast local "
+        "disk.",
+    )
+    duckdb_max_temp_size: str | None = Field(
+        default=None,
+        pattern=_DUCK_SIZE,
+        description="Disk one DuckDB connection may spill to, in DuckDB's syntax (`100GB`). "
+        "Empty: 90% of the free space of the spill folder's disk when the connection "
+        "opens (DuckDB's default). Work that needs more is refused with 507 "
+        "`out_of_capacity` naming this setting. A commit spills at most about the size of "
+        "its extract decoded (its checked rows), plus its (row, unit) pairs.",
     )
     chunk_bytes: int = Field(
         default=8 * MiB,

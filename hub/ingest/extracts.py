@@ -501,13 +501,7 @@ def _check_rows(
                 errors=[RowError(field=None, reason=f"corrupt Parquet data in {where}")],
             ) from exc
         if isinstance(exc, duckdb.OutOfMemoryException):
-            raise OutOfCapacity(
-                f"checking this extract needs more memory than one DuckDB connection of the "
-                f"hub may use ({duck.memory_limit}), even spilling to disk: the hub's "
-                "operator raises TAHUB_DUCKDB_MEMORY_LIMIT (or gives its temporary folder "
-                "more disk); the upload is kept, commit it again then",
-                rule="memory_limit", setting="TAHUB_DUCKDB_MEMORY_LIMIT",
-                limit=duck.memory_limit) from exc
+            raise _out_of_capacity(exc, duck) from exc
         if isinstance(exc, OSError) and not isinstance(exc, pa.ArrowException):
             raise  # the hub's own disk: the caller translates it
         _log.error("extract.check_failed", error=type(exc).__name__)
@@ -525,6 +519,25 @@ def _check_rows(
     return result.rows
 
 
+def _out_of_capacity(exc: duckdb.OutOfMemoryException, duck: DuckLimits) -> OutOfCapacity:
+    """The 507 of a check that does not fit: over the memory limit even spilling, or over
+    the disk it may spill to (DuckDB says which)."""
+    if "max_temp_directory_size" in str(exc) or "temp directory" in str(exc).lower():
+        limit = duck.max_temp_size or "90% of the free disk"
+        return OutOfCapacity(
+            f"checking this extract needs more temporary disk than one DuckDB connection of "
+            f"the hub may spill to ({limit}): the hub's operator raises "
+            "TAHUB_DUCKDB_MAX_TEMP_SIZE or frees disk under TAHUB_DUCKDB_TEMP_DIR; the "
+            "upload is kept, commit it again then",
+            rule="max_temp_size", setting="TAHUB_DUCKDB_MAX_TEMP_SIZE", limit=limit)
+    return OutOfCapacity(
+        f"checking this extract needs more memory than one DuckDB connection of the "
+        f"hub may use ({duck.memory_limit}), even spilling to disk: the hub's "
+        "operator raises TAHUB_DUCKDB_MEMORY_LIMIT (or gives its temporary folder "
+        "more disk); the upload is kept, commit it again then",
+        rule="memory_limit", setting="TAHUB_DUCKDB_MEMORY_LIMIT", limit=duck.memory_limit)
+
+
 def _write_canonical(
     con: duckdb.DuckDBPyConnection,
     contract: Contract,
@@ -532,8 +545,10 @@ def _write_canonical(
     dest: Path,
     bounding: tuple[UnitNumbering, str] | None = None,
 ) -> None:
-    """Write the checked rows, typed by the validating query and in file order, to ``dest``;
-    numbered for contribution bounding first when ``bounding`` is given."""
+    """Write the checked rows, typed by the validating query, to ``dest``: in file order,
+    or, numbered for contribution bounding when ``bounding`` is given, in the order DuckDB
+    holds them (the file's within each batch of the stream; ``__seq`` follows the file's
+    order whatever the order of the copy: ``hub.ingest.units``)."""
     meta = {
         META_DATASET: contract.dataset,
         META_CONTRACT_VERSION: str(contract.version),

@@ -506,7 +506,9 @@ class IngestService:
                     field="sha256",
                     errors=[RowError(field="sha256", reason="checksum mismatch")],
                 )
-            duck = replace(DuckLimits.of(self._settings), spill_root=canonical.parent)
+            duck = DuckLimits.of(self._settings)
+            if self._settings.duckdb_temp_dir is None:  # the work folder: swept after a crash
+                duck = replace(duck, spill_root=canonical.parent)
             return check_extract(raw, contract, canonical=canonical, duck=duck,
                                  limits=self.extract_limits(actor.org), units=self.units,
                                  partner=actor.org)

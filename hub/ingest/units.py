@@ -15,7 +15,8 @@ secret ``salt``. It lives in one DuckDB file per dataset,
 ``<data_dir>/index/units/<dataset>.duckdb``. At commit, after the extract passed every check
 and before it becomes visible, :meth:`UnitIndex.number` gives each checked row
 
-* ``__unit``    the unit's id (a new id for a token never seen before);
+* ``__unit``    the unit's id (a new id for a token never seen before: the next ids, in the
+                order of the tokens' first rows in the extract);
 * ``__seq``     ``rows_seen`` + the row's 1-based rank among this extract's rows of the unit
                 (in file order), capped at 2^31 - 1: a unique ordinal per unit, which
                 tells cheaply which units have more rows than a bound;
@@ -29,6 +30,16 @@ and adds the extract's rows to ``rows_seen``. The window function runs once, ove
 extract only. Units that share an identifier are joined into persons afterwards, across
 partners and datasets (:mod:`hub.ingest.linkage`); queries bound and count persons. The
 canonical copy (``hub.ingest.extracts``) stores the four columns.
+
+**Memory.** Only narrow values are joined, windowed and sorted: (token, count, first row)
+per token and (row, unit, seq) per row, never the extract's wide rows, which the canonical
+copy takes beside their numbers by position (:func:`_numbered_sql`). When those would not
+fit in a quarter of the connection's memory limit, the tokens are split by a hash into
+:func:`_passes` passes, each a bounded aggregate, index join, window and index update; the
+numbers do not depend on the passes (tests/hub/test_commit_limits.py: 32 MB and 2 GB give
+the same ids, seqs and priorities). A commit's memory is then the connection's limit plus
+an Arrow batch of the file read and a row group of the copy written, whatever the
+extract's size (docs/production.md, "Commit limits").
 
 Fixed-point measure columns are paid for at commit too: for every numeric measure field of
 the contract, ``__fx_<field>`` holds the value clamped to the contract's clamp range and
@@ -46,7 +57,8 @@ function of its own rows, and adding or removing one unit changes at most that u
 ``max_rows`` kept rows. ``rows_seen`` never goes down: the index is committed *before* the
 extract becomes visible, so a crash in between, a rejected duplicate commit or a later
 withdrawal only leaves gaps in a unit's numbers, never a repeated one, so priorities stay
-unique per unit.
+unique per unit. (The embedded index commits its update in one transaction per pass: a
+crash between two leaves some tokens counted and not others, which again only leaves gaps.)
 
 Commits of one dataset are serialised by a process lock and an ``fcntl`` lock on
 ``<dataset>.lock`` (several hub processes may share a data folder); the DuckDB file is open
@@ -122,6 +134,12 @@ _BOUNDS_TABLE = "__bounds"
 _TOKENS_TABLE = "__unit_tokens"
 _ALIAS = "__unit_index"
 _COUNTS_TABLE = "__unit_counts"
+_NEW_TABLE = "__unit_new"
+_WINDOWED_TABLE = "__unit_windowed"
+#: What one row of an extract may take in a pass of numbering (a distinct token's text,
+#: 73 characters from the connector, its count, first row and id, and hash-table slots).
+_PASS_BYTES_PER_ROW = 256
+_MAX_PASSES = 256
 _RETURNED_VIEW = "__unit_returned"
 _RETURNED = pa.schema([("token", pa.string()), ("unit", pa.int64()), ("rows_seen", pa.int64())])
 _COPY_BATCH_ROWS = 65_536
@@ -239,7 +257,8 @@ class UnitIndex:
     ) -> str:
         """Number the valid rows of the checked ``table`` on ``con``; update the index.
 
-        Returns the SQL of the valid rows in file order: the contract's extract fields, then
+        Returns the SQL of the valid rows in the order ``table`` holds them (the file's,
+        stream batch by stream batch): the contract's extract fields, then
         ``__unit``, ``__seq``, ``__partner`` (:data:`BOUND_FIELDS`), then the
         :class:`FixedColumn` s of the contract. The index is committed before this returns,
         i.e. before the extract can become visible.
@@ -255,35 +274,33 @@ class UnitIndex:
                 ((base,),) = con.execute(
                     f"SELECT coalesce(max(unit), 0) FROM {_ALIAS}.units"
                 ).fetchall()
-                # This extract's tokens: known ones keep their id, new ones get the next ids.
-                con.execute(
-                    f"CREATE OR REPLACE TEMP TABLE {_TOKENS_TABLE} AS "
-                    "SELECT t.tok, t.n, u.unit IS NULL AS new, "
-                    "coalesce(u.unit, ? + row_number() OVER "
-                    "(PARTITION BY u.unit IS NULL)) AS unit, "
-                    "coalesce(u.rows_seen, 0) AS seen "
-                    f"FROM ({_counts_sql(contract, table)}) t "
-                    f"LEFT JOIN {_ALIAS}.units u ON u.token = t.tok",
-                    [int(base)],
-                )
-                _number_rows(con, contract, table, salt)
-                con.execute("BEGIN TRANSACTION")
-                try:
-                    con.execute(
-                        f"INSERT INTO {_ALIAS}.units "
-                        f"SELECT tok, unit, n FROM {_TOKENS_TABLE} WHERE new"
-                    )
-                    con.execute(
-                        f"UPDATE {_ALIAS}.units AS u SET rows_seen = u.rows_seen + k.n "
-                        f"FROM {_TOKENS_TABLE} AS k WHERE NOT k.new AND u.token = k.tok"
-                    )
-                    con.execute("COMMIT")
-                except BaseException:
-                    con.execute("ROLLBACK")
-                    raise
+                _known_and_new(con, contract, table, f"{_ALIAS}.units", int(base))
+                _number_rows(con, contract, table)
+                # In the passes of the numbering, one transaction each, so that an update of
+                # millions of known tokens never has to fit the memory limit at once. A
+                # crash between two leaves some tokens counted and others not: gaps in their
+                # numbers, never a repeated one (module docstring), and a retry numbers
+                # every token again from the index as it then is.
+                passes = _passes(con, table)
+                for p in range(passes):
+                    con.execute("BEGIN TRANSACTION")
+                    try:
+                        con.execute(
+                            f"INSERT INTO {_ALIAS}.units SELECT tok, unit, n "
+                            f"FROM {_TOKENS_TABLE} WHERE new AND {_in_pass('tok', p, passes)}"
+                        )
+                        con.execute(
+                            f"UPDATE {_ALIAS}.units AS u SET rows_seen = u.rows_seen + k.n "
+                            f"FROM (SELECT tok, n FROM {_TOKENS_TABLE} WHERE NOT new AND "
+                            f"{_in_pass('tok', p, passes)}) AS k WHERE u.token = k.tok"
+                        )
+                        con.execute("COMMIT")
+                    except BaseException:
+                        con.execute("ROLLBACK")
+                        raise
             finally:
                 con.execute(f"DETACH {_ALIAS}")
-        return _numbered_sql(contract, partner, table)
+        return _numbered_sql(contract, partner, table, salt)
 
     def rows_seen(self, dataset: str) -> dict[str, tuple[int, int]]:
         """Token -> (unit id, rows seen): for tests and audits (never served by the API)."""
@@ -352,8 +369,8 @@ class PostgresUnitIndex:
             )
         finally:
             con.unregister(_RETURNED_VIEW)
-        _number_rows(con, contract, table, salt)
-        return _numbered_sql(contract, partner, table)
+        _number_rows(con, contract, table)
+        return _numbered_sql(contract, partner, table, salt)
 
     def _upsert(self, con: duckdb.DuckDBPyConnection, dataset: str) -> tuple[pa.Table, str]:
         """One transaction: the tokens in, (token, unit, rows_seen after) out (class doc),
@@ -448,10 +465,81 @@ def anchor_sql(contract: Contract, alias: str | None = None) -> str:
     return cols[0] if len(cols) == 1 else f"coalesce({', '.join(cols)})"
 
 
-def _counts_sql(contract: Contract, table: str) -> str:
-    """(tok, n): this extract's rows per token."""
-    return (f"SELECT tok, count(*) AS n FROM ({_valid_sql(contract, table)}) "
-            "WHERE tok IS NOT NULL GROUP BY tok")
+def _counts_sql(contract: Contract, table: str, part: tuple[int, int] = (0, 1)) -> str:
+    """(tok, n, first): this extract's rows per token, and the token's first row; only the
+    tokens of pass ``part`` = (pass, passes) (:func:`_in_pass`)."""
+    where = "" if part[1] == 1 else f" AND {_in_pass('tok', *part)}"
+    return (f"SELECT tok, count(*) AS n, min({quote_ident(ROW_COLUMN)}) AS first "
+            f"FROM ({_valid_sql(contract, table)}) WHERE tok IS NOT NULL{where} GROUP BY tok")
+
+
+def _in_pass(token: str, p: int, passes: int) -> str:
+    """SQL: the token ``token`` belongs to pass ``p`` of ``passes`` (a hash partition)."""
+    return "true" if passes == 1 else f"hash({token}) % {passes} = {p}"
+
+
+def _passes(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    """In how many passes to count, join and number the tokens of ``table``, so that each
+    pass's hash tables and sorts fit in a quarter of the connection's memory limit, taking
+    every row for a distinct token (:data:`_PASS_BYTES_PER_ROW`); a power of two, 1 for
+    all but large extracts under small limits.
+
+    DuckDB spills a hash aggregate, join or window that outgrows the limit, but under a
+    small limit (tests/hub/test_commit_limits.py: 64 MB) one over a whole large extract
+    still runs out of memory; hash partitions of the tokens, one after the other, never
+    need more than their share, and give the same numbers (a token's rows all fall in its
+    pass; new ids are ranked by first row across passes, :func:`_known_and_new`)."""
+    ((rows,),) = con.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchall()
+    ((limit,),) = con.execute("SELECT current_setting('memory_limit')").fetchall()
+    return _pass_count(int(rows), _bytes(str(limit)))
+
+
+def _pass_count(rows: int, memory_limit: int) -> int:
+    """:func:`_passes` of ``rows`` rows under ``memory_limit`` bytes."""
+    share = max(memory_limit // 4, 1)
+    passes = 1
+    while passes * share < rows * _PASS_BYTES_PER_ROW and passes < _MAX_PASSES:
+        passes *= 2
+    return passes
+
+
+def _bytes(size: str) -> int:
+    """DuckDB's rendering of a size (``61.0 MiB``, ``2.0 GiB``, ``512 bytes``) in bytes."""
+    m = re.match(r"^\s*([0-9.]+)\s*([KMGT]i?B|bytes?)?\s*$", size, re.IGNORECASE)
+    if m is None:
+        return 2**62  # no limit DuckDB can tell: one pass
+    unit = (m.group(2) or "bytes").upper()
+    power = "BKMGT".index(unit[0]) if unit[0] in "KMGT" else 0
+    return int(float(m.group(1)) * (1024 if "I" in unit else 1000) ** power)
+
+
+def _known_and_new(con: duckdb.DuckDBPyConnection, contract: Contract, table: str,
+                   index: str, base: int) -> None:
+    """``__unit_tokens`` (tok, n, new, unit, seen): this extract's tokens, known ones with
+    their id and rows seen, new ones with the next ids after ``base`` in the order of their
+    first row, so that the ids depend neither on how DuckDB splits the work nor on its
+    memory limit. The ranks are the ``rowid`` s of a table of first rows written in order
+    (an external sort of one BIGINT), not a window over all new tokens at once, which
+    would have to hold them all in memory."""
+    passes = _passes(con, table)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_COUNTS_TABLE} (tok VARCHAR, n BIGINT, "
+                "first BIGINT, unit BIGINT, rows_seen BIGINT)")
+    for p in range(passes):
+        con.execute(f"INSERT INTO {_COUNTS_TABLE} "
+                    f"SELECT t.tok, t.n, t.first, u.unit, u.rows_seen "
+                    f"FROM ({_counts_sql(contract, table, (p, passes))}) t "
+                    f"LEFT JOIN (SELECT * FROM {index} "
+                    f"WHERE {_in_pass('token', p, passes)}) u ON u.token = t.tok")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_NEW_TABLE} AS SELECT first "
+                f"FROM {_COUNTS_TABLE} WHERE unit IS NULL ORDER BY first")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_TOKENS_TABLE} AS "
+                f"SELECT tok, n, false AS new, unit, rows_seen AS seen FROM {_COUNTS_TABLE} "
+                f"WHERE unit IS NOT NULL UNION ALL "
+                f"SELECT c.tok, c.n, true, CAST(? + 1 + w.rowid AS BIGINT), 0 "
+                f"FROM {_NEW_TABLE} w JOIN {_COUNTS_TABLE} c ON c.first = w.first",
+                [base])
+    con.execute(f"DROP TABLE {_COUNTS_TABLE}")
+    con.execute(f"DROP TABLE {_NEW_TABLE}")
 
 
 def _read_returned(data: pa.Buffer) -> pa.Table:
@@ -486,34 +574,71 @@ def prio_sql(contract: Contract, alias: str, salt: str) -> str:
             f"% {2**31} AS BIGINT)")
 
 
-def _number_rows(con: duckdb.DuckDBPyConnection, contract: Contract, table: str,
-                 salt: str) -> None:
-    """``__bounds`` (row, unit, seq, prio) from ``__unit_tokens`` (tok, unit, seen): the one
-    window function, over this extract's rows only."""
+def _number_rows(con: duckdb.DuckDBPyConnection, contract: Contract, table: str) -> None:
+    """``__bounds`` (row, unit, seq) from ``__unit_tokens`` (tok, unit, seen): one row per
+    row of ``table``, in the order ``table`` holds its rows (NULL unit and seq for a row
+    that failed a check or has no token); the one window function, over this extract's
+    rows only, in :func:`_passes` passes.
+
+    Only these narrow triples are joined, windowed and sorted, never the extract's wide
+    rows: :func:`_numbered_sql` puts them beside the rows by position. DuckDB's hash join,
+    window and sort spill to disk beyond the connection's memory limit, so a commit's
+    memory does not grow with the extract (tests/hub/test_commit_limits.py).
+    """
+    row, t = quote_ident(ROW_COLUMN), quote_ident(table)
+    passes = _passes(con, table)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_WINDOWED_TABLE} "
+                "(pos BIGINT, row BIGINT, unit BIGINT, seq INTEGER)")
+    for p in range(passes):  # each pass: its tokens' rows (module docstring of _passes)
+        con.execute(
+            f"INSERT INTO {_WINDOWED_TABLE} "
+            f"SELECT v.pos, v.{row}, k.unit, CAST(least(k.seen + row_number() OVER "
+            f"(PARTITION BY k.unit ORDER BY v.{row}), {_MAX_SEQ}) AS INTEGER) "
+            f"FROM (SELECT rowid AS pos, {row}, {anchor_sql(contract)} AS tok FROM {t} "
+            f"WHERE len({ERRORS_COLUMN}) = 0) v "
+            f"JOIN (SELECT tok, unit, seen FROM {_TOKENS_TABLE} "
+            f"WHERE {_in_pass('tok', p, passes)}) k ON v.tok = k.tok"
+            + ("" if passes == 1 else f" WHERE {_in_pass('v.tok', p, passes)}")
+        )
+    # one row per row of the table, in its order (rows without numbers, which only a table
+    # with rejected rows has, get NULLs)
+    ((numbered,),) = con.execute(f"SELECT count(*) FROM {_WINDOWED_TABLE}").fetchall()
+    ((rows,),) = con.execute(f"SELECT count(*) FROM {t}").fetchall()
+    source = _WINDOWED_TABLE if numbered == rows else (
+        f"(SELECT c.rowid AS pos, c.{row} AS row, w.unit, w.seq FROM {t} c "
+        f"LEFT JOIN {_WINDOWED_TABLE} w ON w.pos = c.rowid)")
+    # sorted back into the table's order a range of positions per pass, appended in turn
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_BOUNDS_TABLE} "
+                "(row BIGINT, unit BIGINT, seq INTEGER)")
+    size = -(-int(rows) // passes)
+    for p in range(passes):
+        con.execute(f"INSERT INTO {_BOUNDS_TABLE} SELECT row, unit, seq FROM {source} "
+                    f"WHERE pos >= {p * size} AND pos < {(p + 1) * size} ORDER BY pos")
+    con.execute(f"DROP TABLE {_WINDOWED_TABLE}")
+
+
+def _numbered_sql(contract: Contract, partner: str, table: str, salt: str) -> str:
+    """The SQL :meth:`UnitNumbering.number` returns: the valid rows, numbered, in the order
+    ``table`` holds them (the file's, batch by batch of the stream that filled it).
+
+    ``table`` and ``__bounds`` hold the same rows in the same order (``__bounds`` is sorted
+    by the ``rowid`` of ``table``), so they are joined by position (DuckDB's ``POSITIONAL
+    JOIN`` of two table scans: no hash table, no sort of the wide rows); a row whose numbers
+    are not its own stops the commit (never seen: both tables keep their insertion order,
+    the connection's ``preserve_insertion_order``).
+    """
     row = quote_ident(ROW_COLUMN)
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {_BOUNDS_TABLE} AS "
-        f"SELECT v.{row}, k.unit AS {UNIT_COLUMN}, "
-        f"CAST(least(k.seen + row_number() OVER (PARTITION BY k.unit "
-        f"ORDER BY v.{row}), {_MAX_SEQ}) AS INTEGER) AS {SEQ_COLUMN}, v.__h "
-        f"FROM (SELECT c.{row}, {anchor_sql(contract, 'c')} AS tok, "
-        f"{prio_sql(contract, 'c', salt)} AS __h FROM {quote_ident(table)} c "
-        f"WHERE len(c.{ERRORS_COLUMN}) = 0) v JOIN {_TOKENS_TABLE} k ON v.tok = k.tok"
-    )
-
-
-def _numbered_sql(contract: Contract, partner: str, table: str) -> str:
-    """The SQL :meth:`UnitNumbering.number` returns: valid rows, numbered, in file order."""
-    src, row = quote_ident(table), quote_ident(ROW_COLUMN)
     cols = ", ".join(f"c.{quote_ident(f.name)}" for f in contract.extract_fields)
     fixed = "".join(f", {c.select('c.' + quote_ident(c.field))}"
                     for c in FixedColumn.of(contract))
+    seq = (f"CASE WHEN b.row = c.{row} THEN b.seq ELSE "
+           f"CAST(error('unit numbers out of step with the rows') AS INTEGER) END")
     return (
-        f"SELECT {cols}, b.{UNIT_COLUMN}, b.{SEQ_COLUMN}, "
+        f"SELECT {cols}, b.unit AS {UNIT_COLUMN}, {seq} AS {SEQ_COLUMN}, "
         f"CAST({_lit(partner)} AS VARCHAR) AS {PARTNER_COLUMN}, "
-        f"b.__h * {2**31} + b.{SEQ_COLUMN} AS {PRIO_COLUMN}{fixed} "
-        f"FROM {src} c JOIN {_BOUNDS_TABLE} b ON b.{row} = c.{row} "
-        f"ORDER BY c.{row}"
+        f"{prio_sql(contract, 'c', salt)} * {2**31} + b.seq AS {PRIO_COLUMN}{fixed} "
+        f"FROM {quote_ident(table)} c POSITIONAL JOIN {_BOUNDS_TABLE} b "
+        f"WHERE b.unit IS NOT NULL"
     )
 
 

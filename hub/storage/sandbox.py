@@ -10,7 +10,9 @@ and nothing else: external access is disabled (no other file, no glob over other
 no ``ATTACH`` elsewhere, no network, no secrets), extensions are never installed or loaded,
 and the configuration is locked after it is set, so SQL run on the connection cannot lift
 a limit (``SET enable_external_access``, ``SET memory_limit``, ``SET threads``, ``RESET``).
-A memory limit and a thread limit bound what one query or check can take from the node.
+A memory limit and a thread limit bound what one query or check can take from the node;
+beyond the memory limit DuckDB spills to the temporary folder, up to ``max_temp_size`` of
+disk (:class:`DuckLimits`, from the ``TAHUB_DUCKDB_*`` settings).
 
 DuckDB checks the paths itself (``allowed_paths`` / ``allowed_directories``), so the guard
 holds for every table function and ``COPY``, whatever SQL reaches it; the hub's own quoting
@@ -36,16 +38,25 @@ __all__ = ["DuckLimits", "sandboxed_duckdb"]
 @dataclass(frozen=True)
 class DuckLimits:
     """What one sandboxed connection may take: threads, memory (DuckDB's syntax, ``2GB``),
-    and the folder its temporary folder is made in (None: the system's)."""
+    the folder its temporary folder is made in (None: the system's), and how much disk it
+    may spill there (None: DuckDB's default, 90% of the free space of that disk).
+
+    ``preserve_order``: DuckDB's ``preserve_insertion_order``. False lets DuckDB drop the
+    order of rows wherever a statement does not ask for one (less memory for large
+    ``CREATE TABLE ... AS``); the commit keeps it, since its canonical copy is written in
+    the file's order by a positional join (``hub.ingest.units``)."""
 
     threads: int
     memory_limit: str
     spill_root: Path | None = None
+    max_temp_size: str | None = None
+    preserve_order: bool = True
 
     @classmethod
     def of(cls, settings: Settings) -> DuckLimits:
         return cls(settings.duckdb_threads, settings.duckdb_memory_limit,
-                   settings.data_dir / "tmp")
+                   settings.duckdb_temp_dir or settings.data_dir / "tmp",
+                   settings.duckdb_max_temp_size)
 
 
 def _folder(path: Path) -> str:
@@ -69,17 +80,18 @@ def sandboxed_duckdb(
     if limits.spill_root is not None:
         limits.spill_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="duckdb-", dir=limits.spill_root) as spill:
-        con = duckdb.connect(
-            str(database) if database is not None else ":memory:",
-            read_only=read_only,
-            config={
-                "threads": max(1, limits.threads),
-                "memory_limit": limits.memory_limit,
-                "temp_directory": spill,
-                "autoinstall_known_extensions": False,
-                "autoload_known_extensions": False,
-            },
-        )
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "threads": max(1, limits.threads),
+            "memory_limit": limits.memory_limit,
+            "temp_directory": spill,
+            "preserve_insertion_order": limits.preserve_order,
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+        }
+        if limits.max_temp_size is not None:
+            config["max_temp_directory_size"] = limits.max_temp_size
+        con = duckdb.connect(str(database) if database is not None else ":memory:",
+                             read_only=read_only, config=config)
         try:
             con.execute("SET enable_progress_bar = false")
             con.execute("SET allowed_directories = ?",

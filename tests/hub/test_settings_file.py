@@ -188,7 +188,7 @@ def test_the_duckdb_memory_default_is_a_share_of_this_machine() -> None:
     from hub.settings import machine_memory_share
 
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    quarter = int(machine_memory_share(4).removesuffix("MiB"))
-    assert quarter <= total // 4 // 2**20 and quarter >= 1024
-    assert Settings().duckdb_memory_limit == machine_memory_share(4)
+    eighth = int(machine_memory_share(8).removesuffix("MiB"))
+    assert eighth <= total // 8 // 2**20 and eighth >= 1024
+    assert Settings().duckdb_memory_limit == machine_memory_share(8)
     assert machine_memory_share(10**9) == "1024MiB"  # never less than 1 GiB
