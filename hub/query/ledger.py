@@ -79,6 +79,7 @@ from hub.privacy.budget import (
     tally,
 )
 from hub.storage.db import (
+    JsonText,
     budget_locks,
     iso_utc,
     json_text,
@@ -165,14 +166,19 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _json_object(value: Any, field: str) -> dict[str, Any]:
-    """A JSON object that round-trips exactly (no NaN, no non-JSON types)."""
+def _json_object_text(value: Any, field: str) -> JsonText:
+    """A JSON object as the JSON column's text (no NaN, no non-JSON types)."""
     if not isinstance(value, Mapping):
         raise InvalidInput(f"{field} must be a JSON object", field=field)
     try:
-        out: dict[str, Any] = json.loads(json.dumps(dict(value), allow_nan=False))
+        return JsonText(json_text(dict(value)))
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"{field} is not plain JSON: {exc}", field=field) from None
+
+
+def _json_object(value: Any, field: str) -> dict[str, Any]:
+    """A JSON object that round-trips exactly (no NaN, no non-JSON types)."""
+    out: dict[str, Any] = json.loads(_json_object_text(value, field))
     return out
 
 
@@ -410,7 +416,7 @@ class Ledger:
         stored release is returned and this entry is marked ``failed``: its budget stays
         spent, and the member keeps seeing one answer per question.
         """
-        stored = _json_object(result, "result")
+        text = _json_object_text(result, "result")  # serialised once, stored and returned
         le, rel = ledger_entries, releases
         with self._locked(charge.dataset) as conn:
             when = self._now(conn) if now is None else _utc(now)
@@ -440,11 +446,11 @@ class Ledger:
             release_id = _new_id("rel_")
             conn.execute(sa.insert(rel).values(
                 id=release_id, entry_id=charge.id, dataset=charge.dataset, org_id=charge.org,
-                query_key=charge.query_key, created_at=when, result=stored,
+                query_key=charge.query_key, created_at=when, result=text,
             ))
         return Release(id=release_id, entry_id=charge.id, dataset=charge.dataset,
                        org=charge.org, query_key=charge.query_key, created_at=when,
-                       text=json_text(stored), cost=charge.cost)
+                       text=text, cost=charge.cost)
 
     def mark_failed(self, charge: Charge, *, actor: str | None = None,
                     reason: str | None = None) -> None:

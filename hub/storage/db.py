@@ -40,6 +40,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from hub.errors import TahubError, Unavailable
 
 __all__ = [
+    "JsonText",
     "audit_anchor",
     "audit_entries",
     "budget_locks",
@@ -128,9 +129,16 @@ def read_connection(engine: Engine) -> Iterator[Connection]:
         raise Unavailable("the metadata store is unavailable; retry later") from exc
 
 
+class JsonText(str):
+    """JSON that :func:`json_text` wrote already: a JSON column stores it as it is, so that a
+    large value is serialised once (hub.query.ledger.Ledger.record_release)."""
+
+
 def json_text(value: Any) -> str:
     """How every JSON column is written: compact, and plain JSON only (no NaN). A stored
     release is sent again as this text (hub.query.ledger.Release.text)."""
+    if isinstance(value, JsonText):
+        return str(value)
     return json.dumps(value, separators=(",", ":"), allow_nan=False)
 
 
