@@ -274,14 +274,14 @@ class UnitIndex:
                 ((base,),) = con.execute(
                     f"SELECT coalesce(max(unit), 0) FROM {_ALIAS}.units"
                 ).fetchall()
-                _known_and_new(con, contract, table, f"{_ALIAS}.units", int(base))
-                _number_rows(con, contract, table)
+                passes = _passes(con, table)
+                _known_and_new(con, contract, table, f"{_ALIAS}.units", int(base), passes)
+                _number_rows(con, contract, table, passes)
                 # In the passes of the numbering, one transaction each, so that an update of
                 # millions of known tokens never has to fit the memory limit at once. A
                 # crash between two leaves some tokens counted and others not: gaps in their
                 # numbers, never a repeated one (module docstring), and a retry numbers
                 # every token again from the index as it then is.
-                passes = _passes(con, table)
                 for p in range(passes):
                     con.execute("BEGIN TRANSACTION")
                     try:
@@ -369,7 +369,7 @@ class PostgresUnitIndex:
             )
         finally:
             con.unregister(_RETURNED_VIEW)
-        _number_rows(con, contract, table)
+        _number_rows(con, contract, table, _passes(con, table))
         return _numbered_sql(contract, partner, table, salt)
 
     def _upsert(self, con: duckdb.DuckDBPyConnection, dataset: str) -> tuple[pa.Table, str]:
@@ -514,14 +514,13 @@ def _bytes(size: str) -> int:
 
 
 def _known_and_new(con: duckdb.DuckDBPyConnection, contract: Contract, table: str,
-                   index: str, base: int) -> None:
+                   index: str, base: int, passes: int) -> None:
     """``__unit_tokens`` (tok, n, new, unit, seen): this extract's tokens, known ones with
     their id and rows seen, new ones with the next ids after ``base`` in the order of their
     first row, so that the ids depend neither on how DuckDB splits the work nor on its
     memory limit. The ranks are the ``rowid`` s of a table of first rows written in order
     (an external sort of one BIGINT), not a window over all new tokens at once, which
     would have to hold them all in memory."""
-    passes = _passes(con, table)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_COUNTS_TABLE} (tok VARCHAR, n BIGINT, "
                 "first BIGINT, unit BIGINT, rows_seen BIGINT)")
     for p in range(passes):
@@ -574,7 +573,8 @@ def prio_sql(contract: Contract, alias: str, salt: str) -> str:
             f"% {2**31} AS BIGINT)")
 
 
-def _number_rows(con: duckdb.DuckDBPyConnection, contract: Contract, table: str) -> None:
+def _number_rows(con: duckdb.DuckDBPyConnection, contract: Contract, table: str,
+                 passes: int) -> None:
     """``__bounds`` (row, unit, seq) from ``__unit_tokens`` (tok, unit, seen): one row per
     row of ``table``, in the order ``table`` holds its rows (NULL unit and seq for a row
     that failed a check or has no token); the one window function, over this extract's
@@ -586,7 +586,6 @@ def _number_rows(con: duckdb.DuckDBPyConnection, contract: Contract, table: str)
     memory does not grow with the extract (tests/hub/test_commit_limits.py).
     """
     row, t = quote_ident(ROW_COLUMN), quote_ident(table)
-    passes = _passes(con, table)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_WINDOWED_TABLE} "
                 "(pos BIGINT, row BIGINT, unit BIGINT, seq INTEGER)")
     for p in range(passes):  # each pass: its tokens' rows (module docstring of _passes)

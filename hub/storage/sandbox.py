@@ -41,16 +41,13 @@ class DuckLimits:
     the folder its temporary folder is made in (None: the system's), and how much disk it
     may spill there (None: DuckDB's default, 90% of the free space of that disk).
 
-    ``preserve_order``: DuckDB's ``preserve_insertion_order``. False lets DuckDB drop the
-    order of rows wherever a statement does not ask for one (less memory for large
-    ``CREATE TABLE ... AS``); the commit keeps it, since its canonical copy is written in
-    the file's order by a positional join (``hub.ingest.units``)."""
+    DuckDB's ``preserve_insertion_order`` stays on (its default): the commit joins a
+    table with its numbers by position (``hub.ingest.units``)."""
 
     threads: int
     memory_limit: str
     spill_root: Path | None = None
     max_temp_size: str | None = None
-    preserve_order: bool = True
 
     @classmethod
     def of(cls, settings: Settings) -> DuckLimits:
@@ -84,7 +81,6 @@ def sandboxed_duckdb(
             "threads": max(1, limits.threads),
             "memory_limit": limits.memory_limit,
             "temp_directory": spill,
-            "preserve_insertion_order": limits.preserve_order,
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
         }
