@@ -11,14 +11,15 @@ exactly from the fraction -- digit for digit the web interface's
     ('rho 0.1', 'epsilon 0.45', 'rho 0.333 (exact 1/3)')
 
 The exact value stays in the API, in ``--json`` and in downloads; a command line, which has
-no hover, adds it when the decimal is rounded (``exact=True``).
+no hover, adds it when the decimal is rounded (``exact=True``). Sizes in bytes read the same
+way everywhere (:func:`size_text`: ``1.5 MB``).
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
 
-__all__ = ["amount", "decimal", "symbol"]
+__all__ = ["amount", "decimal", "size_text", "symbol"]
 
 _SYMBOLS = {"zcdp": "rho", "pure": "epsilon"}
 _DIGITS = 3
@@ -71,3 +72,14 @@ def amount(text: str | Fraction | int | None, measure: str | None = None, *,
         if rounded:
             out += f" (exact {text})"
     return out
+
+
+def size_text(n: int) -> str:
+    """A size in bytes as people read it, in decimal units to a tenth, rounded half up in
+    integers (the web interface's ``sizeText`` gives the same text): ``512 bytes``,
+    ``1.0 KB``, ``2.5 GB``."""
+    for unit, scale in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
+        if n >= scale:
+            tenths = (int(n) * 10 + scale // 2) // scale
+            return f"{tenths // 10:,}.{tenths % 10} {unit}"
+    return f"{n:,} bytes"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from connectors.common.amounts import amount
+from connectors.common.amounts import amount, size_text
 from connectors.common.names import Names
 
 __all__ = ["SENTENCES", "detail_lines", "sentence"]
@@ -87,12 +87,6 @@ def _rows(n: Any) -> str:
     return f"{n:,}" if isinstance(n, int) else str(n if n is not None else "")
 
 
-def _bytes(n: Any) -> str:
-    if not isinstance(n, int | float):
-        return ""
-    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{max(1, -(-int(n) // 1000))} kB"
-
-
 def _audience(value: Any, names: Names) -> str:
     if value in (None, "all"):
         return "every member"
@@ -159,7 +153,7 @@ SENTENCES: dict[str, Callable[[_Parts], str]] = {
     f"{_roles(p.d.get('roles'))}",
     "client.revoked": lambda p: f"{p.admin} revoked a client of {p.org}",
     "upload.started": lambda p: f"{p.who} started an upload to {p.dataset}" + (
-        f" ({_bytes(p.d['size'])})" if p.d.get("size") else ""),
+        f" ({size_text(p.d['size'])})" if p.d.get("size") else ""),
     "upload.committed": _committed,
     "upload.rejected": lambda p: f"the hub rejected an upload by {p.who} to {p.dataset}"
     + (f": {p.d['code']}" if p.d.get("code") else "")

@@ -48,6 +48,7 @@ from typing import NoReturn
 
 import duckdb
 
+from connectors.common.amounts import size_text
 from connectors.partner.mapping import Encoding, SourceOptions
 from hub.contracts.validation import ROW_COLUMN, quote_ident
 from hub.errors import SourceError
@@ -166,10 +167,6 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _size(n: int) -> str:
-    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} KB" if n >= 1e3 else f"{n} B"
-
-
 # -- encoding ----------------------------------------------------------------------------
 def detect_encoding(path: Path) -> tuple[Encoding, str]:
     """The encoding of ``path`` and a sentence saying how it was told (see the module doc)."""
@@ -181,7 +178,7 @@ def detect_encoding(path: Path) -> tuple[Encoding, str]:
         return Encoding.UTF16, "utf-16 (the file starts with a UTF-16 byte-order mark)"
     if len(head) == _DETECT_BYTES:  # do not judge a character cut in half at the end
         head = head[: head.rfind(b"\n") + 1] or head
-    where = f"the first {_size(len(head))}" if len(head) >= _DETECT_BYTES // 2 else "the file"
+    where = f"the first {size_text(len(head))}" if len(head) >= _DETECT_BYTES // 2 else "the file"
     if head.isascii():
         return Encoding.UTF8, f"utf-8 ({where} is plain ASCII)"
     text = head.decode("utf-8", errors="replace")

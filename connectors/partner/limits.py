@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from connectors.common.amounts import size_text
 from hub.errors import ConfigError, OutOfCapacity, TooLarge
 
 __all__ = [
@@ -61,13 +62,6 @@ def parse_size(text: str, setting: str) -> int:
             field=setting,
         )
     return int(float(match.group(1)) * _UNITS[unit])
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
-        if n >= scale:
-            return f"{n / scale:,.1f} {unit}"
-    return f"{n:,} bytes"
 
 
 @dataclass(frozen=True)
@@ -154,8 +148,8 @@ class ConnectorLimits:
             size = source.stat().st_size
         if size > self.max_input_bytes:
             raise TooLarge(
-                f"{source.name} is {_size(size)}, more than the connector's ceiling of "
-                f"{_size(self.max_input_bytes)} ({ENV_MAX_INPUT_BYTES}); raise that setting "
+                f"{source.name} is {size_text(size)}, more than the connector's ceiling of "
+                f"{size_text(self.max_input_bytes)} ({ENV_MAX_INPUT_BYTES}); raise that setting "
                 "if the machine has the disk for it, or split the export. Nothing was written "
                 "or uploaded",
                 field=ENV_MAX_INPUT_BYTES,
@@ -180,7 +174,7 @@ class ConnectorLimits:
         """The refusal when DuckDB ran out of ``memory_limit`` even spilling to ``spill``."""
         return OutOfCapacity(
             f"preparing this export needs more memory than {ENV_MEMORY_LIMIT} "
-            f"({_size(self.memory_limit)}) allows, even spilling to {spill}: raise it, or give "
+            f"({size_text(self.memory_limit)}) allows, even spilling to {spill}: raise it, or give "
             f"the temporary folder more disk ({ENV_TEMP_DIR}). Nothing was written or uploaded",
             field=ENV_MEMORY_LIMIT,
             rule="memory_limit",

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from connectors.common.amounts import decimal
+from connectors.common.amounts import decimal, size_text
 from hub.actors import MemberKind, Role
 from hub.governance.audit import Action
 from hub.identity.people import Person
@@ -174,7 +174,7 @@ def test_the_governance_console_shows_names_with_the_ids_on_hover(page: Page,
 def test_every_audit_action_has_a_sentence_in_the_web_interface(page: Page,
                                                                  names: Names) -> None:
     """auditlog.js's table of sentences covers Action, and its decimals are the command
-    line's, digit for digit."""
+    line's, digit for digit (sizes in bytes too)."""
     _sign_in(page, names.hub, "officer1@names.example")
     expect(page.get_by_role("heading", name="Home")).to_be_visible()
     keys = page.evaluate("async () => Object.keys((await import('/ui/static/auditlog.js'))"
@@ -185,6 +185,11 @@ def test_every_audit_action_has_a_sentence_in_the_web_interface(page: Page,
     shown = page.evaluate("async (xs) => { const m = await import('/ui/static/amounts.js');"
                           " return xs.map((x) => m.decimal(x)); }", samples)
     assert shown == [decimal(s) for s in samples]
+    sizes = [0, 512, 999, 1000, 1049, 1050, 1250, 65536, 999_999, 2_500_000, 7 * 10**9,
+             12_345_678_901_234]
+    shown = page.evaluate("async (xs) => { const m = await import('/ui/static/amounts.js');"
+                          " return xs.map((x) => m.sizeText(x)); }", sizes)
+    assert shown == [size_text(n) for n in sizes]
 
 
 def test_a_data_owner_sees_who_used_its_data_by_organisation(page: Page,

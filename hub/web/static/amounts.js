@@ -73,3 +73,15 @@ export function costOf(cost) {
   return [amount(cost.amount, cost.measure),
     cost.delta && cost.delta !== "0" ? [", delta ", amount(cost.delta)] : null];
 }
+
+// A size in bytes, as connectors/common/amounts.py's size_text writes it: "512 bytes",
+// "1.0 KB", "2.5 GB" (decimal units to a tenth, rounded half up in integers).
+export function sizeText(n) {
+  for (const [unit, scale] of [["TB", 1e12], ["GB", 1e9], ["MB", 1e6], ["KB", 1e3]]) {
+    if (n >= scale) {
+      const tenths = Math.floor((n * 10 + scale / 2) / scale);
+      return `${Math.floor(tenths / 10).toLocaleString("en")}.${tenths % 10} ${unit}`;
+    }
+  }
+  return `${Number(n).toLocaleString("en")} bytes`;
+}

@@ -4,7 +4,7 @@
 // (tests/web/test_names.py fails when an action has none); the command line's sentences are
 // connectors/common/auditsentences.py (the same sentences).
 
-import { amount, costOf } from "./amounts.js";
+import { amount, costOf, sizeText } from "./amounts.js";
 import { h } from "./dom.js";
 
 const LIMITS = { global_total: "global", per_member: "per member", per_query: "per query",
@@ -21,11 +21,6 @@ function errors(n) {
 
 function rows(n) {
   return n === undefined || n === null ? "" : Number(n).toLocaleString("en");
-}
-
-function bytes(n) {
-  if (n === undefined || n === null) return "";
-  return n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.ceil(n / 1e3))} kB`;
 }
 
 function audience(value, x) {
@@ -85,7 +80,7 @@ export const SENTENCES = {
     roles(e.details.roles)],
   "client.revoked": (e, x) => [x.admin, " revoked a client of ", x.org],
   "upload.started": (e, x) => [x.who, " started an upload to ", x.dataset,
-    e.details.size ? ` (${bytes(e.details.size)})` : ""],
+    e.details.size ? ` (${sizeText(e.details.size)})` : ""],
   "upload.committed": (e, x) => (e.details.duplicate
     ? [x.who, " sent ", x.dataset, " an extract the hub already had"]
     : [x.who, " added an extract of ", rows(e.details.rows), " rows to ", x.dataset]),

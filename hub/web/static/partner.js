@@ -6,14 +6,11 @@
 // GET /v1/contracts, GET /v1/directory (names: the people of other organisations are shown
 // as their organisation, names.js).
 
+import { sizeText } from "./amounts.js";
 import { api } from "./api.js";
 import { details as entryDetails, sentence } from "./auditlog.js";
 import { fill, h, problemBox } from "./dom.js";
 import { names as loadNames } from "./names.js";
-
-function size(bytes) {
-  return bytes > 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : `${Math.ceil(bytes / 1e3)} kB`;
-}
 
 export async function show({ render }) {
   const extractsBox = h("section", { class: "panel", "aria-labelledby": "x-h" });
@@ -41,7 +38,7 @@ export async function show({ render }) {
         h("th", { scope: "row" }, x.id),
         h("td", {}, `${x.dataset} v${x.contract_version}`),
         h("td", { class: "num" }, x.rows.toLocaleString("en")),
-        h("td", { class: "num" }, size(x.size)),
+        h("td", { class: "num" }, sizeText(x.size)),
         h("td", {}, h("details", {}, h("summary", {}, `all ${x.report.rows.toLocaleString("en")}`
           + " rows valid"), h("dl", {},
           h("dt", {}, "Columns"), h("dd", {}, (x.report.columns || []).join(", ")),
