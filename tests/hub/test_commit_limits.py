@@ -113,7 +113,7 @@ def test_passes_follow_the_limit_and_the_rows() -> None:
     assert units._pass_count(1_000_000, 32 * MiB) == 2 * units._pass_count(1_000_000, 64 * MiB)
     assert units._pass_count(2_000_000, 32 * MiB) == 2 * units._pass_count(1_000_000, 32 * MiB)
     assert units._pass_count(100_000_000, MiB) == units._MAX_PASSES
-    assert units._pass_count(20_000_000, 6 * 2**30) == 4  # 100M rows from 5, default limit
+    assert units._pass_count(20_000_000, 3 * 2**30) == 8  # a fifth of 100M, default on 24 GB
     assert units._bytes("61.0 MiB") == 61 * MiB and units._bytes("2.0 GB") == 2 * 10**9
     assert units._bytes("512 bytes") == 512
 
