@@ -371,12 +371,15 @@ def cost_for_halfwidth(
     return Cost(measure, amount)
 
 
+@functools.lru_cache(maxsize=1024)
 def to_epsilon_delta(cost: Cost, delta: float | Fraction = DEFAULT_DELTA) -> tuple[float, float]:
     """The (epsilon, delta)-DP a cost implies, for display (the ledger keeps the exact cost).
 
     Pure costs are (epsilon, 0). A rho is converted by OpenDP itself: a discrete Gaussian
     measurement whose map is >= rho goes through ``make_zCDP_to_approxDP`` and
     ``make_fix_delta`` (OpenDP's conversion, at least as tight as rho + 2 sqrt(rho ln(1/delta))).
+    Remembered per cost (OpenDP's search for epsilon takes about 4 ms, and an estimate and
+    the query that follows it, or a policy's grid of costs, ask for the same ones).
     """
     if cost.measure is Measure.PURE:
         return float(cost.amount), 0.0

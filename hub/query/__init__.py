@@ -7,6 +7,7 @@
     hub.query.authorisation a request against the policies -> a plan, or the refusing rule
                             (deny by default; domain core)
     hub.query.bounds        which rows each unit keeps (its rows of smallest priority)
+    hub.query.sql           a plan's SQL: bounding, filters, groups, the parts per cell
     hub.query.engine        QueryEngine: a plan's exact cell aggregates over bounded rows
                             (DuckDB over committed extracts)
     hub.query.release       the cost's split, every mechanism calibrated, the released body:

@@ -20,6 +20,14 @@ person: rows are read through :func:`persons_source` (``__unit`` replaced by the
 the row's own unit kept as ``__origin``), every person of several units is a candidate
 heavy unit, and the cut is the ``m``-th smallest (priority, origin) pair, unique per person.
 
+Dropped rows: for a query of counts and sums only, adding up the kept rows is the same as
+adding up all the rows and taking away those the cuts drop, and the second is what a query
+can do without joining every row with the cuts. :meth:`BoundCuts.dropped` writes, once per
+dataset state and bound like the cuts, the dropped rows themselves (whole rows, the columns
+of the extracts) to a Parquet file under the same folder, unless they are more than a quarter
+of all rows (then the join is the cheaper way and queries keep it). :mod:`hub.query.engine`
+subtracts the dropped rows' aggregates from the unbounded ones, per group, in exact integers.
+
 Privacy: a unit's cut is a function of its own rows only, so the kept rows of every other
 unit are the same whether or not it is in the data; each unit keeps at most ``m`` rows (per
 period). Extracts committed before priorities existed read ``__seq`` as their priority.
@@ -29,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,6 +51,7 @@ from hub.storage.sandbox import DuckLimits, sandboxed_duckdb
 __all__ = [
     "CUT_COLUMN",
     "CUT_ORIGIN_COLUMN",
+    "CUT_ROWS_COLUMN",
     "ORIGIN_COLUMN",
     "PERIOD_KEY",
     "Bound",
@@ -49,15 +59,20 @@ __all__ = [
     "kept_sql",
     "period_key",
     "persons_source",
+    "prio_sql",
 ]
 
 CUT_COLUMN = "__cut"
 CUT_ORIGIN_COLUMN = "__cut_origin"
+#: A heavy unit's number of rows (in the period), in the cut file: it keeps ``max_rows``.
+CUT_ROWS_COLUMN = "__n"
 #: A row's own ``__unit`` (before persons replaced it), the tie-break of priorities.
 ORIGIN_COLUMN = "__origin"
 PERIOD_KEY = "__p"
 #: Cut files of older dataset states are removed once this old (a query may still read one).
 _STALE_SECONDS = 3600
+#: Dropped rows are written, for queries to subtract, only up to this share of all rows.
+_DROPPED_SHARE = 0.25
 
 
 def period_key(field: str, alias: str | None = None) -> str:
@@ -74,6 +89,29 @@ def persons_source(source: str, persons: str) -> str:
     return (f"(SELECT __r.* REPLACE (coalesce(__m.{PERSON_COLUMN}, __r.{UNIT_COLUMN}) "
             f"AS {UNIT_COLUMN}), __r.{UNIT_COLUMN} AS {ORIGIN_COLUMN} FROM {source} AS __r "
             f"LEFT JOIN read_parquet({persons}) AS __m ON __m.{UNIT_COLUMN} = __r.{UNIT_COLUMN})")
+
+
+def prio_sql(columns: frozenset[str] | None, row: str) -> str:
+    """A row's priority (``row`` its alias; ``columns`` those of its files, None: all)."""
+    if columns is None or PRIO_COLUMN in columns:
+        return f"coalesce({row}.{PRIO_COLUMN}, {row}.{SEQ_COLUMN})"
+    return f"CAST({row}.{SEQ_COLUMN} AS BIGINT)"
+
+
+def _tmp(path: Path) -> Path:
+    """Where one thread writes ``path`` before it takes its place (queries run in threads)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+
+
+def _source(paths: Sequence[Path], persons: Path | None) -> tuple[dict[str, object], str]:
+    """The parameters and SQL relation of the canonical rows of ``paths``, read through the
+    person map when there is one."""
+    params: dict[str, object] = {"files": [str(p) for p in paths]}
+    src = "read_parquet($files, union_by_name = true)"
+    if persons is not None:
+        src = persons_source(src, "$persons")
+        params["persons"] = str(persons)
+    return params, src
 
 
 def kept_sql(prio: str, row: str, cut: str, linked: bool) -> str:
@@ -115,23 +153,13 @@ class BoundCuts:
         the units here."""
         if not paths:
             return None
-        state = "\n".join([*sorted(extract_ids), persons.name if persons else ""])
-        digest = hashlib.sha256(state.encode()).hexdigest()[:24]
-        prefix = f"{dataset}-{bound.tag}-v2-"
-        path = self._folder / f"{prefix}{digest}.parquet"
-        empty = path.with_suffix(".none")
+        path, empty, prefix = self._paths("v3", dataset, extract_ids, bound, persons)
         if empty.exists():
             return None
         if path.exists():
             return path
-        self._folder.mkdir(parents=True, exist_ok=True)
-        params: dict[str, object] = {"files": [str(p) for p in paths]}
-        src = "read_parquet($files, union_by_name = true)"
-        if persons is not None:
-            src = persons_source(src, "$persons")
-            params["persons"] = str(persons)
-        prio = (f"coalesce(t.{PRIO_COLUMN}, t.{SEQ_COLUMN})" if PRIO_COLUMN in columns
-                else f"CAST(t.{SEQ_COLUMN} AS BIGINT)")
+        params, src = _source(paths, persons)
+        prio = prio_sql(columns, "t")
         origin = f"t.{ORIGIN_COLUMN}" if persons is not None else f"t.{UNIT_COLUMN}"
         m = int(bound.max_rows)
         if bound.period is None:
@@ -146,13 +174,14 @@ class BoundCuts:
                      f"FROM {src} GROUP BY ALL HAVING count(*) > {m}")
             rows = (f"SELECT t.{UNIT_COLUMN}, {period_key(bound.period, 't')} AS {PERIOD_KEY}, "
                     f"{prio} AS p, {origin} AS o FROM {src} t")
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp = _tmp(path)
         params["out"] = str(tmp)
         # The cut is the m-th smallest (priority, origin unit): priorities are unique per
         # origin unit, so the pair is unique per person and a person keeps exactly m rows.
         sql = (
             f"COPY (WITH h AS ({heavy}), r AS ({rows}) "
-            f"SELECT {keys}, p AS {CUT_COLUMN}, o AS {CUT_ORIGIN_COLUMN} FROM ("
+            f"SELECT {keys}, p AS {CUT_COLUMN}, o AS {CUT_ORIGIN_COLUMN}, "
+            f"n AS {CUT_ROWS_COLUMN} FROM ("
             f"SELECT {keys}, p, o, row_number() OVER (PARTITION BY {keys} ORDER BY p, o) AS rn, "
             f"count(*) OVER (PARTITION BY {keys}) AS n "
             f"FROM r SEMI JOIN h USING ({keys})) WHERE rn = least(n, {m})"
@@ -163,10 +192,59 @@ class BoundCuts:
             con.execute(sql, params)
             ((count,),) = con.execute("SELECT count(*) FROM read_parquet($out)",
                                       {"out": str(tmp)}).fetchall()
-        if count == 0:
+        return self._keep(tmp, path if count else None, empty, prefix)
+
+    def dropped(self, dataset: str, extract_ids: Sequence[str], paths: Sequence[Path],
+                columns: frozenset[str], bound: Bound, cuts: Path,
+                persons: Path | None = None) -> Path | None:
+        """The Parquet file of the rows that the cut file ``cuts`` (of these files, this
+        bound and these persons: :meth:`cuts`) drops, every column of the files; written
+        unless already there. None when they are more than a quarter of all rows (module
+        docstring): the caller then keeps the rows through the cuts instead."""
+        path, many, prefix = self._paths("drop-v1", dataset, extract_ids, bound, persons)
+        if many.exists():
+            return None
+        if path.exists():
+            return path
+        params, src = _source(paths, persons)
+        params["cuts"] = str(cuts)
+        m = int(bound.max_rows)
+        tmp = _tmp(path)
+        on = f"c.{UNIT_COLUMN} = t.{UNIT_COLUMN}"
+        if bound.period is not None:
+            on += f" AND c.{PERIOD_KEY} = {period_key(bound.period, 't')}"
+        read = [*paths, cuts, *([persons] if persons is not None else [])]
+        with sandboxed_duckdb(self._limits, read=read, folders=[self._folder]) as con:
+            ((rows,),) = con.execute("SELECT count(*) FROM read_parquet($files)",
+                                     {"files": params["files"]}).fetchall()
+            ((gone,),) = con.execute(
+                f"SELECT coalesce(sum({CUT_ROWS_COLUMN} - least({CUT_ROWS_COLUMN}, {m})), 0) "
+                "FROM read_parquet($cuts)", {"cuts": params["cuts"]}).fetchall()
+            few = gone <= _DROPPED_SHARE * rows
+            if few:
+                params["out"] = str(tmp)
+                con.execute(
+                    f"COPY (SELECT t.* FROM {src} AS t JOIN read_parquet($cuts) AS c ON {on} "
+                    f"WHERE NOT {kept_sql(prio_sql(columns, 't'), 't', 'c', persons is not None)}"
+                    ") TO $out (FORMAT parquet)", params)
+        return self._keep(tmp, path if few else None, many, prefix)
+
+    def _paths(self, kind: str, dataset: str, extract_ids: Sequence[str], bound: Bound,
+               persons: Path | None) -> tuple[Path, Path, str]:
+        """A state's file of ``kind``, its marker of no file, and the prefix of its kind."""
+        self._folder.mkdir(parents=True, exist_ok=True)
+        state = "\n".join([*sorted(extract_ids), persons.name if persons else ""])
+        digest = hashlib.sha256(state.encode()).hexdigest()[:24]
+        prefix = f"{dataset}-{bound.tag}-{kind}-"
+        path = self._folder / f"{prefix}{digest}.parquet"
+        return path, path.with_suffix(".none"), prefix
+
+    def _keep(self, tmp: Path, path: Path | None, marker: Path, prefix: str) -> Path | None:
+        """``tmp`` in place as ``path``, or, when None, the marker of no file."""
+        if path is None:
             tmp.unlink(missing_ok=True)
-            empty.touch()
-            self._expire(prefix, keep=empty)
+            marker.touch()
+            self._expire(prefix, keep=marker)
             return None
         os.replace(tmp, path)
         self._expire(prefix, keep=path)

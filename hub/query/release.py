@@ -73,8 +73,8 @@ from hub.privacy.selection import (
     select_keys,
     top_k,
 )
-from hub.query.engine import Part, PartKind
 from hub.query.plan import MeasurePlan, QueryPlan
+from hub.query.sql import Part, PartKind
 
 __all__ = [
     "RANK_CONFIDENCE",

@@ -185,7 +185,7 @@ def test_persons_across_partners_are_linked_before_any_noise(
     exactly (count_units, linked_units of the pooled rows, no noise); the units the hub
     numbered per identifier, without linking persons, put none of them at two partners."""
     from hub.api.app import build_services
-    from hub.query.engine import Part
+    from hub.query.sql import Part
     from hub.settings import Settings
     from tests.hub.pooled import plan
 

@@ -96,10 +96,10 @@ from hub.governance.policies import PolicySet, default_policies_dir, parse_polic
 from hub.privacy.accounting import Cost, Measure
 from hub.privacy.noise import _opendp
 from hub.query.authorisation import authorise
-from hub.query.engine import Part
 from hub.query.plan import QueryPlan
 from hub.query.release import Calibrated, calibrate_plan, cost_for, release
 from hub.query.request import QueryRequest
+from hub.query.sql import Part
 
 __all__ = [
     "ALPHA",

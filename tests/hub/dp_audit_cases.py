@@ -17,9 +17,9 @@ from hub.privacy.accounting import Cost, Measure
 from hub.privacy.intervals import _halfwidth_steps, mean_interval
 from hub.privacy.noise import MeanNoise, Mechanism, NoiseSpec
 from hub.privacy.selection import key_text
-from hub.query.engine import Part
 from hub.query.plan import QueryPlan
 from hub.query.release import TOP_SHARE, Calibrated, split
+from hub.query.sql import Part
 from tests.hub.dp_audit import Case, FixedAggregates, Key, Pair
 
 __all__ = ["CASES", "decode_mean"]

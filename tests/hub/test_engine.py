@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -20,8 +21,10 @@ from hypothesis import strategies as st
 from hub.contracts.model import Contract, ContractRegistry, FieldType
 from hub.errors import InvalidInput, Unavailable
 from hub.privacy.noise import to_fixed
-from hub.query.engine import Part, QueryEngine, compile_plan
+from hub.query import bounds
+from hub.query.engine import QueryEngine
 from hub.query.plan import DimensionPlan, FilterPlan, QueryPlan
+from hub.query.sql import Part, compile_plan
 from tests.hub.conftest import ORG_A, ORG_B
 from tests.hub.extract_files import token, valid_rows
 from tests.hub.pooled import ORG_C, ORGS, Pool, plan
@@ -163,16 +166,19 @@ commit_strategy = st.tuples(st.sampled_from(ORGS), st.lists(row_strategy, min_si
     dims=st.sampled_from([(), ("typology",), ("typology", "exploitation_stream"),
                           ("exploitation_stream", "period")]),
     filtered=st.booleans(),
-    per_unit=st.booleans(),
+    shape=st.sampled_from(["units", "rows", "sums"]),
     per_period=st.booleans(),
 )
 def test_every_part_equals_the_brute_force_reference(
     migrated_db: Path, registry: ContractRegistry, alerts: Contract,
     commits: list[tuple[str, list[dict[str, Any]]]], withdraw: set[int], max_rows: int,
-    dims: tuple[str, ...], filtered: bool, per_unit: bool, per_period: bool,
+    dims: tuple[str, ...], filtered: bool, shape: str, per_period: bool,
 ) -> None:
-    # with unit parts the engine aggregates per (cell, unit) first; without, in one level
-    parts = ALL_PARTS if per_unit else [p for p in ALL_PARTS if "units" not in p.kind]
+    # with unit parts the engine aggregates per (cell, unit) first; without, in one level,
+    # and counts and sums alone as every row's minus the dropped rows' (compile_subtracted)
+    parts = {"units": ALL_PARTS,
+             "rows": [p for p in ALL_PARTS if "units" not in p.kind],
+             "sums": [p for p in ALL_PARTS if p.kind in ("count", "sum")]}[shape]
     as_rows = [(org, [alert(alerts, r["subject"], r["typology"], r["amount"], r["stream"],
                             r["period"]) for r in rows]) for org, rows in commits]
     keys = {(org, str(rows)) for org, rows in as_rows}
@@ -182,7 +188,9 @@ def test_every_part_equals_the_brute_force_reference(
     filters = {"period": ("2025-01", "2025-03")} if filtered else {}
     p = dataclasses.replace(plan(alerts, [(d, domain[d]) for d in dims], filters,
                                  max_rows=max_rows), per_period=per_period)
-    with tempfile.TemporaryDirectory() as tmp:
+    # sums: always subtract the dropped rows, however many (they are here, with 6 units)
+    share = 1.0 if shape == "sums" else bounds._DROPPED_SHARE
+    with tempfile.TemporaryDirectory() as tmp, mock.patch.object(bounds, "_DROPPED_SHARE", share):
         pool = Pool.create(Path(tmp), migrated_db, registry)
         try:
             ids = [pool.commit(org, alerts, rows) for org, rows in as_rows]
@@ -191,9 +199,17 @@ def test_every_part_equals_the_brute_force_reference(
                 pool.withdraw(as_rows[i][0], ids[i])
             got = run(pool.engine, p, parts)
             want = reference(pool, p, parts)
+            present = {key for key, _ in pool.engine.groups(p, parts)}
+            cache = pool.settings.data_dir / "cache" / "bounds"
+            cut, subtracted = (list(cache.glob(f"*-{kind}-*.parquet")) for kind in ("v3", "drop"))
         finally:
             pool.close()
     assert got == want
+    # the groups present are those with kept rows (parts[0] counts them), however counted
+    grid = list(itertools.product(*(d.keys for d in p.dimensions)))
+    if dims:
+        assert present == {key for key, n in zip(grid, want[0], strict=True) if n}
+    assert bool(subtracted) == (shape == "sums" and bool(cut))
 
 
 # -- examples ---------------------------------------------------------------------------------
@@ -396,3 +412,27 @@ def test_bounding_keeps_as_much_of_late_months_as_of_early_ones(
                                     per_period=True, periods=12)
     (exact,) = pool.engine.aggregate(per_month, [Part("count")])
     assert exact == [len(by_month[m]) for m in months]  # the rise is all there
+
+
+def test_counts_and_sums_subtract_the_dropped_rows_only_when_they_are_few(
+    pool: Pool, alerts: Contract
+) -> None:
+    """A heavy unit's dropped rows are written once for counts and sums to subtract when they
+    are at most a quarter of all rows; more, and the query keeps the rows through the cuts."""
+    cache = pool.settings.data_dir / "cache" / "bounds"
+    heavy = [alert(alerts, "h", "front_company", float(i)) for i in range(6)]
+    light = [alert(alerts, f"l{i}", "unknown", 7.0) for i in range(20)]
+    pool.commit(ORG_A, alerts, heavy + light)
+    p = plan(alerts, [("typology", TYPOLOGIES)], max_rows=2)
+    parts = [Part("count"), Part("sum", "amount", CLAMP, 2)]
+    assert run(pool.engine, p, parts) == reference(pool, p, parts)
+    (dropped,) = cache.glob("*-drop-*.parquet")
+    assert pq.read_table(dropped).num_rows == 4  # 4 of 26 rows: subtracted
+    many = plan(alerts, [("typology", TYPOLOGIES)], max_rows=1)  # 5 of 26 rows
+    assert run(pool.engine, many, parts) == reference(pool, many, parts)
+    assert len(list(cache.glob("*-drop-*.parquet"))) == 2
+    pool.commit(ORG_B, alerts, [alert(alerts, "g", "funnel_account", float(i))
+                                for i in range(30)])
+    # now 29 + 5 of 56 rows are dropped at max_rows=1: the join, and the same numbers
+    assert run(pool.engine, many, parts) == reference(pool, many, parts)
+    assert list(cache.glob("*-m1-drop-*.none"))

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from hub.contracts.model import Contract, ContractRegistry
 from hub.errors import ExtractInvalid
 from hub.ingest.linkage import PERSON_COLUMN, LinkIndex, LinkSource
-from hub.query.engine import Part
+from hub.query.sql import Part
 from tests.hub.conftest import ORG_A, ORG_B
 from tests.hub.extract_files import token, valid_rows
 from tests.hub.pooled import ORG_C, ORGS, Pool, plan

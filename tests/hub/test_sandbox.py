@@ -20,8 +20,8 @@ import pytest
 from hub.contracts.model import Contract, ContractRegistry, FieldType
 from hub.errors import Unavailable
 from hub.query import engine as engine_module
-from hub.query.engine import Compiled, Part
 from hub.query.plan import DimensionPlan
+from hub.query.sql import Compiled, Part
 from hub.storage.sandbox import DuckLimits, sandboxed_duckdb
 from tests.hub.conftest import ORG_A, ORG_B
 from tests.hub.extract_files import token, valid_rows

@@ -36,10 +36,10 @@ from hub.privacy.selection import (
     top_k,
 )
 from hub.query.authorisation import authorise
-from hub.query.engine import Part
 from hub.query.plan import QueryPlan
 from hub.query.release import calibrate_plan, cost_for, release
 from hub.query.request import QueryRequest
+from hub.query.sql import Part
 from tests.core.test_policies import REPO
 
 REGISTRY = ContractRegistry.load()
