@@ -225,7 +225,11 @@ def _phone(value: str, region: str | None, add_plus: bool = False) -> str:
 
 _IBAN_SHAPE_RE = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{8,30}$")
 _IBAN_NOISE_RE = re.compile(r"[\s\-.]+")  # the separators python-stdnum's compact removes
-_IBAN_LETTERS = str.maketrans({c: str(ord(c) - 55) for c in string.ascii_uppercase})
+# A..Z -> 10..35 for the mod-97 check; a table indexed by code point (other characters
+# kept), which str.translate reads twice as fast as the dict of str.maketrans
+_IBAN_LETTERS = tuple(
+    str(ord(c) - 55) if c in string.ascii_uppercase else c for c in map(chr, range(128))
+)
 _IBAN_CLASS = {"n": "[0-9]", "a": "[A-Z]", "c": "[A-Z0-9]"}
 
 

@@ -2,10 +2,11 @@
 
 For each identifier field, the distinct (respelled value, region) pairs of ``__parsed``
 go to :class:`~connectors.partner.pseudonymise.Pseudonymiser` in Python; the result is the
-table ``__tokens_<field>`` (raw, region, token, reason) that the extract and the problems
-join back. Raw values stay in this process's memory and its private DuckDB only (and in its
-private temporary folder, removed when the run ends). Without a key (``tahub-connect
-check``), values are only normalised: the table says which cannot be.
+table ``__tokens_<field>`` (raw, region, token, reason, and ``raw_hash``: DuckDB's
+``hash(raw)``) that the extract and the problems join back. Raw values stay in this
+process's memory and its private DuckDB only (and in its private temporary folder,
+removed when the run ends). Without a key (``tahub-connect check``), values are only
+normalised: the table says which cannot be.
 
 :func:`start_tokens` has DuckDB write each field's distinct pairs to a Parquet file in its
 temporary folder and hands the Python work to a worker thread; :meth:`TokenJob.tables`
@@ -132,7 +133,7 @@ class TokenJob:
             table = f"__tokens_{f.name}"
             self._con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {quote_ident(table)} AS "
-                f"SELECT * FROM read_parquet({lit(str(f.tokens))})"
+                f"SELECT *, hash(raw) AS raw_hash FROM read_parquet({lit(str(f.tokens))})"
             )
             f.tokens.unlink(missing_ok=True)
             out[f.name] = table
