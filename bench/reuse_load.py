@@ -9,7 +9,11 @@ extracts of 200,000 alerts, on SQLite (the embedded default) and on PostgreSQL
 cells, count) and a large one (60 x 60 cells, count and sum). Then a load generator (asyncio,
 raw HTTP/1.1 keep-alive connections, in this process) sends the same ``POST /v1/queries``
 again and again for ``--seconds`` (bounded in time), and counts the answers (each checked:
-200 and ``"reused":true``). The load generator shares the machine's cores with the hub:
+200 and ``"reused":true``, which the answer's last, raw zstd block carries in plain bytes).
+Each release is asked for twice over: without ``Accept-Encoding`` (the JSON, decompressed
+from the stored release) and with ``Accept-Encoding: zstd`` (the stored bytes as they are,
+hub.query.answer); the answer size is what the wire carries. The load generator shares the
+machine's cores with the hub:
 the figures are what one 2-core machine serves to itself, a lower bound of what it serves
 to clients elsewhere. The floor is the same load on ``GET /livez`` (no authentication, no
 database, a few bytes): what this HTTP stack serves at most on this machine in the same run;
@@ -52,10 +56,10 @@ LARGE = {"dataset": "bank_alerts", "group_by": ["origin_country", "destination_c
          "cost": "1/100"}
 
 
-async def _load(port: int, request: bytes, check: bytes, seconds: float,
+async def _load(port: int, request: bytes, check: bytes, header: bytes, seconds: float,
                 connections: int) -> tuple[int, int]:
     """(answers, bytes of one answer) from ``connections`` keep-alive connections, each
-    answer checked: status 200 and ``check`` in its last 4 KB."""
+    answer checked: status 200, ``header`` among its headers and ``check`` in its last 4 KB."""
     deadline = time.monotonic() + seconds
     done, size = 0, 0
 
@@ -70,7 +74,7 @@ async def _load(port: int, request: bytes, check: bytes, seconds: float,
                 length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
                               if line.lower().startswith(b"content-length:"))
                 answer = await reader.readexactly(length)
-                if status != b"200" or check not in answer[-4096:]:
+                if status != b"200" or header not in head.lower() or check not in answer[-4096:]:
                     raise RuntimeError(f"not the expected answer: {status!r} {answer[:300]!r}")
                 done += 1
                 size = length
@@ -81,9 +85,10 @@ async def _load(port: int, request: bytes, check: bytes, seconds: float,
     return done, size
 
 
-def _post(port: int, token: str, body: dict[str, Any]) -> bytes:
+def _post(port: int, token: str, body: dict[str, Any], encoding: str) -> bytes:
     payload = json.dumps(body).encode()
-    return (f"POST /v1/queries HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+    accept = f"Accept-Encoding: {encoding}\r\n" if encoding else ""
+    return (f"POST /v1/queries HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{accept}"
             f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(payload)}\r\n\r\n").encode() + payload
 
@@ -141,16 +146,20 @@ def run(store: str, database_url: str, args: argparse.Namespace) -> list[str]:
                            auth=(analyst.client_id, analyst.client_secret)
                            ).json()["access_token"]
         loads = [("floor: GET /livez, no authentication", b"GET /livez HTTP/1.1\r\nHost: x"
-                  b"\r\n\r\n", b'"alive"')]
+                  b"\r\n\r\n", b'"alive"', b"")]
         for name, body in (("small", SMALL), ("large", LARGE)):
             first = httpx.post(url + "/v1/queries", json=body, timeout=300,
                                headers={"Authorization": f"Bearer {token}"})
             first.raise_for_status()
-            loads.append((f"{name} release", _post(port, token, body), b'"reused":true'))
+            for encoding in ("", "zstd"):
+                loads.append((f"{name} release, {encoding or 'identity'}",
+                              _post(port, token, body, encoding), b'"reused":true',
+                              b"content-encoding: zstd" if encoding else b""))
         floor = None
-        for name, request, check in loads:
+        for name, request, check, header in loads:
             cpu = _cpu_seconds(hub.pid)
-            done, size = asyncio.run(_load(port, request, check, args.seconds, args.connections))
+            done, size = asyncio.run(_load(port, request, check, header, args.seconds,
+                                           args.connections))
             per_request = (_cpu_seconds(hub.pid) - cpu) / max(done, 1) * 1000
             rps = done / args.seconds
             floor = floor or rps

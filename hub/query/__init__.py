@@ -14,6 +14,7 @@
                             selected or ranked keys, noisy cells, rank intervals, totals
     hub.query.contributions DP quantiles of rows per unit, to size contribution bounds
     hub.query.ledger        the privacy-budget ledger and stored releases (atomic, exact)
+    hub.query.answer        a release as stored (zstd) and as each answer sends it, undecoded
     hub.query.service       check, charge, run, release: one DP query end to end
     hub.query.publications  published releases: shared with all or named members, read free
     hub.query.resultfile    a release as a table: Arrow, Parquet or CSV (also the client's)

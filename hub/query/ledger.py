@@ -78,8 +78,8 @@ from hub.privacy.budget import (
     opened_at,
     tally,
 )
+from hub.query.answer import stored_body, stored_result
 from hub.storage.db import (
-    JsonText,
     budget_locks,
     iso_utc,
     json_text,
@@ -117,9 +117,9 @@ class Charge:
 class Release:
     """A stored result, and what its entry cost when it was first computed.
 
-    ``text`` is the result's JSON as the metadata store holds it, read without decoding (a
-    repeated query sends it as it is: :class:`hub.query.service.Answer`); ``result`` decodes
-    it for the callers that need its values."""
+    ``body`` is the result as the metadata store holds it (zstd, :mod:`hub.query.answer`),
+    read without decoding (an answer sends it as it is: :class:`hub.query.answer.Answer`);
+    ``result`` decodes it for the callers that need its values."""
 
     id: str
     entry_id: str
@@ -127,13 +127,12 @@ class Release:
     org: str
     query_key: str
     created_at: datetime
-    text: str
+    body: bytes
     cost: Cost
 
     @property
     def result(self) -> dict[str, Any]:
-        out: dict[str, Any] = json.loads(self.text)
-        return out
+        return stored_result(self.body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,12 +165,12 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _json_object_text(value: Any, field: str) -> JsonText:
-    """A JSON object as the JSON column's text (no NaN, no non-JSON types)."""
+def _json_object_text(value: Any, field: str) -> str:
+    """A JSON object as compact JSON text (no NaN, no non-JSON types)."""
     if not isinstance(value, Mapping):
         raise InvalidInput(f"{field} must be a JSON object", field=field)
     try:
-        return JsonText(json_text(dict(value)))
+        return json_text(dict(value))
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"{field} is not plain JSON: {exc}", field=field) from None
 
@@ -235,8 +234,7 @@ def _day(when: datetime) -> str:
 # costs more than SQLite takes to answer it. A stored release with its entry's cost...
 _FIND_RELEASE = (
     sa.select(releases.c.id, releases.c.entry_id, releases.c.dataset, releases.c.org_id,
-              releases.c.query_key, releases.c.created_at,
-              sa.cast(releases.c.result, sa.Text).label("text"),
+              releases.c.query_key, releases.c.created_at, releases.c.body,
               ledger_entries.c.measure, ledger_entries.c.amount_num,
               ledger_entries.c.amount_den, ledger_entries.c.delta_num,
               ledger_entries.c.delta_den)
@@ -416,7 +414,10 @@ class Ledger:
         stored release is returned and this entry is marked ``failed``: its budget stays
         spent, and the member keeps seeing one answer per question.
         """
-        text = _json_object_text(result, "result")  # serialised once, stored and returned
+        text = _json_object_text(result, "result")  # the JSON is written once, here
+        if text == "{}":
+            raise InvalidInput("a result holds at least one field", field="result")
+        body = stored_body(text)
         le, rel = ledger_entries, releases
         with self._locked(charge.dataset) as conn:
             when = self._now(conn) if now is None else _utc(now)
@@ -446,11 +447,11 @@ class Ledger:
             release_id = _new_id("rel_")
             conn.execute(sa.insert(rel).values(
                 id=release_id, entry_id=charge.id, dataset=charge.dataset, org_id=charge.org,
-                query_key=charge.query_key, created_at=when, result=text,
+                query_key=charge.query_key, created_at=when, body=body,
             ))
         return Release(id=release_id, entry_id=charge.id, dataset=charge.dataset,
                        org=charge.org, query_key=charge.query_key, created_at=when,
-                       text=text, cost=charge.cost)
+                       body=body, cost=charge.cost)
 
     def mark_failed(self, charge: Charge, *, actor: str | None = None,
                     reason: str | None = None) -> None:
@@ -480,7 +481,7 @@ class Ledger:
         if row is None:
             return None
         return Release(id=row.id, entry_id=row.entry_id, dataset=row.dataset, org=row.org_id,
-                       query_key=row.query_key, created_at=row.created_at, text=row.text,
+                       query_key=row.query_key, created_at=row.created_at, body=row.body,
                        cost=_cost(row))
 
     def find_release(self, *, dataset: str, org: str, query_key: str) -> Release | None:

@@ -47,6 +47,7 @@ from hub.actors import Actor, Role
 from hub.errors import Conflict, Forbidden, InvalidInput, NotFound, RowError, Unavailable
 from hub.governance.audit import Action, AuditEvent, AuditLog
 from hub.privacy.accounting import Cost, Measure
+from hub.query.answer import Answer, stored_result
 from hub.storage.db import (
     iso_utc,
     ledger_entries,
@@ -291,7 +292,7 @@ class Publications:
                 raise NotFound(f"no query {request.query_id!r} of your organisation: only a "
                                "release your organisation paid for can be published",
                                field="query_id")
-            stored = conn.execute(sa.select(rel.c.id, rel.c.result).where(
+            stored = conn.execute(sa.select(rel.c.id, rel.c.body).where(
                 rel.c.entry_id == entry.id)).first()
             if entry.status != "released" or stored is None:
                 raise Conflict(
@@ -314,11 +315,12 @@ class Publications:
             if current:
                 return self._update(conn, actor, current[0], request, now)
             pub_id = "pub_" + secrets.token_hex(12)
+            result = stored_result(stored.body)
             conn.execute(sa.insert(p).values(
                 id=pub_id, release_id=stored.id, org_id=actor.org,
-                dataset=stored.result.get("dataset", ""), title=request.title,
+                dataset=result.get("dataset", ""), title=request.title,
                 note=request.note, audience_all=members is None,
-                summary=summary_of(stored.result, entry.shape), status=ACTIVE,
+                summary=summary_of(result, entry.shape), status=ACTIVE,
                 published_by=actor.client_id, published_at=now, updated_at=now,
                 withdrawn_at=None))
             self._add_members(conn, pub_id, members or frozenset())
@@ -396,19 +398,21 @@ class Publications:
             rows = self._rows(conn, self._visible(actor.org))
         return [r.view(actor.org) for r in rows]
 
-    def get(self, actor: Actor, publication_id: str) -> dict[str, Any]:
-        """A visible publication's full stored result (the QueryResult JSON), at no cost."""
+    def get(self, actor: Actor, publication_id: str) -> Answer:
+        """A visible publication's full stored result (the QueryResult JSON, its stored
+        bytes never decoded: :class:`~hub.query.answer.Answer`), at no cost."""
         self._require_reader(actor)
+        rel, le = releases, ledger_entries
         with self._reading() as conn:
             found = self._rows(conn, sa.and_(publications.c.id == publication_id,
                                              self._visible(actor.org)))
-            result = None if not found else conn.execute(
-                sa.select(releases.c.result).where(releases.c.id == found[0].release_id)
-            ).scalar_one_or_none()
-        if not found or result is None:
+            stored = None if not found else conn.execute(
+                sa.select(rel.c.body, le.c.measure)
+                .join(le, le.c.id == rel.c.entry_id)
+                .where(rel.c.id == found[0].release_id)
+            ).first()
+        if not found or stored is None:
             raise NotFound(f"no published release {publication_id!r}", field="id")
-        out = dict(result)
-        measure = Measure(str((out.get("cost") or {}).get("measure") or out["accounting"]))
-        out.update(reused=True, charged=Cost.zero(measure).as_json(), budget=None,
-                   publication=found[0].view(actor.org))
-        return out
+        return Answer(stored.body, {
+            "reused": True, "charged": Cost.zero(Measure(stored.measure)).as_json(),
+            "budget": None, "publication": found[0].view(actor.org)})

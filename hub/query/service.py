@@ -71,6 +71,7 @@ from hub.metrics import Metrics
 from hub.privacy.accounting import BudgetLimits, Cost
 from hub.privacy.budget import Balance, Spend, check_charge
 from hub.privacy.intervals import to_epsilon_delta
+from hub.query.answer import ANSWER_FIELDS, Answer
 from hub.query.authorisation import authorise
 from hub.query.contributions import (
     BoundsRequest,
@@ -92,7 +93,7 @@ from hub.query.release import (
 from hub.query.request import QueryRequest
 from hub.storage.db import iso_utc
 
-__all__ = ["ANSWER_FIELDS", "Answer", "PolicySource", "QueryService"]
+__all__ = ["PolicySource", "QueryService"]
 
 log = structlog.get_logger(__name__)
 
@@ -206,8 +207,8 @@ class QueryService:
         return self.answer(actor, data).as_dict()
 
     def answer(self, actor: Actor, data: Any) -> Answer:
-        """:meth:`run`'s answer as the HTTP route sends it (:class:`Answer`: a stored
-        release's JSON text is sent as it is, never decoded)."""
+        """:meth:`run`'s answer as the HTTP route sends it (:class:`Answer`: the stored
+        release's bytes with this answer's fields, never decoded)."""
         plan = self._plan(actor, data)
 
         def calibrated() -> Calibrated:
@@ -286,7 +287,7 @@ class QueryService:
         if release.entry_id != charge.id:  # an identical query raced us: one answer
             return self._reused(release, question.limits,
                                 self._balance(charge.dataset, actor.org, question.limits))
-        return Answer(release.text, {
+        return Answer(release.body, {
             "reused": False, "charged": charge.cost.as_json(),
             "budget": self._balance(charge.dataset, actor.org, question.limits).as_json()})
 
@@ -394,7 +395,7 @@ class QueryService:
 
     @staticmethod
     def _reused(stored: Release, limits: BudgetLimits, balance: Balance) -> Answer:
-        return Answer(stored.text, {"reused": True,
+        return Answer(stored.body, {"reused": True,
                                     "charged": Cost.zero(limits.measure).as_json(),
                                     "budget": balance.as_json()})
 
@@ -571,7 +572,7 @@ class QueryService:
             for c in self._ledger.history(actor.org, dataset)
         ]
 
-    def get(self, actor: Actor, query_id: str) -> dict[str, Any]:
+    def get(self, actor: Actor, query_id: str) -> Answer:
         """A release of the caller's organisation again, free; NotFound otherwise."""
         actor.require(Role.ANALYST)
         entry = next((c for c in self._ledger.history(actor.org) if c.id == query_id), None)
@@ -581,43 +582,15 @@ class QueryService:
                                            query_key=entry.query_key)
         if stored is None or stored.entry_id != entry.id:
             raise NotFound(f"no release {query_id!r} of your organisation", field="query_id")
-        out = dict(stored.result)
         policy = self._policies.current().get(entry.dataset)
-        out.update(reused=True, charged=Cost.zero(entry.cost.measure).as_json(),
-                   budget=None if policy is None else self._ledger.balance(
-                       dataset=entry.dataset, org=actor.org, limits=policy.limits,
-                       now=self._clock()).as_json())
-        return out
+        return Answer(stored.body, {
+            "reused": True, "charged": Cost.zero(entry.cost.measure).as_json(),
+            "budget": None if policy is None else self._ledger.balance(
+                dataset=entry.dataset, org=actor.org, limits=policy.limits,
+                now=self._clock()).as_json()})
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A release as it is answered: its stored JSON text (:attr:`Release.text`, never decoded
-    on the way out) and the fields of this answer (``reused``, ``charged``, ``budget``),
-    which a stored result never holds (:data:`ANSWER_FIELDS`)."""
-
-    text: str
-    fields: dict[str, Any]
-
-    def encode(self) -> bytes:
-        """The answer's JSON: the stored object with this answer's fields added."""
-        body = self.text.strip()
-        extra = json.dumps(self.fields, separators=(",", ":"), allow_nan=False)
-        if body == "{}":
-            return extra.encode()
-        return f"{body[:-1]},{extra[1:]}".encode()
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = json.loads(self.text)
-        out.update(self.fields)
-        return out
-
-
-#: What an answer adds to its stored release (so the stored result must not hold them).
-ANSWER_FIELDS = frozenset({"reused", "charged", "budget"})
-
 
 @dataclass(frozen=True)
 class SingleFlight:

@@ -9,7 +9,7 @@ against, so that the two never drift.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +26,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -40,11 +41,11 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from hub.errors import TahubError, Unavailable
 
 __all__ = [
-    "JsonText",
     "audit_anchor",
     "audit_entries",
     "budget_locks",
     "clients",
+    "downgrade",
     "extracts",
     "iso_utc",
     "json_text",
@@ -129,16 +130,9 @@ def read_connection(engine: Engine) -> Iterator[Connection]:
         raise Unavailable("the metadata store is unavailable; retry later") from exc
 
 
-class JsonText(str):
-    """JSON that :func:`json_text` wrote already: a JSON column stores it as it is, so that a
-    large value is serialised once (hub.query.ledger.Ledger.record_release)."""
-
-
 def json_text(value: Any) -> str:
-    """How every JSON column is written: compact, and plain JSON only (no NaN). A stored
-    release is sent again as this text (hub.query.ledger.Release.text)."""
-    if isinstance(value, JsonText):
-        return str(value)
+    """How every JSON column is written: compact, and plain JSON only (no NaN); a release's
+    JSON too, before it is compressed (hub.query.answer)."""
     return json.dumps(value, separators=(",", ":"), allow_nan=False)
 
 
@@ -351,7 +345,9 @@ releases = Table(
     Column("org_id", String(64), ForeignKey("organisations.id"), nullable=False),
     Column("query_key", String(64), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
-    Column("result", JSON, nullable=False),
+    # the result's JSON, zstd-compressed in the form every answer extends without decoding
+    # it (hub.query.answer): what a repeated query sends
+    Column("body", LargeBinary, nullable=False),
     # one stored release per member, dataset and canonical query: a repeat costs nothing
     Index("uq_releases_org_dataset_key", "org_id", "dataset", "query_key", unique=True),
 )
@@ -559,13 +555,43 @@ def make_engine(url: str) -> Engine:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the database to ``revision`` with Alembic (idempotent)."""
     from alembic import command
+
+    _migrate(engine, lambda cfg: command.upgrade(cfg, revision))
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the database back to ``revision`` (rolling tahub back to an older release)."""
+    from alembic import command
+
+    _migrate(engine, lambda cfg: command.downgrade(cfg, revision))
+
+
+def _migrate(engine: Engine, run: Callable[[Any], None]) -> None:
+    """Run ``run`` (an Alembic command) on one connection, in one transaction.
+
+    On SQLite, foreign keys are off while it runs and checked before it commits, as SQLite
+    prescribes for schema changes: a migration that rebuilds a table (Alembic's batch mode:
+    copy, drop, rename) would otherwise fail on the rows that refer to it (a release's
+    publications). The pragma is set outside the transaction, where it takes effect."""
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        if sqlite:
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
+        try:
+            with conn.begin():
+                cfg.attributes["connection"] = conn
+                run(cfg)
+                if sqlite and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
+                    raise RuntimeError("a migration left rows whose references are broken")
+        finally:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
 
 
 def schema_is_current(engine: Engine) -> bool:

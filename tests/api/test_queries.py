@@ -7,7 +7,6 @@ Every refusal is checked to name its rule (or field) AND to leave the ledger unc
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 from collections import defaultdict
@@ -401,28 +400,6 @@ def test_a_polled_release_is_audited_as_folded_counts(world: World) -> None:
     assert [(d["count"], d.get("folded", False)) for d in entries] == [(1, False), (24, True)]
     assert {d["query_key"] for d in entries} == {first["query_key"]}
     assert audit.verify().ok
-
-
-def test_a_reused_answer_is_the_stored_text_sent_as_it_is(world: World) -> None:
-    # the stored release's JSON text goes out byte for byte, this answer's fields after it
-    import sqlalchemy as sa
-
-    from hub.storage.db import releases
-
-    with world.analyst("Verbatim Org") as http:
-        q = _query(["count", {"function": "sum", "field": "amount"}], cost="1/4")
-        first = http.post("/v1/queries", json=q)
-        again = http.post("/v1/queries", json=q)
-    assert first.status_code == again.status_code == 200
-    with world.hub.services.engine.connect() as conn:
-        (text,) = conn.execute(sa.select(sa.cast(releases.c.result, sa.Text)).where(
-            releases.c.entry_id == first.json()["query_id"])).one()
-    assert again.content.startswith(text[:-1].encode() + b',"reused":true,')
-    assert first.content.startswith(text[:-1].encode() + b',"reused":false,')
-    body = again.json()
-    assert {k: v for k, v in body.items() if k not in ("reused", "charged", "budget")} == \
-        json.loads(text)
-    assert body["charged"]["amount"] == "0" and first.json()["rows"] == body["rows"]
 
 
 def test_identical_queries_sent_at_once_are_computed_and_charged_once(world: World) -> None:

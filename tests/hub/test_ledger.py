@@ -161,8 +161,9 @@ def test_release_is_stored_found_again_and_references_its_entry(
         ledger.record_release(charge, result)
     with pytest.raises(Conflict):
         ledger.mark_failed(charge)
-    with pytest.raises(InvalidInput):
-        ledger.record_release(_charge(ledger, "1/4", name="x"), {"v": float("inf")})
+    for bad in ({"v": float("inf")}, {}):  # not plain JSON; nothing released
+        with pytest.raises(InvalidInput):
+            ledger.record_release(_charge(ledger, "1/4", name=f"x{bad}"), bad)
 
 
 def test_identical_queries_that_race_keep_one_release_and_both_stay_spent(
@@ -195,7 +196,7 @@ def test_a_release_without_a_ledger_entry_is_impossible(engine: sa.Engine) -> No
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
         conn.execute(sa.insert(releases).values(
             id="rel_orphan", entry_id="led_missing", dataset=DS, org_id=ORG_A,
-            query_key=key("x"), created_at=utcnow(), result={}))
+            query_key=key("x"), created_at=utcnow(), body=b""))
 
 
 def test_balance_history_and_spending_report_exact_amounts(ledger: Ledger) -> None:

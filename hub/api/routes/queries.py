@@ -5,6 +5,10 @@ Thin: each route takes the analyst actor and the JSON body, calls one
 and returns its JSON. The shapes are documented in docs/queries.md. Querying needs the
 ``analyst`` role (403 ``role:analyst``); any member may read its own budgets and the rules
 that apply to it. Every refusal is problem+json naming its ``rule`` or ``field``.
+
+A release (a query's answer, new or repeated, and ``GET /v1/queries/{id}``) goes out as its
+stored bytes (:func:`answered`): ``Content-Encoding: zstd`` to a client that accepts it,
+else decompressed; never decoded and encoded again.
 """
 
 from __future__ import annotations
@@ -12,17 +16,18 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse, Response
 
 from hub.api.deps import AnalystActor, CurrentActor, Queries
 from hub.api.openapi import AUTHENTICATED, declared_as, files, problems
 from hub.api.schemas.queries import Balance, Estimate, LedgerEntry, MyPolicy, QueryResult
 from hub.errors import InvalidInput
+from hub.query.answer import Answer
 from hub.query.request import QueryRequest
 from hub.query.resultfile import FORMATS, encode
 
-__all__ = ["budgets_router", "download", "policies_router", "router"]
+__all__ = ["answered", "budgets_router", "download", "policies_router", "router"]
 
 router = APIRouter(prefix="/v1/queries", tags=["queries"],
                    responses=problems(*AUTHENTICATED, 403))  # analyst (history: or governance)
@@ -64,11 +69,37 @@ class _JSON(JSONResponse):
         return json.dumps(content, separators=(",", ":"), allow_nan=False).encode()
 
 
+def _accepts_zstd(accept_encoding: str) -> bool:
+    """Whether an ``Accept-Encoding`` value lists zstd with a weight above 0 (RFC 9110,
+    12.5.3; ``*`` is not taken for it)."""
+    for item in accept_encoding.split(","):
+        coding, _, weight = item.partition(";")
+        if coding.strip().lower() == "zstd":
+            name, _, value = weight.strip().partition("=")
+            if name.strip().lower() != "q":
+                return True
+            try:
+                return float(value) > 0
+            except ValueError:
+                return False
+    return False
+
+
+def answered(answer: Answer, request: Request) -> Response:
+    """A release's answer (hub.query.answer): its stored zstd bytes as they are, closed by
+    this answer's fields, to a client that accepts zstd; else the same JSON decompressed."""
+    if _accepts_zstd(request.headers.get("accept-encoding", "")):
+        return Response(answer.zstd(), media_type="application/json",
+                        headers={"Content-Encoding": "zstd", "Vary": "Accept-Encoding"})
+    return Response(answer.json(), media_type="application/json",
+                    headers={"Vary": "Accept-Encoding"})
+
+
 @router.post("", summary="Run a DP query (spends budget)", response_class=_JSON,
              response_model=QueryResult, responses=_QUERY_REFUSALS)
-def run_query(actor: AnalystActor, queries: Queries, body: QueryBody) -> Response:
-    # a stored release's JSON goes out as stored, with this answer's fields (service.Answer)
-    return Response(queries.answer(actor, body).encode(), media_type="application/json")
+def run_query(actor: AnalystActor, queries: Queries, body: QueryBody,
+              request: Request) -> Response:
+    return answered(queries.answer(actor, body), request)
 
 
 @router.post("/estimate", summary="Cost and accuracy of a query (spends nothing)",
@@ -85,8 +116,9 @@ def list_queries(actor: CurrentActor, queries: Queries, dataset: str | None = No
 
 @router.get("/{query_id}", summary="One of your organisation's releases again (free)",
             response_class=_JSON, response_model=QueryResult, responses=problems(404, 409))
-def get_query(query_id: str, actor: AnalystActor, queries: Queries) -> _JSON:
-    return _JSON(queries.get(actor, query_id))
+def get_query(query_id: str, actor: AnalystActor, queries: Queries,
+              request: Request) -> Response:
+    return answered(queries.get(actor, query_id), request)
 
 
 #: A release as a file (hub.query.resultfile).
@@ -98,7 +130,7 @@ RESULT_FILES = files("The release's cells as a table.", text=(FORMATS["csv"],),
             response_class=Response, responses={**RESULT_FILES, **problems(404, 422)})
 def export_query(query_id: str, actor: AnalystActor, queries: Queries,
                  format: str = "csv") -> Response:
-    return download(queries.get(actor, query_id), format, query_id)
+    return download(queries.get(actor, query_id).as_dict(), format, query_id)
 
 
 def download(result: dict[str, Any], fmt: str, name: str) -> Response:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, status
+from fastapi import APIRouter, Body, Request, status
 from fastapi.responses import Response
 
 from hub.api.deps import CurrentActor, Releases
 from hub.api.openapi import AUTHENTICATED, declared_as, problems
-from hub.api.routes.queries import _JSON, RESULT_FILES, download
+from hub.api.routes.queries import _JSON, RESULT_FILES, answered, download
 from hub.api.schemas.releases import Publication, PublicationOutcome, PublishedRelease
 from hub.query.publications import PublishRequest
 
@@ -55,15 +55,16 @@ def catalogue(actor: CurrentActor, releases: Releases) -> _JSON:
 
 @router.get("/{release_id}", summary="One published release, with every cell (free)",
             response_class=_JSON, response_model=PublishedRelease, responses=problems(404))
-def get_release(release_id: str, actor: CurrentActor, releases: Releases) -> _JSON:
-    return _JSON(releases.get(actor, release_id))
+def get_release(release_id: str, actor: CurrentActor, releases: Releases,
+                request: Request) -> Response:
+    return answered(releases.get(actor, release_id), request)
 
 
 @router.get("/{release_id}/export", summary="A published release as CSV or Parquet (free)",
             response_class=Response, responses={**RESULT_FILES, **problems(404, 422)})
 def export_release(release_id: str, actor: CurrentActor, releases: Releases,
                    format: str = "csv") -> Response:
-    return download(releases.get(actor, release_id), format, release_id)
+    return download(releases.get(actor, release_id).as_dict(), format, release_id)
 
 
 @router.delete("/{release_id}", summary="Withdraw a publication (governance)",
