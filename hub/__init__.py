@@ -20,6 +20,9 @@ it may import; ``tests/core/test_layering.py`` holds those rules)::
                        external OpenID providers)
     hub/ingest/        uploads -> checked, committed extracts; the unit index (bounding)
     hub/query/         request -> plan -> charge -> run -> release; ledger, publications
+    hub/osint/         open sources and the public: feeds and folders, local tagging to the
+                       taxonomy, near-duplicates, sealed crowd reports, the reviewers'
+                       queue, reviewed incidents published as the ``incidents`` dataset
     hub/api/           FastAPI: create_app, problem+json, routes, OAuth endpoints, limits
     hub/web/           the web interface's static pages, served at /ui, the API docs' pages
                        (/docs, /redoc) and their assets, built with the package
@@ -27,11 +30,11 @@ it may import; ``tests/core/test_layering.py`` holds those rules)::
     hub/demo/          ``tahub demo``: synthetic members and exports through the connector
 
 Layers, inner first: the top-level modules, then ``contracts``, ``privacy`` and ``storage``,
-then ``governance``, ``identity`` and ``ingest``, then ``query``, then ``api``, then ``cli``
-and ``demo``. A layer imports only inner ones. The domain core (``contracts.model``,
+then ``governance``, ``identity`` and ``ingest``, then ``query`` and ``osint``, then ``api``,
+then ``cli`` and ``demo``. A layer imports only inner ones. The domain core (``contracts.model``,
 ``contracts.validation``, ``privacy``, ``governance.policies``, ``governance.proposals``,
-``query.request``, ``query.plan``, ``query.authorisation``, the top-level modules but
-``logging``) imports no web framework, database driver, DuckDB or authlib; adapters sit
+``query.request``, ``query.plan``, ``query.authorisation``, ``osint.tagging``, the
+top-level modules but ``logging``) imports no web framework, database driver, DuckDB or authlib; adapters sit
 around it.
 
 The path of an upload: connector -> POST /v1/uploads -> PATCH chunks (ingest.staging) ->
@@ -43,6 +46,12 @@ The path of a query: POST /v1/queries -> query.authorisation.authorise (deny by 
 release of the same plan? return it, free -> privacy calibrates every measure -> the ledger
 debits the cost (or refuses) -> query.engine aggregates the bounded rows -> OpenDP noise and
 intervals -> the release is stored -> response. See docs/queries.md.
+
+The path of an article or a crowd report: a source's fetch (osint.sources) or POST
+/v1/public/reports (osint.reports) -> osint.collection: tagged (osint.tagging), a near-
+duplicate joins its incident (osint.dedup), a report sealed -> the review queue
+(osint.review) -> accepted incidents -> osint.incidents commits them through the ingest path
+as the ``incidents`` dataset. See docs/osint.md.
 """
 
 __version__ = "0.1.0"

@@ -21,6 +21,7 @@ class Role(StrEnum):
     ANALYST = "analyst"  # queries aggregates (issue: DP queries)
     GOVERNANCE = "governance"  # edits policies and budgets
     ADMIN = "admin"  # registers members
+    REVIEWER = "reviewer"  # codes incidents from open sources (hub.osint.review)
 
 
 class MemberKind(StrEnum):

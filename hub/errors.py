@@ -65,6 +65,7 @@ __all__ = [
     "Unavailable",
     "UnknownDataset",
     "error_classes",
+    "invalid_body",
 ]
 
 #: How many individual errors a report lists before saying "... and N more".
@@ -341,3 +342,14 @@ def error_classes() -> list[type[TahubError]]:
             seen.append(cls)
             stack.extend(cls.__subclasses__())
     return seen
+
+
+def invalid_body(what: str, exc: Any) -> InvalidInput:
+    """A request body that its pydantic model refused (``exc``: its ``ValidationError``) as
+    :class:`InvalidInput`: ``what`` and the first reasons, every error by its field."""
+    errors = [RowError(".".join(str(p) for p in e["loc"]) or None,
+                       e["msg"].removeprefix("Value error, "))
+              for e in exc.errors(include_url=False)]
+    shown = "; ".join(str(e) for e in errors[:3])
+    return InvalidInput(f"{what}: {shown}", field=errors[0].field if errors else None,
+                        errors=errors)

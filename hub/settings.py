@@ -7,6 +7,7 @@ generated from the field descriptions below and a test keeps the two in step.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import tomllib
@@ -211,6 +212,45 @@ class Settings(BaseSettings):
         description="Distinct member organisations those officers must come from (at most "
         "TAHUB_POLICY_QUORUM).",
     )
+    review_claim_minutes: int = Field(
+        default=30, ge=1, le=1440,
+        description="How long a reviewer holds an incident they claimed from the review "
+        "queue without deciding it; after that the claim expires and the incident is back in "
+        "the queue for anyone (docs/osint.md#review).",
+    )
+    reports_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="Keys that seal crowd reports (docs/osint.md#crowd-reports), "
+        "comma-separated: the first seals new reports, every one opens (rotation: put a new "
+        "key first, keep the old ones until their reports are purged). Make one with `tahub "
+        "admin reports-key`. Empty: the public report page and API refuse reports (503 "
+        "naming this setting); `tahub demo` makes one in <data_dir>/keys.",
+    )
+    reports_retention_days: int = Field(
+        default=30, ge=0, le=3650,
+        description="Days a crowd report's text is kept, sealed, after its incident was "
+        "reviewed (accepted, rejected or merged); then the hub's purge (every few minutes, "
+        "and `tahub admin purge-reports`) deletes it. Only the reviewed tags remain.",
+    )
+    reports_per_hour: int = Field(
+        default=10, ge=0,
+        description="Crowd reports one client address may send in an hour, per hub process "
+        "(POST /v1/public/reports; a burst of this many, then an even rate; the address as "
+        "for TAHUB_TOKEN_RATE_LIMIT_PER_MINUTE); over it: 429 with Retry-After. 0: no limit.",
+    )
+    reports_max_chars: int = Field(
+        default=5000, ge=100, le=100_000,
+        description="Longest crowd report accepted, in characters; its request body is "
+        "refused (413) before parsing when it could not fit.",
+    )
+    reports_proof_bits: int = Field(
+        default=17, ge=4, le=30,
+        description="Difficulty of the proof of work a crowd report carries: the sender's "
+        "browser finds a nonce whose SHA-256 with the hub's challenge starts with this many "
+        "zero bits, 2^bits hashes on average (measured in Chromium: 70,000 to 130,000 a "
+        "second on a laptop core, so 17 bits take one to two seconds there, several on an "
+        "older phone). Each bit doubles a sender's wait and the work of a flood.",
+    )
     host: str = Field(default="127.0.0.1", description="Address `tahub serve` listens on.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port `tahub serve` listens on.")
     public_url: str = Field(
@@ -372,6 +412,65 @@ class Settings(BaseSettings):
         "by every hub process and replica; later PEM blocks in it only verify (key "
         "rotation, docs/operations.md). Empty: a key made in <data_dir>/keys.",
     )
+    collect: bool = Field(
+        default=False,
+        description="Fetch the open sources (news feeds, folders: `tahub sources`) on their "
+        "schedule inside the hub process (every worker may poll: each due source is "
+        "claimed by one). false: only `tahub collect` and the fetch route fetch "
+        "(docs/osint.md).",
+    )
+    collect_poll_seconds: int = Field(
+        default=60, ge=1, le=3600,
+        description="Seconds between two looks for sources due to be fetched.",
+    )
+    fetch_host_interval_seconds: float = Field(
+        default=5.0, ge=0, le=3600,
+        description="Least seconds between two requests to one host (a feed, its article "
+        "pages), per hub process: a polite rate.",
+    )
+    fetch_timeout_seconds: float = Field(
+        default=20.0, gt=0, le=600,
+        description="Longest one request to a source may take, connection and whole body "
+        "included; a slower answer is a failed fetch (or a skipped article).",
+    )
+    fetch_max_bytes: int = Field(
+        default=5 * MiB, ge=1024,
+        description="Largest body of one answer of a source (a feed, an article page) as "
+        "sent, in bytes; reading stops at the limit and the answer is refused.",
+    )
+    fetch_max_decoded_bytes: int = Field(
+        default=20 * MiB, ge=1024,
+        description="Largest body of one answer once decompressed (gzip, deflate), in bytes, "
+        "and largest file of a folder source: a decompression bomb is refused.",
+    )
+    fetch_max_entries: int = Field(
+        default=200, ge=1, le=100_000,
+        description="Most entries (feed items, folder records) read in one fetch of a "
+        "source; the rest are recorded as skipped.",
+    )
+    fetch_short_text: int = Field(
+        default=600, ge=0,
+        description="A feed entry whose summary or content is shorter than this many "
+        "characters has its article page fetched (same host only) and its text extracted.",
+    )
+    fetch_user_agent: str = Field(
+        default="",
+        description="User-Agent of the hub's requests to sources. Empty: `tahub/<version> "
+        "(+<TAHUB_PUBLIC_URL>)`; name a contact for the sites' operators.",
+    )
+
+    @field_validator("reports_keys")
+    @classmethod
+    def _reports_keys_are_keys(cls, value: SecretStr) -> SecretStr:
+        for n, key in enumerate(_split_keys(value.get_secret_value()), 1):
+            problem = _key_problem(key)
+            if problem:
+                raise ValueError(f"key {n} {problem} (make one with `tahub admin reports-key`)")
+        return value
+
+    def reports_key_list(self) -> list[str]:
+        """The keys of ``reports_keys`` (empty when unset): the first seals."""
+        return _split_keys(self.reports_keys.get_secret_value())
 
     @classmethod
     def settings_customise_sources(
@@ -426,6 +525,25 @@ class Settings(BaseSettings):
     @property
     def extract_cache_dir(self) -> Path:
         return self.cache_dir if self.cache_dir is not None else self.data_dir / "cache"
+
+
+def _split_keys(value: str) -> list[str]:
+    return [k.strip() for k in value.split(",") if k.strip()]
+
+
+def _key_problem(key: str) -> str | None:
+    """Why ``key`` cannot seal reports (None: it can). A placeholder (a key of few distinct
+    bytes, such as 32 zeros or a repeated pattern) is refused like a malformed one: a random
+    key has about 30 distinct bytes of 32, fewer than 16 happens about never."""
+    try:
+        raw = base64.urlsafe_b64decode(key.encode())
+    except (ValueError, TypeError):
+        raw = b""
+    if len(raw) != 32 or len(key) != 44:
+        return "is not 32 bytes in URL-safe base64"
+    if len(set(raw)) < 16:
+        return "is a placeholder, not a random key"
+    return None
 
 
 _FILE_FIELD = "TAHUB_SETTINGS_FILE"

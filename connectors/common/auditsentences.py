@@ -104,6 +104,15 @@ def _budget_changes(d: Mapping[str, Any]) -> str:
         f"{amount(after.get(k), measure) if after.get(k) else 'none'}" for k in changed)
 
 
+def _tag_count(n: Any) -> str:
+    return "" if n is None else f" ({n} tag{'' if n == 1 else 's'})"
+
+
+def _tag_changes(d: Mapping[str, Any]) -> str:
+    parts = [f"{d[k]} {k}" for k in ("kept", "added", "removed") if d.get(k) is not None]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def _refused(p: _Parts) -> str:
     d = p.d
     what = f"{d.get('method') or ''} {d.get('route') or ''}".strip()
@@ -188,6 +197,16 @@ SENTENCES: dict[str, Callable[[_Parts], str]] = {
     "release.updated": lambda p: f"{p.who} updated a release of {p.dataset}, now to "
     f"{_audience(p.d.get('audience'), p.names)}",
     "release.withdrawn": lambda p: f"{p.who} withdrew a release of {p.dataset}",
+    "incident.accepted": lambda p: f"{p.who} accepted the suggested tags of incident "
+    f"{p.e.get('object_id') or '?'}{_tag_count(p.d.get('coded'))}",
+    "incident.corrected": lambda p: f"{p.who} corrected the tags of incident "
+    f"{p.e.get('object_id') or '?'}{_tag_changes(p.d)}",
+    "incident.rejected": lambda p: f"{p.who} rejected incident {p.e.get('object_id') or '?'} "
+    "as irrelevant" + _because(p.d.get("reason")),
+    "incident.merged": lambda p: f"{p.who} merged incident {p.e.get('object_id') or '?'} into "
+    f"{p.d.get('into') or '?'}",
+    "reports.purged": lambda p: f"{p.admin} deleted the texts of {_rows(p.d.get('texts'))} "
+    f"crowd reports reviewed more than {p.d.get('retention_days', '?')} days ago",
     "request.refused": _refused,
 }
 

@@ -16,5 +16,6 @@
 Importing the package builds nothing and reads no settings.
 
 May import: hub.errors, hub.settings, hub.actors, hub.logging, hub.metrics, hub.contracts,
-hub.privacy, hub.storage, hub.governance, hub.identity, hub.ingest, hub.query, hub.web
+hub.privacy, hub.storage, hub.governance, hub.identity, hub.ingest, hub.query, hub.osint,
+hub.web
 """

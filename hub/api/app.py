@@ -18,6 +18,7 @@ import asyncio
 import dataclasses
 import ipaddress
 import os
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -44,11 +45,14 @@ from hub.api.routes import (
     ops,
     queries,
     releases,
+    reports,
+    review,
     signin,
     ui,
     uploads,
 )
 from hub.api.routes import audit as audit_routes
+from hub.api.routes import sources as source_routes
 from hub.contracts.model import ContractRegistry
 from hub.errors import ConfigError
 from hub.governance.audit import AuditLog
@@ -65,6 +69,13 @@ from hub.identity.signin import SignIns
 from hub.ingest.service import IngestService
 from hub.logging import configure_logging
 from hub.metrics import Metrics
+from hub.osint.coding import CodeLists
+from hub.osint.collection import Collection
+from hub.osint.incidents import IncidentPublisher
+from hub.osint.reports import Reports
+from hub.osint.review import ReviewQueue
+from hub.osint.sealing import Sealer
+from hub.osint.sources import Fetcher, Poller, Sources, fetcher_for
 from hub.query.engine import QueryEngine
 from hub.query.ledger import Ledger
 from hub.query.publications import Publications
@@ -101,6 +112,11 @@ class Services:
     publications: Publications
     audit: AuditReader
     folded_audit: FoldedAudit  # refusals and reused releases, repeats folded
+    reports: Reports  # crowd reports from the public (hub.osint.reports)
+    review: ReviewQueue  # the reviewers' queue (hub.osint.review)
+    sources: Sources  # news feeds and folders (hub.osint.sources)
+    fetcher: Fetcher  # fetches them into the collection (hub.osint.collection)
+    incidents: IncidentPublisher  # reviewed incidents -> the incidents dataset
 
     def sweep(self) -> dict[str, int]:
         """Expired uploads, staging files and orphan objects (hub.ingest.service), then expired
@@ -110,6 +126,7 @@ class Services:
         return report
 
     def close(self) -> None:
+        self.fetcher.close()  # a fetch in the background ends after its current entry
         self.folded_audit.flush()
         self.policies.stop_watching()
         self.query_engine.close()
@@ -156,6 +173,22 @@ def build_services(
                                wait=SingleFlight(max_seconds=settings.query_wait_seconds,
                                                  stale_seconds=settings.query_stale_seconds))
         publications = Publications(engine, audit)
+        # every article and crowd report enters through one collection: one tagger (built
+        # on first use) and one near-duplicate index per process; reports sealed with the
+        # first reports key
+        keys = settings.reports_key_list()
+        collection = Collection(engine, seal=Sealer(keys).seal if keys else None)
+        reports = Reports(engine, audit, keys=keys, bits=settings.reports_proof_bits,
+                          max_chars=settings.reports_max_chars,
+                          retention_days=settings.reports_retention_days,
+                          collection=collection)
+        incidents = IncidentPublisher(engine, ingest=ingest, identity=identity,
+                                      registry=registry)
+        review = ReviewQueue(engine, audit, lists=CodeLists.from_registry(registry),
+                             claim_minutes=settings.review_claim_minutes,
+                             reports_keys=keys, merged=collection.merged,
+                             decided=incidents.publish_soon)
+        fetcher = fetcher_for(engine, settings, collection)  # TAHUB_FETCH_* (hub.osint.sources)
     except SQLAlchemyError as exc:
         engine.dispose()
         raise ConfigError(
@@ -170,7 +203,8 @@ def build_services(
         settings=settings, engine=engine, registry=registry, store=store, ingest=ingest,
         identity=identity, signins=signins, policies=policies, policy_changes=changes,
         ledger=ledger, query_engine=query_engine, queries=queries, publications=publications,
-        audit=AuditReader(audit), folded_audit=folded,
+        audit=AuditReader(audit), folded_audit=folded, reports=reports, review=review,
+        sources=Sources(engine), fetcher=fetcher, incidents=incidents,
     )
 
 
@@ -202,6 +236,26 @@ async def _sweep_every(services: Services, seconds: float) -> None:
             log.debug("swept", **report)
 
 
+#: Seconds between two purges of crowd reports' texts whose retention ended, in every hub
+#: process (one UPDATE: safe to run at once in several, cheap when nothing is due).
+REPORTS_PURGE_SECONDS = 300
+
+
+async def _purge_reports_every(services: Services, seconds: float) -> None:
+    """The crowd reports' purge (hub.osint.reports), at start and then every ``seconds``;
+    a failure is logged and retried next time."""
+    while True:
+        try:
+            purged = await run_in_threadpool(services.reports.purge)
+        except Exception as exc:  # keep purging: the store may be back next time
+            log.warning("purge of crowd reports failed", error=type(exc).__name__)
+        else:
+            if purged.texts or purged.receipts:
+                log.info("crowd reports purged", texts=purged.texts,
+                         receipts=purged.receipts)
+        await asyncio.sleep(seconds)
+
+
 def create_app(settings: Settings, *, startup_tasks: bool = True) -> FastAPI:
     """The hub's ASGI app; nothing is opened until its lifespan starts.
 
@@ -217,6 +271,8 @@ def create_app(settings: Settings, *, startup_tasks: bool = True) -> FastAPI:
             build_services, settings, metrics, migrate=startup_tasks
         )
         sweeper: asyncio.Task[None] | None = None
+        purger: asyncio.Task[None] | None = None
+        poller: Poller | None = None
         try:
             swept: dict[str, int] = {}
             if startup_tasks:  # else `tahub serve` swept once, before starting the workers
@@ -245,14 +301,28 @@ def create_app(settings: Settings, *, startup_tasks: bool = True) -> FastAPI:
                 upload=settings.upload_rate_limit_per_minute,
                 other=settings.rate_limit_per_minute,
                 token=settings.token_rate_limit_per_minute,
+                reports_per_hour=settings.reports_per_hour,
             )
             if settings.sweep_interval_minutes:
                 sweeper = asyncio.create_task(_sweep_every(
                     services, settings.sweep_interval_minutes * 60))
+            purger = asyncio.create_task(_purge_reports_every(services, REPORTS_PURGE_SECONDS))
+            if services.reports.accepting:  # the tagger, built now rather than on the first
+                threading.Thread(  # report (about ten seconds); daemon: shutdown never waits
+                    target=lambda: services.reports.tagger, name="tahub-tagger", daemon=True,
+                ).start()
+            if settings.collect:  # every process may poll: each due source is claimed once
+                poller = Poller(services.sources, services.fetcher,
+                                interval=settings.collect_poll_seconds)
+                poller.start()
             yield
         finally:
+            if poller is not None:
+                await run_in_threadpool(poller.stop)
             if sweeper is not None:
                 sweeper.cancel()
+            if purger is not None:
+                purger.cancel()
             await run_in_threadpool(services.close)  # pending folded entries written
 
     app = FastAPI(
@@ -266,7 +336,8 @@ def create_app(settings: Settings, *, startup_tasks: bool = True) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     install_problem_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_json_bytes)  # inside RequestContext
+    app.add_middleware(BodyLimit, max_bytes=settings.max_json_bytes,  # inside RequestContext
+                       paths={reports.PATH: reports.body_limit(settings.reports_max_chars)})
     app.add_middleware(RequestContext, metrics=metrics)
     app.include_router(meta.router)
     app.include_router(ops.router)
@@ -280,6 +351,9 @@ def create_app(settings: Settings, *, startup_tasks: bool = True) -> FastAPI:
     app.include_router(releases.router)
     app.include_router(audit_routes.router)
     app.include_router(governance.router)
+    app.include_router(reports.router)
+    app.include_router(review.router)
+    app.include_router(source_routes.router)
     ui.mount(app)
     apidocs.mount(app)
     install_openapi(app)  # problem+json answers in the document (hub.api.openapi)

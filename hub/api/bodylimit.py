@@ -7,10 +7,15 @@ passes the limit; a body within the limit is handed on to the app unchanged. The
 a :class:`~hub.errors.TooLarge` problem (``field: body``); no route runs, nothing changes.
 
 Upload chunks (``PATCH /v1/uploads/{id}``) are left alone: they stream into staging under
-their own limit, ``TAHUB_CHUNK_BYTES`` (hub.api.routes.uploads).
+their own limit, ``TAHUB_CHUNK_BYTES`` (hub.api.routes.uploads). A few paths have a smaller
+limit of their own (``paths``: the public crowd reports, bounded by
+``TAHUB_REPORTS_MAX_CHARS``), refused the same way and naming their setting.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,17 +37,21 @@ def _is_chunk(scope: Scope) -> bool:
 class BodyLimit:
     """Refuse request bodies over ``max_bytes`` (except upload chunks) with 413."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int,
+                 paths: Mapping[str, tuple[int, str]] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.paths = dict(paths or {})  # path -> (its own limit, the setting behind it)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or _is_chunk(scope):
             await self.app(scope, receive, send)
             return
+        limit, setting = self.paths.get(str(scope["path"]),
+                                        (self.max_bytes, "TAHUB_MAX_JSON_BYTES"))
         declared = dict(scope.get("headers") or []).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+        if declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, receive, send, limit, setting)
             return
         chunks: list[bytes] = []
         size = 0
@@ -54,8 +63,8 @@ class BodyLimit:
                 break
             body = message.get("body", b"")
             size += len(body)
-            if size > self.max_bytes:
-                await self._refuse(scope, receive, send)
+            if size > limit:
+                await self._refuse(scope, receive, send, limit, setting)
                 return
             chunks.append(body)
             if not message.get("more_body", False):
@@ -73,12 +82,13 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int,
+                      setting: str) -> None:
+        extra: dict[str, Any] = {
+            "max_json_bytes" if setting == "TAHUB_MAX_JSON_BYTES" else "max_bytes": limit}
         err = TooLarge(
-            f"the request body is over the {self.max_bytes} bytes the hub accepts "
-            "(TAHUB_MAX_JSON_BYTES)",
-            field="body",
-            max_json_bytes=self.max_bytes,
+            f"the request body is over the {limit} bytes the hub accepts ({setting})",
+            field="body", **extra,
         )
         log.info("request refused", code=err.code, status=err.status)
         await problem_response(scope, err.problem())(scope, receive, send)

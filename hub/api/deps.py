@@ -2,8 +2,8 @@
 
 Routes declare what they need with the ``Annotated`` aliases below (``Ingest``,
 ``Identity``, ``Registry``, ``Policies``, ``Changes``, ``Queries``, ``Releases``, ``Audit``,
-``Database``, ``Store``, ``AppSettings``, ``AppMetrics``, ``CurrentActor``, ``PartnerActor``,
-``AnalystActor``);
+``CrowdReports``, ``Review``, ``Database``, ``Store``, ``AppSettings``, ``AppMetrics``,
+``CurrentActor``, ``PartnerActor``, ``AnalystActor``);
 nothing is global, everything comes from the app that ``create_app`` built.
 
 Dependencies that only look something up are ``async`` (they run on the event loop): FastAPI
@@ -31,6 +31,8 @@ from hub.governance.policystore import PolicyStore
 from hub.identity.service import IdentityService
 from hub.ingest.service import IngestService
 from hub.metrics import Metrics
+from hub.osint.reports import Reports
+from hub.osint.review import ReviewQueue
 from hub.query.publications import Publications
 from hub.query.service import QueryService
 from hub.settings import Settings
@@ -42,6 +44,7 @@ __all__ = [
     "AppSettings",
     "Audit",
     "Changes",
+    "CrowdReports",
     "CurrentActor",
     "Database",
     "Identity",
@@ -51,6 +54,7 @@ __all__ = [
     "Queries",
     "Registry",
     "Releases",
+    "Review",
     "Store",
     "current_actor",
 ]
@@ -78,6 +82,8 @@ Policies = Annotated[PolicyStore, Depends(_service("policies"))]
 Changes = Annotated[PolicyChanges, Depends(_service("policy_changes"))]
 Queries = Annotated[QueryService, Depends(_service("queries"))]
 Releases = Annotated[Publications, Depends(_service("publications"))]
+CrowdReports = Annotated[Reports, Depends(_service("reports"))]
+Review = Annotated[ReviewQueue, Depends(_service("review"))]
 Audit = Annotated[AuditReader, Depends(_service("audit"))]
 AppSettings = Annotated[Settings, Depends(_settings)]
 Database = Annotated[sa.Engine, Depends(_service("engine"))]

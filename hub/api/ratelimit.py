@@ -18,12 +18,15 @@ indistinguishable from a new one) are dropped, then the least recently used ones
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
+import secrets
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hub.errors import TooManyRequests
 
@@ -46,7 +49,9 @@ def route_class(method: str, path: str) -> str:
 
 
 class RateLimiter:
-    """Token buckets of ``per_minute`` requests a minute, one per key (thread-safe)."""
+    """Token buckets of ``per_minute`` requests a minute, one per key (thread-safe).
+
+    ``period=3600``: ``per_minute`` is then a number of requests an hour (crowd reports)."""
 
     def __init__(
         self,
@@ -55,12 +60,14 @@ class RateLimiter:
         rule: str,
         clock: Callable[[], float] = time.monotonic,
         max_keys: int = 100_000,
+        period: int = 60,
     ) -> None:
-        if per_minute < 0 or max_keys < 1:
-            raise ValueError("per_minute must be >= 0 and max_keys >= 1")
+        if per_minute < 0 or max_keys < 1 or period < 1:
+            raise ValueError("per_minute must be >= 0, max_keys and period >= 1")
         self.per_minute = per_minute
         self.rule = rule
-        self._rate = per_minute / 60.0  # tokens a second
+        self._rate = per_minute / period  # tokens a second
+        self._unit = {60: "a minute", 3600: "an hour"}.get(period, f"in {period} s")
         self._clock = clock
         self._max_keys = max_keys
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tokens, at
@@ -97,7 +104,7 @@ class RateLimiter:
         if wait > 0:
             retry_after = max(1, math.ceil(wait))
             raise TooManyRequests(
-                f"{what} is over its limit of {self.per_minute} requests a minute "
+                f"{what} is over its limit of {self.per_minute} requests {self._unit} "
                 f"({self.rule}); retry in {retry_after} s",
                 rule=self.rule,
                 retry_after=retry_after,
@@ -117,15 +124,20 @@ class RateLimiter:
 
 @dataclass(frozen=True)
 class RateLimits:
-    """The hub's limiters: members by route class (keyed by organisation), and token
-    requests (keyed by client address)."""
+    """The hub's limiters: members by route class (keyed by organisation), token requests
+    (keyed by client address) and crowd reports (keyed by a hash of the client address
+    under a random key of the process: the addresses themselves are never kept, even in
+    memory, and the hashes mean nothing to another process or after a restart)."""
 
     members: dict[str, RateLimiter]
     token: RateLimiter
+    reports: RateLimiter = field(
+        default_factory=lambda: RateLimiter(0, rule="rate_limit:reports", period=3600))
+    _salt: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
     @classmethod
     def per_minute(
-        cls, *, query: int, upload: int, other: int, token: int,
+        cls, *, query: int, upload: int, other: int, token: int, reports_per_hour: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> RateLimits:
         limits = {"query": query, "upload": upload, "other": other}
@@ -133,6 +145,8 @@ class RateLimits:
             members={name: RateLimiter(n, rule=f"rate_limit:{name}", clock=clock)
                      for name, n in limits.items()},
             token=RateLimiter(token, rule="rate_limit:token", clock=clock),
+            reports=RateLimiter(reports_per_hour, rule="rate_limit:reports", clock=clock,
+                                period=3600),
         )
 
     def member(self, org: str, method: str, path: str) -> None:
@@ -142,3 +156,8 @@ class RateLimits:
     def token_request(self, address: str) -> None:
         """Count one token request from ``address`` or raise :class:`TooManyRequests`."""
         self.token.acquire(address, "this address")
+
+    def report(self, address: str) -> None:
+        """Count one crowd report from ``address`` or raise :class:`TooManyRequests`."""
+        key = hmac.new(self._salt, address.encode(), hashlib.sha256).hexdigest()[:32]
+        self.reports.acquire(key, "this address")

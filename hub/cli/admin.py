@@ -17,6 +17,7 @@ from connectors.common.cli import console, user_errors
 from hub.actors import MemberKind, Role
 from hub.cli import context
 from hub.cli.people import app as person_app
+from hub.cli.reports import purge_reports, reports_key
 
 __all__ = ["app"]
 
@@ -28,6 +29,8 @@ app.add_typer(member_app, name="member")
 app.add_typer(client_app, name="client")
 app.add_typer(person_app, name="person")
 app.add_typer(budget_app, name="budget")
+app.command("reports-key")(reports_key)  # crowd reports (hub.cli.reports)
+app.command("purge-reports")(purge_reports)
 
 
 # -- schema and clean-up -----------------------------------------------------------------

@@ -13,6 +13,10 @@
                                                  (hub.cli.people, docs/people.md)
     tahub admin settings-doc [--out FILE]        the settings reference (docs/settings.md)
     tahub admin budget show [--dataset D]        privacy budget spent per dataset and member
+    tahub admin reports-key                      a new key for TAHUB_REPORTS_KEYS (crowd reports)
+    tahub admin purge-reports                    delete crowd reports' texts past retention
+    tahub review precision [--since D] [--until D] [--json]   per-tag precision of the
+                                                 suggested tags (hub.cli.review)
     tahub audit list [--last N] [--details] [--since --until --org --actor --action]
                                                  the latest entries as sentences, with names
     tahub audit verify                           recompute the audit chain; exit 1 if broken
@@ -22,6 +26,9 @@
     tahub policy propose|proposals|show|approve|reject|withdraw|restore|active|export|import
                  |budgets                        four-eyes policy changes on a hub
                                                  (connectors.governance.cli, docs/governance.md)
+    tahub sources add|list|show|change|disable|enable|remove|fetch   news feeds and folders
+                                                 (hub.cli.sources, docs/osint.md)
+    tahub collect [--once] [--source NAME]       fetch the sources that are due
     tahub demo                                   the guided demo (hub.demo)
     tahub login [--hub URL] [--profile P] [--no-browser] | logout [--profile P]
                                                  a person signs in; the hub is remembered
@@ -53,6 +60,9 @@ from hub.cli import context
 from hub.cli.admin import app as admin_app
 from hub.cli.audit import app as audit_app
 from hub.cli.checks import contracts_app, policy_app
+from hub.cli.review import app as review_app
+from hub.cli.sources import app as sources_app
+from hub.cli.sources import collect
 from hub.logging import configure_logging
 
 __all__ = ["app", "main"]
@@ -70,7 +80,10 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(policy_app, name="policy")
 app.add_typer(audit_app, name="audit")
+app.add_typer(review_app, name="review")
 app.add_typer(query_app, name="query")
+app.add_typer(sources_app, name="sources")
+app.command("collect")(collect)
 app.command("login")(login_command)
 app.command("logout")(logout_command)
 

@@ -19,7 +19,10 @@ What it does, in order:
 4. pushes every export through the real connector code path over HTTP: mapping,
    validation, pseudonymisation, zstd Parquet, resumable upload, server-side re-validation
    and commit;
-5. prints where the hub is, who to sign in as on each page, and commands that work when
+5. collects the demo's open sources (:mod:`hub.demo.opensources`): a folder of saved
+   articles as a folder source, fetched once, and three crowd reports, all waiting in the
+   reviewers' queue;
+6. prints where the hub is, who to sign in as on each page, and commands that work when
    copied (:mod:`hub.demo.banner`), and keeps serving until Ctrl-C.
 
 Running it again reuses what exists (uploads are idempotent); ``--reset`` starts afresh.
@@ -40,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -55,6 +59,7 @@ from hub.actors import MemberKind, Role
 from hub.api.app import build_services, create_app
 from hub.demo.banner import Person, Walkthrough, activation, show
 from hub.demo.budgets import write_demo_policies
+from hub.demo.opensources import seed_open_sources, write_newsroom
 from hub.demo.synthetic import (
     LINKED,
     LINKED_CORRIDOR,
@@ -66,7 +71,7 @@ from hub.demo.synthetic import (
 from hub.errors import ConfigError, Conflict
 from hub.settings import Settings
 
-__all__ = ["DemoPartnerState", "main", "seed"]
+__all__ = ["DemoPartnerState", "main", "reports_key", "seed"]
 
 _CREDENTIALS = "partner.env"
 _ANALYST = "analyst.env"
@@ -74,13 +79,17 @@ _GOVERNANCE = "governance.env"
 #: Members with a governance officer's client: two organisations, so that a policy change
 #: proposed by one can be approved by the other (four eyes, docs/governance.md).
 _OFFICERS = ("safepassage", "metpolice")
+#: The member whose volunteers review incidents from news and the public (hub.osint.review).
+_REVIEWERS = ("safepassage",)
 #: People who sign in (``tahub login``, the web interface), one for each role a page serves:
 #: an analyst and a partner engineer at every member, a governance officer at each of the two
-#: above; their e-mail and password in ``people.env`` (``<WHO>_EMAIL``, ``<WHO>_PASSWORD``).
+#: above, a reviewer at the NGO; their e-mail and password in ``people.env`` (``<WHO>_EMAIL``,
+#: ``<WHO>_PASSWORD``).
 #: The ``admin`` role grants nothing through the API: the hub's administration is
 #: ``tahub admin`` on the hub's machine, which whoever runs the demo has.
 _PEOPLE = "people.env"
-_WHO = (("analyst", Role.ANALYST), ("engineer", Role.PARTNER), ("officer", Role.GOVERNANCE))
+_WHO = (("analyst", Role.ANALYST), ("engineer", Role.PARTNER), ("officer", Role.GOVERNANCE),
+        ("reviewer", Role.REVIEWER))
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,18 @@ def _write_secret(path: Path, text: str) -> None:
         fh.write(text)
 
 
+def reports_key(data_dir: Path) -> str:
+    """The demo's key for crowd reports, made once in ``<data_dir>/keys/reports.key`` (only
+    its owner reads it) and kept, so that the reports of an earlier run still open. Outside
+    the demo an operator sets ``TAHUB_REPORTS_KEYS`` (``tahub admin reports-key``)."""
+    path = data_dir / "keys" / "reports.key"
+    if not path.exists():
+        from hub.osint.sealing import new_key
+
+        _write_secret(path, new_key() + "\n")
+    return path.read_text(encoding="utf-8").strip()
+
+
 def _role_env(settings: Settings, p: DemoPartner, role: Role, client_id: str,
               secret: str) -> str:
     what = {Role.ANALYST: "an analyst's hub credentials (role analyst: DP queries only",
@@ -120,7 +141,8 @@ def _role_env(settings: Settings, p: DemoPartner, role: Role, client_id: str,
 
 def _people_wanted(p: DemoPartner) -> list[tuple[str, Role]]:
     return [(who, role) for who, role in _WHO
-            if role is not Role.GOVERNANCE or p.slug in _OFFICERS]
+            if (role is not Role.GOVERNANCE or p.slug in _OFFICERS)
+            and (role is not Role.REVIEWER or p.slug in _REVIEWERS)]
 
 
 def _people_missing(partners_dir: Path, p: DemoPartner) -> list[tuple[str, Role]]:
@@ -314,6 +336,7 @@ def _summary(console: Console, settings: Settings, partners_dir: Path,
         engineer=person(first.slug, "engineer", Role.PARTNER),
         officers=(person(_OFFICERS[0], "officer", Role.GOVERNANCE),
                   person(_OFFICERS[1], "officer", Role.GOVERNANCE)),
+        reviewer=person(_REVIEWERS[0], "reviewer", Role.REVIEWER),
         linked_note=(f"customers flagged by two or more members, one person wherever an IBAN, "
                      f"a phone or an e-mail matches ({LINKED} planted on "
                      f"{' -> '.join(LINKED_CORRIDOR)}, each with another IBAN at each bank)"),
@@ -325,10 +348,10 @@ class _Server(uvicorn.Server):
         pass
 
 
-def _start(settings: Settings) -> tuple[_Server, threading.Thread]:
+def _start(settings: Settings) -> tuple[_Server, threading.Thread, Any]:
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings), host=settings.host, port=settings.port, log_level="warning",
-        lifespan="on",
+        app, host=settings.host, port=settings.port, log_level="warning", lifespan="on",
     )
     server = _Server(config)
     thread = threading.Thread(target=server.run, name="tahub-demo-hub", daemon=True)
@@ -341,7 +364,7 @@ def _start(settings: Settings) -> tuple[_Server, threading.Thread]:
                 "(is the port in use? set TAHUB_PORT)", field="TAHUB_PORT"
             )
         time.sleep(0.05)
-    return server, thread
+    return server, thread, app
 
 
 def main(
@@ -362,10 +385,16 @@ def main(
     if settings.policies_dir is None:  # the shipped policies, with budgets for the demo
         policies = write_demo_policies(settings.data_dir / "demo-policies")
         settings = settings.model_copy(update={"policies_dir": policies})
-    server, thread = _start(settings)
+    if not settings.reports_key_list():  # crowd reports (/report): a key of the demo's own
+        settings = settings.model_copy(update={
+            "reports_keys": SecretStr(reports_key(settings.data_dir))})
+    server, thread, app = _start(settings)
     states: list[DemoPartnerState] = []
     try:
         states = seed(settings, partners_dir, console=console)
+        with console.status("Collecting the demo's open sources and crowd reports..."):
+            seed_open_sources(app.state.services,
+                              write_newsroom(settings.data_dir / "demo-newsroom"))
         (partners_dir / "demo.json").write_text(json.dumps(
             {s.export.key: {"extract": s.extract_id, "rows": s.rows} for s in states},
             indent=2,

@@ -51,6 +51,7 @@ class Walkthrough:
     engineer: Person
     officers: tuple[Person, Person]
     linked_note: str
+    reviewer: Person | None = None  # the review queue (hub.osint.review)
 
 
 def activation(executable: str | None = None, cwd: Path | None = None,
@@ -97,12 +98,17 @@ def show(console: Console, w: Walkthrough, *, activate: str | None) -> None:
     say(f"Partner side (the partners' machines; never read by the hub): {w.partners_dir}")
     say()
     say("Sign in on the web (each password is also in the member's people.env):", "bold")
-    pages = (("Analyst workspace", f"{url}/ui#/workspace",
-              ["sign in as " + _signs_in(w.analyst)]),
-             ("Governance console", f"{url}/ui#/governance",
-              ["sign in as " + _signs_in(w.officers[0]),
-               "a second officer, of another member, approves: " + _signs_in(w.officers[1])]),
-             ("Partner uploads", f"{url}/ui#/partner", ["sign in as " + _signs_in(w.engineer)]))
+    pages: tuple[tuple[str, str, list[str]], ...] = (
+        ("Analyst workspace", f"{url}/ui#/workspace", ["sign in as " + _signs_in(w.analyst)]),
+        ("Governance console", f"{url}/ui#/governance",
+         ["sign in as " + _signs_in(w.officers[0]),
+          "a second officer, of another member, approves: " + _signs_in(w.officers[1])]),
+        ("Partner uploads", f"{url}/ui#/partner", ["sign in as " + _signs_in(w.engineer)]))
+    if w.reviewer is not None:
+        pages += (("Review queue", f"{url}/ui#/review",
+                   ["sign in as " + _signs_in(w.reviewer),
+                    "claim incidents from news and crowd reports, code their tags; "
+                    f"precision of the tags at {url}/ui#/review-precision"]),)
     for title, address, lines in pages:
         say(f"  {title:<20} {address}")
         for line in lines:

@@ -113,6 +113,11 @@ class Action(StrEnum):
     RELEASE_PUBLISHED = "release.published"
     RELEASE_UPDATED = "release.updated"
     RELEASE_WITHDRAWN = "release.withdrawn"
+    INCIDENT_ACCEPTED = "incident.accepted"  # a reviewer kept the suggested tags (hub.osint)
+    INCIDENT_CORRECTED = "incident.corrected"  # ... coded the tags themselves
+    INCIDENT_REJECTED = "incident.rejected"  # ... found it irrelevant, with a reason
+    INCIDENT_MERGED = "incident.merged"  # ... found it the same incident as another
+    REPORTS_PURGED = "reports.purged"  # crowd reports' texts deleted after review (counts)
     REQUEST_REFUSED = "request.refused"  # 403/404/409/422 to an authenticated request
 
 

@@ -28,7 +28,7 @@ from pydantic import (
     field_validator,
 )
 
-from hub.errors import InvalidInput, RowError
+from hub.errors import InvalidInput, invalid_body
 from hub.governance.policies import Policy
 from hub.privacy.accounting import BudgetLimits
 
@@ -114,7 +114,7 @@ class ProposalRequest(BaseModel):
         try:
             request = cls.model_validate(data)
         except ValidationError as exc:
-            raise _invalid("the proposal is invalid", exc) from None
+            raise invalid_body("the proposal is invalid", exc) from None
         if (request.yaml is None) == (request.restore is None):
             raise InvalidInput("give either yaml (the new policy text) or restore (a version "
                                "number), not both", field="yaml")
@@ -130,20 +130,11 @@ class Decision(BaseModel):
     reason: str | None = Field(default=None, max_length=4000)
 
 
-def _invalid(what: str, exc: ValidationError) -> InvalidInput:
-    errors = [RowError(".".join(str(p) for p in e["loc"]) or None,
-                       e["msg"].removeprefix("Value error, "))
-              for e in exc.errors(include_url=False)]
-    shown = "; ".join(str(e) for e in errors[:3])
-    return InvalidInput(f"{what}: {shown}", field=errors[0].field if errors else None,
-                        errors=errors)
-
-
 def decision(data: Any) -> Decision:
     try:
         return Decision.model_validate(data if data is not None else {})
     except ValidationError as exc:
-        raise _invalid("the decision is invalid", exc) from None
+        raise invalid_body("the decision is invalid", exc) from None
 
 
 def limits_json(limits: BudgetLimits) -> dict[str, Any]:

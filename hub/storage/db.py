@@ -54,6 +54,12 @@ __all__ = [
     "metadata",
     "oauth_codes",
     "organisations",
+    "osint_decisions",
+    "osint_fetches",
+    "osint_incidents",
+    "osint_items",
+    "osint_receipts",
+    "osint_sources",
     "people",
     "policy_approvals",
     "policy_versions",
@@ -518,6 +524,117 @@ unit_tokens = Table(
     postgresql_with={"fillfactor": 50},
 )
 
+
+# Open-source and public collection (hub.osint). A source is a feed or a folder the operator
+# configured; every fetch of it is recorded, with what it found and what it skipped and why.
+# An item is one article or one crowd report: an article's text is public and kept as text;
+# a report's text is kept only encrypted (``sealed``) until its retention ends. Items that
+# report the same incident (near-duplicate texts, or merged by a reviewer) share one
+# incident, which reviewers code; its ``coded`` tags are what the incidents dataset holds.
+osint_sources = Table(
+    "osint_sources",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # feed | folder
+    Column("location", String(2000), nullable=False),  # the feed's URL, or the folder
+    Column("language", String(8), nullable=True),  # declared; None: identified per item
+    Column("every_minutes", Integer, nullable=False),
+    Column("trust", String(8), nullable=False),  # high | medium | low
+    Column("enabled", Boolean, nullable=False),
+    Column("etag", String(500), nullable=True),  # conditional requests (ETag, Last-Modified)
+    Column("last_modified", String(100), nullable=True),
+    Column("next_fetch_at", UTCDateTime(), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    # hosts besides the feed's own that its redirects and article links may reach
+    Column("hosts", JSON, nullable=True),
+    Column("seen", JSON, nullable=True),  # a folder's files already read {path: mtime:size}
+)
+
+osint_fetches = Table(
+    "osint_fetches",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("source_id", String(64), ForeignKey("osint_sources.id"), nullable=False,
+           index=True),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime(), nullable=True),
+    Column("outcome", String(16), nullable=False),  # running | ok | not_modified | failed
+    Column("http_status", Integer, nullable=True),
+    Column("found", Integer, nullable=False),
+    Column("added", Integer, nullable=False),
+    Column("duplicates", Integer, nullable=False),
+    Column("skipped", JSON, nullable=False),  # [{"ref": ..., "reason": ...}]
+    Column("error", String(1000), nullable=True),
+)
+
+osint_incidents = Table(
+    "osint_incidents",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    # queued | claimed | accepted | rejected | merged (into ``merged_into``)
+    Column("state", String(16), nullable=False, index=True),
+    Column("merged_into", String(64), ForeignKey("osint_incidents.id"), nullable=True),
+    Column("claimed_by", String(64), nullable=True),
+    Column("claimed_at", UTCDateTime(), nullable=True),
+    Column("coded", JSON, nullable=True),  # the reviewed tags (hub.osint.incidents)
+    Column("reviewed_by", String(64), nullable=True),
+    Column("reviewed_at", UTCDateTime(), nullable=True),
+)
+
+osint_items = Table(
+    "osint_items",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),  # article | report
+    Column("source_id", String(64), ForeignKey("osint_sources.id"), nullable=True),
+    Column("fetch_id", String(64), ForeignKey("osint_fetches.id"), nullable=True),
+    Column("incident_id", String(64), ForeignKey("osint_incidents.id"), nullable=False,
+           index=True),
+    Column("url", String(2000), nullable=True),
+    Column("title", String(1000), nullable=True),
+    Column("text", Text, nullable=True),  # an article's text (public)
+    Column("sealed", LargeBinary, nullable=True),  # a report's text, encrypted
+    Column("language", String(8), nullable=True),
+    Column("published_at", UTCDateTime(), nullable=True),
+    Column("collected_at", UTCDateTime(), nullable=False),
+    # sha256 of the folded text: the same text again from the same source or address is
+    # not stored twice; from another outlet it is one more source of the same incident
+    Column("fingerprint", String(64), nullable=False, index=True),
+    Column("minhash", LargeBinary, nullable=True),  # near-duplicates (hub.osint.dedup)
+    Column("tagging", JSON, nullable=True),  # the tagger's suggestions (hub.osint.tagging)
+    Column("purge_after", UTCDateTime(), nullable=True),  # a report's text goes then
+)
+
+# One row per reviewer's decision on an incident: what was suggested and what was decided,
+# for the audit and for the per-tag precision of the suggestions.
+osint_decisions = Table(
+    "osint_decisions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("incident_id", String(64), ForeignKey("osint_incidents.id"), nullable=False,
+           index=True),
+    Column("reviewer", String(64), nullable=False),
+    Column("decided_at", UTCDateTime(), nullable=False),
+    Column("action", String(16), nullable=False),  # accept | correct | reject | merge
+    Column("suggested", JSON, nullable=False),
+    Column("coded", JSON, nullable=True),
+    Column("note", String(1000), nullable=True),
+)
+
+# One row per crowd report received (hub.osint.reports): the receipt the reporter was given,
+# the proof-of-work challenge it spent (its SHA-256: each challenge is accepted once, by any
+# hub process) and the item it became (None when it was not stored). No address, no text.
+osint_receipts = Table(
+    "osint_receipts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("challenge", String(64), nullable=False, unique=True),
+    Column("item_id", String(64), ForeignKey("osint_items.id"), nullable=True),
+    Column("received_at", UTCDateTime(), nullable=False),
+)
 
 #: Connections a hub process keeps open, and how many more it opens under a burst (a
 #: request waits for one beyond that): 20 at most per process, docs/production.md (Sizing).

@@ -149,7 +149,10 @@ def test_every_action_of_the_flow_is_logged_with_its_actor(world: World) -> None
         Action.RELEASE_PUBLISHED, Action.RELEASE_UPDATED, Action.RELEASE_WITHDRAWN,
         Action.POLICY_PROPOSED, Action.POLICY_APPROVED, Action.POLICY_REJECTED,
         Action.POLICY_WITHDRAWN, Action.POLICY_SUPERSEDED, Action.POLICY_ACTIVATED,
-        Action.BUDGET_CHANGED, Action.MEMBER_LIMITS_SET}  # tests/api/test_ingest_http.py
+        Action.BUDGET_CHANGED, Action.MEMBER_LIMITS_SET,  # tests/api/test_ingest_http.py
+        Action.REPORTS_PURGED,  # tests/osint/test_reports.py
+        Action.INCIDENT_ACCEPTED, Action.INCIDENT_CORRECTED, Action.INCIDENT_REJECTED,
+        Action.INCIDENT_MERGED}  # tests/osint/test_review.py, tests/api/test_review_http.py
     assert expected <= set(by_action), sorted(expected - set(by_action))
     bank0 = world.banks[0]
     registered = {e["details"]["name"] for e in by_action["member.registered"]}

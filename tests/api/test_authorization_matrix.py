@@ -43,6 +43,8 @@ PARTNER = frozenset({Role.PARTNER})
 ANALYST = frozenset({Role.ANALYST})
 GOVERNANCE = frozenset({Role.GOVERNANCE})
 READERS = frozenset({Role.ANALYST, Role.GOVERNANCE})
+REVIEWER = frozenset({Role.REVIEWER})
+ADMIN = frozenset({Role.ADMIN})
 
 #: Every route of the API and who may call it.
 MATRIX: dict[tuple[str, str], frozenset[Any]] = {
@@ -57,6 +59,8 @@ MATRIX: dict[tuple[str, str], frozenset[Any]] = {
     ("POST", "/oauth/authorize"): PUBLIC,
     ("GET", "/oauth/federated"): PUBLIC,
     ("GET", "/oauth/federated/callback"): PUBLIC,
+    ("GET", "/v1/public/reports/challenge"): PUBLIC,  # crowd reports (docs/osint.md)
+    ("POST", "/v1/public/reports"): PUBLIC,
     ("GET", "/oauth/userinfo"): ANY,
     ("GET", "/v1/me"): ANY,
     ("GET", "/v1/clients"): ANY,
@@ -100,11 +104,24 @@ MATRIX: dict[tuple[str, str], frozenset[Any]] = {
     ("GET", "/v1/governance/budgets"): GOVERNANCE,
     ("GET", "/v1/governance/budgets/history"): GOVERNANCE,
     ("POST", "/v1/governance/bounds"): GOVERNANCE,
+    ("GET", "/v1/review/queue"): REVIEWER,
+    ("POST", "/v1/review/claim"): REVIEWER,
+    ("GET", "/v1/review/incidents/{incident_id}"): REVIEWER,
+    ("POST", "/v1/review/incidents/{incident_id}/decision"): REVIEWER,
+    ("GET", "/v1/review/precision"): REVIEWER,
+    ("GET", "/v1/osint/sources"): ADMIN,
+    ("POST", "/v1/osint/sources"): ADMIN,
+    ("GET", "/v1/osint/sources/{source_id}"): ADMIN,
+    ("PATCH", "/v1/osint/sources/{source_id}"): ADMIN,
+    ("DELETE", "/v1/osint/sources/{source_id}"): ADMIN,
+    ("POST", "/v1/osint/sources/{source_id}/fetch"): ADMIN,
+    ("GET", "/v1/osint/sources/{source_id}/fetches"): ADMIN,
 }
 _PARAMS = {"dataset": "bank_alerts", "version": "1", "number": "1",
            "upload_id": "upl_missing", "extract_id": "ext_missing", "query_id": "led_missing",
-           "release_id": "pub_missing", "proposal_id": "pv_missing"}
-ROLES = (Role.PARTNER, Role.ANALYST, Role.GOVERNANCE, Role.ADMIN)
+           "release_id": "pub_missing", "proposal_id": "pv_missing",
+           "incident_id": "inc_missing", "source_id": "src_missing"}
+ROLES = (Role.PARTNER, Role.ANALYST, Role.GOVERNANCE, Role.ADMIN, Role.REVIEWER)
 
 
 @dataclass

@@ -113,7 +113,7 @@ def test_login_remembers_the_hub_per_profile_for_later_commands(hub: Hub,
     code, out, err = _cli(env, "query", "budget", "--json")
     assert code == 0, err
     assert {b["dataset"] for b in json.loads(out)} == {"bank_alerts", "case_records",
-                                                       "corridor_flows"}
+                                                       "corridor_flows", "incidents"}
     code, _, err = _cli(env, "policy", "active")  # Ana is no officer: the hub says so
     assert code == 1 and "(403 forbidden)" in err and "rule: role:governance" in err
     code, out, err = _cli(env, "policy", "active", "--json", "--profile", "officer")

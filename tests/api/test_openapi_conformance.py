@@ -2,7 +2,7 @@
 
 A hub of its own (a tmp folder, the shipped policies, its own members and data: nothing of
 the session's ``hub`` fixture is spent) serves ``/openapi.json``; for each caller --
-anonymous, and clients with the partner, analyst, governance and admin roles -- every
+anonymous, and clients with the partner, analyst, governance, admin and reviewer roles -- every
 operation of the document gets its documented examples, then generated cases that fit the
 schema (positive) and cases that break it (negative), a bounded number each, plus, for the
 reads, cases whose path names objects that exist (an upload, an extract, a release...) so
@@ -51,6 +51,7 @@ from schemathesis.specs.openapi.checks import (
 from hub.actors import MemberKind, Role
 from hub.api.app import create_app
 from hub.errors import HubRequestError, RowError, TahubError, error_classes
+from hub.osint.sealing import new_key
 from hub.settings import Settings
 from tests.api.conftest import Hub, make_error, running_hub, upload_extract
 from tests.hub.extract_files import sha256_of, valid_rows, write_extract
@@ -59,13 +60,13 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, response_headers_conformance]
 EXAMPLES = int(os.environ.get("CONFORMANCE_EXAMPLES", "3"))
 CALLERS = ("anonymous", Role.PARTNER.value, Role.ANALYST.value, Role.GOVERNANCE.value,
-           Role.ADMIN.value)
+           Role.ADMIN.value, Role.REVIEWER.value)
 QUERY = {"dataset": "bank_alerts", "group_by": ["origin_country", "destination_country"],
          "measures": ["count", {"function": "sum", "field": "amount"}],
          "filters": {"period": {"from": "2025-01", "to": "2025-12"}}, "cost": "0.01"}
 UNLIMITED = {name: 1_000_000 for name in (
     "rate_limit_per_minute", "query_rate_limit_per_minute", "upload_rate_limit_per_minute",
-    "token_rate_limit_per_minute")}
+    "token_rate_limit_per_minute", "reports_per_hour")}
 
 
 @dataclass
@@ -93,12 +94,13 @@ class Report:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     base = tmp_path_factory.mktemp("conformance")
-    with running_hub(base / "data", **UNLIMITED) as hub:
+    # crowd reports accepted (a key), so that their routes answer as on a hub that takes them
+    with running_hub(base / "data", **UNLIMITED, reports_keys=new_key()) as hub:
         hub.pool(base, banks=2, name="Conformance Pool")  # min_partners of bank_alerts
         identity = hub.services.identity
         first = identity.register_member("Conformance", MemberKind.BANK, (Role.PARTNER,))
         tokens: dict[str, str | None] = {"anonymous": None, "partner": hub.token(first)}
-        for role in (Role.ANALYST, Role.GOVERNANCE, Role.ADMIN):
+        for role in (Role.ANALYST, Role.GOVERNANCE, Role.ADMIN, Role.REVIEWER):
             tokens[role.value] = hub.token(identity.add_client(first.org_id, (role,)))
         known = _objects(hub, base, tokens)
         schema = schemathesis.openapi.from_url(f"{hub.url}/openapi.json")

@@ -310,7 +310,7 @@ def test_tahub_login_keeps_a_session_that_clients_use_and_refresh(
     with AnalystClient(hub.url, sessions=store) as client:
         assert client.me()["client_id"] == new.person.id
         assert {b.dataset for b in client.budgets()} == {"bank_alerts", "case_records",
-                                                          "corridor_flows"}
+                                                          "corridor_flows", "incidents"}
     # the access token expires: the client refreshes it and keeps the rotated pair
     store.put(hub.url, {**kept, "expires_at": 0})
     with AnalystClient(hub.url, sessions=store) as client:

@@ -26,14 +26,14 @@ def registry() -> ContractRegistry:
     return ContractRegistry.load()
 
 
-def test_shipped_contracts_cover_the_three_shared_datasets(registry: ContractRegistry) -> None:
-    assert registry.datasets() == ["bank_alerts", "case_records", "corridor_flows"]
+def test_shipped_contracts_cover_the_shared_datasets(registry: ContractRegistry) -> None:
+    assert registry.datasets() == ["bank_alerts", "case_records", "corridor_flows", "incidents"]
     assert registry.versions("case_records") == [1, 2]
     assert registry.get("case_records").version == 2  # newest by default
 
 
 @pytest.mark.parametrize("key", [("bank_alerts", 1), ("case_records", 1), ("case_records", 2),
-                                 ("corridor_flows", 1)])
+                                 ("corridor_flows", 1), ("incidents", 1)])
 def test_every_field_declares_role_domain_and_sensitivity(
     registry: ContractRegistry, key: tuple[str, int]
 ) -> None:

@@ -249,9 +249,13 @@ def test_the_shipped_policies_load_against_the_shipped_contracts(
 ) -> None:
     policies = PolicySet.of(*(load_policy_file(path, registry)
                               for path in sorted(default_policies_dir().glob("*.yaml"))))
-    assert policies.datasets() == ["bank_alerts", "case_records", "corridor_flows"]
+    assert policies.datasets() == ["bank_alerts", "case_records", "corridor_flows", "incidents"]
     analyst = Actor("c", "org_x", "Any Member", frozenset({Role.ANALYST}))
     for policy in policies:
+        assert policy.limits.per_query <= policy.limits.per_member <= policy.limits.global_total
+        if policy.dataset == "incidents":  # the hub's own rows: one contributor (hub.osint)
+            assert policy.min_partners == 1 and policy.max_rows == 1
+            continue
         assert policy.min_partners >= 2
         assert policy.limits.per_query <= policy.limits.per_member <= policy.limits.global_total
         allowed = {m.function for r in policy.rules_for(analyst) for m in r.measures}

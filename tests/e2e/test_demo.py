@@ -12,7 +12,9 @@ from typing import Any
 
 import duckdb
 import pytest
+import sqlalchemy as sa
 
+from hub.storage.db import make_engine, osint_items
 from tests.e2e.conftest import BIN, Deployment, clean_env, free_port, run
 
 pytestmark = pytest.mark.e2e
@@ -100,6 +102,13 @@ def test_demo_loads_five_members_and_the_planted_patterns(
     for slug in ("safepassage", "metpolice"):  # two officers of two organisations
         assert _env(partners / slug / "governance.env")["TAHUB_CLIENT_ID"]
         assert _env(partners / slug / "people.env")["OFFICER_EMAIL"] == f"officer@{slug}.example"
+    reviewer = _env(partners / "safepassage" / "people.env")  # the NGO's reviewer
+    assert reviewer["REVIEWER_EMAIL"] == "reviewer@safepassage.example"
+    assert reviewer["REVIEWER_PASSWORD"] in out.stdout
+    # The demo's open sources wait for that reviewer: six saved articles (the same wire
+    # story saved twice is one incident with two sources) and three crowd reports, sealed.
+    collected = _collected(deployment, tmp_path)
+    assert collected == {"article": 6, "report": 3, "incidents": 8, "sealed": 3}
     lost = _env(partners / "metpolice" / "analyst.env")["TAHUB_CLIENT_ID"]
     (partners / "metpolice" / "analyst.env").unlink()  # an older demo folder: added again
 
@@ -111,6 +120,25 @@ def test_demo_loads_five_members_and_the_planted_patterns(
     (tmp_path / "stored").mkdir()
     assert len(deployment.stored(tmp_path / "tahub-data", tmp_path / "stored")) == 6
     assert _env(partners / "metpolice" / "analyst.env")["TAHUB_CLIENT_ID"] != lost
+    assert _collected(deployment, tmp_path) == collected  # nothing collected twice
+
+
+def _collected(deployment: Deployment, root: Path) -> dict[str, int]:
+    """Items of the open-source collection by kind, their incidents, and sealed texts."""
+    url = (deployment.env.get("TAHUB_DATABASE_URL")
+           or f"sqlite:///{root / 'tahub-data' / 'tahub.db'}")
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            kinds: dict[str, int] = dict(conn.execute(sa.select(osint_items.c.kind, sa.func.count())
+                                      .group_by(osint_items.c.kind)).all())
+            incidents = conn.execute(sa.select(sa.func.count(
+                sa.distinct(osint_items.c.incident_id)))).scalar_one()
+            sealed = conn.execute(sa.select(sa.func.count()).where(
+                osint_items.c.sealed.is_not(None), osint_items.c.text.is_(None))).scalar_one()
+    finally:
+        engine.dispose()
+    return {**kinds, "incidents": incidents, "sealed": sealed}
 
 
 def _rows(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> list[dict[str, Any]]:

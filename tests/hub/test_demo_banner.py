@@ -58,7 +58,8 @@ def _walkthrough(folder: Path) -> Walkthrough:
     deep = folder / ("a-rather-long-folder-name-" * 3) / "tahub-demo-partners"
     people = [Person(f"{who}@northbank.example", "Pw-0123456789abcdef", role, "Northbank plc")
               for who, role in (("analyst", "analyst"), ("engineer", "partner"),
-                                ("officer", "governance"), ("officer2", "governance"))]
+                                ("officer", "governance"), ("officer2", "governance"),
+                                ("reviewer", "reviewer"))]
     return Walkthrough(
         url="http://127.0.0.1:8000", data_dir=folder / "tahub-data", partners_dir=deep,
         partner_env=deep / "northbank" / "partner.env",
@@ -68,7 +69,7 @@ def _walkthrough(folder: Path) -> Walkthrough:
         export=deep / "northbank" / "alerts_export.csv",
         mapping=deep / "northbank" / "bank_alerts.mapping.yaml",
         analyst=people[0], engineer=people[1], officers=(people[2], people[3]),
-        linked_note="customers flagged by two or more members")
+        linked_note="customers flagged by two or more members", reviewer=people[4])
 
 
 def test_commands_are_printed_whole_at_any_width(tmp_path: Path) -> None:
@@ -91,6 +92,9 @@ def test_commands_are_printed_whole_at_any_width(tmp_path: Path) -> None:
     text = out.getvalue()
     assert ("sign in as engineer@northbank.example  password Pw-0123456789abcdef  (role partner,"
             " Northbank plc)") in text
+    assert ("sign in as reviewer@northbank.example  password Pw-0123456789abcdef  (role "
+            "reviewer, Northbank plc)") in text
+    assert "  Review queue         http://127.0.0.1:8000/ui#/review" in lines
     out = io.StringIO()
     show(Console(file=out, width=60), w, activate=None)  # already on PATH: no activation
     assert "activate" not in out.getvalue()

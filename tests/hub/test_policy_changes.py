@@ -58,12 +58,13 @@ def world(engine: sa.Engine, registry: ContractRegistry) -> Iterator[tuple[Polic
 def test_bootstrap_seeds_version_1_once(world: tuple[PolicyChanges, PolicyStore],
                                         engine: sa.Engine) -> None:
     changes, store = world
-    assert store.current().datasets() == ["bank_alerts", "case_records", "corridor_flows"]
+    datasets = ["bank_alerts", "case_records", "corridor_flows", "incidents"]
+    assert store.current().datasets() == datasets
     assert changes.bootstrap(SHIPPED) == []  # the store is no longer empty: nothing happens
     with engine.connect() as conn:
         rows = conn.execute(sa.select(policy_versions.c.number, policy_versions.c.status)).all()
-    assert sorted(rows) == [(1, "active")] * 3
-    assert _actions(engine).count("policy.loaded") == 3
+    assert sorted(rows) == [(1, "active")] * len(datasets)
+    assert _actions(engine).count("policy.loaded") == len(datasets)
 
 
 def test_a_raised_budget_needs_a_second_officer_then_applies(

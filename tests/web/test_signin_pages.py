@@ -47,7 +47,7 @@ def test_each_role_signs_in_and_sees_its_home(page: Page, hub: Hub, role: Role) 
         expect(page.get_by_text("No sharing policy lets you query any dataset")).to_be_visible()
     else:  # analysts and governance officers have rules on every dataset
         rows = page.locator("[data-testid=datasets] tbody tr")
-        expect(rows).to_have_count(3)
+        expect(rows).to_have_count(4)  # the members' three datasets and incidents
         expect(page.locator("tr[data-dataset=bank_alerts] [data-testid=left]")).to_have_text("1")
         rule = "analysts-corridors" if role is Role.ANALYST else "governance-totals"
         expect(page.locator("tr[data-dataset=bank_alerts]")).to_contain_text(rule)

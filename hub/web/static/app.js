@@ -16,6 +16,10 @@ const PAGES = [
     load: () => import("./governance.js") },
   { path: "partner", title: "Partner uploads", roles: ["partner"],
     load: () => import("./partner.js") },
+  { path: "review", title: "Review queue", roles: ["reviewer"],
+    load: () => import("./review.js") },
+  { path: "review-precision", title: "Tag precision", roles: ["reviewer"],
+    load: () => import("./precision.js") },
 ];
 
 function render(title, ...content) {

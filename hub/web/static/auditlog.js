@@ -44,6 +44,17 @@ function because(text) {
   return text ? `: ${text}` : "";
 }
 
+function tagCount(n) {
+  return n === undefined || n === null ? "" : ` (${n} tag${n === 1 ? "" : "s"})`;
+}
+
+function tagChanges(d) {
+  // "(2 kept, 1 added, 1 removed)" from a correction's counts
+  const parts = [["kept", d.kept], ["added", d.added], ["removed", d.removed]]
+    .filter(([, n]) => n !== undefined && n !== null).map(([w, n]) => `${n} ${w}`);
+  return parts.length ? ` (${parts.join(", ")})` : "";
+}
+
 function policy(e) {
   return ["version ", String(e.details.version ?? "?"), " of the ", e.dataset || "?",
     " policy"];
@@ -115,6 +126,17 @@ export const SENTENCES = {
   "release.updated": (e, x) => [x.who, " updated a release of ", x.dataset, ", now to ",
     audience(e.details.audience, x)],
   "release.withdrawn": (e, x) => [x.who, " withdrew a release of ", x.dataset],
+  "incident.accepted": (e, x) => [x.who, " accepted the suggested tags of incident ",
+    e.object_id || "?", tagCount(e.details.coded)],
+  "incident.corrected": (e, x) => [x.who, " corrected the tags of incident ", e.object_id || "?",
+    tagChanges(e.details)],
+  "incident.rejected": (e, x) => [x.who, " rejected incident ", e.object_id || "?",
+    " as irrelevant", because(e.details.reason)],
+  "incident.merged": (e, x) => [x.who, " merged incident ", e.object_id || "?", " into ",
+    e.details.into || "?"],
+  "reports.purged": (e, x) => [x.admin, " deleted the texts of ", rows(e.details.texts),
+    " crowd reports reviewed more than ", String(e.details.retention_days ?? "?"),
+    " days ago"],
   "request.refused": (e, x) => ["the hub refused ", x.who, ": ",
     `${e.details.method || ""} ${e.details.route || ""}`.trim(),
     ` (${[e.details.status, e.details.code, e.details.rule].filter(Boolean).join(", ")})`,

@@ -8,7 +8,7 @@ import { fill, h } from "./dom.js";
 
 const ROLE_NAMES = {
   partner: "partner data engineer", analyst: "analyst",
-  governance: "governance officer", admin: "hub administrator",
+  governance: "governance officer", admin: "hub administrator", reviewer: "reviewer",
 };
 
 function rulesCell(view) {

@@ -1,0 +1,196 @@
+"""The incidents dataset: the reviewed incidents, as the hub's own extract of ``incidents``.
+
+Reviewers code incidents (:mod:`hub.osint.review`); :meth:`IncidentPublisher.publish` turns
+every accepted incident into one row of the ``incidents`` contract (contracts/incidents.v1.yaml)
+and commits them as one extract of the hub's "Open sources" organisation through the same
+ingest path as any member's extract (every row re-validated, units numbered for bounding),
+then withdraws the extract it replaces. Queries, policies, the client and the workspace then
+treat incidents like any other dataset, and can set them beside members' case records.
+
+A row holds only reviewed codes, never a text. The privacy unit is the incident, named by a
+token derived from its id (``<key id>.<sha256 hex>``, the form of every pseudonymised
+identifier); the incident's ``source_type`` is ``news`` when any of its items is an article,
+``crowd`` when only crowd reports told it, and ``sources`` how many items told it.
+
+Publishing is idempotent: the same accepted incidents give the same extract, which the ingest
+path recognises (nothing new is committed, nothing withdrawn). The hub publishes after every
+reviewer's decision, in the background (:meth:`IncidentPublisher.publish_soon`: decisions
+made while a publication runs are published together by one more run), and on request
+(``tahub review publish``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+import structlog
+from sqlalchemy import Engine
+
+from hub.actors import Actor, MemberKind, Role
+from hub.contracts.model import Contract, ContractRegistry, FieldType
+from hub.errors import Conflict
+from hub.identity.service import IdentityService
+from hub.ingest.service import IngestService, UploadRequest
+from hub.storage.db import organisations, osint_incidents, osint_items, read_connection
+
+__all__ = ["DATASET", "OPEN_SOURCES", "IncidentPublisher", "Published", "incident_row"]
+
+DATASET = "incidents"
+#: The organisation that contributes the incidents (created on the first publication).
+OPEN_SOURCES = "Open sources"
+#: The key id of incident tokens: the hub's own, not a member network's.
+_KEY_ID = "05170517"
+_log = structlog.get_logger("hub.osint.incidents")
+_ROLES = {"origin": "source_country", "transit": "transit_country",
+          "destination": "destination_country"}
+_LISTS = {"exploitation_type": "exploitation_type", "recruitment": "recruitment",
+          "transport": "transport", "control": "means_of_control", "gender": "gender"}
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """What a publication did: the extract now visible (None: no incident accepted yet),
+    its rows, whether it is new, and the extracts it replaced."""
+
+    extract: str | None
+    rows: int
+    new: bool
+    withdrawn: tuple[str, ...] = ()
+
+
+def incident_row(incident: str, coded: dict[str, Any], kinds: set[str],
+                 sources: int) -> dict[str, Any]:
+    """One accepted incident as a row of the ``incidents`` contract (module docstring).
+    The first location of each role is its country of the route."""
+    row: dict[str, Any] = {
+        "incident": f"{_KEY_ID}.{hashlib.sha256(incident.encode()).hexdigest()}",
+        "age_group": coded.get("age_group") or "unknown",
+        "age_band": coded.get("age_band") or "Unknown",
+        "period": coded.get("period"),
+        "source_type": "news" if "article" in kinds else "crowd",
+        "sources": sources,
+    }
+    for role, column in _ROLES.items():
+        row[column] = next((loc["country"] for loc in coded.get("locations", ())
+                            if loc.get("role") == role), None)
+    for key, column in _LISTS.items():
+        row[column] = sorted(set(coded.get(key) or ())) or None
+    return row
+
+
+class IncidentPublisher:
+    """Publishes the accepted incidents as the hub's extract of ``incidents``."""
+
+    def __init__(self, engine: Engine, *, ingest: IngestService, identity: IdentityService,
+                 registry: ContractRegistry) -> None:
+        self._engine = engine
+        self._ingest = ingest
+        self._identity = identity
+        self._registry = registry
+        self._lock = threading.Lock()
+        self._running = False
+        self._again = False
+
+    def publish_soon(self) -> None:
+        """:meth:`publish` in a background thread; asked again while one runs, it runs once
+        more after it (so the last decision is always published). A failure is logged: the
+        next decision, or ``tahub review publish``, publishes again."""
+        with self._lock:
+            if self._running:
+                self._again = True
+                return
+            self._running = True
+        threading.Thread(target=self._publish_until_done, name="tahub-incidents",
+                         daemon=True).start()
+
+    def _publish_until_done(self) -> None:
+        while True:
+            try:
+                done = self.publish()
+                _log.info("incidents.published", extract=done.extract, rows=done.rows,
+                          new=done.new)
+            except Exception as exc:  # logged; the next request publishes again
+                _log.warning("incidents.publish_failed", error=type(exc).__name__)
+            with self._lock:
+                if not self._again:
+                    self._running = False
+                    return
+                self._again = False
+
+    def publish(self) -> Published:
+        """Commit the accepted incidents as one extract and withdraw the ones it replaces.
+
+        Two publications at once (two hub processes) converge: each keeps only the newest
+        visible extract of the organisation, the same one for both; the next publication
+        brings it up to date if the newest was built from an older state."""
+        contract = self._registry.get(DATASET)
+        actor = self._actor()
+        rows = self._rows()
+        if not rows:
+            return Published(None, 0, False)
+        data = _parquet(contract, rows)
+        started = self._ingest.start_upload(actor, UploadRequest(
+            dataset=DATASET, contract_version=contract.version, size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(), filename="incidents.parquet",
+            transfer="chunks"))
+        if started.upload is None:  # the same incidents are published already
+            return Published(started.extract.id if started.extract else None, len(rows),
+                             False)
+        offset = started.upload.offset  # > 0 when an interrupted publication is resumed
+        if offset < len(data):
+            self._ingest.append_chunk(actor, started.upload.id, offset, data[offset:])
+        committed = self._ingest.commit_upload(actor, started.upload.id).extract
+        *older, newest = [e.id for e in self._ingest.visible_extracts(DATASET)
+                          if e.org == actor.org]
+        for extract in older:
+            self._ingest.withdraw_extract(actor, extract)
+        return Published(newest, len(rows), committed.id == newest, tuple(older))
+
+    def _rows(self) -> list[dict[str, Any]]:
+        """Every accepted incident's row, in the order of their ids (a stable extract)."""
+        with read_connection(self._engine) as conn:
+            coded = conn.execute(
+                sa.select(osint_incidents.c.id, osint_incidents.c.coded)
+                .where(osint_incidents.c.state == "accepted",
+                       osint_incidents.c.coded.is_not(None))
+                .order_by(osint_incidents.c.id)).all()
+            items = conn.execute(
+                sa.select(osint_items.c.incident_id, osint_items.c.kind)
+                .where(osint_items.c.incident_id.in_([r.id for r in coded]))).all()
+        kinds: dict[str, list[str]] = {}
+        for item in items:
+            kinds.setdefault(item.incident_id, []).append(item.kind)
+        return [incident_row(r.id, r.coded, set(kinds.get(r.id, ())),
+                             max(len(kinds.get(r.id, ())), 1)) for r in coded]
+
+    def _actor(self) -> Actor:
+        """The "Open sources" organisation as a partner (registered on first use)."""
+        with contextlib.suppress(Conflict):  # registered by an earlier publication
+            self._identity.register_member(OPEN_SOURCES, MemberKind.OTHER, (Role.PARTNER,),
+                                           actor="hub:osint")
+        with read_connection(self._engine) as conn:
+            org = conn.execute(sa.select(organisations.c.id)
+                               .where(organisations.c.name == OPEN_SOURCES)).scalar_one()
+        return Actor("hub:osint", org, OPEN_SOURCES, frozenset({Role.PARTNER}))
+
+
+def _parquet(contract: Contract, rows: list[dict[str, Any]]) -> bytes:
+    """The rows as a Parquet extract of ``contract`` (its fields but the hub-stamped partner,
+    with the metadata the ingest path reads)."""
+    types = {FieldType.CATEGORY_LIST: pa.list_(pa.string()), FieldType.INTEGER: pa.int64()}
+    fields = [f for f in contract.fields if f.role.value != "partner"]
+    schema = pa.schema([(f.name, types.get(f.type, pa.string())) for f in fields]).with_metadata({
+        "tahub.dataset": DATASET, "tahub.contract_version": str(contract.version),
+        "tahub.key_id": _KEY_ID, "tahub.connector_version": "hub.osint"})
+    table = pa.Table.from_pylist(rows, schema=schema)
+    out = io.BytesIO()
+    pq.write_table(table, out, compression="zstd")
+    return out.getvalue()

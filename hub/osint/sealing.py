@@ -1,0 +1,48 @@
+"""Sealing crowd reports: their text is stored only encrypted, and opened only for reviewers.
+
+A :class:`Sealer` holds one or more keys (Fernet: AES-128-CBC with HMAC-SHA256, from the
+``cryptography`` package): it seals with the first and opens with any, so that an operator
+rotates keys by putting a new one first and keeping the old ones until every report sealed
+with them is reviewed and purged. A key is 32 random bytes, URL-safe base64
+(:func:`new_key`, or ``tahub admin reports-key``). A sealed text that no key opens, or that
+was tampered with, is refused (:class:`~hub.errors.Unavailable`), never shown garbled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from hub.errors import InvalidInput, Unavailable
+
+__all__ = ["Sealer", "new_key"]
+
+
+def new_key() -> str:
+    """A new random key, as :class:`Sealer` takes it."""
+    return Fernet.generate_key().decode()
+
+
+class Sealer:
+    """Seals with the first of ``keys``, opens with any of them (module docstring)."""
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        if not keys:
+            raise InvalidInput("at least one key is needed to seal reports",
+                               field="reports_keys")
+        try:
+            self._fernet = MultiFernet([Fernet(k.strip().encode()) for k in keys])
+        except (ValueError, TypeError) as exc:
+            raise InvalidInput("a reports key is 32 bytes in URL-safe base64 (make one with "
+                               "`tahub admin reports-key`)", field="reports_keys") from exc
+
+    def seal(self, text: str) -> bytes:
+        return self._fernet.encrypt(text.encode())
+
+    def open(self, sealed: bytes) -> str:
+        try:
+            return self._fernet.decrypt(sealed).decode()
+        except InvalidToken as exc:
+            raise Unavailable("this report cannot be opened with the hub's reports keys "
+                              "(TAHUB_REPORTS_KEYS)", rule="reports_keys") from exc
