@@ -34,8 +34,8 @@ then ``governance``, ``identity`` and ``ingest``, then ``query`` and ``osint``, 
 then ``cli`` and ``demo``. A layer imports only inner ones. The domain core (``contracts.model``,
 ``contracts.validation``, ``privacy``, ``governance.policies``, ``governance.proposals``,
 ``query.request``, ``query.plan``, ``query.authorisation``, ``osint.tagging``, the
-top-level modules but ``logging``) imports no web framework, database driver, DuckDB or authlib; adapters sit
-around it.
+top-level modules but ``logging``) imports no web framework, database driver, DuckDB or
+authlib; adapters sit around it.
 
 The path of an upload: connector -> POST /v1/uploads -> PATCH chunks (ingest.staging) ->
 POST .../commit -> ingest.extracts re-validates every row -> object store -> ingest.units
