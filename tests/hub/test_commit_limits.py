@@ -120,14 +120,16 @@ def test_passes_follow_the_limit_and_the_rows() -> None:
 
 def test_a_commits_peak_memory_does_not_grow_with_the_extract(
         tmp_path: Path, alerts: Contract) -> None:
-    """Each commit in its own process under a small limit (64 MB): twice the rows, about
-    the same peak. The rows stay in DuckDB, which spills them beyond its limit; what the
-    process holds besides is an Arrow batch of the file being read and one row group of the
-    copy being written (64K rows here, so that both extracts span many). Measured: 150K,
+    """Each commit in its own process under a small limit (64 MB): four times the rows,
+    about the same peak. The rows stay in DuckDB, which spills them beyond its limit; what
+    the process holds besides is an Arrow batch of the file being read and one row group of
+    the copy being written (64K rows here, so that both extracts span many). Measured: 150K,
     600K and 1.2M rows grow the peak by 198, 232 and 230 MiB (a plateau once DuckDB's
-    buffers and the allocator's arenas are all in use)."""
+    buffers and the allocator's arenas are all in use); on a loaded machine two runs of
+    the same rows differ by up to 33 MiB, while holding 1.8M more rows would take well
+    over 100 MiB."""
     small = _extract(tmp_path / "small.parquet", alerts, 4 * ROWS, 4 * ROWS // 3, seed=0)
-    large = _extract(tmp_path / "large.parquet", alerts, 8 * ROWS, 8 * ROWS // 3, seed=1)
+    large = _extract(tmp_path / "large.parquet", alerts, 16 * ROWS, 16 * ROWS // 3, seed=1)
     spawn = multiprocessing.get_context("spawn")
     peaks = {}
     for name, path in (("small", small), ("large", large)):
@@ -145,11 +147,11 @@ def test_a_commits_peak_memory_does_not_grow_with_the_extract(
         peaks[name] = report
     (small_rows, small_before, small_peak) = peaks["small"]
     (large_rows, large_before, large_peak) = peaks["large"]
-    assert (small_rows, large_rows) == (4 * ROWS, 8 * ROWS)
+    assert (small_rows, large_rows) == (4 * ROWS, 16 * ROWS)
     small_growth, large_growth = small_peak - small_before, large_peak - large_before
-    # twice the rows: the commit's own memory grows by less than 32 MiB more (the noise of
-    # the allocators), far from twice
-    assert large_growth < small_growth + 32 * MiB, (small_growth // MiB, large_growth // MiB)
+    # four times the rows: the commit's own memory grows by less than 64 MiB more (the noise
+    # of the allocators under load), far from four times
+    assert large_growth < small_growth + 64 * MiB, (small_growth // MiB, large_growth // MiB)
 
 
 def test_a_full_spill_disk_is_a_507_naming_the_temp_size_setting() -> None:
