@@ -173,14 +173,18 @@ class IncidentPublisher:
 
     def _actor(self) -> Actor:
         """The "Open sources" organisation as a partner (registered on first use)."""
-        with contextlib.suppress(Conflict):  # registered by an earlier publication
-            self._identity.register_member(OPEN_SOURCES, MemberKind.OTHER, (Role.PARTNER,),
-                                           actor="hub:osint")
-        with read_connection(self._engine) as conn:
-            org = conn.execute(sa.select(organisations.c.id)
-                               .where(organisations.c.name == OPEN_SOURCES)).scalar_one()
-        return Actor("hub:osint", org, OPEN_SOURCES, frozenset({Role.PARTNER}))
+        org = self._org()
+        if org is None:
+            with contextlib.suppress(Conflict):  # another process registered it meanwhile
+                self._identity.register_member(OPEN_SOURCES, MemberKind.OTHER,
+                                               (Role.PARTNER,), actor="hub:osint")
+            org = self._org()
+        return Actor("hub:osint", str(org), OPEN_SOURCES, frozenset({Role.PARTNER}))
 
+    def _org(self) -> str | None:
+        with read_connection(self._engine) as conn:
+            return conn.execute(sa.select(organisations.c.id)
+                                .where(organisations.c.name == OPEN_SOURCES)).scalar()
 
 def _parquet(contract: Contract, rows: list[dict[str, Any]]) -> bytes:
     """The rows as a Parquet extract of ``contract`` (its fields but the hub-stamped partner,
