@@ -83,6 +83,7 @@ from hub.query.service import QueryService, SingleFlight
 from hub.settings import Settings, load_settings
 from hub.storage.db import make_engine, schema_is_current, upgrade
 from hub.storage.objects import ObjectStore, open_store
+from hub.storage.sandbox import DuckLimits
 
 __all__ = ["Services", "app_from_env", "build_services", "create_app"]
 
@@ -183,7 +184,7 @@ def build_services(
                           retention_days=settings.reports_retention_days,
                           collection=collection)
         incidents = IncidentPublisher(engine, ingest=ingest, identity=identity,
-                                      registry=registry)
+                                      registry=registry, limits=DuckLimits.of(settings))
         review = ReviewQueue(engine, audit, lists=CodeLists.from_registry(registry),
                              claim_minutes=settings.review_claim_minutes,
                              reports_keys=keys, merged=collection.merged,

@@ -89,3 +89,6 @@ def publish() -> None:
     else:
         typer.echo(f"the {done.rows} accepted incidents are published already "
                    f"(extract {done.extract})")
+    for incident, reason in done.left_out:
+        typer.echo(f"left out incident {incident}, which its contract refuses ({reason}); "
+                   "claim it and correct its tags", err=True)

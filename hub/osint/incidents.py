@@ -7,10 +7,17 @@ ingest path as any member's extract (every row re-validated, units numbered for 
 then withdraws the extract it replaces. Queries, policies, the client and the workspace then
 treat incidents like any other dataset, and can set them beside members' case records.
 
-A row holds only reviewed codes, never a text. The privacy unit is the incident, named by a
-token derived from its id (``<key id>.<sha256 hex>``, the form of every pseudonymised
-identifier); the incident's ``source_type`` is ``news`` when any of its items is an article,
-``crowd`` when only crowd reports told it, and ``sources`` how many items told it.
+A row holds only reviewed codes, never a text. The incident's month is the one its reviewer
+coded, else the month its first source was published (or collected), as the contract says.
+The privacy unit is the incident, named by a token derived from its id
+(``<key id>.<sha256 hex>``, the form of every pseudonymised identifier); the incident's
+``source_type`` is ``news`` when any of its items is an article, ``crowd`` when only crowd
+reports told it, and ``sources`` how many items told it.
+
+A row the contract refuses (a month outside its range, a code its domains no longer hold)
+is left out of the extract, and logged with the incident and the reason, rather than
+holding back every other incident: :attr:`Published.left_out` names them, and
+``tahub review publish`` prints them, for a reviewer to correct.
 
 Publishing is idempotent: the same accepted incidents give the same extract, which the ingest
 path recognises (nothing new is committed, nothing withdrawn). The hub publishes after every
@@ -22,6 +29,7 @@ made while a publication runs are published together by one more run), and on re
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import io
 import threading
@@ -36,10 +44,13 @@ from sqlalchemy import Engine
 
 from hub.actors import Actor, MemberKind, Role
 from hub.contracts.model import Contract, ContractRegistry, FieldType
+from hub.contracts.rowcheck import check_relation
+from hub.contracts.validation import ROW_COLUMN, Side
 from hub.errors import Conflict
 from hub.identity.service import IdentityService
 from hub.ingest.service import IngestService, UploadRequest
 from hub.storage.db import organisations, osint_incidents, osint_items, read_connection
+from hub.storage.sandbox import DuckLimits, sandboxed_duckdb
 
 __all__ = ["DATASET", "OPEN_SOURCES", "IncidentPublisher", "Published", "incident_row"]
 
@@ -58,23 +69,26 @@ _LISTS = {"exploitation_type": "exploitation_type", "recruitment": "recruitment"
 @dataclass(frozen=True, slots=True)
 class Published:
     """What a publication did: the extract now visible (None: no incident accepted yet),
-    its rows, whether it is new, and the extracts it replaced."""
+    its rows, whether it is new, the extracts it replaced, and the incidents left out
+    (with why: the contract refused their rows)."""
 
     extract: str | None
     rows: int
     new: bool
     withdrawn: tuple[str, ...] = ()
+    left_out: tuple[tuple[str, str], ...] = ()
 
 
 def incident_row(incident: str, coded: dict[str, Any], kinds: set[str],
-                 sources: int) -> dict[str, Any]:
-    """One accepted incident as a row of the ``incidents`` contract (module docstring).
-    The first location of each role is its country of the route."""
+                 sources: int, reported: dt.datetime) -> dict[str, Any]:
+    """One accepted incident as a row of the ``incidents`` contract (module docstring):
+    ``reported`` gives the month when the reviewer coded none. The first location of
+    each role is its country of the route."""
     row: dict[str, Any] = {
         "incident": f"{_KEY_ID}.{hashlib.sha256(incident.encode()).hexdigest()}",
         "age_group": coded.get("age_group") or "unknown",
         "age_band": coded.get("age_band") or "Unknown",
-        "period": coded.get("period"),
+        "period": coded.get("period") or f"{reported.year:04d}-{reported.month:02d}",
         "source_type": "news" if "article" in kinds else "crowd",
         "sources": sources,
     }
@@ -90,8 +104,9 @@ class IncidentPublisher:
     """Publishes the accepted incidents as the hub's extract of ``incidents``."""
 
     def __init__(self, engine: Engine, *, ingest: IngestService, identity: IdentityService,
-                 registry: ContractRegistry) -> None:
+                 registry: ContractRegistry, limits: DuckLimits) -> None:
         self._engine = engine
+        self._limits = limits
         self._ingest = ingest
         self._identity = identity
         self._registry = registry
@@ -133,9 +148,11 @@ class IncidentPublisher:
         brings it up to date if the newest was built from an older state."""
         contract = self._registry.get(DATASET)
         actor = self._actor()
-        rows = self._rows()
+        rows, left_out = self._checked(contract, self._rows())
+        for incident, reason in left_out:
+            _log.warning("incidents.left_out", incident=incident, reason=reason)
         if not rows:
-            return Published(None, 0, False)
+            return Published(None, 0, False, left_out=left_out)
         data = _parquet(contract, rows)
         started = self._ingest.start_upload(actor, UploadRequest(
             dataset=DATASET, contract_version=contract.version, size=len(data),
@@ -143,7 +160,7 @@ class IncidentPublisher:
             transfer="chunks"))
         if started.upload is None:  # the same incidents are published already
             return Published(started.extract.id if started.extract else None, len(rows),
-                             False)
+                             False, left_out=left_out)
         offset = started.upload.offset  # > 0 when an interrupted publication is resumed
         if offset < len(data):
             self._ingest.append_chunk(actor, started.upload.id, offset, data[offset:])
@@ -152,24 +169,51 @@ class IncidentPublisher:
                           if e.org == actor.org]
         for extract in older:
             self._ingest.withdraw_extract(actor, extract)
-        return Published(newest, len(rows), committed.id == newest, tuple(older))
+        return Published(newest, len(rows), committed.id == newest, tuple(older), left_out)
 
-    def _rows(self) -> list[dict[str, Any]]:
-        """Every accepted incident's row, in the order of their ids (a stable extract)."""
+    def _checked(self, contract: Contract, rows: list[tuple[str, dict[str, Any]]],
+                 ) -> tuple[list[dict[str, Any]], tuple[tuple[str, str], ...]]:
+        """The rows the contract accepts, by the ingest path's own check
+        (:func:`~hub.contracts.rowcheck.check_relation`), and the incidents it refuses with
+        the first reason for each (module docstring)."""
+        if not rows:
+            return [], ()
+        table = _table(contract, [row for _, row in rows])
+        table = table.append_column(ROW_COLUMN, pa.array(range(1, len(rows) + 1), pa.int64()))
+        with sandboxed_duckdb(self._limits) as con:
+            con.register("incidents", table)
+            result = check_relation(con, contract, "incidents", Side.HUB,
+                                    max_errors=2 ** 31)
+        refused: dict[int, str] = {}
+        for error in result.errors:
+            if error.row is not None:
+                refused.setdefault(error.row - 1, f"{error.field}: {error.reason}")
+        return ([row for n, (_, row) in enumerate(rows) if n not in refused],
+                tuple((rows[n][0], reason) for n, reason in sorted(refused.items())))
+
+    def _rows(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every accepted incident's id and row, in the order of their ids (a stable
+        extract)."""
+        i, it = osint_incidents, osint_items
         with read_connection(self._engine) as conn:
             coded = conn.execute(
-                sa.select(osint_incidents.c.id, osint_incidents.c.coded)
-                .where(osint_incidents.c.state == "accepted",
-                       osint_incidents.c.coded.is_not(None))
-                .order_by(osint_incidents.c.id)).all()
+                sa.select(i.c.id, i.c.coded, i.c.created_at)
+                .where(i.c.state == "accepted", i.c.coded.is_not(None))
+                .order_by(i.c.id)).all()
             items = conn.execute(
-                sa.select(osint_items.c.incident_id, osint_items.c.kind)
-                .where(osint_items.c.incident_id.in_([r.id for r in coded]))).all()
-        kinds: dict[str, list[str]] = {}
+                sa.select(it.c.incident_id, it.c.kind,
+                          sa.func.coalesce(it.c.published_at, it.c.collected_at).label("at"))
+                .where(it.c.incident_id.in_([r.id for r in coded]))).all()
+        told: dict[str, list[Any]] = {}
         for item in items:
-            kinds.setdefault(item.incident_id, []).append(item.kind)
-        return [incident_row(r.id, r.coded, set(kinds.get(r.id, ())),
-                             max(len(kinds.get(r.id, ())), 1)) for r in coded]
+            told.setdefault(item.incident_id, []).append(item)
+        out = []
+        for r in coded:
+            mine = told.get(r.id, [])
+            reported = min((x.at for x in mine), default=r.created_at)
+            out.append((r.id, incident_row(r.id, r.coded, {x.kind for x in mine},
+                                           max(len(mine), 1), reported)))
+        return out
 
     def _actor(self) -> Actor:
         """The "Open sources" organisation as a partner (registered on first use)."""
@@ -186,15 +230,20 @@ class IncidentPublisher:
             return conn.execute(sa.select(organisations.c.id)
                                 .where(organisations.c.name == OPEN_SOURCES)).scalar()
 
-def _parquet(contract: Contract, rows: list[dict[str, Any]]) -> bytes:
-    """The rows as a Parquet extract of ``contract`` (its fields but the hub-stamped partner,
-    with the metadata the ingest path reads)."""
+
+def _table(contract: Contract, rows: list[dict[str, Any]]) -> pa.Table:
+    """The rows as a table of ``contract``'s fields but the hub-stamped partner, with the
+    metadata the ingest path reads."""
     types = {FieldType.CATEGORY_LIST: pa.list_(pa.string()), FieldType.INTEGER: pa.int64()}
     fields = [f for f in contract.fields if f.role.value != "partner"]
     schema = pa.schema([(f.name, types.get(f.type, pa.string())) for f in fields]).with_metadata({
         "tahub.dataset": DATASET, "tahub.contract_version": str(contract.version),
         "tahub.key_id": _KEY_ID, "tahub.connector_version": "hub.osint"})
-    table = pa.Table.from_pylist(rows, schema=schema)
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _parquet(contract: Contract, rows: list[dict[str, Any]]) -> bytes:
+    """The rows as a Parquet extract of ``contract`` (:func:`_table`)."""
     out = io.BytesIO()
-    pq.write_table(table, out, compression="zstd")
+    pq.write_table(_table(contract, rows), out, compression="zstd")
     return out.getvalue()

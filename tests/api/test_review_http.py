@@ -150,7 +150,7 @@ def test_claim_read_correct_and_the_audit_and_precision(world: World) -> None:
     out = CliRunner().invoke(cli, ["review", "precision", "--json"], env={
         "TAHUB_DATA_DIR": str(world.hub.settings.data_dir)})
     assert out.exit_code == 0, out.output
-    assert json.loads(out.output)["tags"] == report.json()["tags"]
+    assert json.loads(out.stdout)["tags"] == report.json()["tags"]  # logs go to stderr
     table = CliRunner().invoke(cli, ["review", "precision"], env={
         "TAHUB_DATA_DIR": str(world.hub.settings.data_dir)}, terminal_width=120)
     assert table.exit_code == 0 and "SexualExploitation" in table.output
