@@ -35,12 +35,13 @@ incidents dataset reads (:func:`record`, :mod:`hub.osint.incidents`)::
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from hub.errors import InvalidInput, RowError
+from hub.errors import InvalidInput, RowError, UnknownDataset
 from hub.osint.tagging import taxonomy
 
 __all__ = ["FIELDS", "SINGLE", "CodeLists", "CodedTag", "TagKey", "coded", "key_of", "record",
@@ -100,7 +101,9 @@ class CodeLists:
     """The codes each field may take: from the contracts' shared domains where present
     (``ContractRegistry.domains``), else the tagger's taxonomy."""
 
-    def __init__(self, domains: Mapping[str, Iterable[str]] | None = None) -> None:
+    def __init__(self, domains: Mapping[str, Iterable[str]] | None = None,
+                 months: tuple[str, str] | None = None) -> None:
+        self._months = months
         lists: dict[str, frozenset[str]] = {}
         for field, domain in _DOMAINS.items():
             codes = (domains or {}).get(domain)
@@ -111,9 +114,14 @@ class CodeLists:
 
     @classmethod
     def from_registry(cls, registry: Any) -> CodeLists:
-        """From a :class:`~hub.contracts.model.ContractRegistry`'s named domains."""
+        """From a :class:`~hub.contracts.model.ContractRegistry`'s named domains, and the
+        months of the ``incidents`` contract's period."""
+        months = None
+        with contextlib.suppress(KeyError, UnknownDataset):
+            period = registry.get("incidents").field("period").domain
+            months = (str(period.min), str(period.max))
         return cls({name: [c.code for c in d.categories]
-                    for name, d in getattr(registry, "domains", {}).items()})
+                    for name, d in getattr(registry, "domains", {}).items()}, months)
 
     def codes(self, field: str) -> frozenset[str] | None:
         """The closed list of ``field``, or None (periods; countries with no domain)."""
@@ -130,8 +138,12 @@ class CodeLists:
         elif role is not None:
             return "role", f"only a location has a role, not {field}"
         if field == "incident_period":
-            return None if _PERIOD.match(code) else (
-                "code", f"{code!r} is not a month (YYYY-MM)")
+            if not _PERIOD.match(code):
+                return "code", f"{code!r} is not a month (YYYY-MM)"
+            if self._months and not self._months[0] <= code <= self._months[1]:
+                return "code", (f"{code} is outside the incidents dataset's months "
+                                f"({self._months[0]} to {self._months[1]})")
+            return None
         known = self._lists.get(field)
         if known is None:  # a country without a domain of countries
             return None if _ALPHA2.match(code) else (

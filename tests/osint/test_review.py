@@ -266,6 +266,7 @@ def test_a_correction_is_checked_against_the_taxonomy_and_recorded(world: World)
             {"field": "transport", "code": "Boat"},
             {"field": "age_band", "code": "16"},
             {"field": "incident_period", "code": "2026-13"},
+            {"field": "incident_period", "code": "2009-07"},
             {"field": "gender", "code": "Feminine", "role": "origin"},
             {"field": "colour", "code": "red"},
             {"field": "age_group", "code": "adult"},
@@ -273,8 +274,10 @@ def test_a_correction_is_checked_against_the_taxonomy_and_recorded(world: World)
         ]})
     fields = [e.field for e in bad.value.errors]
     assert fields == ["tags[0].code", "tags[1].role", "tags[2].code", "tags[3].code",
-                      "tags[4].code", "tags[5].code", "tags[6].role", "tags[7].field", "tags"]
+                      "tags[4].code", "tags[5].code", "tags[6].code", "tags[7].role",
+                      "tags[8].field", "tags"]
     assert "age_group takes one value" in bad.value.errors[-1].reason
+    assert "months (2015-01 to 2030-12)" in bad.value.errors[6].reason
     for action, body, field in (
             ("correct", {}, "tags"), ("reject", {}, "reason"), ("merge", {}, "into"),
             ("accept", {"reason": "x"}, "reason"), ("reject", {"reason": "  "}, "reason")):
