@@ -37,6 +37,8 @@ def _cell(cell: Cell) -> str:
 
 
 def _noise(m: MeasureInfo) -> str:
+    if m.mechanism == "none":
+        return "exact, no noise"
     parts = [m.mechanism or "?"]
     if m.noise_scale is not None:
         parts.append(f"scale {m.noise_scale:.4g}")
@@ -90,7 +92,9 @@ def show_result(result: QueryResult, *, sort: str | None, limit: int,
     names = result.measure_names
     shown, more, hidden = _listed(result, sort, limit, include_uncertain)
     legend = "value [low, high]: noisy value, 95% interval; ~: the interval holds 0"
-    if result.ranking is not None:
+    if result.exact is not None:
+        legend = f"exact values, without noise: {result.exact.reason}"
+    elif result.ranking is not None:
         legend += "; rank (low-high): the true rank's interval (90%, all together)"
     table = Table(title=_title(result))
     if result.ranking is not None:
@@ -107,9 +111,11 @@ def show_result(result: QueryResult, *, sort: str | None, limit: int,
     out.print(escape(legend))
     if hidden:
         by = sort or (result.ranking.by if result.ranking else "")
-        out.print(f"{hidden:,} cells not distinguishable from zero by {by} are left out of "
-                  "this top list: --include-uncertain shows them")
-    if sort is not None and result.ranking is None and len(result.rows) >= 20:
+        what = "of zero" if result.exact is not None else "not distinguishable from zero"
+        out.print(f"{hidden:,} cells {what} by {by} are left out of this top list: "
+                  "--include-uncertain shows them")
+    if (sort is not None and result.ranking is None and len(result.rows) >= 20
+            and result.exact is None):
         out.print(f"each interval holds 95% on its own: of {len(result.rows):,} cells, up to "
                   f"about {result.by_chance(sort):.0f} with nothing there would look "
                   "distinguishable by chance")
@@ -123,13 +129,19 @@ def show_result(result: QueryResult, *, sort: str | None, limit: int,
         out.print(f"  keys: {keys.listed if keys.listed is not None else len(result.rows):,} "
                   f"listed of {result.cells or 0:,}, chosen by a DP threshold on distinct "
                   f"units; {keys.absent or ''}")
+    elif keys is not None and keys.mode == "present":
+        out.print(f"  keys: {keys.listed if keys.listed is not None else len(result.rows):,} "
+                  f"listed of {result.cells or 0:,}; {keys.absent or ''}")
     if result.ranking is not None and result.ranking.note:
         out.print(f"  ranking: {result.ranking.note}")
     if result.route is not None and result.route.assembly:
         out.print(f"  route: {result.route.assembly}")
     if result.bounding is not None and result.bounding.note:
         out.print(f"  bounding: {result.bounding.note}")
-    if result.reused:
+    if result.exact is not None and not result.reused:
+        out.print(f"[bold]Exact answer over public rows:[/] nothing charged; query id "
+                  f"{result.query_id}")
+    elif result.reused:
         out.print(f"[bold]Asked before:[/] the stored release {result.query_id} "
                       f"(it cost {result.cost}); nothing charged now.")
     else:

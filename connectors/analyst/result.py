@@ -53,6 +53,7 @@ __all__ = [
     "Cell",
     "Cumulative",
     "DeltaBalance",
+    "Exact",
     "KeySelection",
     "MeasureInfo",
     "PrivacyCost",
@@ -228,6 +229,14 @@ class Route(_Open):
     assembly: str | None = None
 
 
+class Exact(_Open):
+    """An exact answer: the query's filters keep only rows that the policy declares public
+    (``reason``); no noise, no cost."""
+
+    reason: str
+    filters: dict[str, list[str]] = {}
+
+
 class Bounding(_Open):
     """How each privacy unit's rows were bounded: ``max_rows`` in total, or per period for
     trends. The rows left out bias values towards zero; ``note`` says so (not in the
@@ -321,7 +330,7 @@ class Cell(_Model):
         return self.low is not None and self.high is not None
 
     def __str__(self) -> str:
-        if not self.has_interval:
+        if not self.has_interval or self.low == self.high == self.value:  # exact: no interval
             return format_number(self.value)
         return (f"{format_number(self.value)} [{format_number(self.low)}, "
                 f"{format_number(self.high)}]")
@@ -408,6 +417,7 @@ class QueryResult(_Model):
     bounding: Bounding | None = None
     postprocess: dict[str, bool] | None = None
     cells: int | None = None  # the size of the key grid (listed keys: ``keys.listed``)
+    exact: Exact | None = None  # public rows: no noise, no cost
     query_key: str | None = None
     budget: BudgetBalance | None = None
     created_at: datetime | None = None

@@ -62,6 +62,7 @@ __all__ = [
     "PolicyError",
     "PolicyProblem",
     "PolicySet",
+    "PublicRows",
     "Rule",
     "Who",
     "closed_domain_refusal",
@@ -434,6 +435,43 @@ class Budget(BaseModel):
         return value
 
 
+class PublicRows(BaseModel):
+    """Rows that are public facts, released exactly: a query whose filter keeps only them is
+    answered without noise and costs nothing.
+
+    The rows whose ``field`` (a category field) holds one of ``values`` tell only what was
+    published already (e.g. incidents told by news articles, ``source_type: news``); the
+    other rows (crowd reports) still leave only through DP aggregates. Only aggregates are
+    released, never rows (docs/policies.md, "Public rows")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    field: str = Field(description="A category field of the dataset.")
+    values: list[str] = Field(min_length=1, description="The codes of that field whose rows "
+                              "are public.")
+    reason: str = Field(min_length=10, max_length=500, description="Why those rows are "
+                        "public; shown with every exact answer.")
+
+    @model_validator(mode="after")
+    def _in_the_contract(self, info: ValidationInfo) -> PublicRows:
+        contracts = _contracts(info)
+        if contracts is None:
+            return self
+        found = shared_field(contracts, self.field)
+        if found is None:
+            raise ValueError(f"{contracts[-1].dataset} has no field {self.field!r}")
+        f = found[0]
+        if f.type is not FieldType.CATEGORY or f.domain is None or not f.domain.categories:
+            raise ValueError(f"public_rows needs a category field with a closed domain; "
+                             f"{f.name!r} is of type {f.type.value}")
+        codes = {c.code for c in f.domain.categories}
+        unknown = [v for v in self.values if v not in codes]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)} not in the domain of {f.name} "
+                             f"({', '.join(sorted(codes))})")
+        return self
+
+
 class Policy(BaseModel):
     """The sharing policy of one dataset (``policies/<dataset>.yaml``)."""
 
@@ -454,6 +492,10 @@ class Policy(BaseModel):
     key_selection: KeySelection | None = Field(
         default=None,
         description="Select the keys of large grids with a DP threshold (needs budget.delta).",
+    )
+    public_rows: PublicRows | None = Field(
+        default=None,
+        description="Rows that are public facts: queries filtered to them are exact and free.",
     )
     rules: list[Rule] = Field(min_length=1)
 

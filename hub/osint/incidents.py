@@ -11,8 +11,10 @@ A row holds only reviewed codes, never a text. The incident's month is the one i
 coded, else the month its first source was published (or collected), as the contract says.
 The privacy unit is the incident, named by a token derived from its id
 (``<key id>.<sha256 hex>``, the form of every pseudonymised identifier); the incident's
-``source_type`` is ``news`` when any of its items is an article, ``crowd`` when only crowd
-reports told it, and ``sources`` how many items told it.
+``source_type`` is ``news`` when only published articles told it, ``crowd`` when only crowd
+reports did, ``news_and_crowd`` when both did (its codes may hold what only a report said, so
+only ``news`` rows can be public: policies/incidents.yaml ``public_rows``), and ``sources``
+how many items told it.
 
 A row the contract refuses (a month outside its range, a code its domains no longer hold)
 is left out of the extract, and logged with the incident and the reason, rather than
@@ -62,6 +64,8 @@ _KEY_ID = "05170517"
 _log = structlog.get_logger("hub.osint.incidents")
 _ROLES = {"origin": "source_country", "transit": "transit_country",
           "destination": "destination_country"}
+_SOURCE_TYPES = {(True, False): "news", (False, True): "crowd", (True, True): "news_and_crowd",
+                 (False, False): "crowd"}  # no item (cannot happen): never public
 _LISTS = {"exploitation_type": "exploitation_type", "recruitment": "recruitment",
           "transport": "transport", "control": "means_of_control", "gender": "gender"}
 
@@ -89,7 +93,7 @@ def incident_row(incident: str, coded: dict[str, Any], kinds: set[str],
         "age_group": coded.get("age_group") or "unknown",
         "age_band": coded.get("age_band") or "Unknown",
         "period": coded.get("period") or f"{reported.year:04d}-{reported.month:02d}",
-        "source_type": "news" if "article" in kinds else "crowd",
+        "source_type": _SOURCE_TYPES[("article" in kinds, "report" in kinds)],
         "sources": sources,
     }
     for role, column in _ROLES.items():

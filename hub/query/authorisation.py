@@ -182,7 +182,20 @@ def authorise(
         route=request.route,
         periods=periods,
         per_period=per_period,
+        public_rows=_public_rows(policy, filters),
     )
+
+
+def _public_rows(policy: Policy, filters: Mapping[str, FilterPlan]) -> str | None:
+    """The policy's reason its public rows are public, when the query's filters keep only
+    those rows (a filter on the policy's field listing only public values), else None."""
+    public = policy.public_rows
+    if public is None:
+        return None
+    kept = filters.get(public.field)
+    if kept is None or not set(kept.values) <= set(public.values):
+        return None
+    return public.reason
 
 
 def _selected(policy: Policy, request: QueryRequest, cells: int) -> bool:

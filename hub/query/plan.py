@@ -146,6 +146,9 @@ class QueryPlan:
     #: per-period bounding: ``max_rows`` per unit in each of ``periods`` periods
     periods: int = 1
     per_period: bool = False
+    #: the filters keep only the policy's public rows: released exactly, for free
+    #: (hub.query.exact); the policy's reason why they are public
+    public_rows: str | None = None
 
     @property
     def cells(self) -> int:
@@ -186,7 +189,7 @@ class QueryPlan:
         that allowed it and the budgets (they decide *whether* it runs, not what it
         releases); the actor (a release is the same answer for every member allowed it).
         """
-        return {
+        out = {
             "format": KEY_FORMAT,
             "dataset": self.dataset,
             "contract_version": self.contract_version,
@@ -223,6 +226,9 @@ class QueryPlan:
             "route": self.route,
             "bounding": {"per_period": self.per_period, "periods": self.periods},
         }
+        if self.public_rows is not None:  # only then: every other plan keeps its key
+            out["exact"] = True
+        return out
 
     @functools.cached_property
     def key(self) -> str:

@@ -81,6 +81,8 @@ __all__ = [
     "TOP_SHARE",
     "Aggregator",
     "Calibrated",
+    "Key",
+    "bounding_json",
     "calibrate_plan",
     "cost_for",
     "decimals_for",

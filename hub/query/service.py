@@ -20,6 +20,10 @@ The path of a query (STYLE.md: check, then spend, then run; a repeated request s
                                                down: kept, stored when it is back)
       -> the QueryResult JSON (docs/queries.md)
 
+A plan whose filters keep only the policy's public rows (``QueryPlan.public_rows``) takes
+the same path with a zero cost and no calibration: :func:`hub.query.exact.release_exact`
+releases its aggregates without noise, stored and audited like any release.
+
 Everything before ``ledger.charge_once`` writes nothing: a refused or malformed query spends
 nothing. If anything fails after the charge, the entry is marked failed and the caller gets
 :class:`~hub.errors.Unavailable` saying that the budget stays spent (a refund would let a
@@ -79,6 +83,7 @@ from hub.query.contributions import (
     calibrate_suggestion,
     suggest,
 )
+from hub.query.exact import describe_exact, release_exact
 from hub.query.ledger import Charge, InFlight, Ledger, Release
 from hub.query.plan import QueryPlan
 from hub.query.release import (
@@ -120,6 +125,14 @@ _C = TypeVar("_C", bound=_Costed)
 #: Plans a query service remembers (least recently asked dropped first): a few hundred
 #: bytes each.
 PLANS_REMEMBERED = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class _Exact:
+    """A plan over the policy's public rows: answered exactly, at no cost."""
+
+    plan: QueryPlan
+    cost: Cost
 
 
 class PolicySource(Protocol):
@@ -210,6 +223,11 @@ class QueryService:
         """:meth:`run`'s answer as the HTTP route sends it (:class:`Answer`: the stored
         release's bytes with this answer's fields, never decoded)."""
         plan = self._plan(actor, data)
+        question = _Question(plan.dataset, plan.limits, plan.key, _shape(plan))
+        if plan.public_rows is not None:  # exact and free (hub.query.exact)
+            return self._answer(actor, question, lambda: self._exact(plan),
+                                lambda exact, charge: self._stored(
+                                    plan, charge, release_exact(exact.plan, self._engine)))
 
         def calibrated() -> Calibrated:
             refusal = self._min_partners_refusal(plan)
@@ -217,8 +235,14 @@ class QueryService:
                 raise refusal
             return calibrate_plan(plan, cost_for(plan))
 
-        return self._answer(actor, _Question(plan.dataset, plan.limits, plan.key, _shape(plan)),
-                            calibrated, lambda cal, charge: self._release(cal, charge))
+        return self._answer(actor, question, calibrated, lambda cal, charge: self._stored(
+            plan, charge, release(cal, self._engine)))
+
+    def _exact(self, plan: QueryPlan) -> _Exact:
+        refusal = self._min_partners_refusal(plan)
+        if refusal is not None:
+            raise refusal
+        return _Exact(plan, Cost.zero(plan.accounting))
 
     def _answer(self, actor: Actor, question: _Question, calibrated: Callable[[], _C],
                 compute: Callable[[_C, Charge], dict[str, Any]]) -> Answer:
@@ -402,10 +426,10 @@ class QueryService:
     def _balance(self, dataset: str, org: str, limits: BudgetLimits) -> Balance:
         return self._ledger.balance(dataset=dataset, org=org, limits=limits, now=self._clock())
 
-    def _release(self, cal: Calibrated, charge: Charge) -> dict[str, Any]:
-        """Run the engine, select, rank, add the noise: the stored result (no budget in it)."""
-        plan = cal.plan
-        body = release(cal, self._engine)
+    @staticmethod
+    def _stored(plan: QueryPlan, charge: Charge, body: dict[str, Any]) -> dict[str, Any]:
+        """A released ``body`` (:func:`hub.query.release.release` or :func:`release_exact`)
+        as it is stored: with the query's identity and cost (no budget in it)."""
         epsilon, delta = to_epsilon_delta(charge.cost)
         return {
             "query_id": charge.id,
@@ -424,8 +448,14 @@ class QueryService:
     def estimate(self, actor: Actor, data: Any) -> dict[str, Any]:
         """Cost and expected accuracy of a query, and whether it would be refused; free."""
         plan = self._plan(actor, data)
-        cal = calibrate_plan(plan, cost_for(plan))
-        cost = cal.cost
+        if plan.public_rows is not None:  # exact and free (hub.query.exact)
+            cost = Cost.zero(plan.accounting)
+            shown = describe_exact(plan)
+        else:
+            cal = calibrate_plan(plan, cost_for(plan))
+            cost = cal.cost
+            shown = {"measures": [m.describe() for m in cal.measures],
+                     "keys": cal.keys_json(), "top": cal.top_json()}
         balance = self._balance(plan.dataset, actor.org, plan.limits)
         stored = self._ledger.find_release(dataset=plan.dataset, org=actor.org,
                                            query_key=plan.key)
@@ -446,12 +476,12 @@ class QueryService:
             "epsilon_delta": {"epsilon": epsilon, "delta": delta + float(cost.delta)},
             "reused": stored is not None,
             "measures": [
-                {k: v for k, v in m.describe().items()
+                {k: v for k, v in m.items()
                  if k in ("name", "mechanism", "noise_scale", "halfwidth_95", "cost")}
-                for m in cal.measures
+                for m in shown["measures"]
             ],
-            "keys": cal.keys_json(),
-            "top": cal.top_json(),
+            "keys": shown["keys"],
+            "top": shown["top"],
             "route": route_json(plan),
             "bounding": bounding_json(plan),
             "budget": balance.as_json(),

@@ -198,6 +198,31 @@ CASES = {
         ("who: {roles: [analyst]}", "who: {roles: [analysts]}"),
         (13, "rules.0.who.roles.0", "Input should be"),
     ),
+    "public rows: unknown field": (
+        ("min_partners: 2", "min_partners: 2\npublic_rows: {field: iban, values: [x], "
+                            "reason: published in a register}"),
+        (5, "public_rows", "bank_alerts has no field 'iban'"),
+    ),
+    "public rows: not a category": (
+        ("min_partners: 2", "min_partners: 2\npublic_rows: {field: amount, values: [x], "
+                            "reason: published in a register}"),
+        (5, "public_rows", "needs a category field with a closed domain"),
+    ),
+    "public rows: value outside the domain": (
+        ("min_partners: 2", "min_partners: 2\npublic_rows: {field: origin_country, "
+                            "values: [RO, Atlantis], reason: published in a register}"),
+        (5, "public_rows", "Atlantis not in the domain of origin_country"),
+    ),
+    "public rows: no reason": (
+        ("min_partners: 2", "min_partners: 2\npublic_rows: {field: origin_country, "
+                            "values: [RO], reason: public}"),
+        (5, "public_rows.reason", "at least 10 characters"),
+    ),
+    "public rows: no values": (
+        ("min_partners: 2", "min_partners: 2\npublic_rows: {field: origin_country, "
+                            "values: [], reason: published in a register}"),
+        (5, "public_rows.values", "at least 1 item"),
+    ),
     "no rules": (
         (BASE[BASE.index("rules:"):], "rules: []\n"),
         (11, "rules", "at least 1 item"),
@@ -255,7 +280,12 @@ def test_the_shipped_policies_load_against_the_shipped_contracts(
         assert policy.limits.per_query <= policy.limits.per_member <= policy.limits.global_total
         if policy.dataset == "incidents":  # the hub's own rows: one contributor (hub.osint)
             assert policy.min_partners == 1 and policy.max_rows == 1
+            # only incidents that no crowd report told are public (hub.query.exact)
+            assert policy.public_rows is not None
+            assert (policy.public_rows.field, policy.public_rows.values) == (
+                "source_type", ["news"])
             continue
+        assert policy.public_rows is None  # members' rows are never public
         assert policy.min_partners >= 2
         assert policy.limits.per_query <= policy.limits.per_member <= policy.limits.global_total
         allowed = {m.function for r in policy.rules_for(analyst) for m in r.measures}

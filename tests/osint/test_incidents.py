@@ -85,7 +85,8 @@ def test_a_row_holds_the_reviewed_codes_and_the_route_by_role() -> None:
         "NG", "LY", "IT")
     assert row["transport"] == ["Road", "Water"] and row["means_of_control"] == [
         "DebtBondage", "WithholdsDocuments"]
-    assert row["source_type"] == "news" and row["sources"] == 3
+    assert row["source_type"] == "news_and_crowd" and row["sources"] == 3
+    assert incident_row("inc_1", ROUTE, {"article"}, 1, march)["source_type"] == "news"
     assert row["age_band"] == "Unknown" and row["age_group"] == "adult"
     assert row["period"] == "2026-02"  # the coded month, not the reported one
     crowd = incident_row("inc_2", RAID | {"period": None}, {"report"}, 1, march)

@@ -108,7 +108,8 @@ class KeysInfo(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    mode: str = Field(description="public or selected")
+    mode: str = Field(description="public, selected, or present (an exact answer over public "
+                      "rows: the keys that hold rows)")
     absent: str
     candidates: int | SkipJsonSchema[None] = None
     listed: int | SkipJsonSchema[None] = Field(
@@ -123,7 +124,8 @@ class KeysInfo(BaseModel):
 
 
 class TopInfo(BaseModel):
-    """A ranked query: OpenDP's noisy top-k."""
+    """A ranked query: OpenDP's noisy top-k (mechanism ``none``: the exact ranking of public
+    rows)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -180,6 +182,14 @@ _ROWS = ("One object per released key: each dimension's key (null: unknown), the
          "ranked query rank {position, low, high, confidence}.")
 
 
+class ExactInfo(BaseModel):
+    """An exact answer: the query's filters keep only rows its policy declares public."""
+
+    reason: str = Field(description="Why the policy declares those rows public.")
+    filters: dict[str, list[str]]
+    note: str
+
+
 class QueryResult(BaseModel):
     """A differentially private release (``POST /v1/queries``, ``GET /v1/queries/{id}``)."""
 
@@ -205,6 +215,9 @@ class QueryResult(BaseModel):
     period_span: PeriodSpan | None = None
     postprocess: PostProcessInfo
     cells: int
+    exact: ExactInfo | SkipJsonSchema[None] = Field(
+        default=None, description="Present when the answer is exact (public rows, no noise, "
+        "no cost: docs/queries.md).")
     query_key: str
     budget: Balance | None = Field(description="The caller's balance after this call; null "
                                    "when no policy applies any more.")

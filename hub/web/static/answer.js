@@ -133,6 +133,9 @@ export async function showAnswer(box, result, fields) {
     h("p", { id: "charged" }, result.reused ? "Returned again from your stored releases: free."
       : ["Charged ", costText(result.charged, result.accounting), "; your organisation has ",
         amount(result.budget.member.left), " left."]),
+    result.exact ? h("p", { id: "exact-note", class: "note" }, h("strong", {}, "Exact: "),
+      `the filters keep only public rows (${result.exact.reason}): no noise was added, `
+        + "nothing was charged, and each value is the true one.") : null,
     keysNote(result),
     result.top ? h("p", { id: "top-note", class: "note" }, h("strong", {}, "Ranked: "),
       `the ${result.top.k} largest by ${result.top.by}. ${capital(result.top.note)}.`) : null,
@@ -142,8 +145,9 @@ export async function showAnswer(box, result, fields) {
     h("p", { class: "toggle" }, h("label", { class: "check", for: "show-uncertain" }, toggle,
       " Show cells not distinguishable from zero"),
     h("span", { class: "muted", id: "uncertain-count" }, ` (${doubtful.toLocaleString("en")} of `
-      + `${result.rows.length.toLocaleString("en")} cells: their 95% interval includes zero; `
-      + "they stay in the table and the downloads)")),
+      + `${result.rows.length.toLocaleString("en")} cells: `
+      + (result.exact ? "zero" : "their 95% interval includes zero")
+      + "; they stay in the table and the downloads)")),
     topBox,
     pick ? h("label", { for: "chart-measure" }, "Measure shown") : null, pick, chart,
     h("p", { class: "muted legend" }, h("span", { class: "swatch faded" }),
