@@ -240,7 +240,7 @@ class Exact(_Open):
 class Bounding(_Open):
     """How each privacy unit's rows were bounded: ``max_rows`` in total, or per period for
     trends. The rows left out bias values towards zero; ``note`` says so (not in the
-    interval)."""
+    interval). ``max_rows`` None: not bounded (an exact answer over public rows)."""
 
     max_rows: int | None = None
     per_period: bool = False

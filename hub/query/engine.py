@@ -298,8 +298,14 @@ class QueryEngine:
              files: _Files) -> list[tuple[Any, ...]]:
         try:
             bound = self._bound(plan)
-            cuts = self._cuts.cuts(plan.dataset, files.ids, files.paths, files.columns, bound,
-                                   files.persons)
+            # Public rows (hub.query.exact) are neither bounded nor linked into persons: their
+            # exact answer is a function of the public rows alone, never of a unit's other
+            # rows (which rows a bound keeps, or which units an identifier joins, depends on
+            # the rows that are not public).
+            exact = plan.public_rows is not None
+            persons = None if exact else files.persons
+            cuts = None if exact else self._cuts.cuts(
+                plan.dataset, files.ids, files.paths, files.columns, bound, files.persons)
             dropped = None
             if cuts is not None and subtractable(plan, parts):
                 dropped = self._cuts.dropped(plan.dataset, files.ids, files.paths,
@@ -311,7 +317,7 @@ class QueryEngine:
             else:
                 compiled = compile_plan(plan, parts, files.paths, files.columns,
                                         union=not files.uniform, fixed=files.fixed, cuts=cuts,
-                                        persons=files.persons)
+                                        persons=persons)
             read = [*files.readable, *(p for p in (cuts, dropped) if p is not None)]
             with self._sandboxes.cursor(read) as con:
                 return con.execute(compiled.sql, compiled.params).fetchall()

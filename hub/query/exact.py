@@ -3,11 +3,15 @@
 A policy may declare rows that are public facts (``public_rows``: e.g. the incidents that
 published news articles told, ``source_type: news``; hub.governance.policies.PublicRows). A
 query whose filter keeps only those rows (:attr:`hub.query.plan.QueryPlan.public_rows`) is
-answered by :func:`release_exact`: the same bounded, clamped aggregates the engine computes
-for a DP release, released as they are, in the same JSON shape as a DP release (so every
-client and view reads it), with intervals of zero width. Nothing private is in them: a
-crowd report's incident (``source_type: crowd``) never reaches such a query, and a query
-that keeps any non-public row is a DP query like any other.
+answered by :func:`release_exact`: the aggregates of the public rows, released as they are,
+in the same JSON shape as a DP release (so every client and view reads it), with intervals
+of zero width. Nothing private is in them: a crowd report's incident (``source_type:
+crowd``) never reaches such a query, and a query that keeps any non-public row is a DP query
+like any other. The engine neither bounds the public rows per unit nor links their units
+into persons (:meth:`hub.query.engine.QueryEngine`): which rows a bound keeps, and which
+units an identifier joins, depend on the unit's other rows, which may not be public; so the
+answer is a function of the public rows alone. Sums are still clamped to the measure's
+range (the clamp is part of what the measure is).
 
 What changes against a DP release (docs/queries.md, "Exact answers over public rows"):
     * keys: a grid that a DP query would select keys from lists the keys that hold public
@@ -36,7 +40,6 @@ from hub.query.plan import MeasurePlan, QueryPlan
 from hub.query.release import (
     Aggregator,
     Key,
-    bounding_json,
     decimals_for,
     measure_name,
     route_json,
@@ -156,7 +159,7 @@ def release_exact(plan: QueryPlan, engine: Aggregator) -> dict[str, Any]:
         "keys": {**described["keys"], "listed": len(rows)},
         "top": described["top"],
         "route": route_json(plan),
-        "bounding": bounding_json(plan),
+        "bounding": described["bounding"],
         "period_span": _period_span(plan, keys, cells, additive),
         "postprocess": {"nonnegative": plan.postprocess.nonnegative,
                         "consistent_totals": plan.postprocess.consistent_totals},
@@ -169,7 +172,7 @@ def release_exact(plan: QueryPlan, engine: Aggregator) -> dict[str, Any]:
 
 
 def describe_exact(plan: QueryPlan) -> dict[str, Any]:
-    """How an exact plan is released (no data): its measures, keys and ranking."""
+    """How an exact plan is released (no data): its measures, keys, ranking and bounding."""
     zero = Cost.zero(plan.accounting)
     keys = ({"mode": "present", "candidates": plan.cells,
              "absent": "keys not listed hold no public rows (exact)"} if plan.selected
@@ -180,7 +183,12 @@ def describe_exact(plan: QueryPlan) -> dict[str, Any]:
         "noise_scale": 0.0, "gap_90": 0.0, "rank_confidence": 1.0, "cost": zero.as_json(),
         "note": "exact ranking of the public rows: the keys with the largest values (keys "
                 "with none left out); tied keys share their ranks"}
-    return {"measures": [_describe(m, zero) for m in plan.measures], "keys": keys, "top": top}
+    bounding = {"max_rows": None, "per_period": False, "periods": 1,
+                "groups_per_row": plan.groups_per_row,
+                "note": "not bounded: every public row counts (an exact answer depends on the "
+                        "public rows alone)"}
+    return {"measures": [_describe(m, zero) for m in plan.measures], "keys": keys, "top": top,
+            "bounding": bounding}
 
 
 def _text(key: Key) -> tuple[str, ...]:

@@ -82,7 +82,6 @@ __all__ = [
     "Aggregator",
     "Calibrated",
     "Key",
-    "bounding_json",
     "calibrate_plan",
     "cost_for",
     "decimals_for",

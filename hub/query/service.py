@@ -455,7 +455,8 @@ class QueryService:
             cal = calibrate_plan(plan, cost_for(plan))
             cost = cal.cost
             shown = {"measures": [m.describe() for m in cal.measures],
-                     "keys": cal.keys_json(), "top": cal.top_json()}
+                     "keys": cal.keys_json(), "top": cal.top_json(),
+                     "bounding": bounding_json(plan)}
         balance = self._balance(plan.dataset, actor.org, plan.limits)
         stored = self._ledger.find_release(dataset=plan.dataset, org=actor.org,
                                            query_key=plan.key)
@@ -483,7 +484,7 @@ class QueryService:
             "keys": shown["keys"],
             "top": shown["top"],
             "route": route_json(plan),
-            "bounding": bounding_json(plan),
+            "bounding": shown["bounding"],
             "budget": balance.as_json(),
             "budget_after": {
                 "member_left": str(max(balance.member_left - spend, Fraction(0))),

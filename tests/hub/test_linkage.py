@@ -137,6 +137,12 @@ def test_the_same_person_at_two_banks_and_a_money_transfer_firm_is_one_unit(
     bounded = aggregate(pool, alerts, max_rows=2)
     assert sum(bounded["count"]) == 2 + 1
     assert bounded == reference(stored(pool, "bank_alerts"), 2)
+    # an exact plan over public rows (hub.query.exact) neither links nor bounds: every row,
+    # and each partner's token its own unit, whatever identifiers other rows share
+    exact = dataclasses.replace(plan(alerts, [("typology", TYPOLOGIES)], max_rows=2),
+                                public_rows="public register")
+    count, units, linked = pool.engine.aggregate(exact, PARTS)
+    assert (count[funnel], units[funnel], linked[funnel], sum(count)) == (4, 4, 0, 5)
 
 
 def test_links_across_datasets_join_persons_and_withdrawal_splits_them_again(

@@ -149,7 +149,8 @@ class Bounding(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    max_rows: int
+    max_rows: int | None = Field(description="null: not bounded (an exact answer over "
+                                 "public rows)")
     per_period: bool
     periods: int | None
     groups_per_row: int
