@@ -394,7 +394,8 @@ def main(
         states = seed(settings, partners_dir, console=console)
         with console.status("Collecting the demo's open sources and crowd reports..."):
             seed_open_sources(app.state.services,
-                              write_newsroom(settings.data_dir / "demo-newsroom"))
+                              write_newsroom(settings.data_dir / "demo-newsroom"),
+                              reviewer=f"reviewer@{_REVIEWERS[0]}.example")
         (partners_dir / "demo.json").write_text(json.dumps(
             {s.export.key: {"extract": s.extract_id, "rows": s.rows} for s in states},
             indent=2,

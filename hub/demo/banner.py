@@ -108,7 +108,10 @@ def show(console: Console, w: Walkthrough, *, activate: str | None) -> None:
         pages += (("Review queue", f"{url}/ui#/review",
                    ["sign in as " + _signs_in(w.reviewer),
                     "claim incidents from news and crowd reports, code their tags; "
-                    f"precision of the tags at {url}/ui#/review-precision"]),)
+                    f"precision of the tags at {url}/ui#/review-precision"]),
+                  ("Report what you saw", f"{url}/report",
+                   ["the public's page: no account, English, French or Spanish; the report "
+                    "waits in the review queue"]))
     for title, address, lines in pages:
         say(f"  {title:<20} {address}")
         for line in lines:

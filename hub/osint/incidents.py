@@ -117,6 +117,8 @@ class IncidentPublisher:
         self._lock = threading.Lock()
         self._running = False
         self._again = False
+        self._idle = threading.Event()
+        self._idle.set()
 
     def publish_soon(self) -> None:
         """:meth:`publish` in a background thread; asked again while one runs, it runs once
@@ -127,6 +129,7 @@ class IncidentPublisher:
                 self._again = True
                 return
             self._running = True
+            self._idle.clear()
         threading.Thread(target=self._publish_until_done, name="tahub-incidents",
                          daemon=True).start()
 
@@ -141,8 +144,14 @@ class IncidentPublisher:
             with self._lock:
                 if not self._again:
                     self._running = False
+                    self._idle.set()
                     return
                 self._again = False
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no background publication runs (at most ``timeout`` seconds); whether
+        none does."""
+        return self._idle.wait(timeout)
 
     def publish(self) -> Published:
         """Commit the accepted incidents as one extract and withdraw the ones it replaces.

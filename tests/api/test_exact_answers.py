@@ -9,7 +9,6 @@ real ingest path, from accepted incidents written to its store with known codes.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import itertools
 from collections import Counter
@@ -19,15 +18,14 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from typer.testing import CliRunner
 
 import connectors.analyst.cli as analyst_cli
 from hub.actors import MemberKind, Role
 from hub.api.schemas.queries import Estimate, QueryResult
 from hub.identity.service import Credentials
-from hub.storage.db import osint_incidents, osint_items, utcnow
 from tests.api.conftest import Hub, running_hub
+from tests.osint.accepted import accept, route
 
 KINDS = {"news": ["article", "article"], "crowd": ["report"],
          "news_and_crowd": ["article", "report"]}
@@ -62,28 +60,17 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with running_hub(tmp_path_factory.mktemp("exact")) as hub:
-        incidents = []
-        now = utcnow()
+        incidents, accepted = [], []
         combos = itertools.product(KINDS, ORIGINS, DESTINATIONS, TYPES)
-        with hub.services.engine.begin() as conn:
-            for n, (source_type, origin, destination, kind) in enumerate(combos):
-                for copy in range((n * 7) % 4):  # 0-3 incidents of each combination
-                    incident = f"inc_{n:03d}_{copy}"
-                    items = KINDS[source_type] * (1 + copy % 2)
-                    incidents.append({"source_type": source_type, "origin": origin,
-                                      "destination": destination, "type": kind,
-                                      "sources": len(items)})
-                    conn.execute(sa.insert(osint_incidents).values(
-                        id=incident, created_at=now, updated_at=now, state="accepted",
-                        coded={"exploitation_type": [kind], "period": "2026-03",
-                               "locations": [{"country": origin, "role": "origin"},
-                                             {"country": destination,
-                                              "role": "destination"}]}))
-                    for i, item in enumerate(items):
-                        conn.execute(sa.insert(osint_items).values(
-                            id=f"itm_{incident}_{i}", kind=item, incident_id=incident,
-                            collected_at=now, fingerprint=f"{incident}{i}",
-                            published_at=dt.datetime(2026, 3, 2, tzinfo=dt.UTC)))
+        for n, (source_type, origin, destination, kind) in enumerate(combos):
+            for copy in range((n * 7) % 4):  # 0-3 incidents of each combination
+                items = KINDS[source_type] * (1 + copy % 2)
+                incidents.append({"source_type": source_type, "origin": origin,
+                                  "destination": destination, "type": kind,
+                                  "sources": len(items)})
+                accepted.append((f"inc_{n:03d}_{copy}", route(origin, None, destination, kind),
+                                 items))
+        accept(hub.services.engine, accepted)
         published = hub.services.incidents.publish()
         assert published.rows == len(incidents) and not published.left_out
         creds = hub.member("Analysts Inc", (Role.ANALYST,), MemberKind.NGO)

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 import sqlalchemy as sa
 
-from hub.storage.db import make_engine, osint_items
+from hub.storage.db import make_engine, osint_incidents, osint_items
 from tests.e2e.conftest import BIN, Deployment, clean_env, free_port, run
 
 pytestmark = pytest.mark.e2e
@@ -106,9 +106,12 @@ def test_demo_loads_five_members_and_the_planted_patterns(
     assert reviewer["REVIEWER_EMAIL"] == "reviewer@safepassage.example"
     assert reviewer["REVIEWER_PASSWORD"] in out.stdout
     # The demo's open sources wait for that reviewer: six saved articles (the same wire
-    # story saved twice is one incident with two sources) and three crowd reports, sealed.
+    # story saved twice is one incident with two sources) and three crowd reports, sealed;
+    # the reviewer has accepted that story and the first report, published as the incidents
+    # dataset (one extract of the hub's "Open sources", beside the members' six).
     collected = _collected(deployment, tmp_path)
-    assert collected == {"article": 6, "report": 3, "incidents": 8, "sealed": 3}
+    assert collected == {"article": 6, "report": 3, "incidents": 8, "sealed": 3,
+                         "accepted": 2, "accepted_sources": 3}
     lost = _env(partners / "metpolice" / "analyst.env")["TAHUB_CLIENT_ID"]
     (partners / "metpolice" / "analyst.env").unlink()  # an older demo folder: added again
 
@@ -118,7 +121,7 @@ def test_demo_loads_five_members_and_the_planted_patterns(
     assert "already there" in again.stdout
     shutil.rmtree(tmp_path / "stored")
     (tmp_path / "stored").mkdir()
-    assert len(deployment.stored(tmp_path / "tahub-data", tmp_path / "stored")) == 6
+    assert len(deployment.stored(tmp_path / "tahub-data", tmp_path / "stored")) == 6 + 1
     assert _env(partners / "metpolice" / "analyst.env")["TAHUB_CLIENT_ID"] != lost
     assert _collected(deployment, tmp_path) == collected  # nothing collected twice
 
@@ -136,9 +139,14 @@ def _collected(deployment: Deployment, root: Path) -> dict[str, int]:
                 sa.distinct(osint_items.c.incident_id)))).scalar_one()
             sealed = conn.execute(sa.select(sa.func.count()).where(
                 osint_items.c.sealed.is_not(None), osint_items.c.text.is_(None))).scalar_one()
+            accepted = list(conn.execute(sa.select(osint_incidents.c.id).where(
+                osint_incidents.c.state == "accepted")).scalars())
+            told = conn.execute(sa.select(sa.func.count()).where(
+                osint_items.c.incident_id.in_(accepted))).scalar_one()
     finally:
         engine.dispose()
-    return {**kinds, "incidents": incidents, "sealed": sealed}
+    return {**kinds, "incidents": incidents, "sealed": sealed, "accepted": len(accepted),
+            "accepted_sources": told}
 
 
 def _rows(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> list[dict[str, Any]]:

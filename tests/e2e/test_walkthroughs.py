@@ -26,6 +26,8 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -177,25 +179,34 @@ def _spent(cwd: Path, env: dict[str, str], slug: str) -> dict[str, dict[str, Fra
             for b in json.loads(out.stdout)}
 
 
-def test_every_walkthrough_runs_twice_on_the_demo_without_a_budget_refusal(
-    tmp_path: Path,
-) -> None:
+@contextmanager
+def _demo(folder: Path) -> Iterator[tuple[dict[str, str], str]]:
+    """`tahub demo --no-serve` in ``folder``, then its hub served on a free port: the
+    environment of a terminal without tahub on PATH, and what the demo printed."""
     env = clean_env()
     bindir = str(BIN)
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
                                   if p and Path(p).resolve() != Path(bindir).resolve())
     port = free_port()
     env.update(TAHUB_PORT=str(port), COLUMNS="200", TAHUB_LOG_LEVEL="WARNING")
-    demo = run([str(BIN / "tahub"), "demo", "--no-serve"], env, cwd=tmp_path, timeout=600)
+    demo = run([str(BIN / "tahub"), "demo", "--no-serve"], env, cwd=folder, timeout=600)
     assert demo.returncode == 0, demo.stderr + demo.stdout
-    (tmp_path / ".venv").symlink_to(sys.prefix)  # the checkout's .venv, as the README assumes
-
-    data = tmp_path / "tahub-data"
-    hub = Hub(data, port, {**env, "TAHUB_DATA_DIR": str(data)}, tmp_path / "hub.log",
+    (folder / ".venv").symlink_to(sys.prefix)  # the checkout's .venv, as the README assumes
+    data = folder / "tahub-data"
+    hub = Hub(data, port, {**env, "TAHUB_DATA_DIR": str(data)}, folder / "hub.log",
               Deployment("embedded", {}))
     hub.start()
     try:
-        steps = [*_readme_analyst(), *_analyst_md(), *_printed(demo.stdout),
+        yield env, demo.stdout
+    finally:
+        hub.stop()
+
+
+def test_every_walkthrough_runs_twice_on_the_demo_without_a_budget_refusal(
+    tmp_path: Path,
+) -> None:
+    with _demo(tmp_path) as (env, printed):
+        steps = [*_readme_analyst(), *_analyst_md(), *_printed(printed),
                  *_suggest_bounds()]
         before: dict[str, dict[str, Fraction]] = {}
         for attempt in (1, 2):
@@ -208,5 +219,29 @@ def test_every_walkthrough_runs_twice_on_the_demo_without_a_budget_refusal(
         for dataset, b in before.items():  # the demo lasts beyond the walkthroughs
             assert b["next"] == b["cap"], (dataset, b)
             assert b["month_left"] >= b["spent"] + 3 * b["cap"], (dataset, b)
-    finally:
-        hub.stop()
+
+
+def test_the_open_sources_walkthrough_runs_on_the_demo(tmp_path: Path) -> None:
+    """The README's operator, reviewer and analyst commands for open sources, as written:
+    a folder source added and collected, the precision report, and the incidents queried
+    beside the case records, the last query exact and free (the demo's reviewer accepted
+    its first incidents)."""
+    section = _section((ROOT / "README.md").read_text(),
+                       "## Walkthrough: open sources and crowd reports")
+    steps = [Step(line, "README open sources") for language, body in _blocks(section)
+             if language == "sh" for line in _lines(body)
+             if line.strip() and not line.lstrip().startswith("#")]
+    assert any(s.command.startswith("tahub sources add") for s in steps), "the walkthrough moved"
+    with _demo(tmp_path) as (env, _):
+        ran = {r.step.command: r for r in _run(steps, tmp_path, env)}
+        _check(list(ran.values()), 1)
+    said = {command.split("#")[0].strip(): " ".join(r.out.split())
+            for command, r in ran.items()}
+    shown = next(v for k, v in said.items() if k.startswith("tahub sources show"))
+    assert "│ ok │ - │ 1 │ 1 │ 0 │ 0 │" in shown, shown  # found 1, added 1: the article
+    exact = next(v for k, v in said.items() if "--filter source_type=news" in k)
+    assert "Exact answer over public rows: nothing charged" in exact, exact
+    assert "exact values, without noise" in exact
+    noisy = next(v for k, v in said.items() if k.startswith("tahub query run incidents")
+                 and "--filter" not in k)
+    assert "Charged: rho 0.2" in noisy, noisy

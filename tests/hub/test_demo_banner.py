@@ -95,6 +95,7 @@ def test_commands_are_printed_whole_at_any_width(tmp_path: Path) -> None:
     assert ("sign in as reviewer@northbank.example  password Pw-0123456789abcdef  (role "
             "reviewer, Northbank plc)") in text
     assert "  Review queue         http://127.0.0.1:8000/ui#/review" in lines
+    assert "  Report what you saw  http://127.0.0.1:8000/report" in lines  # the public's page
     out = io.StringIO()
     show(Console(file=out, width=60), w, activate=None)  # already on PATH: no activation
     assert "activate" not in out.getvalue()

@@ -23,6 +23,7 @@ from connectors.common.amounts import decimal
 from hub.actors import MemberKind, Role
 from tests.api.conftest import Hub, running_hub, upload_extract
 from tests.hub.extract_files import token, valid_rows, write_extract
+from tests.osint.accepted import accept, route
 from tests.web.conftest import screenshot
 from tests.web.test_signin_pages import PASSWORD, _sign_in
 
@@ -30,6 +31,7 @@ RUN = "Run the query (spends budget)"
 TOGGLE = "Show cells not distinguishable from zero"
 GREY = "#b4b4b4"  # charts.js: a cell off the colour scale
 FADED = 0.35  # charts.js: the opacity of a cell not distinguishable from zero
+NOT_SHOWN = "not distinguishable from zero"  # cells.js: the tag of such a cell
 MONTHS = ["2024-01", "2024-02", "2024-03", "2024-04", "2024-05", "2024-06"]
 
 
@@ -89,6 +91,13 @@ def _load(hub: Hub, folder: Path) -> None:
         path = write_extract(folder / f"{name.replace(' ', '-')}.parquet", cases, rows)
         with hub.authed(hub.member(name, (Role.PARTNER,), kind)) as http:
             upload_extract(http, path, cases)
+    # the open-source incidents (hub.osint): 60 news stories of the NG -> LY -> IT route and
+    # 45 crowd reports of VN -> CN -> GB, which no member's case records show
+    accept(hub.services.engine,
+           [(f"inc_ng_{i}", route("NG", "LY", "IT"), ["article"]) for i in range(60)]
+           + [(f"inc_vn_{i}", route("VN", "CN", "GB", "ForcedLabour"), ["report"])
+              for i in range(45)])
+    assert hub.services.incidents.publish().rows == 105
 
 
 @pytest.fixture(scope="module")
@@ -485,3 +494,52 @@ def test_a_trend_spans_the_months_of_the_data(page: Page, hub: Hub) -> None:
     expect(page.locator("#top-list")).to_have_count(0)  # a trend is a line, not a ranking
     page.evaluate("document.getElementById('chart').scrollIntoView()")
     screenshot(page, "workspace-line")
+
+
+def test_the_incidents_are_set_beside_the_case_records_routes(page: Page, hub: Hub) -> None:
+    """The largest routes of members' case records, then the same question asked of the
+    incidents from open sources: both answers side by side, each with its own noise and
+    budget, keyed by route; a route only the public reported shows on its own."""
+    _workspace(page, hub, "beside@web.example")
+    page.get_by_label("Dataset", exact=True).select_option("case_records")
+    expect(page.locator("#filter-transit_country")).to_be_attached()  # the routes rule
+    page.get_by_role("radio", name="Largest routes").check()
+    first = _run(page)
+    choices = page.locator("#beside-dataset option")
+    expect(choices).to_have_count(1)  # bank_alerts has no route of these stages
+    expect(choices).to_have_text("incidents")
+    with page.expect_response(re.compile(r"/v1/queries$")) as answer:
+        page.get_by_role("button", name="Ask it the same question (spends its budget)").click()
+    second = answer.value.json()
+    assert answer.value.status == 200, second
+    sent = answer.value.request.post_data_json
+    assert sent["dataset"] == "incidents" and sent["route"] is True
+    assert sent["measures"] == ["count_units"] and sent["top"]["k"] == 10
+    assert second["route"]["stages"] == first["route"]["stages"]
+    expect(page.locator("#beside-charged")).to_contain_text("incidents: charged rho")
+    expect(page.locator("#beside-answer .note")).to_contain_text("never added")
+
+    def shown(key: str) -> list[str]:
+        row = page.locator(f'#beside-table tbody tr[data-key="{key}"]')
+        expect(row).to_have_count(1)
+        return [c.strip() for c in row.locator("td").all_inner_texts()]
+
+    def text(cell: dict[str, Any]) -> str:
+        return f"{cell['value']} ({cell['low']} to {cell['high']})"
+
+    stages = first["route"]["stages"]
+    rows = [{" → ".join(r[s] for s in stages): r["count_units"] for r in a["rows"]}
+            for a in (first, second)]
+    pooled = "NG → LY → IT"
+    assert pooled in rows[0] and pooled in rows[1]  # both show the route
+    assert [c.split(NOT_SHOWN)[0] for c in shown(pooled)] == [text(rows[0][pooled]),
+                                                             text(rows[1][pooled])]
+    public_only = "VN → CN → GB"  # only the crowd reports tell it
+    assert public_only in rows[1] and public_only not in rows[0]
+    assert shown(public_only)[0] == "not listed"
+    assert shown(public_only)[1].split(NOT_SHOWN)[0] == text(rows[1][public_only])
+    expect(page.locator("#beside-chart")).to_have_attribute("data-kind", "ranked")
+    expect(page.locator("#beside-chart svg")).to_be_visible()
+    expect(page.locator("#history tbody tr")).to_have_count(2)  # both queries, both spent
+    page.evaluate("document.getElementById('beside-h').scrollIntoView()")
+    screenshot(page, "workspace-beside")

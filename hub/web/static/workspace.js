@@ -2,7 +2,8 @@
 // the largest routes), dimensions, measures and filters from only what your policy allows;
 // see the cost the workspace proposes for a meaningful view and why (accuracy.js), the
 // expected error and the budget that would remain (spending nothing); run the query, see the
-// answer with its intervals (answer.js), download the cells.
+// answer with its intervals (answer.js), download the cells, and set it beside the same
+// question asked of another dataset (beside.js: incidents beside case records).
 //
 // API: GET /v1/policies/mine, /v1/contracts, /v1/budgets/{dataset}, POST /v1/queries/estimate,
 // POST /v1/queries, GET /v1/queries (history), GET /v1/queries/{id} (a release again, free),
@@ -14,6 +15,7 @@ import {
 import { amount, decimal, symbol } from "./amounts.js";
 import { api } from "./api.js";
 import { showAnswer } from "./answer.js";
+import { besideBox } from "./beside.js";
 import { fmt } from "./cells.js";
 import { fill, h, problemBox } from "./dom.js";
 
@@ -61,9 +63,11 @@ export async function show({ render }) {
   const estimateBox = h("section", { class: "panel", "aria-live": "polite",
     "aria-labelledby": "e-h" }, h("h2", { id: "e-h" }, "Before you spend"));
   const resultBox = h("section", { "aria-labelledby": "r-h" });
+  const besideSection = h("section", { class: "panel", "aria-labelledby": "beside-h",
+    hidden: true });
   const historyBox = h("section", { class: "panel", "aria-labelledby": "h-h" });
   render("Analyst workspace", h("div", { class: "grid" }, form, estimateBox), resultBox,
-    historyBox);
+    besideSection, historyBox);
 
   const datasetSelect = h("select", { id: "dataset", name: "dataset" },
     policies.map((p) => h("option", { value: p.dataset }, p.dataset)));
@@ -354,10 +358,14 @@ export async function show({ render }) {
     const button = form.querySelector("#run");
     button.disabled = true;
     fill(resultBox, h("p", { class: "muted" }, "Running…"));
+    besideSection.hidden = true;
     try {
       await settle();
-      showResult(await api("/v1/queries", { method: "POST",
-        json: { ...question(), cost: cost.stops[cost.index] } }));
+      const asked = question();
+      const result = await api("/v1/queries", { method: "POST",
+        json: { ...asked, cost: cost.stops[cost.index] } });
+      await showResult(result);
+      besideBox(besideSection, result, asked, policies, { fieldsFor, asked: history });
     } catch (error) {
       fill(resultBox, problemBox(error));
     }
@@ -368,10 +376,15 @@ export async function show({ render }) {
 
   const fieldsOf = { };
 
+  async function fieldsFor(dataset) {
+    fieldsOf[dataset] = fieldsOf[dataset] || await contractFields(dataset);
+    return fieldsOf[dataset];
+  }
+
   async function showResult(result) {
     // a published release may be of another dataset than the one being edited
-    fieldsOf[result.dataset] = fieldsOf[result.dataset] || await contractFields(result.dataset);
-    await showAnswer(resultBox, result, fieldsOf[result.dataset]);
+    besideSection.hidden = true;
+    await showAnswer(resultBox, result, await fieldsFor(result.dataset));
   }
 
   async function history() {
