@@ -9,14 +9,15 @@ read by reviewers only, and deleted after review.
          address in memory only) -> honeypot empty? -> text, where, when checked ->
          proof of work checked -> challenge spent (a receipt row, once per challenge) ->
          Collection.add(report): tagged from the text in memory, stored sealed -> receipt
-    reviewers: Reports.open_text(item, actor)          the sealed text, for role reviewer
+    reviewers: the review queue opens the sealed text for the reviewer holding its incident
+    (hub.osint.review)
     every few minutes, and `tahub admin purge-reports`: Reports.purge()
 
 What is stored of a report (``osint_items``): its text, and the place and date the sender
 gave, sealed together (:mod:`hub.osint.sealing`); its language; the date as
 ``published_at``; the fingerprint and MinHash (:mod:`hub.osint.dedup`: one-way); and the
 tagger's suggestions *without their evidence's words* (the spans are kept, so that a
-reviewer who opens the report sees each tag's sentence again, :class:`OpenedReport`).
+reviewer who opens the report sees each tag's sentence again, hub.osint.review).
 A receipt (``osint_receipts``) ties the random id the sender was given to the item, and
 records the spent challenge's hash. No address, no browser detail, no HTTP header is
 stored anywhere; nothing of the text is ever logged or audited.
@@ -38,29 +39,26 @@ import datetime as dt
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from hub.actors import Actor, Role
-from hub.errors import Conflict, InvalidInput, NotFound, Unavailable
+from hub.errors import Conflict, InvalidInput, Unavailable
 from hub.governance.audit import Action, AuditEvent, AuditLog
 from hub.osint.challenges import LIFETIME, Challenge, Challenges, secrets_from_keys
-from hub.osint.collection import Collection, NewItem, with_evidence
+from hub.osint.collection import Collection, NewItem
 from hub.osint.sealing import Sealer
 from hub.osint.tagging import Tagger
 from hub.storage.db import (
     osint_incidents,
     osint_items,
     osint_receipts,
-    read_connection,
     utcnow,
     writing,
 )
 
-__all__ = ["LANGUAGES", "MAX_WHERE", "OpenedReport", "PublicReport", "Purged", "Receipt",
-           "Reports"]
+__all__ = ["LANGUAGES", "MAX_WHERE", "PublicReport", "Purged", "Receipt", "Reports"]
 
 #: The languages of the public report page (and the ones a report may declare).
 LANGUAGES = ("en", "fr", "es")
@@ -98,20 +96,6 @@ class Purged:
 
     texts: int
     receipts: int
-
-
-@dataclass(frozen=True, slots=True)
-class OpenedReport:
-    """A report's text, opened for a reviewer, with the tagger's suggestions whose evidence
-    (matched words, sentence) is filled in again from the text. Show ``text`` as text,
-    never as HTML."""
-
-    item: str
-    incident: str
-    text: str
-    language: str | None
-    received_at: dt.datetime
-    tagging: dict[str, Any] | None
 
 
 def _new_id(prefix: str) -> str:
@@ -214,31 +198,6 @@ class Reports:
         if report.when is not None:
             lines.append(("" if where else "\n") + f"When: {report.when.isoformat()}")
         return "\n".join(lines)
-
-    # -- reviewers ---------------------------------------------------------------------------
-    def open_text(self, item_id: str, actor: Actor) -> OpenedReport:
-        """The report ``item_id`` opened, for a reviewer (role ``reviewer``); anyone else is
-        refused (403), an item that is not a report is :class:`NotFound`, a text purged
-        after review is :class:`NotFound` saying so, and a text no key opens is
-        :class:`Unavailable` naming ``TAHUB_REPORTS_KEYS``."""
-        actor.require(Role.REVIEWER)
-        with read_connection(self._engine) as conn:
-            row = conn.execute(sa.select(
-                osint_items.c.id, osint_items.c.incident_id, osint_items.c.sealed,
-                osint_items.c.language, osint_items.c.collected_at, osint_items.c.tagging)
-                .where(osint_items.c.id == item_id, osint_items.c.kind == "report")).first()
-        if row is None:
-            raise NotFound(f"no crowd report {item_id}")
-        if row.sealed is None:
-            raise NotFound(f"the text of crowd report {item_id} was deleted after its review "
-                           "(TAHUB_REPORTS_RETENTION_DAYS)", rule="reports_retention")
-        if self._sealer is None:
-            raise Unavailable("crowd reports cannot be opened: the hub has no reports keys "
-                              "(TAHUB_REPORTS_KEYS)", rule="reports_keys")
-        text = self._sealer.open(row.sealed)
-        return OpenedReport(row.id, row.incident_id, text, row.language, row.collected_at,
-                            with_evidence(row.tagging, text) if row.tagging is not None
-                            else None)
 
     # -- retention ---------------------------------------------------------------------------
     def purge(self, actor: str | None = None) -> Purged:

@@ -13,7 +13,6 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from hub.actors import Actor, Role
 from hub.osint.challenges import Challenges, leading_zero_bits, secrets_from_keys, solve
 from hub.osint.sealing import Sealer, new_key
 from hub.storage.db import metadata, osint_items, osint_receipts
@@ -25,7 +24,6 @@ BITS = 8
 PATH = "/v1/public/reports"
 REPORT = ("Vi a dos chicas de Paraguay trabajando en un bar de Valencia. El dueño les quitó "
           "los pasaportes y dicen que deben mucho dinero por el viaje.")
-REVIEWER = Actor("tahub_reviewer", "org_1", "NGO", frozenset({Role.REVIEWER}))
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -77,7 +75,6 @@ def test_a_report_is_received_with_a_receipt_and_stored_sealed_without_the_addre
         assert secret not in everything
     assert item.text is None and item.language == "es"
     assert Sealer([KEY]).open(item.sealed) == f"{REPORT}\n\nWhere: Valencia\nWhen: 2026-03-01"
-    assert hub.services.reports.open_text(item.id, REVIEWER).text.startswith(REPORT)
 
 
 def test_the_proof_of_work_must_be_right_fresh_and_used_once(hub: Hub) -> None:

@@ -12,11 +12,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from hub.actors import Actor, Role
-from hub.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
+from hub.errors import Conflict, InvalidInput, Unavailable
 from hub.governance.audit import Action, AuditLog
 from hub.osint.challenges import Challenges, leading_zero_bits, secrets_from_keys, solve
-from hub.osint.collection import Collection
+from hub.osint.collection import Collection, with_evidence
 from hub.osint.reports import PublicReport, Reports
 from hub.osint.sealing import Sealer, new_key
 from hub.osint.tagging import Tagger
@@ -27,8 +26,6 @@ BITS = 8
 REPORT = ("Je travaille dans un restaurant à Lyon. Le patron garde les passeports de trois "
           "cuisiniers venus du Mali et ne les paie pas depuis des mois. Ils dorment dans la "
           "cave et ne peuvent pas sortir.")
-REVIEWER = Actor("tahub_reviewer", "org_1", "NGO", frozenset({Role.REVIEWER}))
-ANALYST = Actor("tahub_analyst", "org_1", "NGO", frozenset({Role.ANALYST}))
 
 
 class Clock:
@@ -47,6 +44,15 @@ def reports(store: Engine, tagger: Tagger, clock: Clock | None = None,
                             clock=clock)
     return Reports(store, AuditLog(store), keys=keys, bits=BITS, max_chars=5000,
                    retention_days=retention_days, collection=collection, clock=clock)
+
+
+def opened(store: Engine, item_id: str, keys: list[str] | None = None) -> str:
+    """A report's sealed text, opened with ``keys`` (the review queue opens it so for the
+    reviewer holding its incident: tests/osint/test_review.py)."""
+    with store.connect() as conn:
+        sealed = conn.execute(sa.select(osint_items.c.sealed)
+                              .where(osint_items.c.id == item_id)).scalar_one()
+    return Sealer(keys or [KEY]).open(sealed)
 
 
 def send(service: Reports, report: PublicReport) -> str:
@@ -95,7 +101,7 @@ def test_a_challenge_signed_before_a_key_rotation_is_still_accepted() -> None:
 
 
 # -- submitting ----------------------------------------------------------------------------
-def test_a_report_is_stored_sealed_with_no_plaintext_and_opens_for_a_reviewer(
+def test_a_report_is_stored_sealed_with_no_plaintext_and_opens_with_the_key(
     store: Engine, tagger: Tagger
 ) -> None:
     service = reports(store, tagger)
@@ -119,16 +125,11 @@ def test_a_report_is_stored_sealed_with_no_plaintext_and_opens_for_a_reviewer(
     assert item.tagging["tags"], "the tagger found nothing to suggest"
     evidence = [e for tag in item.tagging["tags"] for e in tag["evidence"]]
     assert evidence and all(e["text"] == "" and e["sentence"] == "" for e in evidence)
-    opened = service.open_text(item.id, REVIEWER)
-    assert opened.text == f"{REPORT}\n\nWhere: Lyon, rue <b>Mercière</b>\nWhen: 2026-04-28"
-    assert opened.incident == incident.id
-    refilled = [e for tag in opened.tagging["tags"] for e in tag["evidence"]]  # type: ignore[index]
-    assert all(e["text"] and e["text"] in e["sentence"] and e["sentence"] in opened.text
+    text = opened(store, item.id)
+    assert text == f"{REPORT}\n\nWhere: Lyon, rue <b>Mercière</b>\nWhen: 2026-04-28"
+    refilled = [e for tag in with_evidence(item.tagging, text)["tags"] for e in tag["evidence"]]
+    assert all(e["text"] and e["text"] in e["sentence"] and e["sentence"] in text
                for e in refilled)
-    with pytest.raises(Forbidden):
-        service.open_text(item.id, ANALYST)
-    with pytest.raises(NotFound):
-        service.open_text("itm_nope", REVIEWER)
 
 
 def test_markup_is_kept_as_text_never_stripped(store: Engine, tagger: Tagger) -> None:
@@ -137,7 +138,7 @@ def test_markup_is_kept_as_text_never_stripped(store: Engine, tagger: Tagger) ->
     send(service, PublicReport(text))
     with store.connect() as conn:
         item_id = conn.execute(sa.select(osint_items.c.id)).scalar_one()
-    assert service.open_text(item_id, REVIEWER).text == text
+    assert opened(store, item_id) == text
 
 
 def test_refused_reports_store_nothing_and_spend_nothing(store: Engine, tagger: Tagger) -> None:
@@ -180,10 +181,9 @@ def test_reports_sealed_with_an_old_key_open_after_a_rotation(
     send(reports(store, tagger, keys=[old]), PublicReport(REPORT))
     with store.connect() as conn:
         item_id = conn.execute(sa.select(osint_items.c.id)).scalar_one()
-    assert reports(store, tagger, keys=[new_key(), old]).open_text(item_id, REVIEWER).text \
-        == REPORT
+    assert opened(store, item_id, [new_key(), old]) == REPORT
     with pytest.raises(Unavailable):
-        reports(store, tagger, keys=[new_key()]).open_text(item_id, REVIEWER)
+        opened(store, item_id, [new_key()])
 
 
 # -- retention -----------------------------------------------------------------------------
@@ -234,10 +234,7 @@ def test_the_purge_deletes_texts_reviewed_longer_ago_than_the_retention(
                                .where(audit_entries.c.action == Action.REPORTS_PURGED)).all()
     kept = {name for name, item in ids.items() if sealed[item] is not None}
     assert kept == {"recent", "queued"}
-    assert service.open_text(ids["recent"], REVIEWER).text == texts["recent"]
-    with pytest.raises(NotFound) as gone:
-        service.open_text(ids["old_accepted"], REVIEWER)
-    assert "deleted after its review" in gone.value.detail
+    assert opened(store, ids["recent"]) == texts["recent"]
     (entry,) = entries
     assert entry.actor is None and entry.details == {"texts": 4, "retention_days": 30}
     # nothing left to purge: no new entry; a day later the recent one's retention ends

@@ -10,14 +10,12 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Browser, Page, expect
 
-from hub.actors import Actor, Role
-from hub.osint.sealing import new_key
+from hub.osint.sealing import Sealer, new_key
 from hub.storage.db import osint_items, osint_receipts
 from tests.api.conftest import Hub, running_hub
 from tests.web.conftest import TIMEOUT_MS, screenshot
 
 KEY = new_key()
-REVIEWER = Actor("tahub_reviewer", "org_1", "NGO", frozenset({Role.REVIEWER}))
 REPORT = ("J'ai vu trois jeunes femmes nigérianes dans un appartement à Turin. Un homme garde "
           "leurs passeports et les conduit chaque nuit dans la rue. <script>alert('x')</script>")
 
@@ -82,7 +80,7 @@ def test_a_report_sent_in_french_gets_its_receipt_and_is_stored_sealed(
                                .where(osint_receipts.c.id == receipt)).scalar_one()
         item = conn.execute(sa.select(osint_items).where(osint_items.c.id == item_id)).one()
     assert item.text is None and b"passeports" not in item.sealed and item.language == "fr"
-    opened = hub.services.reports.open_text(item_id, REVIEWER).text
+    opened = Sealer([KEY]).open(item.sealed)
     assert opened == f"{REPORT}\n\nWhere: Turin, Italie\nWhen: 2026-04-30"
     # another report from the same page
     page.get_by_role("button", name="Envoyer un autre signalement").click()
