@@ -17,6 +17,7 @@ import os
 import secrets
 import shutil
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -48,6 +49,8 @@ from hub.storage.sandbox import DuckLimits, sandboxed_duckdb
 __all__ = ["QueryEngine"]
 
 _log = structlog.get_logger("hub.query.engine")
+#: Seconds a prefetched list of extracts serves the query that prefetched it.
+PREFETCH_FRESH = 1.0
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,8 @@ class QueryEngine:
         self._sandboxes = _Sandboxes(self._limits, settings.data_dir)
         # object key -> its columns and fixed-point columns (committed files are immutable)
         self._layouts: dict[str, _Layout] = {}
+        # this thread's last prefetch: (dataset, files, time.monotonic())
+        self._prefetched = threading.local()
 
     def close(self) -> None:
         """Close the DuckDB databases kept open between queries."""
@@ -188,8 +193,12 @@ class QueryEngine:
 
     def prefetch(self, dataset: str) -> None:
         """Make every visible extract of ``dataset`` a local file (an S3 store's cache), so
-        that an unreachable store refuses the query before its cost is charged."""
-        self._files(dataset)
+        that an unreachable store refuses the query before its cost is charged. The next
+        :meth:`groups` of ``dataset`` on this thread (the query's own, right after its
+        charge) uses these files instead of reading the dataset's state again, if it comes
+        within :data:`PREFETCH_FRESH` seconds (no older list of extracts than a query's own
+        run would use)."""
+        self._prefetched.files = (dataset, self._files(dataset), time.monotonic())
 
     def aggregate(self, plan: QueryPlan, parts: Sequence[Part]) -> list[list[Any]]:
         """One list per part, each with one entry per cell of the plan's public key grid.
@@ -217,7 +226,11 @@ class QueryEngine:
         """The groups present in the kept rows: (key, one value per part), for keys inside
         the plan's public domain only (a group outside it cannot exist after ingest's
         checks, and must not appear anyway). For key selection and ranked queries."""
-        files = self._files(plan.dataset)
+        prefetched = getattr(self._prefetched, "files", None)
+        self._prefetched.files = None  # used once, and only fresh (at most a second old)
+        files = (prefetched[1] if prefetched is not None and prefetched[0] == plan.dataset
+                 and time.monotonic() - prefetched[2] < PREFETCH_FRESH else
+                 self._files(plan.dataset))
         if not files.paths:
             compile_plan(plan, parts, [])  # refuses a plan that names no field, as always
             return []

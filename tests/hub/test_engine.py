@@ -258,6 +258,38 @@ def test_empty_cells_are_zeros_and_no_extracts_gives_a_zero_grid(
     assert pool.engine.aggregate(plan(alerts), [Part("count")]) == [[1]]
 
 
+def test_a_query_reads_the_state_its_prefetch_read_once_and_only_while_fresh(
+    pool: Pool, alerts: Contract, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """prefetch (before the charge) and the query's run (after it) read the dataset's
+    visible extracts once between them; a prefetch serves one run, of its own dataset, and
+    only within PREFETCH_FRESH seconds: a later run reads the state again (a commit made
+    meanwhile is in it)."""
+    pool.commit(ORG_A, alerts, [alert(alerts, "x", "funnel_account")])
+    reads: list[str] = []
+    visible = pool.ingest.visible_extracts
+    monkeypatch.setattr(pool.ingest, "visible_extracts",
+                        lambda dataset: reads.append(dataset) or visible(dataset))
+    p = plan(alerts, [("typology", TYPOLOGIES)])
+
+    def read_by(step: Any) -> int:
+        before = len(reads)
+        step()
+        return len(reads) - before
+
+    once = read_by(lambda: pool.engine.prefetch("bank_alerts"))  # its extracts and persons
+    assert once >= 1
+    assert read_by(lambda: pool.engine.aggregate(p, [Part("count")])) == 0
+    pool.commit(ORG_B, alerts, [alert(alerts, "y", "funnel_account")])
+    assert read_by(lambda: pool.engine.aggregate(p, [Part("count")])) == once  # used once
+    assert sum(pool.engine.aggregate(p, [Part("count")])[0]) == 2  # the commit is in it
+    pool.engine.prefetch("case_records")  # another dataset's prefetch serves no other
+    assert read_by(lambda: pool.engine.aggregate(p, [Part("count")])) == once
+    monkeypatch.setattr("hub.query.engine.PREFETCH_FRESH", 0.0)  # stale at once
+    pool.engine.prefetch("bank_alerts")
+    assert read_by(lambda: pool.engine.aggregate(p, [Part("count")])) == once
+
+
 def test_filters_keep_only_listed_codes_and_months(pool: Pool, alerts: Contract) -> None:
     pool.commit(ORG_A, alerts, [
         alert(alerts, "a", "front_company", period="2025-01"),
