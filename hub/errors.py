@@ -351,5 +351,6 @@ def invalid_body(what: str, exc: Any) -> InvalidInput:
                        e["msg"].removeprefix("Value error, "))
               for e in exc.errors(include_url=False)]
     shown = "; ".join(str(e) for e in errors[:3])
-    return InvalidInput(f"{what}: {shown}", field=errors[0].field if errors else None,
+    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    return InvalidInput(f"{what}: {shown}{more}", field=errors[0].field if errors else None,
                         errors=errors)

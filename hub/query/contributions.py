@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hub.errors import InvalidInput, RowError
+from hub.errors import InvalidInput, invalid_body
 from hub.governance.policies import MAX_ROWS_CAP, Policy
 from hub.privacy.accounting import Cost, parse_amount
 from hub.privacy.intervals import estimates
@@ -89,12 +89,7 @@ class BoundsRequest(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            errors = [RowError(".".join(str(p) for p in e["loc"]) or None,
-                               e["msg"].removeprefix("Value error, "))
-                      for e in exc.errors(include_url=False)]
-            shown = "; ".join(str(e) for e in errors[:3])
-            raise InvalidInput(f"the request is invalid: {shown}", field=errors[0].field,
-                               errors=errors) from None
+            raise invalid_body("the request is invalid", exc) from None
 
 
 class Contributions(Protocol):

@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from hub.contracts.model import PERIOD_RE
-from hub.errors import InvalidInput, RowError
+from hub.errors import invalid_body
 from hub.governance.policies import Function
 from hub.privacy.accounting import parse_amount
 
@@ -215,16 +215,6 @@ class QueryRequest(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            errors = [
-                RowError(".".join(str(p) for p in e["loc"]) or None,
-                         e["msg"].removeprefix("Value error, "))
-                for e in exc.errors(include_url=False)
-            ]
-            shown = "; ".join(str(e) for e in errors[:3])
-            more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
-            raise InvalidInput(
-                f"the query is invalid: {shown}{more}",
-                field=errors[0].field, errors=errors,
-            ) from None
+            raise invalid_body("the query is invalid", exc) from None
 
 
