@@ -41,6 +41,7 @@ from hub.query.release import (
     Aggregator,
     Key,
     decimals_for,
+    margins,
     measure_name,
     route_json,
 )
@@ -201,18 +202,8 @@ def _totals(plan: QueryPlan, keys: list[Key], cells: list[list[Any]],
     the listed keys (the shape of a DP release's totals)."""
     if not additive:
         return []
-    margins: list[tuple[list[str], list[Key], list[list[int]]]] = []
-    if len(plan.dimensions) > 1:
-        for i, d in enumerate(plan.dimensions):
-            index: dict[str | None, list[int]] = {}
-            for j, k in enumerate(keys):
-                index.setdefault(k[i], []).append(j)
-            present = [key for key in d.keys if key in index]
-            margins.append(([d.name], [(key,) for key in present],
-                            [index[key] for key in present]))
-    margins.append(([], [()], [list(range(len(keys)))]))
     out = []
-    for by, labels, groups in margins:
+    for by, labels, groups in margins(plan, keys):
         rows: list[dict[str, Any]] = [dict(zip(by, label, strict=True)) for label in labels]
         for i, m in additive:
             for row, group in zip(rows, groups, strict=True):

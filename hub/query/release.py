@@ -85,6 +85,7 @@ __all__ = [
     "calibrate_plan",
     "cost_for",
     "decimals_for",
+    "margins",
     "measure_name",
     "release",
     "route_json",
@@ -516,19 +517,8 @@ def _totals(plan: QueryPlan, keys: list[Key],
     """
     if not additive:
         return []
-    margins: list[tuple[list[str], list[Key], list[list[int]]]] = []
-    dims = plan.dimensions
-    if len(dims) > 1:
-        for i, d in enumerate(dims):
-            index: dict[str | None, list[int]] = {}
-            for j, k in enumerate(keys):
-                index.setdefault(k[i], []).append(j)
-            present = [key for key in d.keys if key in index]
-            margins.append(([d.name], [(key,) for key in present],
-                            [index[key] for key in present]))
-    margins.append(([], [()], [list(range(len(keys)))]))
     out = []
-    for by, labels, groups in margins:
+    for by, labels, groups in margins(plan, keys):
         rows: list[dict[str, Any]] = [dict(zip(by, label, strict=True)) for label in labels]
         for m, noisy in additive:
             noise = _need(m.noise)
@@ -539,6 +529,24 @@ def _totals(plan: QueryPlan, keys: list[Key],
             for row, e in zip(rows, totals, strict=True):
                 row[m.name] = _cell(e, integer)
         out.append({"by": by, "rows": rows})
+    return out
+
+
+def margins(plan: QueryPlan, keys: list[Key]
+            ) -> list[tuple[list[str], list[Key], list[list[int]]]]:
+    """The groups of listed keys that totals add up: for each dimension (when there are two
+    or more) the positions of each of its keys, then every position (the grand total); each
+    as (the dimensions it is by, its labels, the positions in ``keys`` of each label)."""
+    out: list[tuple[list[str], list[Key], list[list[int]]]] = []
+    if len(plan.dimensions) > 1:
+        for i, d in enumerate(plan.dimensions):
+            index: dict[str | None, list[int]] = {}
+            for j, k in enumerate(keys):
+                index.setdefault(k[i], []).append(j)
+            present = [key for key in d.keys if key in index]
+            out.append(([d.name], [(key,) for key in present],
+                        [index[key] for key in present]))
+    out.append(([], [()], [list(range(len(keys)))]))
     return out
 
 
