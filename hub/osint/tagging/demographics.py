@@ -36,7 +36,9 @@ def _person_near(reading: Reading, start: int, end: int) -> Hit | None:
         for hit in reading.found(group):
             if reading.sentence_of[hit.start] != sentence:
                 continue
-            gap = hit.start - end if hit.start >= end else start - hit.end
+            # a person inside [start, end) ("Paraguayan women" itself) is the nearest
+            gap = hit.start - end if hit.start >= end else \
+                start - hit.end if hit.end <= start else -1
             if -1 <= gap <= 3 and (best is None or gap < best[0] or (
                     gap == best[0] and hit.group == "perpetrator")):
                 best = (gap, hit)
@@ -89,6 +91,20 @@ def _ages(reading: Reading, vocab: Vocabulary) -> list[tuple[int, int, int]]:
     return sorted(found.values(), key=lambda a: a[1])
 
 
+def _cared_for(reading: Reading, hit: Hit) -> bool:
+    """A child the victim looks after ("help with the couple's children", "garde
+    d'enfants"): a care phrase ends right before it, determiners aside."""
+    token = hit.start
+    for _ in range(3):
+        if reading.ending_at("care", token):
+            return True
+        before = reading.ending_at("determiner", token)
+        if not before:
+            return False
+        token = min(h.start for h in before)
+    return False
+
+
 def age_tags(reading: Reading, vocab: Vocabulary, scope: Scope) -> list[Tag]:
     """Stated victim ages (with their CTDC band) and the age group."""
     ages: dict[int, list[Evidence]] = defaultdict(list)
@@ -103,7 +119,7 @@ def age_tags(reading: Reading, vocab: Vocabulary, scope: Scope) -> list[Tag]:
     for group, into, weight in (("minor", minor, 0.85), ("adult", adult, 0.75)):
         for hit in reading.found(group):
             if perpetrator_context(reading, hit.start, hit.end) or \
-                    not scope.stated(hit.start, hit.end):
+                    not scope.stated(hit.start, hit.end) or _cared_for(reading, hit):
                 continue
             into.append((weight, hit, reading.evidence(hit.start, hit.end)))
     tags = [Tag(field="age", code=str(age), confidence=_AGE_WEIGHT, evidence=tuple(ev[:3]),

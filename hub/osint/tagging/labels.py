@@ -66,9 +66,14 @@ def label_tags(reading: Reading, vocab: Vocabulary, scope: Scope) -> list[Tag]:
             if not _in_context(reading, hit, suggestion.field):
                 weight *= _OUT_OF_CONTEXT
             found[(suggestion.field, suggestion.code)].append((weight, hit))
+    triggers = {h.start for h in reading.found("neg_before")}
     for hit, pair in _pairs(reading, vocab):
-        if not scope.negated(hit.start, hit.end) and not scope.speculative(hit.start):
+        # a pair with a negation of its own ("wages ... never", "n'avaient pas été payés")
+        # states a negative fact: the "ne" of its "ne ... pas" does not deny it
+        own = any(hit.start <= t < hit.end for t in triggers)
+        if (own or not scope.negated(hit.start, hit.end)) and not scope.speculative(hit.start):
             found[(pair.field, pair.code)].append((pair.weight, hit))
+    lures = _lures(reading, [h for wh in found.values() for _, h in wh])
     tags = []
     for (field, code), weighted in found.items():
         weighted.sort(key=lambda wh: (-wh[0], wh[1].start))
@@ -79,12 +84,67 @@ def label_tags(reading: Reading, vocab: Vocabulary, scope: Scope) -> list[Tag]:
         tags.append(Tag(field=field, code=code,  # type: ignore[arg-type]
                         confidence=round(noisy_or(distinct.values()), 4),
                         evidence=evidence))
-    return _specific_over_generic(tags, found)
+    return _yield_types(_specific_over_generic(tags, found), found, lures)
 
 
 # a specific type named clearly makes forced labour, the generic type, need its own name
 _GENERIC = "ForcedLabour"
 _EXPLICIT = 0.95
+# the confidence a specific type needs to outweigh generic work words; servitude, the
+# domestic worker's unpaid work, needs less (her wages and hours are her servitude)
+_SPECIFIC = 0.85
+_SPECIFIC_OF = {"Servitude": 0.7}
+# a type only weakly suggested (customers, sexual abuse) yields to another type named clearly
+_WEAK = 0.6
+_CLEAR = 0.9
+_LURE_BEFORE = 4
+_LURE_AFTER = 2
+
+
+def _lures(reading: Reading, hits: list[Hit]) -> set[tuple[int, int]]:
+    """The spans of hits named next to a lure word, in its sentence ("promised jobs as
+    housemaids", "answered nanny adverts"): the job offered, perhaps not the one done."""
+    lure = reading.found("lure")
+    out: set[tuple[int, int]] = set()
+    for hit in hits:
+        sentence = reading.sentence_of[hit.start]
+        for word in lure:
+            if reading.sentence_of[word.start] != sentence:
+                continue
+            if 0 <= hit.start - word.end <= _LURE_BEFORE or \
+                    0 <= word.start - hit.end <= _LURE_AFTER:
+                out.add((hit.start, hit.end))
+                break
+    return out
+
+
+def _yield_types(tags: list[Tag], found: dict[tuple[str, str], list[tuple[float, Hit]]],
+                 lures: set[tuple[int, int]]) -> list[Tag]:
+    """An exploitation type suggested only weakly (its best cue under ``_WEAK``) or only
+    next to a lure word yields (confidence halved) to another type named clearly and not
+    as a lure: the surrogate mothers' "paying clients" are no sexual exploitation, the
+    "housemaid jobs" offered were the lure of girls forced into prostitution."""
+    def clear(code: str) -> float:
+        return noisy_or(w for w, h in found.get(("exploitation_type", code), [])
+                        if (h.start, h.end) not in lures)
+
+    codes = [t.code for t in tags if t.field == "exploitation_type"]
+    halve = set()
+    for code in codes:
+        weighted = found.get(("exploitation_type", code), [])
+        if not weighted or code == "ChildLabour":
+            continue
+        weak = max(w for w, _ in weighted) <= _WEAK
+        lured = all((h.start, h.end) in lures for _, h in weighted)
+        if not (weak or lured):
+            continue
+        if any(clear(other) >= _CLEAR for other in codes
+               if other not in (code, "ChildLabour")):
+            halve.add(code)
+    if not halve:
+        return tags
+    return [t.model_copy(update={"confidence": round(t.confidence * 0.5, 4)})
+            if t.field == "exploitation_type" and t.code in halve else t for t in tags]
 
 
 def _pairs(reading: Reading, vocab: Vocabulary) -> list[tuple[Hit, Pair]]:
@@ -110,11 +170,11 @@ def _specific_over_generic(tags: list[Tag],
     """Forced labour suggested only by work words (farm, restaurant, unpaid work) yields to
     a clearly named other type (sexual exploitation, servitude, forced marriage...): the
     restaurant was the lure, the maid's unpaid work is her servitude."""
-    specific = max((t.confidence for t in tags if t.field == "exploitation_type"
-                    and t.code not in (_GENERIC, "ChildLabour", "Other")), default=0.0)
+    specific = any(t.confidence >= _SPECIFIC_OF.get(t.code, _SPECIFIC) for t in tags
+                   if t.field == "exploitation_type" and t.code not in (_GENERIC, "ChildLabour"))
     generic_best = max((w for w, _ in found.get(("exploitation_type", _GENERIC), [])),
                        default=0.0)
-    if specific < 0.85 or generic_best >= _EXPLICIT:
+    if not specific or generic_best >= _EXPLICIT:
         return tags
     return [t.model_copy(update={"confidence": round(t.confidence * 0.5, 4)})
             if t.field == "exploitation_type" and t.code == _GENERIC else t for t in tags]

@@ -110,6 +110,9 @@ class Context(_Strict):
     transport: list[str] = []
     recruitment: list[str] = []
     control: list[str] = []
+    # words of a lure ("promised jobs as maids", "answered nanny adverts"): an exploitation
+    # type named next to them may be only the job offered, not what happened
+    lure: list[str] = []
 
 
 class Relevance(_Strict):
@@ -150,8 +153,31 @@ class Roles(_Strict):
     # last words of destination cues that tell of movement ("to", "into", "vers", "hacia"):
     # of several such destinations, all but the last are transit (routes._chain)
     movement: list[str] = []
+    # bare origin cues ("from", "depuis"): for victims whose demonym names another
+    # country, a country left on the way ("Sudanese men ... a truck from Chad") is a transit
+    passage: list[str] = []
+    # possessive endings after a place ("from Libya's farms": no origin)
+    possessive: list[str] = []
+    # conjunctions of a journey's stages ("to Spain, then France", "puis en France"): of
+    # two destinations so joined, the first is a transit
+    sequence: list[str] = []
     # destination cues of a place only promised or intended ("jobs in"): movement too
     intended: list[str] = []
+    # destination cues of an arrival ("landed in", "arrivés à"): movement too, so that of
+    # several countries reached, all but the last are transit
+    arrival: list[str] = []
+    # nouns of a country's land or sea next to a demonym ("the Thai border", "Indonesian
+    # waters", "la frontière espagnole"): the demonym names the country, not the victims
+    land: list[str] = []
+    # of those, the ones of a border: without a route cue ("near the German border") the
+    # country is no stage of the route
+    border: list[str] = []
+    # police words: a city's or country's police ("Cairo police") is the place of a raid
+    # when the item names no other destination
+    police: list[str] = []
+    # a move inside one country with no place named ("from neighbouring states", "to the
+    # capital"): the country of destination is also the origin when none is named
+    domestic: list[str] = []
 
 
 class People(_Strict):
@@ -174,6 +200,9 @@ class People(_Strict):
     weak_gender: list[str] = []
     minor: list[str]
     adult: list[str]
+    # words right before a child who is cared for, not a victim ("help with the couple's
+    # children", "garde d'enfants", "cuidar a los niños")
+    care: list[str] = []
 
     @field_validator("gender")
     @classmethod

@@ -126,8 +126,14 @@ class Reader:
         other = [p for p in wanted if not (p.isalpha() and p not in special)]
         for phrase in plain:
             docs[phrase] = self._fold(Doc(self.nlp.vocab, words=[phrase]))
+        # an elided article at a phrase's end ("l'", "originaires d'") is a token of its
+        # own only before a word: tokenise the phrase with a word after it, then drop it
+        elided = {p for p in other if p.endswith(("'", "\u2019"))}
         for phrase, doc in zip(other, tokenizer.pipe(
-                same_length_clean(p) for p in other), strict=True):
+                same_length_clean(p + "a" if p in elided else p) for p in other), strict=True):
+            if phrase in elided and len(doc) > 1 and doc[-1].text == "a":
+                doc = Doc(self.nlp.vocab, words=[t.text for t in doc[:-1]],
+                          spaces=[bool(t.whitespace_) for t in doc[:-1]])
             docs[phrase] = self._fold(doc)
         for phrase, doc in docs.items():
             self.keys[phrase] = " ".join(t.norm_ for t in doc)

@@ -32,6 +32,7 @@ from .negation import Scope
 from .reader import Hit, Reading
 from .tags import Evidence, Tag
 from .taxonomy import Role
+from .text import fold
 from .vocabulary import Vocabulary
 
 __all__ = ["location_tags"]
@@ -43,6 +44,8 @@ VERB = 0.8
 VICTIMS = 0.85
 DEMONYM_ALONE = 0.7
 INCIDENT_PLACE = 0.65
+# a city this large is meant even when a small namesake lies in a country the item names
+_BIG_CITY = 1_000_000
 UNMARKED = 0.35
 _GROUPS: tuple[tuple[str, Role | None], ...] = (
     ("origin", "origin"), ("transit", "transit"), ("destination", "destination"),
@@ -61,6 +64,10 @@ class _Mention:
     linked: _Mention | None = None  # the mention this one continues (list, apposition)
     apposition: bool = False
     movement: bool = False  # a destination reached by a movement cue ("to X"), not a stay
+    land: Hit | None = None  # "the Thai border": a demonym naming the land, not people
+    sequence: bool = False  # linked by a conjunction of stages ("puis en France")
+    cue: str = ""  # the key of the route cue that gave the role
+    intended: bool = False  # a destination only offered ("jobs in X")
 
     @property
     def kind(self) -> str:
@@ -93,6 +100,8 @@ def _readable(reading: Reading, vocab: Vocabulary, hit: Hit) -> tuple[Place, ...
     countries, demonyms, regions and the larger cities whose names are no common word may
     be in lower case."""
     text = reading.doc[hit.start:hit.end].text
+    if hit.end - hit.start > 1 and reading.ending_at("determiner", hit.start + 1):
+        text = reading.doc[hit.start + 1:hit.end].text  # "the Netherlands"
     out = []
     for place in vocab.places.get(hit.key, ()):
         if place.case == "proper" and not text[:1].isupper() and not (
@@ -189,6 +198,9 @@ def _perpetrators(reading: Reading, mention: _Mention) -> bool:
         _near(reading, "gender", mention.start, mention.end)
     if person is None or abs(person.start - mention.start) > 2:
         return False  # not a word describing people: "to Italy", "Spanish police"
+    if person.start >= mention.end and any(
+            t.is_punct for t in reading.doc[mention.end:person.start]):
+        return False  # "via Dubaï, elles affirment": a clause of its own
     if perpetrator_context(reading, min(person.start, mention.start),
                            max(person.end, mention.end)):
         return True
@@ -244,6 +256,11 @@ def _resolve(reading: Reading, vocab: Vocabulary, mentions: list[_Mention]) -> N
             mention.confidence = 0.9
             continue
         inside = [p for p in mention.places if p.country in named]
+        top = max(mention.places, key=lambda p: p.population)
+        if inside and top.population >= _BIG_CITY and top not in inside and \
+                max(p.population for p in inside) * 10 < top.population and \
+                "".join(ch for ch in fold(top.name) if ch.isalnum()) == key:
+            inside = []  # "via Madrid" of Colombian workers: Spain's capital, not a village
         if inside:
             mention.country = max(inside, key=lambda p: p.population).country
             mention.confidence = 0.85
@@ -266,7 +283,7 @@ def _key(reading: Reading, mention: _Mention) -> str:
                    if ch.isalnum())
 
 
-def _link(reading: Reading, mentions: list[_Mention]) -> None:
+def _link(reading: Reading, vocab: Vocabulary, mentions: list[_Mention]) -> None:
     """Mark mentions that continue the one before: ``Lagos, Nigeria`` (apposition) and
     ``Nigeria, Ghana and Togo`` (a list)."""
     for prev, mention in itertools.pairwise(mentions):
@@ -280,22 +297,30 @@ def _link(reading: Reading, mentions: list[_Mention]) -> None:
         if (prev.kind == "demonym") != (mention.kind == "demonym"):
             continue  # "in Leicester, the Romanian lads": a place, then its people
         start = _skip_left(reading, mention.start)
-        conj = reading.ending_at("conjunction", start)
-        if conj and min(h.start for h in conj) == prev.end:
+        conj = [h for h in reading.ending_at("conjunction", start) if h.start == prev.end]
+        if conj:
             mention.linked = prev
+            mention.sequence = any(h.key in vocab.sequence for h in conj)
 
 
 def _role(reading: Reading, vocab: Vocabulary, mention: _Mention) -> None:
     """Give a mention its role and the confidence of that role (None: not on the route)."""
     role, cue = _cue(reading, mention.start)
+    if role == "origin" and reading.starting_at("possessive", mention.end):
+        role, cue = None, None  # "testimonies from Libya's farms": no origin
     if cue is not None and role is None:
         mention.role, mention.role_confidence = None, 0.0
         return
+    if mention.land is not None and mention.land.key in vocab.border_words and (
+            cue is None or cue.key.split()[-1] not in vocab.movement):
+        return  # "near the German border": no stage of the route ("to the Thai border" is)
     if role is not None and cue is not None:
         mention.role, mention.role_confidence = role, EXPLICIT
+        mention.cue = cue.key
+        mention.intended = role == "destination" and bool(reading.ending_at("intended", cue.end))
         mention.movement = role == "destination" and (
-            cue.key.split()[-1] in vocab.movement or bool(
-                reading.ending_at("intended", cue.end)))
+            cue.key.split()[-1] in vocab.movement or mention.intended or bool(
+                reading.ending_at("arrival", cue.end)))
         return
     if mention.linked is not None and mention.linked.role is not None:
         mention.role = mention.linked.role
@@ -303,7 +328,8 @@ def _role(reading: Reading, vocab: Vocabulary, mention: _Mention) -> None:
         mention.role_confidence = mention.linked.role_confidence * (
             1.0 if mention.apposition else LISTED / EXPLICIT)
         return
-    if mention.kind == "demonym" or reading.starting_at("victim", mention.end):
+    if mention.land is None and (
+            mention.kind == "demonym" or reading.starting_at("victim", mention.end)):
         victim = _near(reading, "victim", mention.start, mention.end)
         if victim is not None:
             mention.role, mention.role_confidence = "origin", VICTIMS
@@ -321,7 +347,7 @@ def _role(reading: Reading, vocab: Vocabulary, mention: _Mention) -> None:
         place = min(places, key=lambda h: h.start)
         mention.role, mention.role_confidence = _verb_role(reading, place.start)
         return
-    if mention.kind in ("country", "city", "region"):
+    if mention.kind in ("country", "city", "region") or mention.land is not None:
         role_, confidence = _verb_role(reading, mention.start)
         mention.role, mention.role_confidence = role_, min(confidence, UNMARKED)
 
@@ -335,14 +361,23 @@ def location_tags(reading: Reading, vocab: Vocabulary, scope: Scope) -> list[Tag
             mentions.append(_Mention(hit.start, hit.end, places))
     _resolve(reading, vocab, mentions)
     mentions = [m for m in mentions if m.country is not None]
-    _link(reading, mentions)
+    _link(reading, vocab, mentions)
     kept: list[_Mention] = []
+    policed: list[_Mention] = []
     for mention in mentions:
+        if mention.kind == "demonym":
+            land = reading.starting_at("land", mention.end) or reading.ending_at(
+                "land", mention.start)
+            mention.land = max(land, key=lambda h: h.end - h.start) if land else None
         if mention.apposition and mention.linked in kept:
             _role(reading, vocab, mention)
             kept.append(mention)
             continue
-        if _agency(reading, mention) or _perpetrators(reading, mention):
+        if _agency(reading, mention):
+            if _police(reading, mention) and scope.stated(mention.start, mention.end):
+                policed.append(mention)
+            continue
+        if mention.land is None and _perpetrators(reading, mention):
             continue
         if not scope.stated(mention.start, mention.end):
             continue
@@ -353,8 +388,86 @@ def location_tags(reading: Reading, vocab: Vocabulary, scope: Scope) -> list[Tag
             continue
         kept.append(mention)
     _chain(kept)
+    _stages(kept)
+    _passage(vocab, kept)
     _raid_place(kept)
-    return _merge(reading, kept)
+    _police_place(kept, policed)
+    tags = _merge(reading, kept)
+    if not any(t.role == "destination" for t in tags):
+        tags += _local_place(reading, vocab, scope)
+    return tags + _domestic(reading, scope, tags)
+
+
+LOCAL_PLACE = 0.6
+
+
+def _local_place(reading: Reading, vocab: Vocabulary, scope: Scope) -> list[Tag]:
+    """With no destination made out, a small town (by far the largest of its name) right
+    after ``in``, ``at``, ``outside`` (``a strawberry farm outside Hereford``) is where the
+    victims were seen or exploited: the destination. Small towns are otherwise taken only
+    when their country is named."""
+    for hit in _spans(reading):
+        found = sorted(vocab.places.get(hit.key, ()), key=lambda p: -p.population)
+        if not found or not all(p.minor and p.kind == "city" for p in found) or \
+                hit.key in vocab.gazetteer.ambiguous:
+            continue
+        if len(found) > 1 and found[0].population < 2 * found[1].population:
+            continue  # towns of one name in two countries, of like size
+        if not reading.doc[hit.start].text[:1].isupper() and not reading.informal:
+            continue
+        if not any(reading.ending_at("locative", p) for p in _positions(reading, hit.start)):
+            continue
+        if not scope.stated(hit.start, hit.end):
+            continue
+        return [Tag(field="location", code=found[0].country, confidence=LOCAL_PLACE,
+                    evidence=(reading.evidence(hit.start, hit.end),), role="destination")]
+    return []
+
+
+def _police(reading: Reading, mention: _Mention) -> bool:
+    """``Cairo police``, ``la police gabonaise``, ``Guyana Police Force``: a place's police
+    (the police word within two tokens after, or right before a demonym)."""
+    sentence = reading.sentence_of[mention.start]
+    for hit in reading.found("police"):
+        if reading.sentence_of[hit.start] != sentence:
+            continue
+        if 0 <= hit.start - mention.end <= 2:
+            return True
+        if mention.kind == "demonym" and 0 <= mention.start - hit.end <= 1:
+            return True
+    return False
+
+
+def _police_place(kept: list[_Mention], policed: list[_Mention]) -> None:
+    """With no destination made out, the place whose police freed or arrested is where
+    the raid took place: the destination (``Cairo police arrested three brokers``)."""
+    if not policed or any(m.role == "destination" and m.role_confidence * m.confidence >= 0.5
+                          for m in kept):
+        return
+    first = policed[0]
+    if first.kind == "demonym" and any(m.role == "origin" and m.country == first.country
+                                       for m in kept):
+        return  # "la police gabonaise" of victims from Gabon: their home, not the raid
+    first.role, first.role_confidence = "destination", INCIDENT_PLACE
+    kept.append(first)
+
+
+def _domestic(reading: Reading, scope: Scope, tags: list[Tag]) -> list[Tag]:
+    """``brought to Kathmandu from neighbouring districts``, ``a la capital``: a move
+    inside one country; with only a destination named, it is the origin too (and with only
+    an origin named, the destination too)."""
+    hits = [h for h in reading.found("domestic") if scope.stated(h.start, h.end)]
+    if not hits:
+        return []
+    origins = [t for t in tags if t.role == "origin"]
+    destinations = [t for t in tags if t.role == "destination"]
+    if bool(origins) == bool(destinations):
+        return []
+    best = max(origins or destinations, key=lambda t: t.confidence)
+    return [Tag(field="location", code=best.code,
+                role="destination" if origins else "origin",
+                confidence=round(min(best.confidence, 0.6), 4),
+                evidence=(reading.evidence(hits[0].start, hits[0].end),))]
 
 
 def _chain(mentions: list[_Mention]) -> None:
@@ -363,20 +476,53 @@ def _chain(mentions: list[_Mention]) -> None:
     the countries are listed together: ``to Italy and Spain``)."""
     moved: dict[str, int] = {}
     stayed: set[str] = set()
+    offered = {m.country for m in mentions if m.intended}
     for mention in mentions:
         if mention.role != "destination" or mention.country is None:
             continue
         if mention.movement and mention.linked is None:
             moved[mention.country] = max(moved.get(mention.country, -1), mention.start)
-        elif not mention.movement:
-            stayed.add(mention.country)
-    if len(moved) < 2:
+        elif not mention.movement and mention.role_confidence >= VERB:
+            stayed.add(mention.country)  # held, exploited, found there ("near X" is no stay)
+    # the last country reached; none when the victims were offered jobs in one country
+    # and held or exploited in another ("jobs in Thailand ... a compound in Laos")
+    lured = bool(stayed - set(moved)) and bool(offered & set(moved))
+    if len(moved) < 2 and not lured:
         return
-    last = max(moved, key=lambda c: moved[c])
+    last = "" if lured else max(moved, key=lambda c: moved[c])
     for mention in mentions:
         if mention.movement and mention.country in moved and mention.country != last \
                 and mention.country not in stayed:
             mention.role = "transit"
+
+
+def _passage(vocab: Vocabulary, mentions: list[_Mention]) -> None:
+    """``31 Sudanese men ... a truck across the desert from Chad``: a country the victims
+    came from by a bare ``from`` is a transit when their demonym names another country of
+    origin and they went on to a third (the destination)."""
+    people = {m.country for m in mentions if m.role == "origin" and m.kind == "demonym"
+              and m.land is None and m.cue == ""}
+    if not people:
+        return
+    ends = {m.country for m in mentions if m.role == "destination"
+            and m.role_confidence * m.confidence >= 0.5}
+    for mention in mentions:
+        if mention.role == "origin" and mention.cue in vocab.passage and \
+                mention.kind != "demonym" and mention.country not in people and \
+                ends - {mention.country} - people:
+            mention.role = "transit"
+
+
+def _stages(mentions: list[_Mention]) -> None:
+    """``arrivés en Espagne puis en France``: of two destinations joined as stages of a
+    journey, the first is a transit (unless it is also the last country named so)."""
+    last = {m.country for m in mentions if m.sequence and m.role == "destination"}
+    for mention in mentions:
+        prev = mention.linked
+        if mention.sequence and prev is not None and mention.role == "destination" and \
+                prev.role == "destination" and prev.country != mention.country and \
+                prev.country not in last:
+            prev.role = "transit"
 
 
 def _raid_place(mentions: list[_Mention]) -> None:
@@ -406,17 +552,24 @@ def _merge(reading: Reading, mentions: list[_Mention]) -> list[Tag]:
         if mention.country is not None and mention.role is not None:
             grouped[(mention.country, mention.role)].append(mention)
     best_role: dict[str, float] = defaultdict(float)
+    best_places: dict[str, set[str]] = defaultdict(set)
     scores: dict[tuple[str, Role], float] = {}
     for (country, role), found in grouped.items():
         score = noisy_or(m.role_confidence * m.confidence for m in found)
         scores[(country, role)] = score
-        best_role[country] = max(best_role[country], score)
+        if score > best_role[country]:
+            best_role[country] = score
+            best_places[country] = {_key(reading, m) for m in found}
     tags = []
     for (country, role), found in grouped.items():
         score = scores[(country, role)]
+        if role == "transit" and (country, "origin") in scores:
+            continue  # "crossed from Morocco" of Moroccan boys: their origin, not a transit
         # a country with a clear role elsewhere loses a weak default one
-        if score < INCIDENT_PLACE < best_role[country] and best_role[country] >= VERB:
-            continue
+        if score < INCIDENT_PLACE < best_role[country] and best_role[country] >= VERB and (
+                not all(m.kind in ("city", "region") for m in found)
+                or {_key(reading, m) for m in found} <= best_places[country]):
+            continue  # unless another town of the country: "de Puebla ... en la Ciudad de México"
         found.sort(key=lambda m: (-(m.role_confidence * m.confidence), m.start))
         evidence: list[Evidence] = []
         for m in found[:3]:

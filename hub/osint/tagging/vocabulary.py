@@ -14,7 +14,7 @@ which date offset it stands for. Groups::
     locative                             from origin_verb or destination_verb; agency,
                                          linkers, not_route, no_route
     victim, perpetrator, perpetrator_verb, gender -> code, minor, adult
-    context_transport, context_recruitment
+    context_transport, context_recruitment, lure
     determiner, conjunction
     relative_date -> offset, weekday -> day, last_word, event, later
 """
@@ -77,8 +77,9 @@ class Vocabulary:
         groups["terminator"] = _all(neg.terminators)
         roles = lex.roles
         for group in ("origin", "transit", "destination", "agency", "not_route", "linkers",
-                      "no_route", "intended"):
+                      "no_route", "intended", "arrival", "land", "border", "police", "domestic"):
             groups[group] = _all(getattr(roles, group))
+        groups["possessive"] = _all(roles.possessive)
         groups["locative"] = _all(roles.place)  # "in", "at": a role from the verb
         groups["origin_verb"] = _all(roles.origin_verbs)
         groups["destination_verb"] = _all(roles.destination_verbs)
@@ -93,8 +94,10 @@ class Vocabulary:
         groups["gender"] = [p for p, _ in gender_phrases]
         groups["minor"] = _all(people.minor)
         groups["adult"] = _all(people.adult)
+        groups["care"] = _all(people.care)
         groups["context_transport"] = _all(lex.context.transport)
         groups["context_recruitment"] = _all(lex.context.recruitment)
+        groups["lure"] = _all(lex.context.lure)
         groups["determiner"] = _all(lex.determiners)
         groups["conjunction"] = _all(lex.conjunctions)
         dates = lex.dates
@@ -132,5 +135,8 @@ class Vocabulary:
         self.relative_dates: dict[str, dict[str, int]] = {key(p): o for p, o in relative}
         self.weekdays: dict[str, int] = {key(p): d for p, d in dates.weekdays.items()}
         self.movement = frozenset(key(w) for w in roles.movement)
+        self.border_words = frozenset(key(w) for w in _all(roles.border))
+        self.sequence = frozenset(key(w) for w in _all(roles.sequence))
+        self.passage = frozenset(key(w) for w in _all(roles.passage))
         self.age_patterns = tuple(re.compile(p, re.IGNORECASE) for p in lex.ages)
         self.date_patterns = tuple(re.compile(p, re.IGNORECASE) for p in dates.patterns)
