@@ -32,7 +32,11 @@ _num = format_number
 UNCERTAIN = "~"
 
 
-def _cell(cell: Cell) -> str:
+def _cell(cell: Cell, exact: bool) -> str:
+    """A cell as printed: an exact answer's value alone, else the value with its interval,
+    marked when the interval holds zero."""
+    if exact:
+        return format_number(cell.value)
     return (UNCERTAIN if cell.distinguishable is False else "") + str(cell)
 
 
@@ -106,7 +110,8 @@ def show_result(result: QueryResult, *, sort: str | None, limit: int,
     for row in shown:
         ranked = [] if result.ranking is None else [str(row.rank or "")]
         labels = ["(unknown)" if k is None else k for k in row.keys.values()]
-        table.add_row(*map(escape, ranked + labels), *(escape(_cell(row[n])) for n in names))
+        table.add_row(*map(escape, ranked + labels),
+                      *(escape(_cell(row[n], result.exact is not None)) for n in names))
     out.print(table)
     out.print(escape(legend))
     if hidden:

@@ -330,7 +330,7 @@ class Cell(_Model):
         return self.low is not None and self.high is not None
 
     def __str__(self) -> str:
-        if not self.has_interval or self.low == self.high == self.value:  # exact: no interval
+        if not self.has_interval:
             return format_number(self.value)
         return (f"{format_number(self.value)} [{format_number(self.low)}, "
                 f"{format_number(self.high)}]")
