@@ -104,6 +104,18 @@ def _budget_changes(d: Mapping[str, Any]) -> str:
         f"{amount(after.get(k), measure) if after.get(k) else 'none'}" for k in changed)
 
 
+def _source(d: Mapping[str, Any]) -> str:
+    where = ": ".join(str(d[k]) for k in ("kind", "location") if d.get(k))
+    return f"the open source {d.get('name') or '?'}" + (f" ({where})" if where else "")
+
+
+def _source_changes(changed: Any) -> str:
+    if not isinstance(changed, Mapping) or not changed:
+        return ""
+    return ": " + ", ".join(f"{k} {v[0]} -> {v[1]}" if isinstance(v, list) and len(v) == 2
+                            else str(k) for k, v in changed.items())
+
+
 def _tag_count(n: Any) -> str:
     return "" if n is None else f" ({n} tag{'' if n == 1 else 's'})"
 
@@ -207,6 +219,10 @@ SENTENCES: dict[str, Callable[[_Parts], str]] = {
     f"{p.d.get('into') or '?'}",
     "reports.purged": lambda p: f"{p.admin} deleted the texts of {_rows(p.d.get('texts'))} "
     f"crowd reports reviewed more than {p.d.get('retention_days', '?')} days ago",
+    "source.added": lambda p: f"{p.admin} added {_source(p.d)}",
+    "source.changed": lambda p: f"{p.admin} changed {_source({'name': p.d.get('name')})}"
+    f"{_source_changes(p.d.get('changed'))}",
+    "source.removed": lambda p: f"{p.admin} removed {_source(p.d)}",
     "request.refused": _refused,
 }
 

@@ -205,7 +205,7 @@ def build_services(
         identity=identity, signins=signins, policies=policies, policy_changes=changes,
         ledger=ledger, query_engine=query_engine, queries=queries, publications=publications,
         audit=AuditReader(audit), folded_audit=folded, reports=reports, review=review,
-        sources=Sources(engine), fetcher=fetcher, incidents=incidents,
+        sources=Sources(engine, audit=audit), fetcher=fetcher, incidents=incidents,
     )
 
 

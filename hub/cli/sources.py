@@ -123,7 +123,7 @@ def add(
             "language": language, "every_minutes": every, "trust": trust,
             "hosts": host or [], "enabled": not disabled}
     with _sources() as (sources, _):
-        source = sources.add(spec)
+        source = sources.add(spec, actor=context.cli_actor())
     if as_json:
         typer.echo(source.model_dump_json())
         return
@@ -217,7 +217,7 @@ def change(
     if not changes:
         raise InvalidInput("nothing to change: give at least one option", field=None)
     with _sources() as (sources, _):
-        source = sources.change(name, changes)
+        source = sources.change(name, changes, actor=context.cli_actor())
     console().print(f"{source.name}: {source.kind} {source.location}, language "
                     f"{source.language or 'any'}, every {source.every_minutes} min, trust "
                     f"{source.trust}")
@@ -228,7 +228,7 @@ def change(
 def disable(name: Name) -> None:
     """Stop fetching a source (it stays, with its record)."""
     with _sources() as (sources, _):
-        source = sources.enable(name, False)
+        source = sources.enable(name, False, actor=context.cli_actor())
     typer.echo(f"{source.name} disabled")
 
 
@@ -237,7 +237,7 @@ def disable(name: Name) -> None:
 def enable(name: Name) -> None:
     """Fetch a source again (at once, then on its schedule)."""
     with _sources() as (sources, _):
-        source = sources.enable(name, True)
+        source = sources.enable(name, True, actor=context.cli_actor())
     typer.echo(f"{source.name} enabled")
 
 
@@ -246,7 +246,7 @@ def enable(name: Name) -> None:
 def remove(name: Name) -> None:
     """Remove a source nothing was collected from (otherwise: disable it)."""
     with _sources() as (sources, _):
-        source = sources.remove(name)
+        source = sources.remove(name, actor=context.cli_actor())
     typer.echo(f"{source.name} removed")
 
 

@@ -118,6 +118,9 @@ class Action(StrEnum):
     INCIDENT_REJECTED = "incident.rejected"  # ... found it irrelevant, with a reason
     INCIDENT_MERGED = "incident.merged"  # ... found it the same incident as another
     REPORTS_PURGED = "reports.purged"  # crowd reports' texts deleted after review (counts)
+    SOURCE_ADDED = "source.added"  # an open source configured (hub.osint.sources)
+    SOURCE_CHANGED = "source.changed"  # ... its settings changed, enabled or disabled
+    SOURCE_REMOVED = "source.removed"  # ... removed (nothing was collected from it)
     REQUEST_REFUSED = "request.refused"  # 403/404/409/422 to an authenticated request
 
 

@@ -151,6 +151,8 @@ def test_every_action_of_the_flow_is_logged_with_its_actor(world: World) -> None
         Action.POLICY_WITHDRAWN, Action.POLICY_SUPERSEDED, Action.POLICY_ACTIVATED,
         Action.BUDGET_CHANGED, Action.MEMBER_LIMITS_SET,  # tests/api/test_ingest_http.py
         Action.REPORTS_PURGED,  # tests/osint/test_reports.py
+        Action.SOURCE_ADDED, Action.SOURCE_CHANGED,
+        Action.SOURCE_REMOVED,  # tests/osint/test_sources.py
         Action.INCIDENT_ACCEPTED, Action.INCIDENT_CORRECTED, Action.INCIDENT_REJECTED,
         Action.INCIDENT_MERGED}  # tests/osint/test_review.py, tests/api/test_review_http.py
     assert expected <= set(by_action), sorted(expected - set(by_action))

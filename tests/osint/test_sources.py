@@ -19,7 +19,14 @@ from hub.osint.collection import Collection
 from hub.osint.sources import LANGUAGES, Fetcher, Limits, Pacer, Poller, Sources, Web
 from hub.osint.tagging import Tagger
 from hub.osint.tagging.lexicon import SUPPORTED_LANGUAGES
-from hub.storage.db import make_engine, osint_items, osint_sources, upgrade, utcnow
+from hub.storage.db import (
+    audit_entries,
+    make_engine,
+    osint_items,
+    osint_sources,
+    upgrade,
+    utcnow,
+)
 from tests.osint.feedserver import articles, atom, page, rss
 
 EN, FR, ES = articles("en"), articles("fr"), articles("es")
@@ -73,6 +80,35 @@ def test_a_source_is_added_listed_changed_disabled_and_removed(
     assert sources.remove("Closed network").id == folder.id
     with pytest.raises(NotFound):
         sources.get(folder.id)
+
+
+def test_each_change_of_a_source_is_audited_without_a_feeds_secrets(store: Engine) -> None:
+    """Who added, changed, disabled and removed which source, in the audit log; a feed URL's
+    user, password and query (an access token) are never written there; a refused change
+    writes nothing."""
+    sources = Sources(store)
+    url = "https://reader:hunter2@news.example:8443/rss.xml?token=s3cr3t"
+    feed = sources.add({"name": "Wire", "kind": "feed", "location": url}, actor="cli:ops")
+    sources.change("Wire", {"every_minutes": 120}, actor="tahub_admin", org="org_hub")
+    sources.change("Wire", {"every_minutes": 120}, actor="tahub_admin")  # nothing changed
+    sources.enable("Wire", False, actor="tahub_admin")
+    with pytest.raises(InvalidInput):
+        sources.change("Wire", {"every_minutes": 1}, actor="tahub_admin")
+    sources.remove("Wire", actor="cli:ops")
+    with store.connect() as conn:
+        entries = conn.execute(sa.select(audit_entries).where(
+            audit_entries.c.object_type == "source").order_by(audit_entries.c.seq)).all()
+    assert [(e.action, e.actor, e.object_id) for e in entries] == [
+        ("source.added", "cli:ops", feed.id), ("source.changed", "tahub_admin", feed.id),
+        ("source.changed", "tahub_admin", feed.id), ("source.removed", "cli:ops", feed.id)]
+    added, every, disabled, removed = (e.details for e in entries)
+    assert added["location"] == removed["location"] == "https://news.example:8443/rss.xml?..."
+    assert added["name"] == "Wire" and added["kind"] == "feed" and added["enabled"] is True
+    assert every == {"name": "Wire", "changed": {"every_minutes": [60, 120]}}
+    assert entries[1].org_id == "org_hub"
+    assert disabled["changed"] == {"enabled": [True, False]}
+    written = json.dumps([e.details for e in entries])
+    assert "hunter2" not in written and "s3cr3t" not in written and "reader" not in written
 
 
 @pytest.mark.parametrize(("spec", "field", "reason"), [

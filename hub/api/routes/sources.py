@@ -64,8 +64,8 @@ def list_sources(_: AdminActor, sources: SourcesService) -> list[Source]:
 
 @router.post("", summary="Add a source (admin)", status_code=status.HTTP_201_CREATED,
              response_model=Source, responses=problems(409, 413, 422))
-def add_source(_: AdminActor, sources: SourcesService, body: SpecBody) -> Source:
-    return sources.add(body)
+def add_source(actor: AdminActor, sources: SourcesService, body: SpecBody) -> Source:
+    return sources.add(body, actor=actor.client_id, org=actor.org)
 
 
 @router.get("/{source_id}", summary="One source, with its last fetch (admin)",
@@ -76,16 +76,16 @@ def get_source(source_id: str, _: AdminActor, sources: SourcesService) -> Source
 
 @router.patch("/{source_id}", summary="Change, enable or disable a source (admin)",
               response_model=Source, responses=problems(404, 409, 413, 422))
-def change_source(source_id: str, _: AdminActor, sources: SourcesService,
+def change_source(source_id: str, actor: AdminActor, sources: SourcesService,
                   body: ChangeBody) -> Source:
-    return sources.change(source_id, body)
+    return sources.change(source_id, body, actor=actor.client_id, org=actor.org)
 
 
 @router.delete("/{source_id}", summary="Remove a source nothing was collected from (admin)",
                status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
                responses=problems(404, 409))
-def remove_source(source_id: str, _: AdminActor, sources: SourcesService) -> Response:
-    sources.remove(source_id)
+def remove_source(source_id: str, actor: AdminActor, sources: SourcesService) -> Response:
+    sources.remove(source_id, actor=actor.client_id, org=actor.org)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -15,11 +15,13 @@ import datetime as dt
 import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from hub.errors import Conflict, InvalidInput, NotFound
+from hub.governance.audit import Action, AuditEvent, AuditLog
 from hub.storage.db import (
     osint_fetches,
     osint_items,
@@ -53,16 +55,39 @@ def _source(row: Any, last: FetchRecord | None = None) -> Source:
                   next_fetch_at=row.next_fetch_at, created_at=row.created_at, last_fetch=last)
 
 
+def _shown(source: Mapping[str, Any]) -> dict[str, Any]:
+    """A source's settings as the audit log keeps them: a URL without its user, password and
+    query (they may carry a feed's access token)."""
+    out = {k: source[k] for k in ("name", "kind", "location", "language", "every_minutes",
+                                  "trust", "enabled") if k in source}
+    if source.get("kind") == "feed" and isinstance(out.get("location"), str):
+        url = urlsplit(out["location"])
+        host = url.hostname or ""
+        port = f":{url.port}" if url.port else ""
+        query = "?..." if url.query else ""
+        out["location"] = f"{url.scheme}://{host}{port}{url.path}{query}"
+    return out
+
+
 class Sources:
     """The sources of open-source collection (module docstring). ``ref`` is a source's id
-    (``src_...``) or its name."""
+    (``src_...``) or its name. Each change is audited (``source.added``, ``source.changed``,
+    ``source.removed``) in its own transaction, with ``actor`` (a client id, ``cli:<user>``,
+    or None for the hub itself) and the settings (:func:`_shown`)."""
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], dt.datetime] = utcnow) -> None:
+    def __init__(self, engine: Engine, *, audit: AuditLog | None = None,
+                 clock: Callable[[], dt.datetime] = utcnow) -> None:
         self._engine = engine
+        self._audit = audit or AuditLog(engine)
         self._clock = clock
 
+    def _audited(self, conn: Any, action: Action, source_id: str, details: dict[str, Any],
+                 actor: str | None, org: str | None) -> None:
+        self._audit.append(AuditEvent(action, actor=actor, org=org, object_type="source",
+                                      object_id=source_id, details=details), conn=conn)
+
     # -- configuration ----------------------------------------------------------------------
-    def add(self, data: Any) -> Source:
+    def add(self, data: Any, *, actor: str | None = None, org: str | None = None) -> Source:
         """A new source, due at once (when enabled). Its name must be new (409)."""
         if isinstance(data, SourceSpec):
             data = data.model_dump()
@@ -76,6 +101,8 @@ class Sources:
             conn.execute(sa.insert(osint_sources).values(
                 id=source_id, **spec.model_dump(), etag=None, last_modified=None,
                 next_fetch_at=now, created_at=now, seen=None))
+            self._audited(conn, Action.SOURCE_ADDED, source_id, _shown(spec.model_dump()),
+                          actor, org)
         return self.get(source_id)
 
     def all(self) -> list[Source]:
@@ -92,7 +119,8 @@ class Sources:
                 raise NotFound(f"no source {ref!r}", field="source")
             return _source(row, self._latest(conn, [row.id]).get(row.id))
 
-    def change(self, ref: str, data: Mapping[str, Any]) -> Source:
+    def change(self, ref: str, data: Mapping[str, Any], *, actor: str | None = None,
+               org: str | None = None) -> Source:
         """Change some of a source's settings (the rest stay); the result is checked whole.
         A new location forgets the feed's validators and the folder's files read."""
         if not isinstance(data, Mapping):
@@ -115,13 +143,19 @@ class Sources:
                 raise taken
             conn.execute(sa.update(osint_sources)
                          .where(osint_sources.c.id == current.id).values(**values))
+            before, after = _shown(current.spec()), _shown(spec.model_dump())
+            changed = {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
+            if changed:
+                self._audited(conn, Action.SOURCE_CHANGED, current.id,
+                              {"name": spec.name, "changed": changed}, actor, org)
         return self.get(current.id)
 
-    def enable(self, ref: str, enabled: bool = True) -> Source:
+    def enable(self, ref: str, enabled: bool = True, *, actor: str | None = None,
+               org: str | None = None) -> Source:
         """Enable (due at once) or disable (no longer fetched; kept with its record)."""
-        return self.change(ref, {"enabled": enabled})
+        return self.change(ref, {"enabled": enabled}, actor=actor, org=org)
 
-    def remove(self, ref: str) -> Source:
+    def remove(self, ref: str, *, actor: str | None = None, org: str | None = None) -> Source:
         """Remove a source and the record of its fetches. A source whose articles were
         collected stays (its incidents name it): disable it instead (409)."""
         source = self.get(ref)
@@ -133,6 +167,8 @@ class Sources:
                                f"{source.name!r}; disable it instead", rule="source:in_use")
             conn.execute(sa.delete(osint_fetches).where(osint_fetches.c.source_id == source.id))
             conn.execute(sa.delete(osint_sources).where(osint_sources.c.id == source.id))
+            self._audited(conn, Action.SOURCE_REMOVED, source.id, _shown(source.spec()),
+                          actor, org)
         return source
 
     # -- fetches ----------------------------------------------------------------------------

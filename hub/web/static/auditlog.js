@@ -44,6 +44,17 @@ function because(text) {
   return text ? `: ${text}` : "";
 }
 
+function sourceText(d) {
+  const where = ["kind", "location"].filter((k) => d[k]).map((k) => d[k]).join(": ");
+  return `the open source ${d.name || "?"}${where ? ` (${where})` : ""}`;
+}
+
+function sourceChanges(changed) {
+  const entries = Object.entries(changed || {});
+  return entries.length ? ": " + entries.map(([k, v]) => (Array.isArray(v) && v.length === 2
+    ? `${k} ${v[0]} -> ${v[1]}` : k)).join(", ") : "";
+}
+
 function tagCount(n) {
   return n === undefined || n === null ? "" : ` (${n} tag${n === 1 ? "" : "s"})`;
 }
@@ -137,6 +148,10 @@ export const SENTENCES = {
   "reports.purged": (e, x) => [x.admin, " deleted the texts of ", rows(e.details.texts),
     " crowd reports reviewed more than ", String(e.details.retention_days ?? "?"),
     " days ago"],
+  "source.added": (e, x) => [x.admin, " added ", sourceText(e.details)],
+  "source.changed": (e, x) => [x.admin, " changed ", sourceText({ name: e.details.name }),
+    sourceChanges(e.details.changed)],
+  "source.removed": (e, x) => [x.admin, " removed ", sourceText(e.details)],
   "request.refused": (e, x) => ["the hub refused ", x.who, ": ",
     `${e.details.method || ""} ${e.details.route || ""}`.trim(),
     ` (${[e.details.status, e.details.code, e.details.rule].filter(Boolean).join(", ")})`,
