@@ -41,6 +41,7 @@ from hub.query.release import (
     Aggregator,
     Key,
     decimals_for,
+    domain_order,
     margins,
     measure_name,
     route_json,
@@ -113,30 +114,29 @@ def release_exact(plan: QueryPlan, engine: Aggregator) -> dict[str, Any]:
         raise ValueError("an exact release needs a plan over the policy's public rows")
     per_measure = [_parts(m) for m in plan.measures]
     parts = list(dict.fromkeys(p for ps in per_measure for p in ps))
-    grid: list[Key] = list(itertools.product(*(d.keys for d in plan.dimensions)))
+    keys: list[Key]
     if plan.selected:  # a grid too large to list: the keys that hold public rows
         present = dict(engine.groups(plan, parts))
-        index = {k: i for i, k in enumerate(grid)} if len(grid) <= 10**6 else None
-        keys: list[Key] = (sorted(present, key=lambda k: index[k]) if index is not None
-                           else sorted(present, key=_text))
+        keys = sorted(present, key=domain_order(plan))
         values = [present[k] for k in keys]
     else:
         exact = engine.aggregate(plan, parts)
         if len(exact) != len(parts) or any(len(v) != plan.cells for v in exact):
             raise RuntimeError("the engine returned cells that do not match the plan")
-        keys, values = grid, [list(cell) for cell in zip(*exact, strict=True)]
+        keys = list(itertools.product(*(d.keys for d in plan.dimensions)))
+        values = [list(cell) for cell in zip(*exact, strict=True)]
     at = {p: i for i, p in enumerate(parts)}
     cells = [[_value(m, [v[at[p]] for p in ps]) for m, ps in zip(plan.measures, per_measure,
                                                                   strict=True)]
              for v in values]
     described = describe_exact(plan)
+    scores: list[float] = []
     if plan.top is not None:
-        by = plan.top.by
-        score = [float(c[by] or 0) for c in cells]  # an additive measure: never None
-        scored = [i for i in range(len(cells)) if score[i]]
-        scored.sort(key=lambda i: -score[i])  # stable: ties in the grid's order
-        chosen = scored[:plan.top.k]
+        score = [float(c[plan.top.by] or 0) for c in cells]  # additive: never None
+        chosen = sorted((i for i in range(len(cells)) if score[i]),
+                        key=lambda i: -score[i])[:plan.top.k]  # stable: ties in grid order
         keys, cells = [keys[i] for i in chosen], [cells[i] for i in chosen]
+        scores = [score[i] for i in chosen]
     names = [d.name for d in plan.dimensions]
     rows: list[dict[str, Any]] = []
     for key, row_cells in zip(keys, cells, strict=True):
@@ -145,7 +145,6 @@ def release_exact(plan: QueryPlan, engine: Aggregator) -> dict[str, Any]:
             row[measure_name(m)] = _cell(m, value)
         rows.append(row)
     if plan.top is not None:
-        scores = [float(c[plan.top.by] or 0) for c in cells]
         for position, (row, v) in enumerate(zip(rows, scores, strict=True), start=1):
             row["rank"] = {"position": position,
                            "low": 1 + sum(w > v for w in scores),
@@ -190,10 +189,6 @@ def describe_exact(plan: QueryPlan) -> dict[str, Any]:
                         "public rows alone)"}
     return {"measures": [_describe(m, zero) for m in plan.measures], "keys": keys, "top": top,
             "bounding": bounding}
-
-
-def _text(key: Key) -> tuple[str, ...]:
-    return tuple("" if k is None else str(k) for k in key)
 
 
 def _totals(plan: QueryPlan, keys: list[Key], cells: list[list[Any]],

@@ -85,6 +85,7 @@ __all__ = [
     "calibrate_plan",
     "cost_for",
     "decimals_for",
+    "domain_order",
     "margins",
     "measure_name",
     "release",
@@ -425,7 +426,7 @@ def _chosen(cal: Calibrated, groups: list[tuple[Key, list[Any]]], parts: list[Pa
     if cal.selection is not None:
         units = parts.index(Part("select_units", limit=plan.selection_keys))
         chosen = select_keys({key_text(k): v[units] for k, v in groups}, cal.selection)
-        keys = sorted((k for k in present if key_text(k) in chosen), key=_domain_order(plan))
+        keys = sorted((k for k in present if key_text(k) in chosen), key=domain_order(plan))
     else:
         keys = list(itertools.product(*(d.keys for d in plan.dimensions)))
     if cal.top is not None and plan.top is not None:
@@ -436,7 +437,7 @@ def _chosen(cal: Calibrated, groups: list[tuple[Key, list[Any]]], parts: list[Pa
     return keys, {p: [v[i] for v in values] for i, p in enumerate(parts)}
 
 
-def _domain_order(plan: QueryPlan) -> Callable[[Key], tuple[int, ...]]:
+def domain_order(plan: QueryPlan) -> Callable[[Key], tuple[int, ...]]:
     """Sort key: the order of the public key grid (``itertools.product`` order)."""
     index = [{k: i for i, k in enumerate(d.keys)} for d in plan.dimensions]
     return lambda key: tuple(ix[k] for ix, k in zip(index, key, strict=True))
