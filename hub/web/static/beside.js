@@ -32,7 +32,7 @@ function ruleFor(policy, question, dims) {
   return null;
 }
 
-export function besideChoices(question, dims, policies) {
+function besideChoices(question, dims, policies) {
   // The other datasets the question can be asked of: [{policy, rule, measure}].
   if (!question || !question.measures.length) return [];
   return policies.filter((p) => p.dataset !== question.dataset)
