@@ -62,3 +62,32 @@ def test_a_wrong_password_is_refused_on_the_page(page: Page, hub: Hub) -> None:
     expect(page.get_by_role("alert")).to_contain_text("wrong e-mail address or password")
     _sign_in(page, hub, "typo@web.example")
     expect(page.get_by_role("heading", name="Home")).to_be_visible()
+
+
+def test_calls_that_find_the_token_expired_at_once_share_one_refresh(
+    page: Page, hub: Hub
+) -> None:
+    """A refresh token works once (the hub rotates it, and revokes the session when a used
+    one comes back): five calls made together after the access token expired refresh it
+    once, all succeed, and the session goes on."""
+    _person(hub, "together@web.example", Role.ANALYST)
+    _sign_in(page, hub, "together@web.example")
+    expect(page.get_by_role("heading", name="Home")).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    refreshes: list[str] = []
+    page.on("request", lambda r: refreshes.append(r.post_data or "")
+            if r.url.endswith("/oauth/token") and "refresh_token" in (r.post_data or "")
+            else None)
+    statuses = page.evaluate("""async () => {
+        const { api } = await import('/ui/static/api.js');
+        const s = JSON.parse(sessionStorage.getItem('tahub.session'));
+        sessionStorage.setItem('tahub.session', JSON.stringify({...s, expires_at: 0,
+          access_token: 'expired'}));
+        const calls = ['/v1/policies/mine', '/v1/budgets', '/v1/queries', '/v1/releases',
+                       '/v1/policies/mine'].map((p) => api(p).then(() => 'ok', (e) => e.status));
+        const first = await Promise.all(calls);
+        const after = await api('/v1/budgets').then(() => 'ok', (e) => e.status);
+        return [...first, after];
+    }""")
+    assert statuses == ["ok"] * 6
+    assert len(refreshes) == 1

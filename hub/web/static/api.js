@@ -88,7 +88,9 @@ export function signOut() {
   sessionStorage.removeItem(SESSION);
 }
 
-async function refresh() {
+let refreshing = null; // the refresh in flight: calls made meanwhile wait for it
+
+async function refreshOnce() {
   const current = session();
   if (!current || !current.refresh_token) return false;
   try {
@@ -99,6 +101,14 @@ async function refresh() {
     signOut();
     return false;
   }
+}
+
+function refresh() {
+  // One refresh at a time: a refresh token works once (the hub rotates it and revokes the
+  // whole session when a used one comes back), so two calls that find the token expired
+  // at once share one refresh instead of each spending the same refresh token.
+  if (!refreshing) refreshing = refreshOnce().finally(() => { refreshing = null; });
+  return refreshing;
 }
 
 async function authorized(path, init = {}) {
