@@ -44,26 +44,13 @@ from hub.query.release import (
     domain_order,
     margins,
     measure_name,
+    parts_of,
     route_json,
 )
-from hub.query.sql import Part
 
 __all__ = ["describe_exact", "release_exact"]
 
 _ADDITIVE = (Function.COUNT, Function.SUM, Function.COUNT_UNITS, Function.LINKED_UNITS)
-
-
-def _parts(m: MeasurePlan) -> tuple[Part, ...]:
-    """What the engine computes for ``m`` (the parts a DP release of it would use)."""
-    fn = m.function
-    if fn in (Function.COUNT, Function.COUNT_UNITS, Function.LINKED_UNITS):
-        return (Part(fn.value),)  # type: ignore[arg-type]
-    field, clamp = m.field, m.clamp
-    if fn is Function.SUM:
-        return (Part("sum", field, clamp, decimals_for(m)),)
-    if fn is Function.MEAN:
-        return (Part("sum", field, clamp, decimals_for(m)), Part("count"))
-    return (Part("values", field, clamp),)
 
 
 def _value(m: MeasurePlan, values: list[Any]) -> float | int | None:
@@ -112,7 +99,7 @@ def release_exact(plan: QueryPlan, engine: Aggregator) -> dict[str, Any]:
     once; nothing is spent (the plan's cost is zero)."""
     if plan.public_rows is None:
         raise ValueError("an exact release needs a plan over the policy's public rows")
-    per_measure = [_parts(m) for m in plan.measures]
+    per_measure = [parts_of(m) for m in plan.measures]
     parts = list(dict.fromkeys(p for ps in per_measure for p in ps))
     keys: list[Key]
     if plan.selected:  # a grid too large to list: the keys that hold public rows

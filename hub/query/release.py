@@ -88,6 +88,7 @@ __all__ = [
     "domain_order",
     "margins",
     "measure_name",
+    "parts_of",
     "release",
     "route_json",
 ]
@@ -263,31 +264,42 @@ def calibrate_plan(plan: QueryPlan, cost: Cost) -> Calibrated:
     return Calibrated(plan, total, selection, top, _compile(plan, measures_cost))
 
 
+def parts_of(m: MeasurePlan) -> tuple[Part, ...]:
+    """What the engine computes for ``m``: a count's kind, a sum's fixed-point sum, a mean's
+    sum and count, a quantile's clamped values."""
+    fn = m.function
+    if fn in (Function.COUNT, Function.COUNT_UNITS, Function.LINKED_UNITS):
+        return (Part(_KIND[fn]),)
+    field, clamp = _need(m.field), _need(m.clamp)
+    if fn is Function.SUM:
+        return (Part("sum", field, clamp, decimals_for(m)),)
+    if fn is Function.MEAN:
+        return (Part("sum", field, clamp, decimals_for(m)), Part("count"))
+    return (Part("values", field, clamp),)
+
+
 def _compile(plan: QueryPlan, cost: Cost) -> list[_Measure]:
     """Split ``cost`` over the measures and calibrate each."""
     bound, periods = plan.max_rows * plan.groups_per_row, plan.periods
     out = []
     for m, share in zip(plan.measures, split_cost(cost, len(plan.measures)), strict=True):
-        fn, name = m.function, measure_name(m)
+        fn, name, parts = m.function, measure_name(m), parts_of(m)
         if fn in (Function.COUNT, Function.COUNT_UNITS, Function.LINKED_UNITS):
             noise = calibrate(share, sensitivity(fn.value, bound, periods=periods))
-            out.append(_Measure(m, name, share, (Part(_KIND[fn]),), noise=noise))
+            out.append(_Measure(m, name, share, parts, noise=noise))
             continue
-        field, clamp, d = _need(m.field), _need(m.clamp), decimals_for(m)
+        clamp, d = _need(m.clamp), decimals_for(m)
         if fn is Function.SUM:
             noise = calibrate(share, sensitivity("sum", bound, clamp, d, periods))
-            out.append(_Measure(m, name, share, (Part("sum", field, clamp, d),),
-                                noise=noise))
+            out.append(_Measure(m, name, share, parts, noise=noise))
         elif fn is Function.MEAN:
             mean = calibrate_mean(share, bound, clamp, d, periods)
-            out.append(_Measure(m, name, share, (Part("sum", field, clamp, d),
-                                                 Part("count")), mean=mean))
+            out.append(_Measure(m, name, share, parts, mean=mean))
         else:  # quantile
             noise = calibrate_quantile(share, sensitivity("quantile", bound, clamp,
                                                           periods=periods),
                                        Fraction(_need(m.quantile)))
-            out.append(_Measure(m, name, share, (Part("values", field, clamp),),
-                                noise=noise))
+            out.append(_Measure(m, name, share, parts, noise=noise))
     return out
 
 
