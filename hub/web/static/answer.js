@@ -38,7 +38,7 @@ function keysNote(result) {
   return h("p", { id: "keys-note", class: "muted" }, `${capital(keys.absent)}.`);
 }
 
-function cellText(cell) {
+export function cellText(cell) {
   if (!cell) return "";
   if (cell.low === undefined || cell.low === null) return fmt(cell.value);
   return `${fmt(cell.value)} (${fmt(cell.low)} to ${fmt(cell.high)})`;

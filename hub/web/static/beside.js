@@ -8,6 +8,7 @@
 
 import { targetFor } from "./accuracy.js";
 import { amount } from "./amounts.js";
+import { cellText } from "./answer.js";
 import { api } from "./api.js";
 import { NOT_DISTINGUISHABLE, keyLabel, ordered, ranked, uncertain } from "./cells.js";
 import { draw } from "./charts.js";
@@ -72,14 +73,6 @@ function measureOf(result) {
   return ranked(result) ? result.top.by : result.measures[0].name;
 }
 
-function cellText(cell) {
-  if (!cell) return "not listed";
-  if (cell.low === undefined || cell.low === null || cell.low === cell.high) {
-    return String(cell.value);
-  }
-  return `${cell.value} (${cell.low} to ${cell.high})`;
-}
-
 function table(first, second) {
   // One row per key of either answer, in the first answer's order, then the second's.
   const [a, b] = [measureOf(first), measureOf(second)];
@@ -90,7 +83,7 @@ function table(first, second) {
   rows.push(...ordered(second, b).filter((row) => !seen.has(key(second, row)))
     .map((row) => [null, row]));
   const td = (cell) => h("td", { class: uncertain(cell || {}) ? "num uncertain" : "num" },
-    cellText(cell), uncertain(cell || {}) ? h("span", { class: "tag" }, NOT_DISTINGUISHABLE)
+    cell ? cellText(cell) : "not listed", uncertain(cell || {}) ? h("span", { class: "tag" }, NOT_DISTINGUISHABLE)
       : null);
   return h("table", { id: "beside-table" },
     h("caption", { class: "muted" }, "Every key of either answer: the first answer's order, "
