@@ -47,6 +47,56 @@ def test_child_labour_comes_with_minors_at_work(tagger: Tagger) -> None:
     assert "ChildLabour" not in begging.codes("exploitation_type")
 
 
+@pytest.mark.parametrize(("language", "text", "codes"), [
+    # forced criminality told by its verbs (used to sell, made to pickpocket, contraints de
+    # voler, obligados a vender droga), not only as "criminal exploitation"
+    ("en", "Police freed three teenagers who had been used to sell crack cocaine for a gang.",
+     {"Other"}),
+    ("en", "Two women were rescued after a gang forced them to pickpocket tourists in London.",
+     {"Other"}),
+    ("fr", "Trois adolescents contraints de vendre de la drogue ont été mis à l'abri mardi.",
+     {"Other"}),
+    ("es", "Rescatan a dos adolescentes obligados por una pandilla a vender droga en Tegucigalpa.",
+     {"Other"}),
+    # minors at work with no word of child labour: forced labour, and child labour from the age
+    ("en", "Police rescued eight boys aged 10 to 14 who were made to sell sweets at traffic "
+           "lights in Lagos and hand over their takings.", {"ForcedLabour", "ChildLabour"}),
+    ("fr", "Des enfants burkinabè récoltaient le cacao sans salaire dans des plantations "
+           "ivoiriennes, selon les enquêteurs qui en ont libéré vingt.",
+     {"ForcedLabour", "ChildLabour"}),
+    ("es", "Rescataron a seis niños de entre 9 y 13 años que eran obligados a vender dulces en "
+           "los semáforos de Guadalajara.", {"ForcedLabour", "ChildLabour"}),
+    # marriage told as a sale, organs as a sale
+    ("en", "A 14-year-old girl was rescued from a house in Sindh where she had been married "
+           "to a 50-year-old man in exchange for a loan.", {"ForcedMarriage"}),
+    ("es", "Una niña de 13 años fue casada con un hombre de 40 años a cambio de ganado; la "
+           "Fiscalía la rescató.", {"ForcedMarriage"}),
+    ("en", "Police rescued men who were paid $3,000 each for selling a kidney at a private "
+           "clinic in Kathmandu.", {"OrganRemoval"}),
+    ("fr", "Des migrants ont été contraints de vendre un rein dans une clinique du Caire, a "
+           "révélé la police.", {"OrganRemoval"}),
+])
+def test_types_told_without_their_names(tagger: Tagger, language: str, text: str,
+                                        codes: set[str]) -> None:
+    assert tag(tagger, text, language).codes("exploitation_type") == codes
+
+
+@pytest.mark.parametrize(("language", "text"), [
+    ("en", "Police dismantled a prostitution ring in an operation against a network in Leeds."),
+    ("fr", "Opération de police contre un réseau de prostitution à Lyon : six femmes libérées."),
+    ("es", "Operación policial contra una red de prostitución en Murcia: liberadas seis mujeres."),
+])
+def test_an_operation_against_a_network_is_not_speculation(tagger: Tagger, language: str,
+                                                           text: str) -> None:
+    assert "SexualExploitation" in tag(tagger, text, language).codes("exploitation_type")
+
+
+def test_a_denied_type_leaves_the_work_words_without_a_type(tagger: Tagger) -> None:
+    found = tag(tagger, "Inspectors found no evidence of forced labour at the farm: the workers "
+                        "were paid the minimum wage and their employer kept payslips.")
+    assert "ForcedLabour" not in found.codes("exploitation_type")
+
+
 @pytest.mark.parametrize(("language", "text"), [
     ("en", "Police raided the farm after a tip, but found no evidence of forced labour and "
            "said the women were not victims of sexual exploitation."),

@@ -43,15 +43,17 @@ LIST_FIELDS = {  # expected field -> domain file (None: the transport list above
 }
 # (low, high) inclusive ranges the corpus is written to
 RANGES: dict[str, tuple[float, float]] = {
-    "items": (300, 400),
-    "lang:en": (220, 270),
-    "lang:fr": (45, 60),
-    "lang:es": (45, 60),
-    "kind:article": (260, 320),
-    "kind:report": (50, 65),
+    "items": (400, 500),
+    "lang:en": (290, 340),
+    "lang:fr": (60, 75),
+    "lang:es": (60, 75),
+    "kind:article": (340, 400),
+    "kind:report": (65, 80),
     "irrelevant_share": (0.12, 0.18),
     "duplicate_groups": (22, 32),
-    "dev_share": (0.65, 0.80),  # dev = first dev + first held-out (247); held-out rewritten (100)
+    # dev = first dev (148) + first held-out (99) + second held-out (100) = 347;
+    # held-out rewritten a second time (100)
+    "dev_share": (0.65, 0.80),
 }
 
 

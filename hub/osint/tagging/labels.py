@@ -84,7 +84,23 @@ def label_tags(reading: Reading, vocab: Vocabulary, scope: Scope) -> list[Tag]:
         tags.append(Tag(field=field, code=code,  # type: ignore[arg-type]
                         confidence=round(noisy_or(distinct.values()), 4),
                         evidence=evidence))
+    if _named_and_denied(reading, vocab, scope):
+        tags = [t for t in tags if t.field != "exploitation_type" or max(
+            w for w, _ in found[(t.field, t.code)]) >= _WORK_WORD]
     return _yield_types(_specific_over_generic(tags, found), found, lures)
+
+
+# the weight under which a cue is only a word of work (farm, workers, wages), not a named type
+_WORK_WORD = 0.5
+
+
+def _named_and_denied(reading: Reading, vocab: Vocabulary, scope: Scope) -> bool:
+    """An exploitation type is named clearly only to be denied ("found no evidence of forced
+    labour"): the work words of the item (farm, workers, payslips) then describe the place
+    inspected, not an exploitation, and suggest no type of their own."""
+    return any(scope.negated(h.start, h.end) for h in reading.found("label")
+               if any(s.field == "exploitation_type" and s.weight >= 0.8
+                      for s in vocab.labels.get(h.key, ())))
 
 
 # a specific type named clearly makes forced labour, the generic type, need its own name
@@ -235,16 +251,37 @@ def _evidence(reading: Reading, hits: list[Hit], limit: int = 3) -> tuple[Eviden
 
 
 def _signal(reading: Reading, vocab: Vocabulary, scope: Scope, group: str,
-            stated_only: bool = True, unless: str | None = None) -> tuple[float, list[Hit]]:
+            stated_only: bool = True, unless: str | None = None,
+            skip: frozenset[int] = frozenset()) -> tuple[float, list[Hit]]:
     """The noisy-or of a relevance group's hits (stated ones only, unless told otherwise;
-    none overlapping a hit of group ``unless``: "drug trafficking" is no trafficking cue)."""
+    none overlapping a hit of group ``unless``: "drug trafficking" is no trafficking cue;
+    none in the sentences ``skip``)."""
     weights = vocab.relevance[group]
     other = reading.found(unless) if unless else []
     hits = [h for h in _outermost(reading.found(group))
             if (not stated_only or not scope.negated(h.start, h.end)) and not any(
-                o.start < h.end and h.start < o.end for o in other)]
+                o.start < h.end and h.start < o.end for o in other)
+            and reading.sentence_of[h.start] not in skip]
     hits.sort(key=lambda h: -weights.get(h.key, 0.0))
     return noisy_or(weights.get(h.key, 0.0) for h in hits), hits
+
+
+# the weight from which a cue of forced criminality names it (made to sell drugs, not "theft")
+_FORCED_CRIME = 0.8
+
+
+def _forced_crime(reading: Reading, vocab: Vocabulary, scope: Scope) -> frozenset[int]:
+    """The sentences that state forced criminality ("made to sell crack cocaine", "obligados
+    a transportar droga"): their drugs are what the victims were made to sell or carry, no
+    sign of a drug-trafficking item."""
+    out = {reading.sentence_of[h.start] for h in reading.found("label")
+           if scope.stated(h.start, h.end) and any(
+               s.field == "exploitation_type" and s.code == "Other" and s.weight >= _FORCED_CRIME
+               for s in vocab.labels.get(h.key, ()))}
+    out |= {reading.sentence_of[hit.start] for hit, pair in _pairs(reading, vocab)
+            if pair.field == "exploitation_type" and pair.code == "Other"
+            and scope.stated(hit.start, hit.end)}
+    return frozenset(out)
 
 
 def relevance_signals(reading: Reading, vocab: Vocabulary, scope: Scope,
@@ -252,7 +289,8 @@ def relevance_signals(reading: Reading, vocab: Vocabulary, scope: Scope,
     """The signals relevance is judged from, each in [0, 1], and the hits to show."""
     trafficking, t_hits = _signal(reading, vocab, scope, "trafficking", unless="off_topic")
     incident, i_hits = _signal(reading, vocab, scope, "incident")
-    off_topic, _ = _signal(reading, vocab, scope, "off_topic", stated_only=False)
+    off_topic, _ = _signal(reading, vocab, scope, "off_topic", stated_only=False,
+                           skip=_forced_crime(reading, vocab, scope))
     not_incident, _ = _signal(reading, vocab, scope, "not_incident", stated_only=False)
     best: dict[str, float] = defaultdict(float)
     control = []
