@@ -234,9 +234,11 @@ class Settings(BaseSettings):
     )
     reports_per_hour: int = Field(
         default=10, ge=0,
-        description="Crowd reports one client address may send in an hour, per hub process "
-        "(POST /v1/public/reports; a burst of this many, then an even rate; the address as "
-        "for TAHUB_TOKEN_RATE_LIMIT_PER_MINUTE); over it: 429 with Retry-After. 0: no limit.",
+        description="Crowd reports one client address may send in an hour, counted across "
+        "every hub process and replica on the metadata store (POST /v1/public/reports; a "
+        "burst of this many, then an even rate; the address as for "
+        "TAHUB_TOKEN_RATE_LIMIT_PER_MINUTE, stored only as a keyed hash that changes each "
+        "UTC day); over it: 429 with Retry-After. 0: no limit.",
     )
     reports_max_chars: int = Field(
         default=5000, ge=100, le=100_000,

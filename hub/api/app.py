@@ -36,7 +36,7 @@ from hub.api.oauth import TokenServer
 from hub.api.oauth import router as oauth_router
 from hub.api.openapi import install_openapi
 from hub.api.problems import RequestContext, install_problem_handlers
-from hub.api.ratelimit import RateLimits
+from hub.api.ratelimit import REPORT_KEYS_PURPOSE, RateLimits
 from hub.api.routes import (
     apidocs,
     extracts,
@@ -74,7 +74,7 @@ from hub.osint.collection import Collection
 from hub.osint.incidents import IncidentPublisher
 from hub.osint.reports import Reports
 from hub.osint.review import ReviewQueue
-from hub.osint.sealing import Sealer
+from hub.osint.sealing import Sealer, derived_secret
 from hub.osint.sources import Fetcher, Poller, Sources, fetcher_for
 from hub.query.engine import QueryEngine
 from hub.query.ledger import Ledger
@@ -83,6 +83,7 @@ from hub.query.service import QueryService, SingleFlight
 from hub.settings import Settings, load_settings
 from hub.storage.db import make_engine, schema_is_current, upgrade
 from hub.storage.objects import ObjectStore, open_store
+from hub.storage.ratebuckets import RateBuckets
 from hub.storage.sandbox import DuckLimits
 
 __all__ = ["Services", "app_from_env", "build_services", "create_app"]
@@ -257,6 +258,23 @@ async def _purge_reports_every(services: Services, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
 
+def _rate_limits(settings: Settings, services: Services) -> RateLimits:
+    """The members' and the token endpoint's limits per process; the crowd reports' limit
+    shared by every process on the metadata store, keyed under a secret derived from the
+    first reports key (hub.api.ratelimit). A hub without reports keys refuses every report
+    before storing anything: its report limit stays in the process."""
+    keys = settings.reports_key_list()
+    return RateLimits.per_minute(
+        query=settings.query_rate_limit_per_minute,
+        upload=settings.upload_rate_limit_per_minute,
+        other=settings.rate_limit_per_minute,
+        token=settings.token_rate_limit_per_minute,
+        reports_per_hour=settings.reports_per_hour,
+        report_buckets=RateBuckets(services.engine, "reports") if keys else None,
+        report_secret=derived_secret(keys[0], REPORT_KEYS_PURPOSE) if keys else None,
+    )
+
+
 def create_app(settings: Settings, *, startup_tasks: bool = True) -> FastAPI:
     """The hub's ASGI app; nothing is opened until its lifespan starts.
 
@@ -297,13 +315,7 @@ def create_app(settings: Settings, *, startup_tasks: bool = True) -> FastAPI:
             services.policies.start_watching()  # reloads policy files when they change
             app.state.token_server = TokenServer(
                 services.identity, services.signins, settings.public_url)
-            app.state.rate_limits = RateLimits.per_minute(  # per process (hub.api.ratelimit)
-                query=settings.query_rate_limit_per_minute,
-                upload=settings.upload_rate_limit_per_minute,
-                other=settings.rate_limit_per_minute,
-                token=settings.token_rate_limit_per_minute,
-                reports_per_hour=settings.reports_per_hour,
-            )
+            app.state.rate_limits = _rate_limits(settings, services)
             if settings.sweep_interval_minutes:
                 sweeper = asyncio.create_task(_sweep_every(
                     services, settings.sweep_interval_minutes * 60))

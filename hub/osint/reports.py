@@ -5,8 +5,9 @@ read by reviewers only, and deleted after review.
 
     GET  /v1/public/reports/challenge   -> Reports.challenge()   (hub.osint.challenges)
     POST /v1/public/reports             -> Reports.submit()
-         rate limit per address (the HTTP layer: hub.api.ratelimit, a keyed hash of the
-         address in memory only) -> honeypot empty? -> text, where, when checked ->
+         rate limit per address (the HTTP layer: hub.api.ratelimit, shared by every hub
+         process in the metadata store under a keyed hash of the address that rotates
+         daily; never the address) -> honeypot empty? -> text, where, when checked ->
          proof of work checked -> challenge spent (a receipt row, once per challenge) ->
          Collection.add(report): tagged from the text in memory, stored sealed -> receipt
     reviewers: the review queue opens the sealed text for the reviewer holding its incident

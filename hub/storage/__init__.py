@@ -8,6 +8,8 @@
     hub.storage.extractcache  local copies of committed extracts for queries (LRU)
     hub.storage.db            metadata tables (SQLAlchemy), the write-transaction helper,
                               Alembic migrations (hub/storage/migrations)
+    hub.storage.ratebuckets   token buckets in the metadata store, shared by every hub
+                              process (the crowd-report limit per address)
 
 May import: hub.errors, hub.settings
 """

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Column,
     Connection,
     DateTime,
+    Double,
     Engine,
     ForeignKey,
     Index,
@@ -65,6 +66,7 @@ __all__ = [
     "policy_versions",
     "publication_audience",
     "publications",
+    "rate_buckets",
     "read_connection",
     "refresh_tokens",
     "releases",
@@ -634,6 +636,21 @@ osint_receipts = Table(
     Column("challenge", String(64), nullable=False, unique=True),
     Column("item_id", String(64), ForeignKey("osint_items.id"), nullable=True),
     Column("received_at", UTCDateTime(), nullable=False),
+)
+
+# Token buckets shared by every hub process on this store (hub.storage.ratebuckets): one row
+# per limiter (``reports``) and key (a keyed hash that rotates daily, hub.api.ratelimit.
+# AddressKeys; never an address), with the tokens counted at ``counted_at`` (wall-clock UTC
+# seconds since the epoch: processes share no monotonic clock). A row idle for a period is
+# full again, the same as no row, and is deleted.
+rate_buckets = Table(
+    "rate_buckets",
+    metadata,
+    Column("limiter", String(32), primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("tokens", Double(), nullable=False),
+    Column("counted_at", Double(), nullable=False),
+    Index("ix_rate_buckets_limiter_counted_at", "limiter", "counted_at"),
 )
 
 #: Connections a hub process keeps open, and how many more it opens under a burst (a

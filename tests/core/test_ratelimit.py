@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from hub.api.ratelimit import RateLimiter, RateLimits, route_class
+from hub.api.ratelimit import AddressKeys, MemoryBuckets, RateLimiter, RateLimits, route_class
 from hub.errors import TooManyRequests
 
 
@@ -129,3 +129,34 @@ def test_rate_limits_by_class() -> None:
     with pytest.raises(TooManyRequests, match="rate_limit:token"):
         limits.token_request("192.0.2.1")
     limits.token_request("192.0.2.2")
+
+
+def test_address_keys_rotate_at_utc_midnight_and_never_hold_the_address() -> None:
+    clock = Clock()
+    clock.now = 1772409599.0  # 2026-03-01T23:59:59Z
+    keys = AddressKeys(b"k" * 32, clock)
+    before = keys("192.0.2.1")
+    assert keys("192.0.2.1") == before and keys("192.0.2.2") != before
+    assert len(before) == 32 and "192.0.2" not in before
+    clock.now += 1  # 2026-03-02T00:00:00Z
+    assert keys("192.0.2.1") != before
+    assert AddressKeys(b"k" * 32, clock)("192.0.2.1") == keys("192.0.2.1")  # same secret
+    with pytest.raises(ValueError):
+        AddressKeys(b"short")
+
+
+def test_without_shared_buckets_the_report_limit_is_per_process_under_a_random_secret(
+) -> None:
+    clock = Clock()
+    limits = RateLimits.per_minute(query=0, upload=0, other=0, token=0, reports_per_hour=1,
+                                   clock=clock)
+    assert isinstance(limits.reports.buckets, MemoryBuckets)
+    limits.report("192.0.2.1")
+    with pytest.raises(TooManyRequests, match="rate_limit:reports") as refused:
+        limits.report("192.0.2.1")
+    assert refused.value.extra["retry_after"] == 3600
+    other = RateLimits.per_minute(query=0, upload=0, other=0, token=0, reports_per_hour=1,
+                                  clock=clock)
+    assert other.report_keys("192.0.2.1") != limits.report_keys("192.0.2.1")
+    with pytest.raises(ValueError, match="together"):
+        RateLimits.per_minute(query=0, upload=0, other=0, token=0, report_buckets=MemoryBuckets())

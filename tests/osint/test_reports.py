@@ -17,7 +17,7 @@ from hub.governance.audit import Action, AuditLog
 from hub.osint.challenges import Challenges, leading_zero_bits, secrets_from_keys, solve
 from hub.osint.collection import Collection, with_evidence
 from hub.osint.reports import PublicReport, Reports
-from hub.osint.sealing import Sealer, new_key
+from hub.osint.sealing import Sealer, derived_secret, new_key
 from hub.osint.tagging import Tagger
 from hub.storage.db import audit_entries, osint_incidents, osint_items, osint_receipts
 
@@ -98,6 +98,16 @@ def test_a_challenge_signed_before_a_key_rotation_is_still_accepted() -> None:
     old, new = new_key(), new_key()
     issued = Challenges(secrets_from_keys([old]), 4).issue()
     Challenges(secrets_from_keys([new, old]), 4).check(issued.text, solve(issued.text, 4))
+
+
+def test_secrets_derived_from_a_key_are_bound_to_their_purpose() -> None:
+    key = new_key()
+    limit = derived_secret(key, "tahub crowd reports: rate-limit keys v1")
+    assert limit == derived_secret(key, "tahub crowd reports: rate-limit keys v1")  # any process
+    assert len(limit) == 32 and limit not in (derived_secret(key, "another purpose"),
+                                              derived_secret(new_key(), "tahub crowd reports: "
+                                                             "rate-limit keys v1"))
+    assert limit != secrets_from_keys([key])[0]  # not the challenges' secret
 
 
 # -- submitting ----------------------------------------------------------------------------

@@ -3,9 +3,11 @@
 ``GET /report`` is the report form (``hub/web/static/report.html``: English, French and
 Spanish; its worker computes the proof of work); ``GET /v1/public/reports/challenge``
 issues a proof-of-work challenge and ``POST /v1/public/reports`` takes a report. Thin: the
-POST counts against its client address's limit (``TAHUB_REPORTS_PER_HOUR``; a keyed hash of
-the address, in memory only) and calls :meth:`hub.osint.reports.Reports.submit`; its body
-is bounded before parsing by :class:`hub.api.bodylimit.BodyLimit` (:func:`body_limit`).
+POST counts against its client address's limit (``TAHUB_REPORTS_PER_HOUR``, shared by every
+hub process through the metadata store under a keyed hash of the address that rotates
+daily, never the address: hub.api.ratelimit) and calls
+:meth:`hub.osint.reports.Reports.submit`; its body is bounded before parsing by
+:class:`hub.api.bodylimit.BodyLimit` (:func:`body_limit`).
 """
 
 from __future__ import annotations
