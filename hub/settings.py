@@ -12,7 +12,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -334,6 +334,33 @@ class Settings(BaseSettings):
         "`out_of_capacity` naming this setting. A commit spills at most about the size of "
         "its extract decoded (its checked rows), plus its (row, unit) pairs.",
     )
+    engine: Literal["duckdb", "spark"] = Field(
+        default="duckdb",
+        description="Where queries run: `duckdb` (embedded, the default: one node) or "
+        "`spark` (an Apache Spark cluster, for pooled data larger than one node: set "
+        "`TAHUB_SPARK_REMOTE` or `TAHUB_SPARK_MASTER`). The same plans, the same exact "
+        "aggregates before noise; noise is always added by the hub (docs/production.md).",
+    )
+    spark_remote: str | None = Field(
+        default=None,
+        pattern=r"^sc://[^\s]+$",
+        description="The Spark Connect server queries run on when `TAHUB_ENGINE=spark`, "
+        "`sc://host:15002` (Spark Connect's URL syntax: `sc://host:port/;token=...;"
+        "use_ssl=true`). The hub then runs no JVM of its own.",
+    )
+    spark_master: str | None = Field(
+        default=None,
+        pattern=r"^(spark://|local\b|yarn$|k8s://)[^\s]*$",
+        description="Instead of `TAHUB_SPARK_REMOTE`: a Spark master URL "
+        "(`spark://host:7077`, `yarn`, `k8s://...`); the hub process is then the Spark "
+        "driver (it needs Java 17 or newer).",
+    )
+    spark_query_timeout: int = Field(
+        default=600, ge=1, le=86400,
+        description="Seconds a query's Spark jobs may run; beyond it they are cancelled on "
+        "the cluster and the query answers 503 (its charge is recorded as spent without a "
+        "release, as for any query that fails after its charge).",
+    )
     chunk_bytes: int = Field(
         default=8 * MiB,
         ge=64 * 1024,
@@ -503,6 +530,9 @@ class Settings(BaseSettings):
             raise ValueError("TAHUB_OIDC_ISSUER needs TAHUB_OIDC_CLIENT_ID")
         if self.policy_quorum_orgs > self.policy_quorum:
             raise ValueError("TAHUB_POLICY_QUORUM_ORGS cannot exceed TAHUB_POLICY_QUORUM")
+        if self.engine == "spark" and (self.spark_remote is None) == (self.spark_master is None):
+            raise ValueError("TAHUB_ENGINE=spark needs one of TAHUB_SPARK_REMOTE (sc://host:port) "
+                             "or TAHUB_SPARK_MASTER (spark://host:port)")
         return self
 
     def link_stop_tokens(self) -> frozenset[str]:

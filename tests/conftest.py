@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest_plugins = ["tests.s3server"]
+pytest_plugins = ["tests.s3server", "tests.sparkcluster"]
 
 
 @pytest.fixture(scope="session", autouse=True)

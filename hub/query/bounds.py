@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import threading
 import time
 from collections.abc import Sequence
@@ -46,7 +47,7 @@ from pathlib import Path
 from hub.contracts.validation import quote_ident
 from hub.ingest.linkage import PERSON_COLUMN
 from hub.ingest.units import PRIO_COLUMN, SEQ_COLUMN, UNIT_COLUMN
-from hub.storage.sandbox import DuckLimits, sandboxed_duckdb
+from hub.query.runner import Runner
 
 __all__ = [
     "CUT_COLUMN",
@@ -138,16 +139,17 @@ class Bound:
 class BoundCuts:
     """The cut files of every dataset state and bound (module docstring)."""
 
-    def __init__(self, folder: Path, limits: DuckLimits) -> None:
+    def __init__(self, folder: Path, runner: Runner) -> None:
         self._folder = folder
-        self._limits = limits
+        self._runner = runner
 
     def cuts(self, dataset: str, extract_ids: Sequence[str], paths: Sequence[Path],
              columns: frozenset[str], bound: Bound,
              persons: Path | None = None) -> Path | None:
         """The Parquet file of (``__unit``[, ``__p``], ``__cut``, ``__cut_origin``) for the
-        heavy units of these files under ``bound``, computed (in a DuckDB sandbox that
-        reads these files and writes the cut folder only) unless already there; None when
+        heavy units of these files under ``bound``, computed by the runner (a DuckDB sandbox
+        that reads these files and writes the cut folder only, or the Spark cluster, which
+        writes a folder of files) unless already there; None when
         no unit has more than ``max_rows`` rows (every row is kept).
         ``persons``: the dataset's person map (:mod:`hub.ingest.linkage`), whose persons are
         the units here."""
@@ -175,23 +177,18 @@ class BoundCuts:
             rows = (f"SELECT t.{UNIT_COLUMN}, {period_key(bound.period, 't')} AS {PERIOD_KEY}, "
                     f"{prio} AS p, {origin} AS o FROM {src} t")
         tmp = _tmp(path)
-        params["out"] = str(tmp)
         # The cut is the m-th smallest (priority, origin unit): priorities are unique per
         # origin unit, so the pair is unique per person and a person keeps exactly m rows.
         sql = (
-            f"COPY (WITH h AS ({heavy}), r AS ({rows}) "
+            f"WITH h AS ({heavy}), r AS ({rows}) "
             f"SELECT {keys}, p AS {CUT_COLUMN}, o AS {CUT_ORIGIN_COLUMN}, "
             f"n AS {CUT_ROWS_COLUMN} FROM ("
             f"SELECT {keys}, p, o, row_number() OVER (PARTITION BY {keys} ORDER BY p, o) AS rn, "
             f"count(*) OVER (PARTITION BY {keys}) AS n "
             f"FROM r SEMI JOIN h USING ({keys})) WHERE rn = least(n, {m})"
-            f") TO $out (FORMAT parquet)"
         )
         read = [*paths, *([persons] if persons is not None else [])]
-        with sandboxed_duckdb(self._limits, read=read, folders=[self._folder]) as con:
-            con.execute(sql, params)
-            ((count,),) = con.execute("SELECT count(*) FROM read_parquet($out)",
-                                      {"out": str(tmp)}).fetchall()
+        count = self._runner.write(sql, params, tmp, read)
         return self._keep(tmp, path if count else None, empty, prefix)
 
     def dropped(self, dataset: str, extract_ids: Sequence[str], paths: Sequence[Path],
@@ -214,19 +211,17 @@ class BoundCuts:
         if bound.period is not None:
             on += f" AND c.{PERIOD_KEY} = {period_key(bound.period, 't')}"
         read = [*paths, cuts, *([persons] if persons is not None else [])]
-        with sandboxed_duckdb(self._limits, read=read, folders=[self._folder]) as con:
-            ((rows,),) = con.execute("SELECT count(*) FROM read_parquet($files)",
-                                     {"files": params["files"]}).fetchall()
-            ((gone,),) = con.execute(
-                f"SELECT coalesce(sum({CUT_ROWS_COLUMN} - least({CUT_ROWS_COLUMN}, {m})), 0) "
-                "FROM read_parquet($cuts)", {"cuts": params["cuts"]}).fetchall()
-            few = gone <= _DROPPED_SHARE * rows
-            if few:
-                params["out"] = str(tmp)
-                con.execute(
-                    f"COPY (SELECT t.* FROM {src} AS t JOIN read_parquet($cuts) AS c ON {on} "
-                    f"WHERE NOT {kept_sql(prio_sql(columns, 't'), 't', 'c', persons is not None)}"
-                    ") TO $out (FORMAT parquet)", params)
+        ((rows,),) = self._runner.fetch("SELECT count(*) FROM read_parquet($files)",
+                                        {"files": params["files"]}, paths)
+        ((gone,),) = self._runner.fetch(
+            f"SELECT coalesce(sum({CUT_ROWS_COLUMN} - least({CUT_ROWS_COLUMN}, {m})), 0) "
+            "FROM read_parquet($cuts)", {"cuts": params["cuts"]}, [cuts])
+        few = gone <= _DROPPED_SHARE * rows
+        if few:
+            self._runner.write(
+                f"SELECT t.* FROM {src} AS t JOIN read_parquet($cuts) AS c ON {on} "
+                f"WHERE NOT {kept_sql(prio_sql(columns, 't'), 't', 'c', persons is not None)}",
+                params, tmp, read)
         return self._keep(tmp, path if few else None, many, prefix)
 
     def _paths(self, kind: str, dataset: str, extract_ids: Sequence[str], bound: Bound,
@@ -242,11 +237,11 @@ class BoundCuts:
     def _keep(self, tmp: Path, path: Path | None, marker: Path, prefix: str) -> Path | None:
         """``tmp`` in place as ``path``, or, when None, the marker of no file."""
         if path is None:
-            tmp.unlink(missing_ok=True)
+            _remove(tmp)
             marker.touch()
             self._expire(prefix, keep=marker)
             return None
-        os.replace(tmp, path)
+        os.replace(tmp, path)  # a file, or Spark's folder of files
         self._expire(prefix, keep=path)
         return path
 
@@ -258,6 +253,14 @@ class BoundCuts:
                 continue
             try:
                 if now - old.stat().st_mtime > _STALE_SECONDS:
-                    old.unlink()
+                    _remove(old)
             except OSError:
                 continue
+
+
+def _remove(path: Path) -> None:
+    """Remove a cut file (DuckDB's) or folder of files (Spark's), if there."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

@@ -41,6 +41,7 @@ from hub.query.bounds import (
     persons_source,
 )
 from hub.query.plan import QueryPlan
+from hub.query.runner import DuckRunner, open_runner
 from hub.query.sql import Part, compile_plan, compile_subtracted, subtractable
 from hub.settings import Settings
 from hub.storage.objects import ObjectStore
@@ -176,15 +177,22 @@ class QueryEngine:
         self._ingest = ingest
         self._settings = settings
         self._limits = DuckLimits.of(settings)
-        self._cuts = BoundCuts(settings.data_dir / "cache" / "bounds", self._limits)
         self._sandboxes = _Sandboxes(self._limits, settings.data_dir)
+        self._runner = open_runner(settings, DuckRunner(self._limits, self._sandboxes.cursor))
+        self._cuts = BoundCuts(settings.data_dir / "cache" / "bounds", self._runner)
         # object key -> its columns and fixed-point columns (committed files are immutable)
         self._layouts: dict[str, _Layout] = {}
         # this thread's last prefetch: (dataset, files, time.monotonic())
         self._prefetched = threading.local()
 
+    @property
+    def runner(self) -> str:
+        """What runs the queries: ``duckdb`` or ``spark`` (``TAHUB_ENGINE``)."""
+        return self._runner.name
+
     def close(self) -> None:
-        """Close the DuckDB databases kept open between queries."""
+        """Close the DuckDB databases kept open between queries (and the Spark session)."""
+        self._runner.close()
         self._sandboxes.close()
 
     def partners(self, dataset: str) -> int:
@@ -268,8 +276,7 @@ class QueryEngine:
                    f"(SELECT {UNIT_COLUMN}, {period_key(period)}, count(*) AS n FROM {src} "
                    f"GROUP BY ALL) GROUP BY {UNIT_COLUMN}")
         try:
-            with self._sandboxes.cursor(files.readable) as con:
-                rows = con.execute(sql, params).fetchall()
+            rows = self._runner.fetch(sql, params, files.readable)
         except (duckdb.Error, OSError) as exc:
             _log.error("engine.contributions_failed", error=type(exc).__name__)
             raise Unavailable("the contributions could not be counted; retry later") from exc
@@ -332,8 +339,7 @@ class QueryEngine:
                                         union=not files.uniform, fixed=files.fixed, cuts=cuts,
                                         persons=persons)
             read = [*files.readable, *(p for p in (cuts, dropped) if p is not None)]
-            with self._sandboxes.cursor(read) as con:
-                return con.execute(compiled.sql, compiled.params).fetchall()
+            return self._runner.fetch(compiled.sql, compiled.params, read)
         except duckdb.OutOfMemoryException as exc:
             raise OutOfCapacity(
                 f"this query needs more memory than one DuckDB connection of the hub may use "

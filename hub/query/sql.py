@@ -155,12 +155,15 @@ def compile_plan(
     fixed: Mapping[str, FixedColumn] | None = None,
     cuts: Path | None = None,
     persons: Path | None = None,
+    rows_name: str = "base",
 ) -> Compiled:
     """The SQL and parameters of ``plan`` over the Parquet files ``paths`` (whose columns,
     together, are ``columns``; None: assume every contract field is there; ``fixed``: the
     fixed-point columns every file has; ``cuts``: the heavy units' cut file of
     :mod:`hub.query.bounds`, None when no unit has more rows than the bound; ``persons``:
-    the dataset's person map of :mod:`hub.ingest.linkage`, None when no units are linked).
+    the dataset's person map of :mod:`hub.ingest.linkage`, None when no units are linked;
+    ``rows_name``: the name of the statement's table of rows, distinct for each statement
+    that one query unites, as Spark wants it).
 
     Parameters, in textual order: the parts' clamps and scales, the file list, the person
     map, the cut file,
@@ -215,7 +218,7 @@ def compile_plan(
         if f.type is FieldType.CATEGORY_LIST:
             listed = f"list_distinct({col})"
             laterals.append(
-                f"unnest(CASE WHEN len({listed}) > 0 THEN {listed} "
+                f"unnest(CASE WHEN array_length({listed}) > 0 THEN {listed} "
                 f"ELSE [NULL::VARCHAR] END) AS __l{i}(k)"
             )
             select.append(f"__l{i}.k AS k{i}")
@@ -241,15 +244,16 @@ def compile_plan(
         + "".join(f", {lat}" for lat in laterals)
         + f" WHERE {' AND '.join(where) or 'TRUE'}"
     )
-    ctes = f"base AS ({base})"
-    rows = "base"
+    ctes = f"{rows_name} AS ({base})"
+    rows = rows_name
     if plan.route:  # each unit's missing stages from its other rows (module docstring)
         known = ", ".join(f"CASE WHEN count(DISTINCT {k}) = 1 THEN min({k}) END AS u{i}"
                           for i, k in enumerate(keys))
         filled = ", ".join(f"coalesce(b.{k}, u.u{i}) AS {k}" for i, k in enumerate(keys))
-        ctes += (f", known AS (SELECT {UNIT_COLUMN}, {known} FROM base GROUP BY {UNIT_COLUMN})"
+        ctes += (f", known AS (SELECT {UNIT_COLUMN}, {known} FROM {rows_name} "
+                 f"GROUP BY {UNIT_COLUMN})"
                  f", routes AS (SELECT {filled}, b.{UNIT_COLUMN}, b.{PARTNER_COLUMN} "
-                 f"FROM base b JOIN known u USING ({UNIT_COLUMN}))")
+                 f"FROM {rows_name} b JOIN known u USING ({UNIT_COLUMN}))")
         rows = "routes"
     aggs = []
     if two_level:  # per (cell, unit) first, then per cell
@@ -319,7 +323,8 @@ def compile_subtracted(
     Same result rows, and parameters in textual order, as :func:`compile_plan` with cuts."""
     counted = [*parts, Part("count")]
     every = compile_plan(plan, counted, paths, columns, union=union, fixed=fixed)
-    gone = compile_plan(plan, counted, [dropped], columns, union=False, fixed=fixed)
+    gone = compile_plan(plan, counted, [dropped], columns, union=False, fixed=fixed,
+                        rows_name="gone_rows")
     keys = [f"k{i}" for i in range(len(plan.dimensions))]
     aggs = [f"a{j}" for j in range(len(counted))]
     names = ", ".join([*keys, *aggs])

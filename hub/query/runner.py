@@ -1,0 +1,86 @@
+"""What runs the engine's SQL: DuckDB in the hub (the default) or an Apache Spark cluster.
+
+:mod:`hub.query.engine` and :mod:`hub.query.bounds` write each statement once, in DuckDB's
+dialect with bound parameters (:mod:`hub.query.sql`), and hand it to a :class:`Runner`:
+
+* :class:`DuckRunner` runs it in the hub's DuckDB sandboxes (:mod:`hub.storage.sandbox`);
+* :class:`hub.query.spark.SparkRunner` transpiles it (:mod:`hub.query.dialect`) and runs it
+  on the cluster (``TAHUB_ENGINE=spark``).
+
+Either returns exact aggregates (never released as they are: noise is added by the hub,
+:mod:`hub.query.release`) or writes a helper table (contribution bounding's cut files).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any, Protocol
+
+import duckdb
+
+from hub.query.dialect import Params
+from hub.settings import Settings
+from hub.storage.sandbox import DuckLimits, sandboxed_duckdb
+
+__all__ = ["DuckRunner", "Runner", "open_runner"]
+
+class Runner(Protocol):
+    """Runs DuckDB-dialect SQL over Parquet files (module docstring)."""
+
+    name: str
+
+    def fetch(self, sql: str, params: Params, read: Sequence[Path]) -> list[tuple[Any, ...]]:
+        """The rows of ``sql``, which reads only the files ``read``."""
+        ...
+
+    def write(self, sql: str, params: Params, out: Path, read: Sequence[Path]) -> int:
+        """Write the rows of ``sql`` as Parquet at ``out`` (a file, or for Spark a folder of
+        files; ``out``'s folder must exist) and return how many there are."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class DuckRunner:
+    """DuckDB in the hub: queries on cursors of shared read-only sandboxes (``cursor``),
+    writes in a sandbox of their own that may write ``out``'s folder only."""
+
+    name = "duckdb"
+
+    def __init__(self, limits: DuckLimits,
+                 cursor: Callable[[Iterable[Path]],
+                                  AbstractContextManager[duckdb.DuckDBPyConnection]]) -> None:
+        self._limits = limits
+        self._cursor = cursor
+
+    def fetch(self, sql: str, params: Params, read: Sequence[Path]) -> list[tuple[Any, ...]]:
+        with self._cursor(read) as con:
+            return con.execute(sql, params).fetchall()
+
+    def write(self, sql: str, params: Params, out: Path, read: Sequence[Path]) -> int:
+        copy, bound = _copy(sql, params, out)
+        with sandboxed_duckdb(self._limits, read=read, folders=[out.parent]) as con:
+            ((count,),) = con.execute(copy, bound).fetchall()
+        return int(count)
+
+    def close(self) -> None:
+        """Nothing of its own: the sandboxes are their owner's (hub.query.engine)."""
+
+
+def _copy(sql: str, params: Params, out: Path) -> tuple[str, Params]:
+    """``COPY (sql) TO out`` with ``out`` bound like the other parameters."""
+    if isinstance(params, Mapping):
+        return (f"COPY ({sql}) TO $__out (FORMAT parquet)",
+                {**params, "__out": str(out)})
+    return f"COPY ({sql}) TO ? (FORMAT parquet)", [*params, str(out)]
+
+
+def open_runner(settings: Settings, duck: DuckRunner) -> Runner:
+    """The runner ``settings.engine`` names (``duck`` for the default)."""
+    if settings.engine == "spark":
+        from hub.query.spark import SparkRunner  # pyspark only where Spark is used
+
+        return SparkRunner(settings)
+    return duck

@@ -1,0 +1,157 @@
+"""The Spark runner: the engine's statements on an Apache Spark cluster (``TAHUB_ENGINE=spark``).
+
+The hub connects to a Spark Connect server (``TAHUB_SPARK_REMOTE``, ``sc://host:15002``: no
+JVM in the hub) or is itself the driver of a cluster (``TAHUB_SPARK_MASTER``). Each statement
+of :mod:`hub.query.sql` / :mod:`hub.query.bounds` is transpiled to Spark SQL
+(:mod:`hub.query.dialect`); the Parquet files it reads become temporary views of this
+statement only (dropped when it ends), and its values are literals. Only exact aggregates
+come back; noise is added in the hub by OpenDP, as with DuckDB.
+
+Failures (docs/production.md, "Apache Spark"):
+
+* the cluster unreachable or lost mid-query: :class:`~hub.errors.Unavailable` (503 with
+  ``Retry-After``) after a few quick retries of Spark Connect's client (not its default of
+  about ten minutes of back-off); a query is then recorded as spent without a release, as
+  for any query that fails after its charge (:mod:`hub.query.service`);
+* a statement over ``TAHUB_SPARK_QUERY_TIMEOUT``: its jobs are cancelled on the cluster
+  (every job carries a tag of the statement's own; ``interruptTag``), then 503.
+
+What the cluster's operators can see: the pseudonymised extracts and the statements (field
+names, filter values, clamp ranges), and the exact aggregates while they are computed; never
+a noisy release's noise, nor anything of the hub's ledger or keys.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import structlog
+
+from hub.errors import Unavailable
+from hub.query.dialect import Params, Source, SparkStatement, to_spark
+from hub.settings import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+__all__ = ["SparkRunner"]
+
+_log = structlog.get_logger("hub.query.spark")
+_T = TypeVar("_T")
+
+
+class SparkRunner:
+    """Runs the engine's DuckDB-dialect statements on Spark (module docstring)."""
+
+    name = "spark"
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._session: SparkSession | None = None
+        self._lock = threading.Lock()
+
+    def fetch(self, sql: str, params: Params, read: Sequence[Path]) -> list[tuple[Any, ...]]:
+        return self._run(sql, params, lambda spark, stmt: [
+            tuple(row) for row in spark.sql(stmt.sql).collect()])
+
+    def write(self, sql: str, params: Params, out: Path, read: Sequence[Path]) -> int:
+        def write(spark: SparkSession, stmt: SparkStatement) -> int:
+            spark.sql(stmt.sql).write.mode("error").parquet(out.resolve().as_uri())
+            return int(spark.read.parquet(out.resolve().as_uri()).count())
+
+        return self._run(sql, params, write)
+
+    def close(self) -> None:
+        with self._lock:
+            session, self._session = self._session, None
+        if session is not None and self._settings.spark_master is not None:
+            session.stop()  # the driver is this process; a Connect session just goes
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _spark(self) -> SparkSession:
+        with self._lock:
+            if self._session is None:
+                self._session = _connect(self._settings)
+            return self._session
+
+    def _run(self, sql: str, params: Params,
+             action: Callable[[SparkSession, SparkStatement], _T]) -> _T:
+        import grpc
+        from pyspark.errors import PySparkException
+
+        failures = (PySparkException, grpc.RpcError, ConnectionError)
+        spark = self._spark()
+        frames: dict[str, DataFrame] = {}
+
+        def frame(source: Source) -> DataFrame:
+            if source.view not in frames:
+                reader = spark.read.option("mergeSchema", str(source.merge).lower())
+                frames[source.view] = reader.parquet(
+                    *(Path(f).resolve().as_uri() for f in source.files))
+            return frames[source.view]
+
+        tag = f"tahub-{secrets.token_hex(8)}"
+        timeout = self._settings.spark_query_timeout
+        expired = threading.Event()
+        timer = threading.Timer(timeout, _interrupt, (spark, tag, expired))
+        timer.daemon = True
+        spark.addTag(tag)
+        timer.start()
+        try:
+            stmt = to_spark(sql, params, lambda s: frame(s).columns)
+            for source in stmt.sources:
+                frame(source).createOrReplaceTempView(source.view)
+            return action(spark, stmt)
+        except failures as exc:
+            _log.error("spark.statement_failed", error=type(exc).__name__,
+                       timed_out=expired.is_set(), detail=str(exc)[:500])
+            if expired.is_set():
+                raise Unavailable(
+                    f"the query ran longer than the cluster's limit of {timeout} s "
+                    "(TAHUB_SPARK_QUERY_TIMEOUT) and was cancelled there; retry later",
+                    rule="spark_timeout") from None
+            raise Unavailable("the Spark cluster could not run the query; retry later",
+                              rule="spark") from None
+        finally:
+            timer.cancel()
+            _quietly(spark.removeTag, tag)
+            for view in frames:
+                _quietly(spark.catalog.dropTempView, view)
+
+
+def _connect(settings: Settings) -> SparkSession:
+    """A session on the configured cluster (its address is checked by the settings)."""
+    from pyspark.sql import SparkSession
+
+    if settings.spark_remote is not None:
+        # A session of this runner's own (the builder's getOrCreate would share one per
+        # process), with short retries set before its first call to the server: 3 retries,
+        # 0.2 s to 2 s apart (Spark Connect's default backs off for about ten minutes).
+        from pyspark.sql.connect.client.retries import DefaultPolicy
+        from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+        session = ConnectSession(connection=settings.spark_remote)
+        session.client.set_retry_policies([DefaultPolicy(
+            max_retries=3, initial_backoff=200, max_backoff=2000, backoff_multiplier=2.0)])
+        return cast("SparkSession", session)
+    return (SparkSession.builder.appName("tahub").master(str(settings.spark_master))
+            .config("spark.ui.enabled", "false")
+            .getOrCreate())
+
+
+def _interrupt(spark: SparkSession, tag: str, expired: threading.Event) -> None:
+    expired.set()
+    _log.warning("spark.statement_timeout", tag=tag)
+    _quietly(spark.interruptTag, tag)
+
+
+def _quietly(call: Callable[[str], object], arg: str) -> None:
+    """Tidy-up after the statement (a lost cluster must not hide the statement's error)."""
+    try:
+        call(arg)
+    except Exception as exc:  # tidy-up only: the statement's own outcome stands
+        _log.debug("spark.cleanup_failed", error=type(exc).__name__)
