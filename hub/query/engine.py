@@ -205,7 +205,8 @@ class QueryEngine:
         :meth:`groups` of ``dataset`` on this thread (the query's own, right after its
         charge) uses these files instead of reading the dataset's state again, if it comes
         within :data:`PREFETCH_FRESH` seconds (no older list of extracts than a query's own
-        run would use)."""
+        run would use). A Spark cluster that cannot be reached refuses it here too."""
+        self._runner.ready()
         self._prefetched.files = (dataset, self._files(dataset), time.monotonic())
 
     def aggregate(self, plan: QueryPlan, parts: Sequence[Part]) -> list[list[Any]]:

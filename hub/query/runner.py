@@ -31,6 +31,11 @@ class Runner(Protocol):
 
     name: str
 
+    def ready(self) -> None:
+        """Raise :class:`~hub.errors.Unavailable` if statements cannot run now (checked
+        before a query's charge, so that an outage spends nothing)."""
+        ...
+
     def fetch(self, sql: str, params: Params, read: Sequence[Path]) -> list[tuple[Any, ...]]:
         """The rows of ``sql``, which reads only the files ``read``."""
         ...
@@ -54,6 +59,9 @@ class DuckRunner:
                                   AbstractContextManager[duckdb.DuckDBPyConnection]]) -> None:
         self._limits = limits
         self._cursor = cursor
+
+    def ready(self) -> None:
+        """Always: DuckDB runs in this process."""
 
     def fetch(self, sql: str, params: Params, read: Sequence[Path]) -> list[tuple[Any, ...]]:
         with self._cursor(read) as con:

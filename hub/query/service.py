@@ -11,10 +11,12 @@ The path of a query (STYLE.md: check, then spend, then run; a repeated request s
       -> engine.partners(dataset) >= min_partners, else Forbidden(policy:<dataset>:min_partners)
       -> cost: the plan's, or solved from a target accuracy (cap: per_query)
       -> calibration of every measure (hub.privacy), BEFORE anything is spent
-      -> engine.prefetch(dataset)              extracts in the local cache (S3 down: 503)
+      -> engine.prefetch(dataset)              extracts in the local cache (S3 down: 503),
+                                               the Spark cluster reachable (down: 503)
       -> ledger.charge_once                    BudgetExceeded refusals write nothing; an
                                                identical query in flight: wait, free
-      -> engine.aggregate(plan, parts)         exact cells over the bounded rows (DuckDB)
+      -> engine.aggregate(plan, parts)         exact cells over the bounded rows (DuckDB or
+                                               Spark, hub.query.runner)
       -> OpenDP noise, intervals, post-processing (hub.privacy)
       -> ledger.record_release                 the release is stored with its entry (store
                                                down: kept, stored when it is back)

@@ -54,6 +54,10 @@ class SparkRunner:
         self._session: SparkSession | None = None
         self._lock = threading.Lock()
 
+    def ready(self) -> None:
+        """One round trip to the cluster (its Spark version; no job): unreachable, 503."""
+        self._run("SELECT 1", [], lambda spark, _: spark.version)
+
     def fetch(self, sql: str, params: Params, read: Sequence[Path]) -> list[tuple[Any, ...]]:
         return self._run(sql, params, lambda spark, stmt: [
             tuple(row) for row in spark.sql(stmt.sql).collect()])

@@ -8,24 +8,31 @@ Run alone with ``pytest -m spark``."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import tempfile
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
+from hub.actors import MemberKind, Role
 from hub.contracts.model import Contract, ContractRegistry
 from hub.errors import Unavailable
 from hub.query import bounds
 from hub.query.engine import QueryEngine
 from hub.query.plan import QueryPlan
 from hub.query.sql import Part
+from tests.api.conftest import Hub, running_hub
+from tests.hub.extract_files import token, valid_rows
 from tests.hub.pooled import ORGS, Pool, plan
 from tests.hub.test_engine import ALL_PARTS, MONTHS, STREAMS, TYPOLOGIES, alert
+from tests.osint.accepted import accept, route
 from tests.sparkcluster import SparkCluster
 
 pytestmark = pytest.mark.spark
@@ -131,6 +138,153 @@ def test_spark_aggregates_equal_duckdb_cell_for_cell(
     assert got == want
     # Spark computed its own (folders of files) exactly where DuckDB computed its own
     assert made[1] == made[0]
+
+
+MEANS = ("DebtBondage", "WithholdsDocuments", "RestrictsMovement")
+COUNTRIES = ("NG", "RO", "VN")
+case_strategy = st.fixed_dictionaries({
+    "subject": st.sampled_from("pqrstu"),
+    "means": st.none() | st.lists(st.sampled_from(MEANS), max_size=3, unique=True),
+    "sector": st.sampled_from(("A", "F", None)),
+    "source": st.sampled_from((*COUNTRIES, None)),
+    "destination": st.sampled_from((*COUNTRIES, None)),
+    "version": st.sampled_from((1, 2)),
+})
+CASE_PLANS = {
+    "lists": ([("means_of_control", (*MEANS, None))], False),
+    "lists x sector": ([("means_of_control", (*MEANS, None)), ("sector", ("A", "F", None))],
+                       False),
+    "routes": ([("source_country", (*COUNTRIES, None)),
+                ("destination_country", (*COUNTRIES, None))], True),
+}
+
+
+@pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")  # a long example
+@settings(max_examples=8, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(
+    commits=st.lists(st.tuples(st.sampled_from(ORGS), st.lists(case_strategy, min_size=1,
+                                                               max_size=10)),
+                     min_size=1, max_size=3),
+    shape=st.sampled_from(sorted(CASE_PLANS)),
+    list_filter=st.booleans(),
+    exact=st.booleans(),
+    max_rows=st.integers(1, 3),
+)
+def test_lists_mixed_versions_routes_and_public_rows_equal_duckdb(
+    migrated_db: Path, registry: ContractRegistry, cluster: SparkCluster,
+    commits: list[tuple[str, list[dict[str, Any]]]], shape: str, list_filter: bool,
+    exact: bool, max_rows: int,
+) -> None:
+    """Category lists unnested (a NULL or empty list is the unknown key), v1 and v2 extracts
+    united by name (v1 has no sector), list filters, route plans that complete each unit's
+    stages, and exact plans over public rows (neither bounded nor linked)."""
+    versions = {v: registry.get("case_records", v) for v in (1, 2)}
+
+    def case(r: dict[str, Any]) -> dict[str, Any]:
+        contract = versions[r["version"]]
+        (row,) = valid_rows(contract, 1)
+        row.update(subject=token(r["subject"]), means_of_control=r["means"],
+                   source_country=r["source"], destination_country=r["destination"])
+        if "sector" in row:
+            row["sector"] = r["sector"]
+        return row
+
+    dims, route = CASE_PLANS[shape]
+    filters = {"means_of_control": (MEANS[0], MEANS[2])} if list_filter else {}
+    p = dataclasses.replace(plan(versions[2], dims, filters, max_rows=max_rows), route=route,
+                            public_rows="test: these rows are public" if exact else None)
+    parts = ([Part("count_units"), Part("linked_units"), Part("select_units", limit=2)]
+             if route else [Part("count"), Part("count_units"), Part("linked_units")])
+    with tempfile.TemporaryDirectory() as tmp:
+        pool = Pool.create(Path(tmp), migrated_db, registry)
+        spark = spark_engine(pool, cluster.remote)
+        try:
+            for org, rows in commits:
+                for version in (1, 2):  # one extract per contract version
+                    mine = [case(r) for r in rows if r["version"] == version]
+                    if mine and not any(e.org == org and e.contract_version == version
+                                        for e in pool.ingest.visible_extracts("case_records")):
+                        pool.commit(org, versions[version], mine)
+            want = groups(pool.engine, p, parts)
+            got = groups(spark, p, parts)
+        finally:
+            spark.close()
+            pool.close()
+    assert got == want
+
+
+# -- a real hub on Spark, over HTTP ---------------------------------------------------------------
+def test_a_hub_on_spark_answers_exactly_the_truth_and_charges_its_dp_queries(
+    tmp_path: Path, cluster: SparkCluster,
+) -> None:
+    """``TAHUB_ENGINE=spark`` through the hub's API: an exact answer over public rows (no
+    noise: the engine's aggregates themselves) equals the truth cell for cell, a DP query is
+    answered and charged, and a repeated one is its stored release."""
+    with running_hub(tmp_path / "hub", engine="spark", spark_remote=cluster.remote) as hub:
+        assert hub.services.query_engine.runner == "spark"
+        truth = _incidents(hub)
+        creds = hub.member("Analysts Inc", (Role.ANALYST,), MemberKind.NGO)
+        with hub.authed(creds) as analyst:
+            exact = _ask(analyst, {"group_by": ["source_country", "destination_country"],
+                                   "measures": ["count"],
+                                   "filters": {"source_type": ["news"]}})
+            assert exact["charged"]["amount"] == "0" and exact["measures"][0]["mechanism"] == "none"
+            got = {(r["source_country"], r["destination_country"]): r["count"]["value"]
+                   for r in exact["rows"] if r["count"]["value"]}
+            assert got == truth["news"]
+            dp = _ask(analyst, {"group_by": ["destination_country"], "measures": ["count"]})
+            assert dp["charged"]["amount"] == "1/10" and dp["measures"][0]["noise_scale"] > 0
+            again = _ask(analyst, {"group_by": ["destination_country"], "measures": ["count"]})
+            assert again["reused"] and again["rows"] == dp["rows"]
+
+
+def test_an_unreachable_cluster_refuses_a_query_before_its_charge(
+    tmp_path: Path, cluster: SparkCluster,
+) -> None:
+    """The cluster is checked before the charge: 503 with Retry-After, nothing spent; the
+    same query is answered once the hub reaches its cluster again."""
+    data = tmp_path / "hub"
+    body = {"group_by": ["destination_country"], "measures": ["count"]}
+    with running_hub(data, engine="spark", spark_remote=f"sc://127.0.0.1:{_closed_port()}"
+                     ) as hub:
+        _incidents(hub)
+        creds = hub.member("Analysts Inc", (Role.ANALYST,), MemberKind.NGO)
+        with hub.authed(creds) as analyst:
+            refused = analyst.post("/v1/queries", json={"dataset": "incidents",
+                                                        "cost": "1/10", **body})
+            spent = analyst.get("/v1/budgets/incidents").json()["member"]["spent"]
+    assert refused.status_code == 503, refused.text
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert refused.json()["rule"] == "spark" and spent == "0"
+    with (running_hub(data, engine="spark", spark_remote=cluster.remote) as hub,
+          hub.authed(creds) as analyst):
+        answered = _ask(analyst, body)
+    assert answered["charged"]["amount"] == "1/10"
+
+
+def _incidents(hub: Hub) -> dict[str, Counter[tuple[str, str]]]:
+    """Accepted incidents published as the incidents dataset; the true counts of (origin,
+    destination) per source type."""
+    truth: dict[str, Counter[tuple[str, str]]] = {k: Counter() for k in ("news", "crowd")}
+    accepted = []
+    for n, (kind, origin, destination) in enumerate(itertools.product(
+            ("news", "crowd"), ("NG", "RO", "VN"), ("IT", "GB"))):
+        for copy in range(n % 3 + 1):
+            accepted.append((f"inc_{n:03d}_{copy}", route(origin, None, destination),
+                             ["article"] if kind == "news" else ["report"]))
+            truth[kind][origin, destination] += 1
+    accept(hub.services.engine, accepted)
+    published = hub.services.incidents.publish()
+    assert published.rows == len(accepted) and not published.left_out
+    return truth
+
+
+def _ask(analyst: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
+    answer = analyst.post("/v1/queries", json={"dataset": "incidents", "cost": "1/10", **body})
+    assert answer.status_code == 200, answer.text
+    result: dict[str, Any] = answer.json()
+    return result
 
 
 # -- examples -----------------------------------------------------------------------------------
