@@ -355,6 +355,13 @@ class Settings(BaseSettings):
         "(`spark://host:7077`, `yarn`, `k8s://...`); the hub process is then the Spark "
         "driver (it needs Java 17 or newer).",
     )
+    spark_shared_dir: Path | None = Field(
+        default=None,
+        description="With `TAHUB_ENGINE=spark`: a folder that the hub processes and every "
+        "Spark node mount at the same path (NFS, CephFS, a shared volume). The cluster "
+        "reads the extracts there (`TAHUB_STORAGE` must be a `file://` folder on it) and "
+        "reads and writes contribution bounding's cut files and the persons map under it.",
+    )
     spark_query_timeout: int = Field(
         default=600, ge=1, le=86400,
         description="Seconds a query's Spark jobs may run; beyond it they are cancelled on "
@@ -530,10 +537,29 @@ class Settings(BaseSettings):
             raise ValueError("TAHUB_OIDC_ISSUER needs TAHUB_OIDC_CLIENT_ID")
         if self.policy_quorum_orgs > self.policy_quorum:
             raise ValueError("TAHUB_POLICY_QUORUM_ORGS cannot exceed TAHUB_POLICY_QUORUM")
-        if self.engine == "spark" and (self.spark_remote is None) == (self.spark_master is None):
+        if self.engine == "spark":
+            self._check_spark()
+        return self
+
+    def _check_spark(self) -> None:
+        if (self.spark_remote is None) == (self.spark_master is None):
             raise ValueError("TAHUB_ENGINE=spark needs one of TAHUB_SPARK_REMOTE (sc://host:port) "
                              "or TAHUB_SPARK_MASTER (spark://host:port)")
-        return self
+        if self.spark_shared_dir is None:
+            raise ValueError("TAHUB_ENGINE=spark needs TAHUB_SPARK_SHARED_DIR, a folder the hub "
+                             "and every Spark node mount at the same path")
+        if not self.storage.startswith("file://"):
+            raise ValueError("TAHUB_ENGINE=spark reads the extracts from a folder the cluster "
+                             "shares: TAHUB_STORAGE must be file:///<a folder in "
+                             "TAHUB_SPARK_SHARED_DIR> (S3 through s3a is not supported yet)")
+
+    @property
+    def work_dir(self) -> Path:
+        """Where the cut files and the persons map are written: the folder shared with the
+        Spark cluster when there is one, else the data folder."""
+        if self.engine == "spark" and self.spark_shared_dir is not None:
+            return self.spark_shared_dir
+        return self.data_dir
 
     def link_stop_tokens(self) -> frozenset[str]:
         """The tokens of ``link_stop_list`` (none when unset)."""

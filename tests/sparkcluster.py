@@ -104,6 +104,10 @@ class SparkCluster:
             "--conf", f"spark.cores.max={WORKERS}",
             # small test data: a few partitions, not the 200 of a big shuffle
             "--conf", "spark.sql.shuffle.partitions=4",
+            # a cancelled task that does not stop by itself takes its executor with it
+            # (docs/production.md, "Apache Spark": what a cluster for tahub sets)
+            "--conf", "spark.task.reaper.enabled=true",
+            "--conf", "spark.task.reaper.killTimeout=10s",
             "--conf", f"spark.local.dir={self.folder / 'local'}"])
         self._wait(lambda: _listening(self.connect_port), "the Spark Connect server")
 

@@ -256,7 +256,7 @@ class IngestService:
         self._settings = settings
         self._staging = Staging(settings.staging_dir)
         self.units = open_unit_index(engine, settings.data_dir / "index" / "units")
-        self.links = LinkIndex(settings.data_dir / "index" / "links",
+        self.links = LinkIndex(settings.work_dir / "index" / "links",
                                max_tokens=settings.link_max_tokens,
                                stop_list=settings.link_stop_tokens(),
                                limits=DuckLimits.of(settings))

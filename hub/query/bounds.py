@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
 import threading
 import time
@@ -100,8 +101,10 @@ def prio_sql(columns: frozenset[str] | None, row: str) -> str:
 
 
 def _tmp(path: Path) -> Path:
-    """Where one thread writes ``path`` before it takes its place (queries run in threads)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    """Where one thread writes ``path`` before it takes its place (queries run in threads,
+    in processes of several hosts when the folder is shared with a Spark cluster)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}."
+                          f"{secrets.token_hex(4)}.tmp")
 
 
 def _source(paths: Sequence[Path], persons: Path | None) -> tuple[dict[str, object], str]:

@@ -179,7 +179,7 @@ class QueryEngine:
         self._limits = DuckLimits.of(settings)
         self._sandboxes = _Sandboxes(self._limits, settings.data_dir)
         self._runner = open_runner(settings, DuckRunner(self._limits, self._sandboxes.cursor))
-        self._cuts = BoundCuts(settings.data_dir / "cache" / "bounds", self._runner)
+        self._cuts = BoundCuts(settings.work_dir / "cache" / "bounds", self._runner)
         # object key -> its columns and fixed-point columns (committed files are immutable)
         self._layouts: dict[str, _Layout] = {}
         # this thread's last prefetch: (dataset, files, time.monotonic())

@@ -26,6 +26,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -72,8 +73,8 @@ class SparkRunner:
     def close(self) -> None:
         with self._lock:
             session, self._session = self._session, None
-        if session is not None and self._settings.spark_master is not None:
-            session.stop()  # the driver is this process; a Connect session just goes
+        if session is not None:
+            _quietly(session.stop)  # the server's session, or this process's driver
 
     # -- helpers ---------------------------------------------------------------------------
     def _spark(self) -> SparkSession:
@@ -115,16 +116,17 @@ class SparkRunner:
                        timed_out=expired.is_set(), detail=str(exc)[:500])
             if expired.is_set():
                 raise Unavailable(
-                    f"the query ran longer than the cluster's limit of {timeout} s "
-                    "(TAHUB_SPARK_QUERY_TIMEOUT) and was cancelled there; retry later",
-                    rule="spark_timeout") from None
+                    f"the query ran longer than the cluster's limit of {timeout} s and was "
+                    "cancelled there: ask for fewer cells or a narrower filter, or the hub's "
+                    "operator raises TAHUB_SPARK_QUERY_TIMEOUT", rule="spark_timeout",
+                    setting="TAHUB_SPARK_QUERY_TIMEOUT") from None
             raise Unavailable("the Spark cluster could not run the query; retry later",
                               rule="spark") from None
         finally:
             timer.cancel()
-            _quietly(spark.removeTag, tag)
+            _quietly(lambda: spark.removeTag(tag))
             for view in frames:
-                _quietly(spark.catalog.dropTempView, view)
+                _quietly(partial(spark.catalog.dropTempView, view))
 
 
 def _connect(settings: Settings) -> SparkSession:
@@ -135,10 +137,19 @@ def _connect(settings: Settings) -> SparkSession:
         # A session of this runner's own (the builder's getOrCreate would share one per
         # process), with short retries set before its first call to the server: 3 retries,
         # 0.2 s to 2 s apart (Spark Connect's default backs off for about ten minutes).
+        from pyspark.sql.connect.client.core import DefaultChannelBuilder
         from pyspark.sql.connect.client.retries import DefaultPolicy
         from pyspark.sql.connect.session import SparkSession as ConnectSession
 
-        session = ConnectSession(connection=settings.spark_remote)
+        # A cluster back after an outage is reached again within seconds (gRPC's own
+        # reconnection backs off up to two minutes by default).
+        channel = DefaultChannelBuilder(settings.spark_remote, [
+            ("grpc.initial_reconnect_backoff_ms", 500), ("grpc.max_reconnect_backoff_ms", 5000)])
+        session = ConnectSession(connection=channel)
+        # Statements are bounded by TAHUB_SPARK_QUERY_TIMEOUT and a failed one is answered
+        # 503 (the analyst retries): no reattachable executions, whose releases go through
+        # one thread pool shared by every session of the process and closed with any of them.
+        session.client.disable_reattachable_execute()
         session.client.set_retry_policies([DefaultPolicy(
             max_retries=3, initial_backoff=200, max_backoff=2000, backoff_multiplier=2.0)])
         return cast("SparkSession", session)
@@ -150,12 +161,12 @@ def _connect(settings: Settings) -> SparkSession:
 def _interrupt(spark: SparkSession, tag: str, expired: threading.Event) -> None:
     expired.set()
     _log.warning("spark.statement_timeout", tag=tag)
-    _quietly(spark.interruptTag, tag)
+    _quietly(lambda: spark.interruptTag(tag))
 
 
-def _quietly(call: Callable[[str], object], arg: str) -> None:
+def _quietly(call: Callable[[], object]) -> None:
     """Tidy-up after the statement (a lost cluster must not hide the statement's error)."""
     try:
-        call(arg)
+        call()
     except Exception as exc:  # tidy-up only: the statement's own outcome stands
         _log.debug("spark.cleanup_failed", error=type(exc).__name__)

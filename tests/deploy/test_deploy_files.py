@@ -423,6 +423,7 @@ def test_chart_options_render() -> None:
     values["staging"]["existingClaim"] = "tahub-staging"
     values["policies"]["configMap"] = "tahub-policies"
     values["caConfigMap"] = "tahub-ca"
+    values["sparkShared"]["existingClaim"] = "tahub-spark-shared"
     objects = chart_objects(values)
     assert "Ingress" not in {o["kind"] for o in objects}
     container = hub_container(objects)
@@ -437,6 +438,12 @@ def test_chart_options_render() -> None:
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert mounts["policies"] == env["TAHUB_POLICIES_DIR"]
     assert mounts["staging"] == f"{env['TAHUB_DATA_DIR']}/staging"
+    # the folder shared with a Spark cluster, where the commented spark settings put it
+    assert volumes["spark-shared"]["persistentVolumeClaim"] == {
+        "claimName": "tahub-spark-shared"}
+    assert mounts["spark-shared"] == "/var/lib/tahub-shared"
+    assert 'spark_shared_dir = "/var/lib/tahub-shared"' in values["settings"]
+    assert "spark-shared" not in str(chart_objects())  # not without a claim
 
 
 def test_helmlite_renders_the_subset_strictly() -> None:
@@ -740,3 +747,24 @@ def test_chart_runs_in_process(tmp_path: Path, local_bucket: S3Server,
         job_pod = job["spec"]["template"]["spec"]
         run_hub(local(hub_pod, hub_pod["containers"][0]),
                 local(job_pod, job_pod["containers"][0]), monkeypatch, key_pem)
+
+
+def test_compose_spark_profile_shares_one_folder_with_the_hubs() -> None:
+    """`--profile spark`: a master, workers and a Spark Connect server, only in that profile,
+    mounting the hubs' shared folder at the same path; the commented .env lines point the
+    hub at that server and folder."""
+    services = compose()["services"]
+    spark = {n: s for n, s in services.items() if "spark" in s.get("profiles", [])}
+    assert sorted(spark) == ["spark-connect", "spark-master", "spark-worker"]
+    assert all("profiles" not in s for n, s in services.items() if n not in spark)
+    shared = "tahub-shared:/var/lib/tahub-shared"
+    for name in [*spark, *HUBS]:
+        assert shared in services[name]["volumes"], name
+    connect = " ".join(spark["spark-connect"]["command"])
+    assert "SparkConnectServer" in connect and "binding.port=15002" in connect
+    env = (DEPLOY / ".env.example").read_text()
+    assert "# TAHUB_SPARK_REMOTE=sc://spark-connect:15002" in env
+    assert "# TAHUB_SPARK_SHARED_DIR=/var/lib/tahub-shared" in env
+    assert "# TAHUB_STORAGE=file:///var/lib/tahub-shared/objects" in env
+    assert "install -d -o 10001 -g 10001 -m 2770 /var/lib/tahub-shared" in " ".join(
+        Dockerfile.read().all("RUN"))

@@ -88,6 +88,19 @@ def analyst_a() -> Actor:
     return _actor(ORG_A, "Bank A", Role.ANALYST)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated metadata store: a fresh SQLite file, then the session's PostgreSQL."""
+    if request.param == "postgresql":
+        pg: str = request.getfixturevalue("postgres_url")
+        return pg
+    from tests.hub.postgres import migrated_database
+
+    sqlite = f"sqlite:///{tmp_path / 'tahub.db'}"
+    migrated_database(sqlite)
+    return sqlite
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A throwaway, migrated PostgreSQL database for the session (see tests/hub/postgres.py:

@@ -29,18 +29,6 @@ SPAWN = multiprocessing.get_context("spawn")
 runner = CliRunner()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgresql":
-        pg: str = request.getfixturevalue("postgres_url")
-        return pg
-    sqlite = f"sqlite:///{tmp_path / 'tahub.db'}"
-    engine = make_engine(sqlite)
-    upgrade(engine)
-    engine.dispose()
-    return sqlite
-
-
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     """A hub data folder whose SQLite metadata store holds a 10-entry audit chain."""

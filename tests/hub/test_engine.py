@@ -147,6 +147,28 @@ ALL_PARTS = (
 
 
 # -- property: engine == reference ------------------------------------------------------------
+SHAPES: dict[str, Sequence[Part]] = {
+    "units": ALL_PARTS,
+    "rows": [p for p in ALL_PARTS if "units" not in p.kind],
+    "sums": [p for p in ALL_PARTS if p.kind in ("count", "sum")],
+}
+
+
+def drawn(alerts: Contract, commits: list[tuple[str, list[dict[str, Any]]]],
+          dims: tuple[str, ...], filtered: bool, max_rows: int, per_period: bool,
+          ) -> tuple[list[tuple[str, list[dict[str, Any]]]], QueryPlan]:
+    """The extracts (rows per organisation) and the plan of one drawn example."""
+    as_rows = [(org, [alert(alerts, r["subject"], r["typology"], r["amount"], r["stream"],
+                            r["period"]) for r in rows]) for org, rows in commits]
+    keys = {(org, str(rows)) for org, rows in as_rows}
+    assume(len(keys) == len(as_rows))  # the same content twice is one extract (idempotent)
+    domain = {"typology": TYPOLOGIES, "exploitation_stream": (*STREAMS, None),
+              "period": MONTHS}
+    filters = {"period": ("2025-01", "2025-03")} if filtered else {}
+    return as_rows, dataclasses.replace(plan(alerts, [(d, domain[d]) for d in dims], filters,
+                                             max_rows=max_rows), per_period=per_period)
+
+
 row_strategy = st.fixed_dictionaries({
     "subject": st.sampled_from("abcdef"),
     "typology": st.sampled_from(TYPOLOGIES[:3]),
@@ -176,18 +198,8 @@ def test_every_part_equals_the_brute_force_reference(
 ) -> None:
     # with unit parts the engine aggregates per (cell, unit) first; without, in one level,
     # and counts and sums alone as every row's minus the dropped rows' (compile_subtracted)
-    parts = {"units": ALL_PARTS,
-             "rows": [p for p in ALL_PARTS if "units" not in p.kind],
-             "sums": [p for p in ALL_PARTS if p.kind in ("count", "sum")]}[shape]
-    as_rows = [(org, [alert(alerts, r["subject"], r["typology"], r["amount"], r["stream"],
-                            r["period"]) for r in rows]) for org, rows in commits]
-    keys = {(org, str(rows)) for org, rows in as_rows}
-    assume(len(keys) == len(as_rows))  # the same content twice is one extract (idempotent)
-    domain = {"typology": TYPOLOGIES, "exploitation_stream": (*STREAMS, None),
-              "period": MONTHS}
-    filters = {"period": ("2025-01", "2025-03")} if filtered else {}
-    p = dataclasses.replace(plan(alerts, [(d, domain[d]) for d in dims], filters,
-                                 max_rows=max_rows), per_period=per_period)
+    parts = SHAPES[shape]
+    as_rows, p = drawn(alerts, commits, dims, filtered, max_rows, per_period)
     # sums: always subtract the dropped rows, however many (they are here, with 6 units)
     share = 1.0 if shape == "sums" else bounds._DROPPED_SHARE
     with tempfile.TemporaryDirectory() as tmp, mock.patch.object(bounds, "_DROPPED_SHARE", share):

@@ -13,7 +13,6 @@ import secrets
 import threading
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,21 +25,11 @@ from hub.query.ledger import Charge, InFlight, Ledger, Release
 from hub.storage.db import ledger_entries, make_engine, releases
 from tests.hub import ledger_workers
 from tests.hub.ledger_workers import key, limits
-from tests.hub.postgres import ORGS, migrated_database
+from tests.hub.postgres import ORGS
 
 SPAWN = multiprocessing.get_context("spawn")
 MEMBER_EDGE = {"global_total": "2", "per_member": "1", "per_query": "1/2"}
 GLOBAL_EDGE = {"global_total": "1", "per_member": "1", "per_query": "1/2"}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgresql":
-        pg: str = request.getfixturevalue("postgres_url")
-        return pg
-    sqlite = f"sqlite:///{tmp_path / 'tahub.db'}"
-    migrated_database(sqlite)
-    return sqlite
 
 
 @pytest.fixture

@@ -35,18 +35,6 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgresql":
-        pg: str = request.getfixturevalue("postgres_url")
-        return pg
-    sqlite = f"sqlite:///{tmp_path / 'tahub.db'}"
-    engine = make_engine(sqlite)
-    upgrade(engine)
-    engine.dispose()
-    return sqlite
-
-
 @pytest.fixture
 def engine(url: str) -> Iterator[sa.Engine]:
     engine = make_engine(url)

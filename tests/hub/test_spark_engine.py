@@ -8,8 +8,11 @@ Run alone with ``pytest -m spark``."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 import itertools
 import tempfile
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -17,8 +20,10 @@ from typing import Any
 from unittest import mock
 
 import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, Phase, assume, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from hub.actors import MemberKind, Role
@@ -27,13 +32,24 @@ from hub.errors import Unavailable
 from hub.query import bounds
 from hub.query.engine import QueryEngine
 from hub.query.plan import QueryPlan
+from hub.query.spark import SparkRunner
 from hub.query.sql import Part
+from hub.settings import Settings
 from tests.api.conftest import Hub, running_hub
 from tests.hub.extract_files import token, valid_rows
 from tests.hub.pooled import ORGS, Pool, plan
-from tests.hub.test_engine import ALL_PARTS, MONTHS, STREAMS, TYPOLOGIES, alert
+from tests.hub.test_engine import (
+    ALL_PARTS,
+    SHAPES,
+    STREAMS,
+    TYPOLOGIES,
+    alert,
+    commit_strategy,
+    drawn,
+)
 from tests.osint.accepted import accept, route
 from tests.sparkcluster import SparkCluster
+from tests.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.spark
 
@@ -42,9 +58,9 @@ Groups = list[tuple[tuple[str | None, ...], list[Any]]]
 
 def spark_engine(pool: Pool, remote: str, **settings: Any) -> QueryEngine:
     """A query engine on Spark over ``pool``'s extracts, with cut files of its own."""
-    spark = pool.settings.model_copy(update={
-        "engine": "spark", "spark_remote": remote, "data_dir": pool.root / "spark",
-        **settings})
+    spark = Settings(data_dir=pool.settings.data_dir, database_url=pool.settings.database_url,
+                     engine="spark", spark_remote=remote, spark_shared_dir=pool.root / "spark",
+                     **settings)
     return QueryEngine(store=pool.store, ingest=pool.ingest, settings=spark)
 
 
@@ -74,14 +90,6 @@ def pool(tmp_path: Path, migrated_db: Path, registry: ContractRegistry) -> Itera
 
 
 # -- property: Spark == DuckDB ------------------------------------------------------------------
-row_strategy = st.fixed_dictionaries({
-    "subject": st.sampled_from("abcdef"),
-    "typology": st.sampled_from(TYPOLOGIES[:3]),
-    "stream": st.none() | st.sampled_from(STREAMS),
-    "amount": st.integers(0, 150_000).map(lambda c: c / 100),
-    "period": st.sampled_from(MONTHS),
-})
-commit_strategy = st.tuples(st.sampled_from(ORGS), st.lists(row_strategy, min_size=1, max_size=12))
 SELECT = (Part("count"), Part("select_units", limit=1))
 
 
@@ -105,18 +113,8 @@ def test_spark_aggregates_equal_duckdb_cell_for_cell(
     commits: list[tuple[str, list[dict[str, Any]]]], withdraw: set[int], max_rows: int,
     dims: tuple[str, ...], filtered: bool, shape: str, per_period: bool,
 ) -> None:
-    parts = {"units": ALL_PARTS,
-             "rows": [p for p in ALL_PARTS if "units" not in p.kind],
-             "sums": [p for p in ALL_PARTS if p.kind in ("count", "sum")],
-             "select": SELECT}[shape]
-    as_rows = [(org, [alert(alerts, r["subject"], r["typology"], r["amount"], r["stream"],
-                            r["period"]) for r in rows]) for org, rows in commits]
-    assume(len({(org, str(rows)) for org, rows in as_rows}) == len(as_rows))
-    domain = {"typology": TYPOLOGIES, "exploitation_stream": (*STREAMS, None),
-              "period": MONTHS}
-    filters = {"period": ("2025-01", "2025-03")} if filtered else {}
-    p = dataclasses.replace(plan(alerts, [(d, domain[d]) for d in dims], filters,
-                                 max_rows=max_rows), per_period=per_period)
+    parts = SELECT if shape == "select" else SHAPES[shape]
+    as_rows, p = drawn(alerts, commits, dims, filtered, max_rows, per_period)
     # sums: the dropped rows are always subtracted (compile_subtracted), on both engines
     share = 1.0 if shape == "sums" else bounds._DROPPED_SHARE
     with tempfile.TemporaryDirectory() as tmp, mock.patch.object(bounds, "_DROPPED_SHARE", share):
@@ -129,6 +127,10 @@ def test_spark_aggregates_equal_duckdb_cell_for_cell(
                     pool.withdraw(as_rows[i][0], ids[i])
             want = groups(pool.engine, p, parts)
             got = groups(spark, p, parts)
+            # the per-unit contributions behind bound suggestions (hub.query.contributions)
+            period = "period" if per_period else None
+            assert (sorted(spark.contributions("bank_alerts", period, max_rows))
+                    == sorted(pool.engine.contributions("bank_alerts", period, max_rows)))
             # contribution bounding's helper files: cuts and dropped rows, or their markers
             made = [{f.name for f in (root / "cache" / "bounds").glob("*")}
                     for root in (pool.settings.data_dir, pool.root / "spark")]
@@ -214,6 +216,32 @@ def test_lists_mixed_versions_routes_and_public_rows_equal_duckdb(
     assert got == want
 
 
+# Py4J (the driver's gateway to its JVM) leaves its sockets to the garbage collector.
+@pytest.mark.filterwarnings("ignore::ResourceWarning",
+                            "ignore::pytest.PytestUnraisableExceptionWarning")
+def test_the_hub_as_the_spark_driver_gives_the_same_aggregates(
+    pool: Pool, alerts: Contract,
+) -> None:
+    """``TAHUB_SPARK_MASTER`` (here ``local[1]``: the cluster's cores serve its Connect
+    server): the hub process is Spark's driver, with the same statements and answers."""
+    rows = [alert(alerts, s, t, a, stream, m) for s, t, a, stream, m in [
+        ("a", "front_company", 10.5, None, "2025-01"), ("a", "unknown", 20.0, STREAMS[0],
+                                                        "2025-02"),
+        ("a", "unknown", 30.0, None, "2025-01"), ("b", "front_company", 12.0, None, "2025-03")]]
+    pool.commit(ORGS[0], alerts, rows)
+    pool.commit(ORGS[1], alerts, rows[:2])
+    driver = QueryEngine(store=pool.store, ingest=pool.ingest, settings=Settings(
+        data_dir=pool.settings.data_dir, database_url=pool.settings.database_url,
+        engine="spark", spark_master="local[1]", spark_shared_dir=pool.root / "driver"))
+    p = plan(alerts, [("typology", TYPOLOGIES)], max_rows=1)
+    try:
+        assert driver.runner == "spark"
+        assert groups(driver, p, ALL_PARTS) == groups(pool.engine, p, ALL_PARTS)
+    finally:
+        driver.close()
+        gc.collect()  # Py4J's sockets are closed here, under this test's filters
+
+
 # -- a real hub on Spark, over HTTP ---------------------------------------------------------------
 def test_a_hub_on_spark_answers_exactly_the_truth_and_charges_its_dp_queries(
     tmp_path: Path, cluster: SparkCluster,
@@ -221,7 +249,8 @@ def test_a_hub_on_spark_answers_exactly_the_truth_and_charges_its_dp_queries(
     """``TAHUB_ENGINE=spark`` through the hub's API: an exact answer over public rows (no
     noise: the engine's aggregates themselves) equals the truth cell for cell, a DP query is
     answered and charged, and a repeated one is its stored release."""
-    with running_hub(tmp_path / "hub", engine="spark", spark_remote=cluster.remote) as hub:
+    with running_hub(tmp_path / "hub", engine="spark", spark_remote=cluster.remote,
+                     spark_shared_dir=tmp_path / "hub") as hub:
         assert hub.services.query_engine.runner == "spark"
         truth = _incidents(hub)
         creds = hub.member("Analysts Inc", (Role.ANALYST,), MemberKind.NGO)
@@ -246,8 +275,8 @@ def test_an_unreachable_cluster_refuses_a_query_before_its_charge(
     same query is answered once the hub reaches its cluster again."""
     data = tmp_path / "hub"
     body = {"group_by": ["destination_country"], "measures": ["count"]}
-    with running_hub(data, engine="spark", spark_remote=f"sc://127.0.0.1:{_closed_port()}"
-                     ) as hub:
+    with running_hub(data, engine="spark", spark_remote=f"sc://127.0.0.1:{_closed_port()}",
+                     spark_shared_dir=data) as hub:
         _incidents(hub)
         creds = hub.member("Analysts Inc", (Role.ANALYST,), MemberKind.NGO)
         with hub.authed(creds) as analyst:
@@ -257,7 +286,8 @@ def test_an_unreachable_cluster_refuses_a_query_before_its_charge(
     assert refused.status_code == 503, refused.text
     assert int(refused.headers["Retry-After"]) >= 1
     assert refused.json()["rule"] == "spark" and spent == "0"
-    with (running_hub(data, engine="spark", spark_remote=cluster.remote) as hub,
+    with (running_hub(data, engine="spark", spark_remote=cluster.remote,
+                      spark_shared_dir=data) as hub,
           hub.authed(creds) as analyst):
         answered = _ask(analyst, body)
     assert answered["charged"]["amount"] == "1/10"
@@ -303,9 +333,105 @@ def test_an_unreachable_cluster_is_a_503_with_nothing_left_open(
     assert "retry later" in str(refused.value)
 
 
+def test_a_statement_over_its_time_limit_is_cancelled_on_the_cluster(
+    pool: Pool, cluster: SparkCluster,
+) -> None:
+    """A statement that would run for minutes is interrupted on the cluster at
+    ``TAHUB_SPARK_QUERY_TIMEOUT``: 503 naming the setting, within seconds; the next
+    statement runs."""
+    runner = SparkRunner(Settings(data_dir=pool.settings.data_dir, engine="spark",
+                                  spark_remote=cluster.remote, spark_query_timeout=2,
+                                  spark_shared_dir=pool.root / "spark"))
+    try:
+        runner.ready()
+        started = time.monotonic()
+        with pytest.raises(Unavailable, match="TAHUB_SPARK_QUERY_TIMEOUT") as refused:
+            runner.fetch(*_endless(pool.root))
+        took = time.monotonic() - started
+        assert refused.value.extra.get("rule") == "spark_timeout"
+        assert refused.value.extra.get("setting") == "TAHUB_SPARK_QUERY_TIMEOUT"
+    finally:
+        runner.close()
+    assert took < 30  # not the hours the join would take
+    # its tasks are gone from the cluster (killed with their executor if they ignore the
+    # interrupt): a statement that needs the executors runs within a minute
+    _eventually_runs(pool, cluster.remote, deadline=90)
+
+
+def test_a_cluster_lost_mid_statement_is_a_503_and_the_runner_recovers(
+    pool: Pool, cluster: SparkCluster,
+) -> None:
+    """The connection to the cluster breaks while a long statement runs: 503 within seconds
+    (a few quick retries, not Spark Connect's ten minutes), and the next statement, once the
+    cluster is reachable again, runs on the same runner."""
+    proxy = TcpProxy(("127.0.0.1", cluster.connect_port))
+    proxy.start()
+    runner = SparkRunner(Settings(data_dir=pool.settings.data_dir, engine="spark",
+                                  spark_remote=f"sc://127.0.0.1:{proxy.port}",
+                                  spark_shared_dir=pool.root / "spark"))
+    try:
+        runner.ready()
+        threading.Timer(2.0, proxy.stop).start()
+        started = time.monotonic()
+        with pytest.raises(Unavailable) as lost:
+            runner.fetch(*_endless(pool.root))
+        took = time.monotonic() - started
+        assert lost.value.extra.get("rule") == "spark" and "retry later" in str(lost.value)
+        proxy.start()
+        deadline = time.monotonic() + 30
+        while True:  # gRPC reconnects within its backoff, at most 5 s apart
+            try:
+                runner.ready()
+                break
+            except Unavailable:
+                assert time.monotonic() < deadline, "the runner never reached the cluster again"
+    finally:
+        runner.close()
+        proxy.stop()
+    assert took < 30
+    _eventually_runs(pool, cluster.remote, deadline=90)
+
+
+def _eventually_runs(pool: Pool, remote: str, deadline: float) -> None:
+    """A statement over the executors runs on the cluster within ``deadline`` seconds."""
+    runner = SparkRunner(Settings(data_dir=pool.settings.data_dir, engine="spark",
+                                  spark_remote=remote, spark_query_timeout=int(deadline),
+                                  spark_shared_dir=pool.root / "spark"))
+    _, params, read = _endless(pool.root)
+    try:
+        assert runner.fetch("SELECT count(*) FROM read_parquet(?) AS t WHERE t.x % 2 = 0",
+                            params[:1], read) == [(1000,)]
+    finally:
+        runner.close()
+
+
+def _endless(folder: Path) -> tuple[str, list[Any], list[Path]]:
+    """A statement that runs for hours: 2,000 rows joined with themselves four times."""
+    path = folder / "numbers.parquet"
+    pq.write_table(pa.table({"x": list(range(2000))}), path)
+    sources = ", ".join(f"read_parquet(?) AS t{i}" for i in range(4))
+    return (f"SELECT count(*) FROM {sources} WHERE hash(t0.x, t1.x, t2.x, t3.x) % 7 = 3",
+            [str(path)] * 4, [path])
+
+
 def _closed_port() -> int:
     import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(("settings", "refused"), [
+    ({}, "TAHUB_SPARK_REMOTE"),
+    ({"spark_remote": "sc://h:15002", "spark_master": "spark://h:7077"}, "TAHUB_SPARK_REMOTE"),
+    ({"spark_remote": "sc://h:15002"}, "TAHUB_SPARK_SHARED_DIR"),
+    ({"spark_remote": "sc://h:15002", "spark_shared_dir": "/shared",
+      "storage": "s3://bucket/extracts"}, "TAHUB_STORAGE must be file://"),
+    ({"spark_master": "http://h:7077", "spark_shared_dir": "/shared"}, "spark_master"),
+])
+def test_a_spark_engine_without_what_it_needs_is_refused_at_start(
+    tmp_path: Path, settings: dict[str, Any], refused: str,
+) -> None:
+    with pytest.raises(ValueError, match=refused):
+        Settings(data_dir=tmp_path, engine="spark", **settings)
