@@ -31,10 +31,9 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.tokens import TokenType
 
-__all__ = ["Params", "Source", "SparkStatement", "to_spark"]
+from hub.query.runner import Params
 
-#: Bound parameters of a statement: positional (``?``) or by name (``$name``).
-Params = Sequence[Any] | Mapping[str, Any]
+__all__ = ["Source", "SparkStatement", "to_spark"]
 
 
 @dataclass(frozen=True)

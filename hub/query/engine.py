@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 import structlog
 
 from hub.contracts.model import FieldType
-from hub.errors import NotFound, OutOfCapacity, Unavailable
+from hub.errors import ConfigError, NotFound, OutOfCapacity, Unavailable
 from hub.ingest.service import IngestService
 from hub.ingest.units import PARTNER_COLUMN, SEQ_COLUMN, UNIT_COLUMN, FixedColumn
 from hub.query.bounds import (
@@ -41,7 +41,7 @@ from hub.query.bounds import (
     persons_source,
 )
 from hub.query.plan import QueryPlan
-from hub.query.runner import DuckRunner, open_runner
+from hub.query.runner import DuckRunner, Runner
 from hub.query.sql import Part, compile_plan, compile_subtracted, subtractable
 from hub.settings import Settings
 from hub.storage.objects import ObjectStore
@@ -178,7 +178,7 @@ class QueryEngine:
         self._settings = settings
         self._limits = DuckLimits.of(settings)
         self._sandboxes = _Sandboxes(self._limits, settings.data_dir)
-        self._runner = open_runner(settings, DuckRunner(self._limits, self._sandboxes.cursor))
+        self._runner = _runner(settings, DuckRunner(self._limits, self._sandboxes.cursor))
         self._cuts = BoundCuts(settings.work_dir / "cache" / "bounds", self._runner)
         # object key -> its columns and fixed-point columns (committed files are immutable)
         self._layouts: dict[str, _Layout] = {}
@@ -350,6 +350,19 @@ class QueryEngine:
         except (duckdb.Error, OSError) as exc:
             _log.error("engine.query_failed", error=type(exc).__name__)
             raise Unavailable("the query could not run; retry later") from exc
+
+
+def _runner(settings: Settings, duck: DuckRunner) -> Runner:
+    """The runner ``settings.engine`` names (``duck`` for the default)."""
+    if settings.engine == "spark":
+        try:  # PySpark and SQLGlot only where Spark is used: the `spark` extra
+            from hub.query.spark import SparkRunner
+        except ImportError as exc:
+            raise ConfigError(f"TAHUB_ENGINE=spark needs the spark extra ({exc.name} is "
+                              "missing): pip install 'tahub[spark]'",
+                              field="TAHUB_ENGINE") from None
+        return SparkRunner(settings)
+    return duck
 
 
 _Layout = tuple[frozenset[str], dict[str, FixedColumn]]

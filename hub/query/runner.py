@@ -20,11 +20,13 @@ from typing import Any, Protocol
 
 import duckdb
 
-from hub.query.dialect import Params
-from hub.settings import Settings
 from hub.storage.sandbox import DuckLimits, sandboxed_duckdb
 
-__all__ = ["DuckRunner", "Runner", "open_runner"]
+__all__ = ["DuckRunner", "Params", "Runner"]
+
+#: Bound parameters of a statement: positional (``?``) or by name (``$name``).
+Params = Sequence[Any] | Mapping[str, Any]
+
 
 class Runner(Protocol):
     """Runs DuckDB-dialect SQL over Parquet files (module docstring)."""
@@ -83,12 +85,3 @@ def _copy(sql: str, params: Params, out: Path) -> tuple[str, Params]:
         return (f"COPY ({sql}) TO $__out (FORMAT parquet)",
                 {**params, "__out": str(out)})
     return f"COPY ({sql}) TO ? (FORMAT parquet)", [*params, str(out)]
-
-
-def open_runner(settings: Settings, duck: DuckRunner) -> Runner:
-    """The runner ``settings.engine`` names (``duck`` for the default)."""
-    if settings.engine == "spark":
-        from hub.query.spark import SparkRunner  # pyspark only where Spark is used
-
-        return SparkRunner(settings)
-    return duck

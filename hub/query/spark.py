@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import structlog
 
 from hub.errors import Unavailable
-from hub.query.dialect import Params, Source, SparkStatement, to_spark
+from hub.query.dialect import Source, SparkStatement, to_spark
+from hub.query.runner import Params
 from hub.settings import Settings
 
 if TYPE_CHECKING:

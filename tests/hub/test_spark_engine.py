@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import itertools
+import sys
 import tempfile
 import threading
 import time
@@ -28,7 +29,7 @@ from hypothesis import strategies as st
 
 from hub.actors import MemberKind, Role
 from hub.contracts.model import Contract, ContractRegistry
-from hub.errors import Unavailable
+from hub.errors import ConfigError, Unavailable
 from hub.query import bounds
 from hub.query.engine import QueryEngine
 from hub.query.plan import QueryPlan
@@ -435,3 +436,15 @@ def test_a_spark_engine_without_what_it_needs_is_refused_at_start(
 ) -> None:
     with pytest.raises(ValueError, match=refused):
         Settings(data_dir=tmp_path, engine="spark", **settings)
+
+
+def test_a_spark_engine_without_the_spark_extra_names_it(
+    pool: Pool, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A runtime install (no `spark` extra) serves DuckDB as ever; asked for Spark, it
+    says which package is missing and how to install it."""
+    for module in ("hub.query.spark", "hub.query.dialect"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    monkeypatch.setitem(sys.modules, "sqlglot", None)
+    with pytest.raises(ConfigError, match=r"sqlglot is missing\): pip install 'tahub\[spark\]'"):
+        spark_engine(pool, "sc://127.0.0.1:15002")
