@@ -72,7 +72,7 @@ def _run(mode: str, overrides: dict[str, Any], extracts: list[Path],
                                                   (Role.PARTNER,))
         actor = Actor(creds.client_id, creds.org_id, creds.org_name, frozenset({Role.PARTNER}))
         t = time.perf_counter()
-        _commit(services, actor, path)
+        _commit(services, actor, path, 1)
         commit_s += time.perf_counter() - t
     cache = settings.extract_cache_dir
     for cached in cache.rglob("*") if cache.exists() else []:  # the first query fetches
@@ -107,7 +107,7 @@ def main() -> None:
     fincen = ContractRegistry.load().get("bank_alerts", 1).field("indicator").codes[0]
     for p in range(5):
         path = source / f"partner{p}.parquet"
-        _extract(path, p, args.rows // 5, args.units, fincen)
+        _extract(path, p, args.rows // 5, args.units, fincen, False)
         extracts.append(path)
     results = {}
     with ExitStack() as stack:
