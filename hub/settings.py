@@ -338,8 +338,9 @@ class Settings(BaseSettings):
         default="duckdb",
         description="Where queries run: `duckdb` (embedded, the default: one node) or "
         "`spark` (an Apache Spark cluster, for pooled data larger than one node: set "
-        "`TAHUB_SPARK_REMOTE` or `TAHUB_SPARK_MASTER`). The same plans, the same exact "
-        "aggregates before noise; noise is always added by the hub (docs/production.md).",
+        "`TAHUB_SPARK_REMOTE` or `TAHUB_SPARK_MASTER`, and `TAHUB_SPARK_SHARED_DIR`). The "
+        "same plans, the same exact aggregates before noise; noise is always added by the "
+        "hub (docs/production.md, \"Apache Spark\").",
     )
     spark_remote: str | None = Field(
         default=None,
