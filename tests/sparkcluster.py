@@ -7,8 +7,9 @@ in PySpark's ``jars/``) that runs its driver against the master. The hub reaches
 ``TAHUB_SPARK_REMOTE=sc://127.0.0.1:<port>``. Storage is the local folders the tests use:
 every process runs on this machine, so a ``file://`` path is the same for all of them.
 
-Registered as a pytest plugin by ``tests/conftest.py``: ``spark_cluster`` (session) starts
-one cluster on first use and stops it (and every process it started) at the end.
+Registered as a pytest plugin by ``tests/conftest.py``: ``spark_cluster`` (module) starts
+one cluster for a test module and stops it (and every process it started) when the module
+ends, so that its JVMs do not stay up beside the rest of the suite.
 Its logs are under the cluster's folder and printed when a start fails.
 """
 
@@ -151,7 +152,7 @@ class SparkCluster:
         raise RuntimeError(f"the Spark cluster did not start ({what}):\n{logs}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def spark_cluster() -> Iterator[SparkCluster]:
     folder = Path(tempfile.mkdtemp(prefix="tahub-spark-"))
     cluster = SparkCluster(folder)
