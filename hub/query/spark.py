@@ -57,8 +57,14 @@ class SparkRunner:
         self._lock = threading.Lock()
 
     def ready(self) -> None:
-        """One round trip to the cluster (its Spark version; no job): unreachable, 503."""
-        self._run("SELECT 1", [], lambda spark, _: spark.version)
+        """One round trip to the cluster (its Spark version; no job, no statement to
+        transpile): unreachable, 503."""
+        try:
+            _ = self._spark().version
+        except _failures() as exc:
+            _log.error("spark.unreachable", error=type(exc).__name__, detail=str(exc)[:500])
+            raise Unavailable("the Spark cluster could not be reached; retry later",
+                              rule="spark") from None
 
     def fetch(self, sql: str, params: Params, read: Sequence[Path]) -> list[tuple[Any, ...]]:
         return self._run(sql, params, lambda spark, stmt: [
@@ -86,10 +92,6 @@ class SparkRunner:
 
     def _run(self, sql: str, params: Params,
              action: Callable[[SparkSession, SparkStatement], _T]) -> _T:
-        import grpc
-        from pyspark.errors import PySparkException
-
-        failures = (PySparkException, grpc.RpcError, ConnectionError)
         spark = self._spark()
         frames: dict[str, DataFrame] = {}
 
@@ -112,7 +114,7 @@ class SparkRunner:
             for source in stmt.sources:
                 frame(source).createOrReplaceTempView(source.view)
             return action(spark, stmt)
-        except failures as exc:
+        except _failures() as exc:
             _log.error("spark.statement_failed", error=type(exc).__name__,
                        timed_out=expired.is_set(), detail=str(exc)[:500])
             if expired.is_set():
@@ -128,6 +130,14 @@ class SparkRunner:
             _quietly(lambda: spark.removeTag(tag))
             for view in frames:
                 _quietly(partial(spark.catalog.dropTempView, view))
+
+
+def _failures() -> tuple[type[BaseException], ...]:
+    """What a statement raises when the cluster fails it or cannot be reached."""
+    import grpc
+    from pyspark.errors import PySparkException
+
+    return (PySparkException, grpc.RpcError, ConnectionError)
 
 
 def _connect(settings: Settings) -> SparkSession:
