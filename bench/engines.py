@@ -4,10 +4,9 @@ Run:  .venv/bin/python bench/engines.py [--rows 1000000 10000000] [--repeat 3]
           [--cores-per-worker 8] [--results bench/RESULTS.md] [--no-record]
 
 For each ``--rows``: query_dp's synthetic bank alerts (5 partners, ~rows/4 skewed privacy
-units) committed once through :class:`hub.ingest.service.IngestService` in this process.
-Commits always run in the hub with DuckDB (Spark commits are not implemented, so not
-measured). Then the hub is served twice over the same data folder, each time as a process
-of its own (``tahub serve``):
+units) committed once through :class:`hub.ingest.service.IngestService` in this process,
+with the default engine (DuckDB in the hub). Then the hub is served twice over the same data
+folder, each time as a process of its own (``tahub serve``):
 
 * with the default engine, DuckDB in the hub;
 * with ``TAHUB_ENGINE=spark`` on a standalone Spark cluster started on loopback for this
@@ -30,6 +29,13 @@ paper estimate for 10 billion rows on N workers of ``--cores-per-worker`` cores:
 per-row cost divided by the cluster's cores (shuffles, the driver and the network are
 ignored), against DuckDB on one node.
 
+Last, while the cluster is up, the same five extracts are committed again, into a data
+folder of their own, by an ``IngestService`` with ``TAHUB_ENGINE=spark`` in this process
+(:mod:`hub.ingest.clustered`: the checks, the numbering and the canonical copy as Spark
+jobs), with the peak memory of this process and of the cluster's; and query_dp's exact
+unbounded aggregates over both sets of committed files must be equal. Commit times are
+fitted like the queries' (fixed + rows x per-row cost).
+
 A section is appended to ``--results`` (bench/RESULTS.md) unless ``--no-record``.
 """
 
@@ -37,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import datetime as dt
 import itertools
 import os
@@ -66,6 +73,7 @@ from hub.api.app import build_services
 from hub.identity.service import Credentials
 from hub.logging import configure_logging
 from hub.settings import Settings
+from hub.storage.objects import parquet_parts
 from tests.sparkcluster import WORKERS, SparkCluster
 
 CLOCK = os.sysconf("SC_CLK_TCK")
@@ -120,17 +128,17 @@ class Peaks:
             ticks = sum(self._ticks.values())
         return usage.ru_utime + usage.ru_stime + ticks / CLOCK
 
+    def reset(self) -> None:
+        """Start the watched processes' peaks afresh (/proc/<pid>/clear_refs)."""
+        children, _ = _processes()
+        with self._lock:
+            for root in self._roots:
+                for pid in _tree(root, children):
+                    _hwm_reset(pid)
+            self.peaks.clear()
+
     def sample(self) -> None:
-        children: dict[int, list[int]] = {}
-        ticks: dict[int, int] = {}
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-                pid, ppid = int(stat.parent.name), int(fields[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(pid)
-            ticks[pid] = int(fields[11]) + int(fields[12])
+        children, ticks = _processes()
         with self._lock:
             for root, kind in list(self._roots.items()):
                 for pid in _tree(root, children):
@@ -156,6 +164,21 @@ class Peaks:
             self.sample()
 
 
+def _processes() -> tuple[dict[int, list[int]], dict[int, int]]:
+    """Every process's children, and its user + system CPU ticks."""
+    children: dict[int, list[int]] = {}
+    ticks: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            pid, ppid = int(stat.parent.name), int(fields[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(pid)
+        ticks[pid] = int(fields[11]) + int(fields[12])
+    return children, ticks
+
+
 def _tree(root: int, children: dict[int, list[int]]) -> Iterator[int]:
     todo = [root]
     while todo:
@@ -171,9 +194,10 @@ def _busy() -> float:
     return (user + nice + system + irq + softirq + steal) / CLOCK
 
 
-def _hwm_reset() -> None:
-    """Start this process's peak RSS afresh (Linux: /proc/self/clear_refs)."""
-    Path("/proc/self/clear_refs").write_text("5")
+def _hwm_reset(pid: int | str = "self") -> None:
+    """Start a process's peak RSS afresh (Linux: /proc/<pid>/clear_refs)."""
+    with contextlib.suppress(OSError):  # a process that ended meanwhile
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 def _hwm_mib() -> int:
@@ -196,6 +220,10 @@ class Size:
     rows: int
     commit_s: float = 0.0
     commit_mib: int = 0
+    spark_commit_s: float = 0.0
+    spark_commit_mib: int = 0  # this process: the hub, a Spark Connect client
+    spark_commit_memory: dict[str, list[int]] = field(default_factory=dict)
+    same_exact: bool = False
     cluster_start_s: float = 0.0
     exact: dict[str, float] = field(default_factory=dict)
     runs: dict[str, Run] = field(default_factory=dict)
@@ -275,7 +303,6 @@ def measure(rows: int, repeat: int, asked: Iterator[int]) -> Size:
             _commit(services, Actor(creds.client_id, creds.org_id, creds.org_name,
                                     frozenset({Role.PARTNER})), path, 1)
             size.commit_s += time.perf_counter() - t
-            path.unlink()
         size.commit_mib = _hwm_mib()
         files = [str(services.store.local_path(e.object_key))
                  for e in services.ingest.visible_extracts("bank_alerts")]
@@ -316,10 +343,52 @@ def measure(rows: int, repeat: int, asked: Iterator[int]) -> Size:
         size.runs["spark"] = _engine(spark, analyst, asked, repeat, peaks,
                                      HUB_KINDS["spark"], work / "hub-spark.log")
         print(f"spark: {size.runs['spark']}", flush=True)
-    finally:
         size.memory = peaks.stop()
+        spark_files = _spark_commits(size, work, extracts, cluster)
+    finally:
         cluster.stop()
+    exact = duckdb.connect()
+    exact.execute("SET threads = 2")
+    size.same_exact = all(
+        sorted(exact.execute(sql, [files]).fetchall())
+        == sorted(exact.execute(sql, [spark_files]).fetchall())
+        for _, _, _, sql in SHAPES.values())
+    exact.close()
     return size
+
+
+def _spark_commits(size: Size, work: Path, extracts: list[Path], cluster: SparkCluster
+                   ) -> list[str]:
+    """Commit ``extracts`` again with ``TAHUB_ENGINE=spark`` into a data folder of their own;
+    the committed files (every part of every extract)."""
+    data = work / "data-spark"
+    settings = Settings(data_dir=data, policies_dir=work / "policies", log_level="WARNING",
+                        chunk_bytes=64 * 1024 * 1024, engine="spark",
+                        spark_remote=cluster.remote, spark_shared_dir=data)
+    peaks = Peaks()
+    for proc in cluster.procs:
+        peaks.watch(proc.pid)
+    peaks.reset()  # their peaks while they answered queries are not the commits'
+    services = build_services(settings)
+    try:
+        _hwm_reset()
+        for p, path in enumerate(extracts):
+            creds = services.identity.register_member(f"Bench Bank {p}", MemberKind.BANK,
+                                                      (Role.PARTNER,))
+            t = time.perf_counter()
+            _commit(services, Actor(creds.client_id, creds.org_id, creds.org_name,
+                                    frozenset({Role.PARTNER})), path, 1)
+            size.spark_commit_s += time.perf_counter() - t
+        size.spark_commit_mib = _hwm_mib()
+        files = [str(part) for e in services.ingest.visible_extracts("bank_alerts")
+                 for part in parquet_parts(services.store.local_path(e.object_key))]
+    finally:
+        size.spark_commit_memory = peaks.stop()
+        services.close()
+    for path in extracts:
+        path.unlink()
+    print(f"{size.rows:,} rows committed on Spark in {size.spark_commit_s:.1f} s", flush=True)
+    return files
 
 
 @dataclass(frozen=True)
@@ -402,12 +471,23 @@ def report(sizes: list[Size], args: argparse.Namespace, minutes: float,
             f"all {cores} cores; the machine is shared): " + "; ".join(
                 f"{s.rows:,} rows: DuckDB {max(s.runs['duckdb'].others, 0):.0%}, Spark "
                 f"{max(s.runs['spark'].others, 0):.0%}" for s in sizes) + "."]
-    out += ["", "Commit (DuckDB, in the hub; Spark commits are not implemented yet, so not "
-            "measured): " + "; ".join(
-                f"{s.rows:,} rows {s.commit_s / (s.rows / 1e6):.2f} s per million rows "
-                f"({s.commit_s:.1f} s, peak RSS {s.commit_mib:,} MiB)" for s in sizes)
-            + ". Starting the cluster: " + ", ".join(
-                f"{s.cluster_start_s:.0f} s" for s in sizes) + ".", ""]
+    out += ["", "Commits of the same five extracts (time of all five; peak RSS of the "
+            "committing hub process, and the sum of the cluster's processes' peaks while it "
+            "committed on Spark; query_dp's exact unbounded aggregates over both committed "
+            "copies compared):", "",
+            "| rows | DuckDB in the hub s (s per million) | Spark s (s per million) | "
+            "Spark / DuckDB | hub peak MiB, DuckDB / Spark | cluster peak MiB | same exact "
+            "aggregates |", "|---|---|---|---|---|---|---|"]
+    for size in sizes:
+        m = size.rows / 1e6
+        cluster_mib = sum(x for ms in size.spark_commit_memory.values() for x in ms)
+        out.append(f"| {size.rows:,} | {size.commit_s:.1f} ({size.commit_s / m:.2f}) | "
+                   f"{size.spark_commit_s:.1f} ({size.spark_commit_s / m:.2f}) | "
+                   f"**{size.spark_commit_s / size.commit_s:.1f}x** | {size.commit_mib:,} / "
+                   f"{size.spark_commit_mib:,} | {cluster_mib:,} | "
+                   f"{'yes' if size.same_exact else '**no**'} |")
+    out += ["", "Starting the cluster: " + ", ".join(
+        f"{s.cluster_start_s:.0f} s" for s in sizes) + ".", ""]
     kinds = list(dict.fromkeys([*HEAPS, *(k for s in sizes for k in s.memory)]))
     out += ["Peak RSS (VmHWM, sampled every second from /proc) of each process, MiB; "
             "several processes of a kind: each one's, largest first:", "",
@@ -429,6 +509,11 @@ def report(sizes: list[Size], args: argparse.Namespace, minutes: float,
         "| shape | DuckDB fixed s + s per 10M rows | Spark fixed s + s per 10M rows | "
         "Spark faster on this machine |", "|---|---|---|---|"]
     lines: dict[str, tuple[Line, Line]] = {}
+    commits = (Line.fit(rows, [s.commit_s for s in sizes]),
+               Line.fit(rows, [s.spark_commit_s for s in sizes]))
+    out.append(f"| commit of five extracts | {commits[0].fixed:.2f} + "
+               f"{commits[0].per_row * 1e7:.3f} | {commits[1].fixed:.2f} + "
+               f"{commits[1].per_row * 1e7:.3f} | {_crossover(*commits)} |")
     for shape in SHAPES:
         fd = Line.fit(rows, [s.runs["duckdb"].shapes[shape] for s in sizes])
         fs = Line.fit(rows, [s.runs["spark"].shapes[shape] for s in sizes])
@@ -449,7 +534,7 @@ def report(sizes: list[Size], args: argparse.Namespace, minutes: float,
             f"| shape | DuckDB, 1 node of {cores} cores | DuckDB, 1 node of {c} cores | "
             + " | ".join(f"Spark, {n} workers x {c} cores" for n in PAPER_WORKERS) + " |",
             "|---|---|---|" + "---|" * len(PAPER_WORKERS)]
-    for shape, (fd, fs) in lines.items():
+    for shape, (fd, fs) in [("commit of five extracts", commits), *lines.items()]:
         out.append(f"| {shape} | {fd.at(PAPER_ROWS)} | "
                    f"{fd.at(PAPER_ROWS, c / cores)} | " + " | ".join(
                        fs.at(PAPER_ROWS, n * c / WORKERS) for n in PAPER_WORKERS)

@@ -132,6 +132,7 @@ class Services:
         self.folded_audit.flush()
         self.policies.stop_watching()
         self.query_engine.close()
+        self.ingest.close()
         if self.identity.external is not None:
             self.identity.external.close()
         self.engine.dispose()

@@ -90,17 +90,18 @@ def _field_sql(f: ContractField, side: Side) -> tuple[str, str]:
         )
     if f.type is FieldType.CATEGORY_LIST:
         items = f"list_filter(list_transform({col}, lambda x: trim(x)), lambda x: x <> '')"
-        typed = f"CASE WHEN len({items}) > 0 THEN {items} END"
+        outside = f"list_filter({items}, lambda x: NOT list_contains({_codes(f)}, x))"
+        typed = f"CASE WHEN array_length({items}) > 0 THEN {items} END"
         reason = (
-            f"CASE WHEN {col} IS NULL OR len({items}) = 0 THEN {missing} "
-            f"WHEN len(list_filter({items}, lambda x: NOT list_contains({_codes(f)}, x))) > 0 "
-            f"THEN 'not in the contract''s domain: ' || "
-            f"list_filter({items}, lambda x: NOT list_contains({_codes(f)}, x))[1] "
-            f"WHEN len(list_distinct({items})) <> len({items}) THEN 'a code is listed twice' "
+            f"CASE WHEN {col} IS NULL OR array_length({items}) = 0 THEN {missing} "
+            f"WHEN array_length({outside}) > 0 "
+            f"THEN 'not in the contract''s domain: ' || {outside}[1] "
+            f"WHEN array_length(list_distinct({items})) <> array_length({items}) "
+            "THEN 'a code is listed twice' "
         )
         if f.max_items is not None:
             reason += (
-                f"WHEN len({items}) > {f.max_items} "
+                f"WHEN array_length({items}) > {f.max_items} "
                 f"THEN 'more than {f.max_items} codes' "
             )
         return typed, reason + "END"

@@ -40,11 +40,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
@@ -60,7 +61,7 @@ from hub.contracts.extractformat import (
     extract_schema,
 )
 from hub.contracts.model import Contract, ContractField, FieldType
-from hub.contracts.rowcheck import check_relation, valid_rows_sql
+from hub.contracts.rowcheck import CheckResult, check_relation, valid_rows_sql
 from hub.contracts.validation import ROW_COLUMN, Side
 from hub.errors import (
     MAX_LISTED_ERRORS,
@@ -72,12 +73,17 @@ from hub.errors import (
     Unavailable,
 )
 from hub.ingest.units import BOUND_FIELDS, FIXED_META, FixedColumn, UnitNumbering
+from hub.query.runner import UnreadableInput
 from hub.settings import Settings
 from hub.storage.sandbox import DuckLimits, sandboxed_duckdb
+
+if TYPE_CHECKING:
+    from hub.ingest.clustered import ClusterCommit
 
 __all__ = [
     "KEY_ID_RE",
     "ExtractReport",
+    "canonical_schema",
     "check_extract",
 ]
 
@@ -181,6 +187,7 @@ def check_extract(
     limits: ExtractLimits = _DEFAULT_LIMITS,
     units: UnitNumbering | None = None,
     partner: str | None = None,
+    cluster: ClusterCommit | None = None,
 ) -> ExtractReport:
     """Check the Parquet file ``path`` against ``contract`` (see the module docstring).
 
@@ -191,14 +198,21 @@ def check_extract(
     With ``units`` (and the
     uploading ``partner``), the rows are numbered for contribution bounding before they
     are written (``hub.ingest.units``): the copy gets the ``__unit``, ``__seq`` and ``__partner``
-    columns and the index is updated.
+    columns and the index is updated. With ``cluster`` instead (``TAHUB_ENGINE=spark``), the
+    rows are checked and numbered there and ``canonical`` becomes a folder object
+    (:mod:`hub.ingest.clustered`); ``path`` must be where the cluster reads it.
     """
-    if (units is None) != (partner is None):
+    if (units is None) != (partner is None) and cluster is None:
         raise ValueError("units and partner go together")
     bounding = None if units is None or partner is None else (units, partner)
+    rows = None
+    if cluster is not None:
+        if canonical is None or partner is None:
+            raise ValueError("a commit on the cluster writes a numbered canonical copy")
+        rows = partial(_rows_on_cluster, cluster, path, contract, canonical, partner)
     with _open(path) as parquet:
         return _check(parquet, contract, canonical, duck, bounding,
-                      _Budget(limits, path.stat().st_size))
+                      _Budget(limits, path.stat().st_size), rows)
 
 
 def _check(
@@ -208,6 +222,7 @@ def _check(
     duck: DuckLimits,
     bounding: tuple[UnitNumbering, str] | None,
     budget: _Budget,
+    on_cluster: Callable[[ExtractReport, int], int] | None = None,
 ) -> ExtractReport:
     schema = parquet.schema_arrow
     meta = {k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
@@ -232,8 +247,30 @@ def _check(
         connector_version=meta.get(META_CONNECTOR_VERSION, "")[:40] or None,
         checked_at=datetime.now(UTC),
     )
-    rows = _check_rows(parquet, contract, report, canonical, duck, bounding, budget)
+    if on_cluster is not None:
+        rows = on_cluster(report, parquet.metadata.num_rows)
+    else:
+        rows = _check_rows(parquet, contract, report, canonical, duck, bounding, budget)
     return replace(report, rows=rows)
+
+
+def _rows_on_cluster(cluster: ClusterCommit, path: Path, contract: Contract, canonical: Path,
+                     partner: str, report: ExtractReport, footer_rows: int) -> int:
+    """Rows checked, numbered and copied on the cluster (:mod:`hub.ingest.clustered`)."""
+    try:
+        result = cluster.check(path, contract, canonical, partner,
+                               canonical_schema(contract, report, bounded=True))
+    except UnreadableInput as exc:
+        raise ExtractInvalid(
+            "the extract's data cannot be read: a page is corrupt (a page checksum does "
+            "not match, or a page cannot be decoded); write it again with tahub-connect",
+            errors=[RowError(field=None, reason="corrupt Parquet data")]) from exc
+    if result.rows != footer_rows:
+        raise ExtractInvalid(
+            f"the extract's footer declares {footer_rows} rows but holds {result.rows}; "
+            "write it again with tahub-connect",
+            errors=[RowError(field=None, reason="row count differs from the footer")])
+    return _rows_or_refusal(result, contract)
 
 
 def _plural(n: int, word: str) -> str:
@@ -506,6 +543,11 @@ def _check_rows(
             raise  # the hub's own disk: the caller translates it
         _log.error("extract.check_failed", error=type(exc).__name__)
         raise Unavailable("the hub could not check this extract; retry later") from exc
+    return _rows_or_refusal(result, contract)
+
+
+def _rows_or_refusal(result: CheckResult, contract: Contract) -> int:
+    """The checked rows, or the refusal of an extract without rows or with broken ones."""
     if result.rows == 0:
         raise EmptyExtract("the extract has no rows; there is nothing to share")
     if result.total_errors:
@@ -538,6 +580,29 @@ def _out_of_capacity(exc: duckdb.OutOfMemoryException, duck: DuckLimits) -> OutO
         rule="memory_limit", setting="TAHUB_DUCKDB_MEMORY_LIMIT", limit=duck.memory_limit)
 
 
+def canonical_schema(contract: Contract, report: ExtractReport, bounded: bool) -> pa.Schema:
+    """The canonical copy's schema and ``tahub.*`` metadata: the contract's types, then,
+    numbered for contribution bounding (``bounded``), :data:`BOUND_FIELDS` and the
+    :class:`FixedColumn` s with their ``tahub.fixed`` record."""
+    meta = {
+        META_DATASET: contract.dataset,
+        META_CONTRACT_VERSION: str(contract.version),
+        META_KEY_ID: report.key_id,
+    }
+    if report.connector_version:
+        meta[META_CONNECTOR_VERSION] = report.connector_version
+    schema = extract_schema(contract, meta)
+    if not bounded:
+        return schema
+    fixed = FixedColumn.of(contract)
+    for f in (*BOUND_FIELDS, *(pa.field(c.column, c.arrow_type) for c in fixed)):
+        schema = schema.append(f)
+    if fixed:
+        schema = schema.with_metadata(
+            {**(schema.metadata or {}), FIXED_META.encode(): FixedColumn.metadata(fixed)})
+    return schema
+
+
 def _write_canonical(
     con: duckdb.DuckDBPyConnection,
     contract: Contract,
@@ -549,24 +614,11 @@ def _write_canonical(
     or, numbered for contribution bounding when ``bounding`` is given, in the order DuckDB
     holds them (the file's within each batch of the stream; ``__seq`` follows the file's
     order whatever the order of the copy: ``hub.ingest.units``)."""
-    meta = {
-        META_DATASET: contract.dataset,
-        META_CONTRACT_VERSION: str(contract.version),
-        META_KEY_ID: report.key_id,
-    }
-    if report.connector_version:
-        meta[META_CONNECTOR_VERSION] = report.connector_version
-    schema = extract_schema(contract, meta)
+    schema = canonical_schema(contract, report, bounding is not None)
     query = valid_rows_sql(contract)
     if bounding is not None:
         units, partner = bounding
         query = units.number(con, contract, partner)
-        fixed = FixedColumn.of(contract)
-        for f in (*BOUND_FIELDS, *(pa.field(c.column, c.arrow_type) for c in fixed)):
-            schema = schema.append(f)
-        if fixed:
-            schema = schema.with_metadata(
-                {**(schema.metadata or {}), FIXED_META.encode(): FixedColumn.metadata(fixed)})
     rows = con.sql(query).to_arrow_reader(_ROW_GROUP_ROWS)
     with pq.ParquetWriter(dest, schema, compression="zstd", write_page_checksum=True) as writer:
         for batch in rows:

@@ -63,6 +63,7 @@ from scipy.sparse.csgraph import connected_components
 from hub.contracts.model import Contract
 from hub.contracts.validation import quote_ident
 from hub.ingest.units import UNIT_COLUMN
+from hub.storage.objects import parquet_parts, parquet_schema
 from hub.storage.sandbox import DuckLimits, sandboxed_duckdb
 
 __all__ = [
@@ -199,7 +200,7 @@ class LinkIndex:
             return {}
         selects, params = [], []
         for s in sources:
-            names = set(pq.read_schema(s.path).names)
+            names = set(parquet_schema(s.path).names)
             for column, kind in s.identifiers:
                 if column in names:
                     col = quote_ident(column)
@@ -209,7 +210,7 @@ class LinkIndex:
                         f"'{s.dataset}:' || CAST({UNIT_COLUMN} AS VARCHAR) AS unit "
                         f"FROM (SELECT DISTINCT {UNIT_COLUMN}, {col} FROM read_parquet(?) "
                         f"WHERE {col} IS NOT NULL)")
-                    params.append(str(s.path))
+                    params.append([str(p) for p in parquet_parts(s.path)])
         rows = con.execute(
             "SELECT comp, kind, tok, units FROM (SELECT n.comp, x.kind, x.tok, "
             "count(DISTINCT x.unit) AS units, row_number() OVER (PARTITION BY n.comp "
@@ -241,7 +242,8 @@ class LinkIndex:
             fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
             try:
                 with sandboxed_duckdb(self._limits, database=self._folder / _DB,
-                                      read=[s.path for s in sources],
+                                      read=[p for s in sources
+                                            for p in parquet_parts(s.path)],
                                       folders=[self._folder]) as con:
                     yield con
             finally:
@@ -304,7 +306,7 @@ class LinkIndex:
         """Union the edges of ``added`` into the stored components, in one transaction."""
         selects, params = [], []
         for s in added:
-            names = set(pq.read_schema(s.path).names)
+            names = set(parquet_schema(s.path).names)
             for column, kind in s.identifiers:
                 if column not in names:  # an extract of an older contract version
                     continue
@@ -318,7 +320,7 @@ class LinkIndex:
                     f"FROM (SELECT DISTINCT {UNIT_COLUMN}, {col} FROM read_parquet(?) "
                     f"WHERE {col} IS NOT NULL AND {UNIT_COLUMN} IS NOT NULL "
                     f"AND NOT list_contains(?, {col}))")
-                params += [str(s.path), sorted(self._stop)]
+                params += [[str(p) for p in parquet_parts(s.path)], sorted(self._stop)]
         con.execute("BEGIN TRANSACTION")
         try:
             if selects:

@@ -46,7 +46,9 @@ import hashlib
 import math
 import re
 import secrets
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
@@ -61,6 +63,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from hub.actors import Actor, Role
 from hub.contracts.model import ContractRegistry
 from hub.errors import (
+    ConfigError,
     Conflict,
     EmptyExtract,
     ExtractInvalid,
@@ -71,14 +74,16 @@ from hub.errors import (
     Unavailable,
 )
 from hub.governance.audit import Action, AuditEvent, AuditLog
+from hub.ingest.clustered import ClusterCommit
 from hub.ingest.extracts import ExtractLimits, ExtractReport, check_extract
 from hub.ingest.linkage import LinkIndex, LinkSource, identifier_columns, linkable_datasets
 from hub.ingest.staging import Staging
 from hub.ingest.units import open_unit_index
 from hub.metrics import Metrics
+from hub.query.runner import cluster_runner
 from hub.settings import Settings
 from hub.storage.db import MEMBER_LIMITS, extracts, organisations, uploads, utcnow
-from hub.storage.objects import MultipartStore, ObjectStore
+from hub.storage.objects import LocalFolderStore, MultipartStore, ObjectStore
 from hub.storage.s3 import S3Store
 from hub.storage.sandbox import DuckLimits
 
@@ -263,6 +268,24 @@ class IngestService:
         self._linkable = linkable_datasets(
             [registry.get(d) for d in registry.datasets()])
         self.audit = AuditLog(engine)
+        # TAHUB_ENGINE=spark: extracts checked, numbered and copied on the cluster
+        # (hub.ingest.clustered), in work folders it shares
+        runner = cluster_runner(settings)
+        self._cluster = None if runner is None else ClusterCommit(
+            runner, settings.work_dir, embedded=self.units)
+        self._cluster_work = Staging(settings.work_dir / "commits")
+
+    def close(self) -> None:
+        """Close the cluster's session, if any."""
+        if self._cluster is not None:
+            self._cluster.runner.close()
+
+    @contextmanager
+    def _workspace(self) -> Iterator[Path]:
+        """A commit's work folder: the hub's own, or one the cluster shares."""
+        staging = self._staging if self._cluster is None else self._cluster_work
+        with staging.workspace() as work:
+            yield work
 
     # -- uploads -----------------------------------------------------------------------
     @_boundary
@@ -440,7 +463,7 @@ class IngestService:
         self._require_receiving(up, now)
         if up.transfer == _DIRECT:
             return self._commit_direct(actor, up, now)
-        with self._staging.locked(up.id) as staged, self._staging.workspace() as work:
+        with self._staging.locked(up.id) as staged, self._workspace() as work:
             current = staged.offset
             if current != up.size:
                 raise Conflict(
@@ -468,7 +491,7 @@ class IngestService:
                 )
             store.complete_multipart(key, up.multipart_id,
                                      [(n, held[n][0]) for n in range(1, len(sizes) + 1)])
-        with self._staging.workspace() as work:
+        with self._workspace() as work:
             raw = work / "upload.parquet"
             try:
                 store.download(key, raw)
@@ -509,9 +532,12 @@ class IngestService:
             duck = DuckLimits.of(self._settings)
             if self._settings.duckdb_temp_dir is None:  # the work folder: swept after a crash
                 duck = replace(duck, spill_root=canonical.parent)
+            if self._cluster is not None and raw.parent != canonical.parent:
+                shutil.copyfile(raw, canonical.parent / "upload.parquet")  # where it reads
+                raw = canonical.parent / "upload.parquet"
             return check_extract(raw, contract, canonical=canonical, duck=duck,
                                  limits=self.extract_limits(actor.org), units=self.units,
-                                 partner=actor.org)
+                                 partner=actor.org, cluster=self._cluster)
         except (InvalidInput, NotFound) as exc:
             self._finish(up, _REJECTED, _event(
                 Action.UPLOAD_REJECTED, actor, up.id, up.dataset,
@@ -532,7 +558,13 @@ class IngestService:
         extract_id = up.extract_id or _new_id("ext_")
         key = object_key(actor.org, up.dataset, extract_id)
         self._set_receiving(up.id, extract_id=extract_id, updated_at=now)
-        self._store.put_file(key, canonical)
+        if canonical.is_dir():  # written by the cluster (settings: a folder store)
+            if not isinstance(self._store, LocalFolderStore):
+                raise ConfigError("extracts committed on Spark need TAHUB_STORAGE=file://...",
+                                  field="TAHUB_STORAGE")
+            self._store.put_folder(key, canonical)
+        else:
+            self._store.put_file(key, canonical)
         try:
             with self._engine.begin() as conn:
                 conn.execute(sa.insert(extracts).values(
@@ -771,6 +803,8 @@ class IngestService:
                 self._store.delete(key)
                 removed += 1
         self._staging.remove_stale_workspaces(_SPILL_MAX_AGE)
+        if self._cluster is not None:
+            self._cluster_work.remove_stale_workspaces(_SPILL_MAX_AGE)
         if isinstance(self._store, S3Store):  # local copies of extracts withdrawn anywhere
             self._store.prune_cache(referenced)
         report = SweepReport(len(expired), removed, orphans)

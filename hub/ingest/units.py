@@ -94,7 +94,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub.contracts.model import Contract, FieldType, Role
+from hub.contracts.model import Contract, ContractField, FieldType, Role
 from hub.contracts.validation import ERRORS_COLUMN, ROW_COLUMN, quote_ident
 from hub.errors import Unavailable
 from hub.privacy.noise import sum_decimals, to_fixed
@@ -160,7 +160,12 @@ class UnitNumbering(Protocol):
         ...
 
     def rows_seen(self, dataset: str) -> dict[str, tuple[int, int]]:
-        """Token -> (unit id, rows seen) of ``dataset`` (tests and audits)."""
+        """Token -> (unit id, rows seen) of ``dataset`` (tests, audits, and a dataset's move
+        to the cluster's index: :mod:`hub.ingest.clustered`)."""
+        ...
+
+    def salt(self, dataset: str) -> str | None:
+        """``dataset``'s secret salt, None before its first commit."""
         ...
 
 
@@ -314,6 +319,19 @@ class UnitIndex:
                 con.close()
         return {str(t): (int(u), int(n)) for t, u, n in rows}
 
+    def salt(self, dataset: str) -> str | None:
+        with self._locked(dataset) as path:
+            if not path.exists():
+                return None
+            con = duckdb.connect(str(path), read_only=True)
+            try:
+                found = con.execute("SELECT salt FROM salt").fetchall()
+            except duckdb.CatalogException:
+                return None
+            finally:
+                con.close()
+        return str(found[0][0]) if found else None
+
 
 class PostgresUnitIndex:
     """The unit index in the PostgreSQL metadata store, shared by hub processes on any host.
@@ -434,6 +452,16 @@ class PostgresUnitIndex:
             raise Unavailable("the metadata store is unavailable; retry later") from exc
         return {str(t): (int(u), int(n)) for t, u, n in rows}
 
+    def salt(self, dataset: str) -> str | None:
+        ud = unit_datasets
+        try:
+            with self._engine.connect() as conn:
+                found = conn.execute(sa.select(ud.c.salt)
+                                     .where(ud.c.dataset == _dataset(dataset))).scalar()
+        except SQLAlchemyError as exc:
+            raise Unavailable("the metadata store is unavailable; retry later") from exc
+        return None if found is None else str(found)
+
 
 def open_unit_index(engine: sa.Engine, folder: Path) -> UnitNumbering:
     """The unit index that goes with the metadata store: PostgreSQL's own tables when the
@@ -455,7 +483,7 @@ def _valid_sql(contract: Contract, table: str) -> str:
     """(row, token) of the rows of ``table`` that passed every check."""
     unit = anchor_sql(contract)
     return (f"SELECT {quote_ident(ROW_COLUMN)}, {unit} AS tok FROM {quote_ident(table)} "
-            f"WHERE len({ERRORS_COLUMN}) = 0")
+            f"WHERE array_length({ERRORS_COLUMN}) = 0")
 
 
 def anchor_sql(contract: Contract, alias: str | None = None) -> str:
@@ -566,11 +594,36 @@ def _duckdb_salt(con: duckdb.DuckDBPyConnection) -> str:
 def prio_sql(contract: Contract, alias: str, salt: str) -> str:
     """31 bits of MD5 over the salt and the row's extract fields (``alias`` the row's table),
     as the high part of ``__prio`` (module docstring). NULL is written as chr(0), so that
-    (a, NULL) and (NULL, a) differ."""
-    values = ", ".join(f"coalesce(CAST({alias}.{quote_ident(f.name)} AS VARCHAR), chr(0))"
-                       for f in contract.extract_fields)
+    (a, NULL) and (NULL, a) differ. Each value is hashed as text that DuckDB and Spark
+    write alike (:func:`_hash_text`), so that both engines give a row the same priority."""
+    values = ", ".join(
+        f"coalesce({_hash_text(f, f'{alias}.{quote_ident(f.name)}')}, chr(0))"
+        for f in contract.extract_fields)
     return (f"CAST(md5_number_lower(concat_ws(chr(31), {_lit(salt)}, {values})) "
             f"% {2**31} AS BIGINT)")
+
+
+def _hash_text(f: ContractField, col: str) -> str:
+    """A checked value as text for the priority's hash, the same in DuckDB and Spark SQL.
+
+    Strings are themselves and integers their digits; a list joins its codes with chr(30).
+    A number is not cast to text (the engines write doubles differently: ``1e+20`` and
+    ``1.0E20``) but scaled by 2^20, which is exact, rounded half away from zero (both
+    engines' ``round``) and written as a BIGINT: so values 2^-20 apart or less hash alike,
+    as do all values of 2^63 and more (``__seq`` still tells them apart); beyond 2^43 the
+    value itself is rounded. The hash only orders a unit's rows: any function of the row
+    alone keeps the privacy argument (module docstring)."""
+    if f.type is FieldType.CATEGORY_LIST:
+        return f"array_to_string({col}, chr(30))"
+    if f.type is FieldType.INTEGER:
+        return f"CAST({col} AS VARCHAR)"
+    if f.type is FieldType.NUMBER:
+        scale = f"CAST('{float(2**20)!r}' AS DOUBLE)"
+        return (f"CASE WHEN abs({col}) < CAST('{float(2**43)!r}' AS DOUBLE) "
+                f"THEN CAST(CAST(round({col} * {scale}) AS BIGINT) AS VARCHAR) "
+                f"WHEN abs({col}) < CAST('{float(2**63)!r}' AS DOUBLE) "
+                f"THEN 'r' || CAST(CAST(round({col}) AS BIGINT) AS VARCHAR) ELSE 'h' END")
+    return col
 
 
 def _number_rows(con: duckdb.DuckDBPyConnection, contract: Contract, table: str,
@@ -594,7 +647,7 @@ def _number_rows(con: duckdb.DuckDBPyConnection, contract: Contract, table: str,
             f"SELECT v.pos, v.{row}, k.unit, CAST(least(k.seen + row_number() OVER "
             f"(PARTITION BY k.unit ORDER BY v.{row}), {_MAX_SEQ}) AS INTEGER) "
             f"FROM (SELECT rowid AS pos, {row}, {anchor_sql(contract)} AS tok FROM {t} "
-            f"WHERE len({ERRORS_COLUMN}) = 0) v "
+            f"WHERE array_length({ERRORS_COLUMN}) = 0) v "
             f"JOIN (SELECT tok, unit, seen FROM {_TOKENS_TABLE} "
             f"WHERE {_in_pass('tok', p, passes)}) k ON v.tok = k.tok"
             + ("" if passes == 1 else f" WHERE {_in_pass('v.tok', p, passes)}")

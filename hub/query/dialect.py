@@ -43,6 +43,7 @@ class Source:
     view: str
     files: tuple[str, ...]
     merge: bool  # files of different columns, matched by name (DuckDB's union_by_name)
+    row_number: bool = False  # a ``file_row_number`` column: the row's place in its file
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,15 @@ def to_spark(
     for node in list(tree.find_all(exp.ArrayOverlaps)):
         node.replace(exp.Anonymous(this="ARRAYS_OVERLAP",
                                    expressions=[node.this, node.expression]))
+    for match in list(tree.find_all(exp.RegexpFullMatch)):
+        match.replace(_full_match(match))
+    for inf in list(tree.find_all(exp.IsInf)):
+        inf.replace(exp.EQ(this=exp.Abs(this=inf.this),
+                           expression=exp.cast(exp.Literal.string("Infinity"),
+                                               exp.DataType.Type.DOUBLE)))
+    for call in list(tree.find_all(exp.Anonymous)):
+        if call.name.lower() == "md5_number_lower":
+            call.replace(_md5_number_lower(call.expressions[0]))
     for star in list(tree.find_all(exp.Star)):
         if star.args.get("replace"):
             _list_replaced(star, sources, columns)
@@ -110,10 +120,34 @@ def _source(fn: exp.ReadParquet, values: Mapping[str, Any]) -> Source:
         raise ValueError("read_parquet takes its files as a parameter")
     files = values[first.name]
     files = (files,) if isinstance(files, str) else tuple(str(f) for f in files)
-    merge = any(isinstance(o, exp.EQ) and o.this.name == "union_by_name"
-                and isinstance(o.expression, exp.Boolean) and o.expression.this
-                for o in options)
-    return Source(f"__tahub_{secrets.token_hex(6)}", files, merge)
+    def option(name: str) -> bool:
+        return any(isinstance(o, exp.EQ) and o.this.name == name
+                   and isinstance(o.expression, exp.Boolean) and o.expression.this
+                   for o in options)
+
+    return Source(f"__tahub_{secrets.token_hex(6)}", files, option("union_by_name"),
+                  option("file_row_number"))
+
+
+def _full_match(match: exp.RegexpFullMatch) -> exp.Expression:
+    """DuckDB's ``regexp_full_match(s, 'p')`` as Spark's ``s RLIKE '^(?:p)$'`` (RLIKE finds
+    a match anywhere; the engine's patterns are literals, RE2 and Java alike)."""
+    pattern = match.expression
+    if not isinstance(pattern, exp.Literal) or not pattern.is_string:
+        raise ValueError("regexp_full_match takes a literal pattern")
+    return exp.RegexpLike(this=match.this,
+                          expression=exp.Literal.string(f"^(?:{pattern.this})$"))
+
+
+def _md5_number_lower(value: exp.Expression) -> exp.Expression:
+    """DuckDB's ``md5_number_lower(s)``: bytes 8 to 15 of MD5(s), read little-endian, as an
+    unsigned 64-bit number, here a DECIMAL(20, 0) from the hexadecimal digest."""
+    digest = exp.MD5(this=value)
+    pairs = [exp.Substring(this=digest.copy(), start=exp.Literal.number(at),
+                           length=exp.Literal.number(2)) for at in range(31, 16, -2)]
+    number = exp.Anonymous(this="CONV", expressions=[
+        exp.Concat(expressions=pairs), exp.Literal.number(16), exp.Literal.number(10)])
+    return exp.cast(number, exp.DataType.build("DECIMAL(20, 0)"))
 
 
 def _literal(value: Any) -> exp.Expression:

@@ -27,11 +27,10 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 import structlog
 
 from hub.contracts.model import FieldType
-from hub.errors import ConfigError, NotFound, OutOfCapacity, Unavailable
+from hub.errors import NotFound, OutOfCapacity, Unavailable
 from hub.ingest.service import IngestService
 from hub.ingest.units import PARTNER_COLUMN, SEQ_COLUMN, UNIT_COLUMN, FixedColumn
 from hub.query.bounds import (
@@ -41,10 +40,10 @@ from hub.query.bounds import (
     persons_source,
 )
 from hub.query.plan import QueryPlan
-from hub.query.runner import DuckRunner, Runner
+from hub.query.runner import DuckRunner, cluster_runner
 from hub.query.sql import Part, compile_plan, compile_subtracted, subtractable
 from hub.settings import Settings
-from hub.storage.objects import ObjectStore
+from hub.storage.objects import ObjectStore, parquet_parts, parquet_schema
 from hub.storage.sandbox import DuckLimits, sandboxed_duckdb
 
 __all__ = ["QueryEngine"]
@@ -178,7 +177,8 @@ class QueryEngine:
         self._settings = settings
         self._limits = DuckLimits.of(settings)
         self._sandboxes = _Sandboxes(self._limits, settings.data_dir)
-        self._runner = _runner(settings, DuckRunner(self._limits, self._sandboxes.cursor))
+        self._runner = cluster_runner(settings) or DuckRunner(self._limits,
+                                                              self._sandboxes.cursor)
         self._cuts = BoundCuts(settings.work_dir / "cache" / "bounds", self._runner)
         # object key -> its columns and fixed-point columns (committed files are immutable)
         self._layouts: dict[str, _Layout] = {}
@@ -300,7 +300,7 @@ class QueryEngine:
             if layout is None:
                 layout = self._layouts[extract.object_key] = _layout(extract.id, path)
             layouts.append(layout)
-            paths.append(path)
+            paths.extend(parquet_parts(path))
             ids.append(extract.id)
         columns = frozenset().union(*(names for names, _ in layouts))
         shared = dict(layouts[0][1]) if layouts else {}
@@ -352,19 +352,6 @@ class QueryEngine:
             raise Unavailable("the query could not run; retry later") from exc
 
 
-def _runner(settings: Settings, duck: DuckRunner) -> Runner:
-    """The runner ``settings.engine`` names (``duck`` for the default)."""
-    if settings.engine == "spark":
-        try:  # PySpark and SQLGlot only where Spark is used: the `spark` extra
-            from hub.query.spark import SparkRunner
-        except ImportError as exc:
-            raise ConfigError(f"TAHUB_ENGINE=spark needs the spark extra ({exc.name} is "
-                              "missing): pip install 'tahub[spark]'",
-                              field="TAHUB_ENGINE") from None
-        return SparkRunner(settings)
-    return duck
-
-
 _Layout = tuple[frozenset[str], dict[str, FixedColumn]]
 
 
@@ -372,7 +359,7 @@ def _layout(extract_id: str, path: Path) -> _Layout:
     """The file's columns and fixed-point columns; refused if it lacks the bounding columns
     (hub.ingest.units)."""
     try:
-        schema = pq.read_schema(path)
+        schema = parquet_schema(path)
     except (pa.ArrowException, OSError) as exc:
         raise Unavailable("the dataset changed while the query ran; retry") from exc
     names = frozenset(schema.names)

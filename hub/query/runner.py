@@ -20,12 +20,19 @@ from typing import Any, Protocol
 
 import duckdb
 
+from hub.errors import ConfigError
+from hub.settings import Settings
 from hub.storage.sandbox import DuckLimits, sandboxed_duckdb
 
-__all__ = ["DuckRunner", "Params", "Runner"]
+__all__ = ["DuckRunner", "Params", "Runner", "UnreadableInput", "cluster_runner"]
 
 #: Bound parameters of a statement: positional (``?``) or by name (``$name``).
 Params = Sequence[Any] | Mapping[str, Any]
+
+
+class UnreadableInput(Exception):
+    """A file the statement reads cannot be decoded (a corrupt page, a checksum that does
+    not match): the file's fault, not the engine's (an uploaded extract is refused)."""
 
 
 class Runner(Protocol):
@@ -77,6 +84,19 @@ class DuckRunner:
 
     def close(self) -> None:
         """Nothing of its own: the sandboxes are their owner's (hub.query.engine)."""
+
+
+def cluster_runner(settings: Settings) -> Runner | None:
+    """The cluster's runner when ``settings.engine`` names one (``spark``), else None (the
+    hub's own DuckDB). Its session opens on first use."""
+    if settings.engine != "spark":
+        return None
+    try:  # PySpark and SQLGlot only where Spark is used: the `spark` extra
+        from hub.query.spark import SparkRunner
+    except ImportError as exc:
+        raise ConfigError(f"TAHUB_ENGINE=spark needs the spark extra ({exc.name} is "
+                          "missing): pip install 'tahub[spark]'", field="TAHUB_ENGINE") from None
+    return SparkRunner(settings)
 
 
 def _copy(sql: str, params: Params, out: Path) -> tuple[str, Params]:

@@ -34,7 +34,7 @@ import structlog
 
 from hub.errors import Unavailable
 from hub.query.dialect import Source, SparkStatement, to_spark
-from hub.query.runner import Params
+from hub.query.runner import Params, UnreadableInput
 from hub.settings import Settings
 
 if TYPE_CHECKING:
@@ -44,6 +44,9 @@ __all__ = ["SparkRunner"]
 
 _log = structlog.get_logger("hub.query.spark")
 _T = TypeVar("_T")
+#: What Spark's messages say of a Parquet file that cannot be decoded (its own fault).
+_UNREADABLE = ("ParquetDecodingException", "ChecksumException", "CORRUPTED_PAGE",
+               "FAILED_READ_FILE", "Could not read page")
 
 
 class SparkRunner:
@@ -97,9 +100,13 @@ class SparkRunner:
 
         def frame(source: Source) -> DataFrame:
             if source.view not in frames:
-                reader = spark.read.option("mergeSchema", str(source.merge).lower())
-                frames[source.view] = reader.parquet(
-                    *(Path(f).resolve().as_uri() for f in source.files))
+                # pages written with CRC checksums are verified as they are read
+                reader = (spark.read.option("mergeSchema", str(source.merge).lower())
+                          .option("parquet.page.verify-checksum.enabled", "true"))
+                df = reader.parquet(*(Path(f).resolve().as_uri() for f in source.files))
+                if source.row_number:  # DuckDB's file_row_number: Spark's row index
+                    df = df.selectExpr("*", "_metadata.row_index AS file_row_number")
+                frames[source.view] = df
             return frames[source.view]
 
         tag = f"tahub-{secrets.token_hex(8)}"
@@ -117,6 +124,8 @@ class SparkRunner:
         except _failures() as exc:
             _log.error("spark.statement_failed", error=type(exc).__name__,
                        timed_out=expired.is_set(), detail=str(exc)[:500])
+            if not expired.is_set() and any(m in str(exc) for m in _UNREADABLE):
+                raise UnreadableInput("a file the statement reads cannot be decoded") from None
             if expired.is_set():
                 raise Unavailable(
                     f"the query ran longer than the cluster's limit of {timeout} s and was "

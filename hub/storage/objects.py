@@ -30,6 +30,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from hub.errors import ConfigError, NotFound, Unavailable
 from hub.storage.objectkeys import TMP_PREFIX, check_key, check_prefix
 from hub.storage.s3 import MultipartUpload, S3Store, UploadPart, open_s3
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
     from hub.settings import Settings
 
 __all__ = [
+    "COMMON_METADATA",
     "LocalFolderStore",
     "MemoryStore",
     "MultipartStore",
@@ -47,7 +51,24 @@ __all__ = [
     "UploadPart",
     "check_key",
     "open_store",
+    "parquet_parts",
+    "parquet_schema",
 ]
+
+#: The file of a folder object that holds its schema and ``tahub.*`` metadata (Parquet's
+#: dataset convention; Spark and DuckDB skip files that start with an underscore).
+COMMON_METADATA = "_common_metadata"
+
+
+def parquet_parts(path: Path) -> list[Path]:
+    """The Parquet files of an extract object: the file itself, or a folder object's parts
+    (an extract Spark committed, :mod:`hub.ingest.clustered`)."""
+    return sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+
+
+def parquet_schema(path: Path) -> pa.Schema:
+    """The schema and ``tahub.*`` metadata of an extract object (:func:`parquet_parts`)."""
+    return pq.read_schema(path / COMMON_METADATA if path.is_dir() else path)
 
 
 @runtime_checkable
@@ -158,18 +179,33 @@ class LocalFolderStore:
                 f"the object store folder cannot be written ({type(exc).__name__})"
             ) from None
 
+    def put_folder(self, key: str, source: Path) -> None:
+        """Move ``source``, a folder of Parquet parts with its ``_common_metadata`` (an
+        extract Spark wrote: :mod:`hub.ingest.clustered`), to ``key`` in one rename; it
+        must be on this store's file system."""
+        if not (source / COMMON_METADATA).is_file():
+            raise ValueError("a folder object needs its _common_metadata")
+        dest = self._path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(source, dest)
+        _fsync_dir(dest.parent)
+
     def local_path(self, key: str) -> Path:
         path = self._path(key)
-        if not path.is_file():
+        if not self.exists(key):
             raise NotFound(f"object {key!r} does not exist")
         return path
 
     def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
+        path = self._path(key)
+        return path.is_file() or (path / COMMON_METADATA).is_file()
 
     def delete(self, key: str) -> None:
         path = self._path(key)
-        path.unlink(missing_ok=True)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
         # Drop folders left empty, up to (not including) the root.
         parent = path.parent
         while parent != self.root and self.root in parent.parents:
@@ -184,8 +220,12 @@ class LocalFolderStore:
         if not self.root.is_dir():
             return iter(())
         found = []
-        for dirpath, _dirs, files in os.walk(self.root):
+        for dirpath, dirs, files in os.walk(self.root):
             rel = Path(dirpath).relative_to(self.root)
+            for name in list(dirs):  # a folder object is one key (put_folder)
+                if (Path(dirpath) / name / COMMON_METADATA).is_file():
+                    dirs.remove(name)
+                    files.append(name)
             for name in files:
                 if name.startswith(TMP_PREFIX):
                     continue

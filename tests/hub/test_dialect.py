@@ -109,3 +109,23 @@ def test_no_filter_value_changes_the_statement(value: str) -> None:
     stmt = to_spark("SELECT k FROM read_parquet(?) AS t WHERE list_contains(CAST(? AS "
                     "VARCHAR[]), t.k)", [["/a.parquet"], [value, "x"]], no_columns)
     assert literals(stmt.sql) == [value, "x"]
+
+
+def test_the_commit_statements_functions_have_spark_forms() -> None:
+    """What the contract's checks and the priorities use (hub.ingest.clustered): a full
+    regular-expression match is an anchored RLIKE, infinity an equality, DuckDB's
+    md5_number_lower a conversion of the digest's bytes 8-15 read little-endian, and a
+    file's row numbers Spark's row index (tests/hub/test_spark_commit.py runs them)."""
+    stmt = to_spark("SELECT regexp_full_match(s, '\\d{4}|x'), isinf(d), md5_number_lower(s), "
+                    "file_row_number FROM read_parquet(?, file_row_number = true)",
+                    [[str(FILES[0])]], no_columns)
+    (source,) = stmt.sources
+    assert source.row_number and source.files == (str(FILES[0]),)
+    tree = sqlglot.parse_one(stmt.sql, read="spark")
+    (match,) = tree.find_all(exp.RegexpLike)
+    assert match.expression.this == "^(?:\\d{4}|x)$"
+    assert "ABS(d) = CAST('Infinity' AS DOUBLE)" in stmt.sql
+    assert "CAST(CONV(CONCAT(SUBSTRING(MD5(s), 31, 2), SUBSTRING(MD5(s), 29, 2)" in stmt.sql
+    assert "SUBSTRING(MD5(s), 17, 2)), 16, 10) AS DECIMAL(20, 0))" in stmt.sql
+    with pytest.raises(ValueError, match="literal pattern"):
+        to_spark("SELECT regexp_full_match(s, p) FROM t", [], no_columns)

@@ -276,14 +276,14 @@ def test_an_unreachable_cluster_refuses_a_query_before_its_charge(
     same query is answered once the hub reaches its cluster again."""
     data = tmp_path / "hub"
     body = {"group_by": ["destination_country"], "measures": ["count"]}
-    with running_hub(data, engine="spark", spark_remote=f"sc://127.0.0.1:{_closed_port()}",
-                     spark_shared_dir=data) as hub:
+    with running_hub(data) as hub:  # committed on DuckDB, before the switch
         _incidents(hub)
         creds = hub.member("Analysts Inc", (Role.ANALYST,), MemberKind.NGO)
-        with hub.authed(creds) as analyst:
-            refused = analyst.post("/v1/queries", json={"dataset": "incidents",
-                                                        "cost": "1/10", **body})
-            spent = analyst.get("/v1/budgets/incidents").json()["member"]["spent"]
+    with running_hub(data, engine="spark", spark_remote=f"sc://127.0.0.1:{_closed_port()}",
+                     spark_shared_dir=data) as hub, hub.authed(creds) as analyst:
+        refused = analyst.post("/v1/queries", json={"dataset": "incidents",
+                                                    "cost": "1/10", **body})
+        spent = analyst.get("/v1/budgets/incidents").json()["member"]["spent"]
     assert refused.status_code == 503, refused.text
     assert int(refused.headers["Retry-After"]) >= 1
     assert refused.json()["rule"] == "spark" and spent == "0"

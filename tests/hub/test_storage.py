@@ -11,7 +11,15 @@ import pytest
 
 from hub.errors import ConfigError, InvalidInput, NotFound
 from hub.settings import Settings
-from hub.storage.objects import LocalFolderStore, MemoryStore, ObjectStore, open_store
+from hub.storage.objects import (
+    COMMON_METADATA,
+    LocalFolderStore,
+    MemoryStore,
+    ObjectStore,
+    open_store,
+    parquet_parts,
+    parquet_schema,
+)
 from tests.s3server import S3Bucket
 
 KEY = "extracts/org_1/bank_alerts/ext_1.parquet"
@@ -113,6 +121,39 @@ def test_folder_keys_skip_temporary_files_and_delete_prunes_empty_folders(tmp_pa
     store.delete(KEY)
     assert not (root / "extracts" / "org_1").exists()  # emptied folders removed
     assert root.is_dir()
+
+
+def test_a_folder_object_is_one_key_read_through_its_parts_and_common_metadata(
+    tmp_path: Path,
+) -> None:
+    """What a Spark commit stores (hub.ingest.clustered): a folder of Parquet parts and its
+    _common_metadata, put by one rename, listed, found and deleted as one object."""
+    root = tmp_path / "objects"
+    store = LocalFolderStore(root)
+    other = "extracts/org_1/bank_alerts/ext_2.parquet"
+    store.put_file(other, _file(tmp_path, "b", b"y"))
+    folder = tmp_path / "written"
+    folder.mkdir()
+    schema = pa.schema([("n", pa.int64())], metadata={"tahub.dataset": "bank_alerts"})
+    for i in range(2):
+        pq.write_table(pa.table({"n": [i, i + 10]}, schema=schema),
+                       folder / f"part-{i}.parquet")
+    (folder / "_SUCCESS").write_bytes(b"")
+    with pytest.raises(ValueError, match="_common_metadata"):
+        store.put_folder(KEY, folder)
+    assert not store.exists(KEY)
+    pq.write_metadata(schema, folder / COMMON_METADATA)
+    store.put_folder(KEY, folder)
+    assert not folder.exists() and store.exists(KEY)
+    assert list(store.keys("extracts/")) == [KEY, other]
+    path = store.local_path(KEY)
+    assert [p.name for p in parquet_parts(path)] == ["part-0.parquet", "part-1.parquet"]
+    assert parquet_schema(path).metadata == {b"tahub.dataset": b"bank_alerts"}
+    assert pq.ParquetDataset(parquet_parts(path)).read()["n"].to_pylist() == [0, 10, 1, 11]
+    store.delete(KEY)
+    assert not store.exists(KEY) and list(store.keys()) == [other]
+    with pytest.raises(NotFound):
+        store.local_path(KEY)
 
 
 def test_open_store_reads_file_and_memory_urls(tmp_path: Path) -> None:

@@ -92,6 +92,19 @@ def test_rows_are_numbered_per_unit_in_arrival_order_across_partners_and_commits
         x: (ids[x], 7), y: (ids[y], 2), z: (ids[z], 1), w: (ids[w], 2)}
 
 
+def test_a_datasets_salt_is_made_at_its_first_commit_and_kept(
+    pool: Pool, alerts: Contract
+) -> None:
+    """What a move to the cluster's index carries over (hub.ingest.clustered)."""
+    assert pool.ingest.units.salt("bank_alerts") is None
+    pool.commit(ORG_A, alerts, rows_of(alerts, ["x"]))
+    salt = pool.ingest.units.salt("bank_alerts")
+    assert salt is not None and len(salt) == 32
+    pool.commit(ORG_B, alerts, rows_of(alerts, ["y"], seed=3))
+    assert pool.ingest.units.salt("bank_alerts") == salt
+    assert pool.ingest.units.salt("case_records") is None
+
+
 def test_withdrawal_and_rejected_uploads_never_lower_rows_seen(
     pool: Pool, alerts: Contract
 ) -> None:
