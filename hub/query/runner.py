@@ -8,7 +8,9 @@ dialect with bound parameters (:mod:`hub.query.sql`), and hand it to a :class:`R
   on the cluster (``TAHUB_ENGINE=spark``).
 
 Either returns exact aggregates (never released as they are: noise is added by the hub,
-:mod:`hub.query.release`) or writes a helper table (contribution bounding's cut files).
+:mod:`hub.query.release`) or writes a helper table (contribution bounding's cut files; on
+the cluster, a commit's checked rows, unit numbers and canonical copy:
+:mod:`hub.ingest.clustered`).
 """
 
 from __future__ import annotations
