@@ -15,6 +15,8 @@ it may import; ``tests/core/test_layering.py`` holds those rules)::
                        honest intervals
     hub/storage/       object stores (local, S3/MinIO), extract cache, metadata database and
                        its migrations
+    hub/engines/       what runs the SQL: DuckDB in the hub, or an Apache Spark cluster
+                       (statements transpiled by SQLGlot)
     hub/governance/    sharing policies, four-eyes policy changes, the audit log
     hub/identity/      members, OAuth2 clients, signing keys, people, sign-in (own and
                        external OpenID providers)
@@ -30,12 +32,12 @@ it may import; ``tests/core/test_layering.py`` holds those rules)::
     hub/demo/          ``tahub demo``: synthetic members and exports through the connector
 
 Layers, inner first: the top-level modules, then ``contracts``, ``privacy`` and ``storage``,
-then ``governance``, ``identity`` and ``ingest``, then ``query`` and ``osint``, then ``api``,
-then ``cli`` and ``demo``. A layer imports only inner ones. The domain core (``contracts.model``,
-``contracts.validation``, ``privacy``, ``governance.policies``, ``governance.proposals``,
-``query.request``, ``query.plan``, ``query.authorisation``, ``osint.tagging``, the
-top-level modules but ``logging``) imports no web framework, database driver, DuckDB or
-authlib; adapters sit around it.
+then ``engines``, ``governance``, ``identity`` and ``ingest``, then ``query`` and ``osint``,
+then ``api``, then ``cli`` and ``demo``. A layer imports only inner ones. The domain core
+(``contracts.model``, ``contracts.validation``, ``privacy``, ``governance.policies``,
+``governance.proposals``, ``query.request``, ``query.plan``, ``query.authorisation``,
+``osint.tagging``, the top-level modules but ``logging``) imports no web framework,
+database driver, DuckDB or authlib; adapters sit around it.
 
 The path of an upload: connector -> POST /v1/uploads -> PATCH chunks (ingest.staging) ->
 POST .../commit -> ingest.extracts re-validates every row -> object store -> ingest.units

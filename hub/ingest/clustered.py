@@ -5,8 +5,8 @@ larger than one node can be committed; the hub keeps only metadata.
 The hub still reads the extract's footer (its metadata, columns and limits:
 :func:`hub.ingest.extracts.check_extract`), then hands the rows to
 :meth:`ClusterCommit.check`, which runs five statements, each written once in DuckDB's dialect
-and run by :class:`~hub.query.runner.Runner` (transpiled for Spark by
-:mod:`hub.query.dialect`), each writing its result as Parquet in the commit's work folder
+and run by :class:`~hub.engines.runner.Runner` (transpiled for Spark by
+:mod:`hub.engines.dialect`), each writing its result as Parquet in the commit's work folder
 under ``TAHUB_SPARK_SHARED_DIR``:
 
 1. ``checked``: the contract's validating query (:func:`hub.contracts.validation.validation_sql`)
@@ -60,6 +60,7 @@ import pyarrow.parquet as pq
 from hub.contracts.model import Contract
 from hub.contracts.rowcheck import CheckResult, listed_sql, result_of, summary_sql
 from hub.contracts.validation import ERRORS_COLUMN, ROW_COLUMN, Side, quote_ident, validation_sql
+from hub.engines.runner import Runner
 from hub.errors import MAX_LISTED_ERRORS, Unavailable
 from hub.ingest.units import (
     PARTNER_COLUMN,
@@ -71,7 +72,6 @@ from hub.ingest.units import (
     anchor_sql,
     prio_sql,
 )
-from hub.query.runner import Runner
 from hub.storage.objects import COMMON_METADATA, parquet_parts
 
 __all__ = ["ClusterCommit", "IndexState"]

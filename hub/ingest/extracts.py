@@ -63,6 +63,7 @@ from hub.contracts.extractformat import (
 from hub.contracts.model import Contract, ContractField, FieldType
 from hub.contracts.rowcheck import CheckResult, check_relation, valid_rows_sql
 from hub.contracts.validation import ROW_COLUMN, Side
+from hub.engines.runner import UnreadableInput
 from hub.errors import (
     MAX_LISTED_ERRORS,
     EmptyExtract,
@@ -73,7 +74,6 @@ from hub.errors import (
     Unavailable,
 )
 from hub.ingest.units import BOUND_FIELDS, FIXED_META, FixedColumn, UnitNumbering
-from hub.query.runner import UnreadableInput
 from hub.settings import Settings
 from hub.storage.sandbox import DuckLimits, sandboxed_duckdb
 

@@ -62,6 +62,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from hub.actors import Actor, Role
 from hub.contracts.model import ContractRegistry
+from hub.engines import cluster_runner
 from hub.errors import (
     ConfigError,
     Conflict,
@@ -80,7 +81,6 @@ from hub.ingest.linkage import LinkIndex, LinkSource, identifier_columns, linkab
 from hub.ingest.staging import Staging
 from hub.ingest.units import open_unit_index
 from hub.metrics import Metrics
-from hub.query.runner import cluster_runner
 from hub.settings import Settings
 from hub.storage.db import MEMBER_LIMITS, extracts, organisations, uploads, utcnow
 from hub.storage.objects import LocalFolderStore, MultipartStore, ObjectStore

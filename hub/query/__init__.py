@@ -20,5 +20,5 @@
     hub.query.resultfile    a release as a table: Arrow, Parquet or CSV (also the client's)
 
 May import: hub.errors, hub.settings, hub.actors, hub.metrics, hub.contracts, hub.privacy,
-hub.storage, hub.governance, hub.ingest
+hub.storage, hub.governance, hub.ingest, hub.engines
 """

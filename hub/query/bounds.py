@@ -46,9 +46,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub.contracts.validation import quote_ident
+from hub.engines.runner import Runner
 from hub.ingest.linkage import PERSON_COLUMN
 from hub.ingest.units import PRIO_COLUMN, SEQ_COLUMN, UNIT_COLUMN
-from hub.query.runner import Runner
 
 __all__ = [
     "CUT_COLUMN",

@@ -30,6 +30,8 @@ import pyarrow as pa
 import structlog
 
 from hub.contracts.model import FieldType
+from hub.engines import cluster_runner
+from hub.engines.runner import DuckRunner
 from hub.errors import NotFound, OutOfCapacity, Unavailable
 from hub.ingest.service import IngestService
 from hub.ingest.units import PARTNER_COLUMN, SEQ_COLUMN, UNIT_COLUMN, FixedColumn
@@ -40,7 +42,6 @@ from hub.query.bounds import (
     persons_source,
 )
 from hub.query.plan import QueryPlan
-from hub.query.runner import DuckRunner, cluster_runner
 from hub.query.sql import Part, compile_plan, compile_subtracted, subtractable
 from hub.settings import Settings
 from hub.storage.objects import ObjectStore, parquet_parts, parquet_schema

@@ -16,7 +16,7 @@ The path of a query (STYLE.md: check, then spend, then run; a repeated request s
       -> ledger.charge_once                    BudgetExceeded refusals write nothing; an
                                                identical query in flight: wait, free
       -> engine.aggregate(plan, parts)         exact cells over the bounded rows (DuckDB or
-                                               Spark, hub.query.runner)
+                                               Spark, hub.engines.runner)
       -> OpenDP noise, intervals, post-processing (hub.privacy)
       -> ledger.record_release                 the release is stored with its entry (store
                                                down: kept, stored when it is back)

@@ -1,4 +1,4 @@
-"""The DuckDB -> Spark SQL transpiler (hub.query.dialect) on the engine's real statements:
+"""The DuckDB -> Spark SQL transpiler (hub.engines.dialect) on the engine's real statements:
 values become literals at their own placeholders, files become views, and no value can
 change the statement's shape. (That Spark computes the same aggregates as DuckDB is
 tests/hub/test_spark_engine.py, on a real cluster.)"""
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sqlglot import exp
 
 from hub.contracts.model import ContractRegistry
-from hub.query.dialect import Source, to_spark
+from hub.engines.dialect import Source, to_spark
 from hub.query.sql import Part, compile_plan
 from tests.hub.pooled import plan
 

@@ -22,12 +22,12 @@ from hypothesis import strategies as st
 
 from hub.actors import Actor, MemberKind, Role
 from hub.contracts.model import Contract, ContractRegistry, FieldType
+from hub.engines.runner import DuckRunner, Runner
 from hub.errors import ExtractInvalid, Unavailable
 from hub.ingest.clustered import ClusterCommit
 from hub.ingest.extracts import check_extract
 from hub.ingest.service import UploadRequest
 from hub.ingest.units import UnitIndex
-from hub.query.runner import DuckRunner, Runner
 from hub.settings import Settings
 from hub.storage.objects import COMMON_METADATA, parquet_parts, parquet_schema
 from hub.storage.sandbox import DuckLimits, sandboxed_duckdb
@@ -169,7 +169,7 @@ def test_a_cluster_commit_refuses_broken_rows_as_the_embedded_commit_and_keeps_n
 @pytest.fixture(scope="module")
 def spark_runner(spark_cluster: SparkCluster, tmp_path_factory: pytest.TempPathFactory
                  ) -> Iterator[Runner]:
-    from hub.query.spark import SparkRunner
+    from hub.engines.spark import SparkRunner
 
     shared = tmp_path_factory.mktemp("spark-shared")
     runner = SparkRunner(Settings(data_dir=shared, engine="spark",

@@ -1,4 +1,4 @@
-"""The Spark engine (hub.query.spark, hub.query.dialect) equals DuckDB's, cell for cell, before
+"""The Spark engine (hub.engines.spark, hub.engines.dialect) equals DuckDB's, cell for cell, before
 noise: random plans over random extracts, committed through the real IngestService, run by
 the real query engine on DuckDB and on a real Spark standalone cluster on loopback (a
 master, two workers and a Spark Connect server; tests/sparkcluster.py).
@@ -29,11 +29,11 @@ from hypothesis import strategies as st
 
 from hub.actors import MemberKind, Role
 from hub.contracts.model import Contract, ContractRegistry
+from hub.engines.spark import SparkRunner
 from hub.errors import ConfigError, Unavailable
 from hub.query import bounds
 from hub.query.engine import QueryEngine
 from hub.query.plan import QueryPlan
-from hub.query.spark import SparkRunner
 from hub.query.sql import Part
 from hub.settings import Settings
 from tests.api.conftest import Hub, running_hub
@@ -443,7 +443,7 @@ def test_a_spark_engine_without_the_spark_extra_names_it(
 ) -> None:
     """A runtime install (no `spark` extra) serves DuckDB as ever; asked for Spark, it
     says which package is missing and how to install it."""
-    for module in ("hub.query.spark", "hub.query.dialect"):
+    for module in ("hub.engines.spark", "hub.engines.dialect"):
         monkeypatch.delitem(sys.modules, module, raising=False)
     monkeypatch.setitem(sys.modules, "sqlglot", None)
     with pytest.raises(ConfigError, match=r"sqlglot is missing\): pip install 'tahub\[spark\]'"):

@@ -4,7 +4,7 @@
 dialect with bound parameters (:mod:`hub.query.sql`), and hand it to a :class:`Runner`:
 
 * :class:`DuckRunner` runs it in the hub's DuckDB sandboxes (:mod:`hub.storage.sandbox`);
-* :class:`hub.query.spark.SparkRunner` transpiles it (:mod:`hub.query.dialect`) and runs it
+* :class:`hub.engines.spark.SparkRunner` transpiles it (:mod:`hub.engines.dialect`) and runs it
   on the cluster (``TAHUB_ENGINE=spark``).
 
 Either returns exact aggregates (never released as they are: noise is added by the hub,
@@ -22,11 +22,9 @@ from typing import Any, Protocol
 
 import duckdb
 
-from hub.errors import ConfigError
-from hub.settings import Settings
 from hub.storage.sandbox import DuckLimits, sandboxed_duckdb
 
-__all__ = ["DuckRunner", "Params", "Runner", "UnreadableInput", "cluster_runner"]
+__all__ = ["DuckRunner", "Params", "Runner", "UnreadableInput"]
 
 #: Bound parameters of a statement: positional (``?``) or by name (``$name``).
 Params = Sequence[Any] | Mapping[str, Any]
@@ -86,19 +84,6 @@ class DuckRunner:
 
     def close(self) -> None:
         """Nothing of its own: the sandboxes are their owner's (hub.query.engine)."""
-
-
-def cluster_runner(settings: Settings) -> Runner | None:
-    """The cluster's runner when ``settings.engine`` names one (``spark``), else None (the
-    hub's own DuckDB). Its session opens on first use."""
-    if settings.engine != "spark":
-        return None
-    try:  # PySpark and SQLGlot only where Spark is used: the `spark` extra
-        from hub.query.spark import SparkRunner
-    except ImportError as exc:
-        raise ConfigError(f"TAHUB_ENGINE=spark needs the spark extra ({exc.name} is "
-                          "missing): pip install 'tahub[spark]'", field="TAHUB_ENGINE") from None
-    return SparkRunner(settings)
 
 
 def _copy(sql: str, params: Params, out: Path) -> tuple[str, Params]:

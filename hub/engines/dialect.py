@@ -2,7 +2,7 @@
 
 :mod:`hub.query.sql` and :mod:`hub.query.bounds` write each query once, in DuckDB's dialect,
 with its values as bound parameters (``?`` in textual order, or ``$name``). For Apache Spark
-(:mod:`hub.query.spark`) :func:`to_spark` transpiles that text with SQLGlot instead of
+(:mod:`hub.engines.spark`) :func:`to_spark` transpiles that text with SQLGlot instead of
 keeping a second hand-written copy of the SQL:
 
 * every ``read_parquet(<files>, ...)`` becomes a temporary view of the same files (the
@@ -31,7 +31,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.tokens import TokenType
 
-from hub.query.runner import Params
+from hub.engines.runner import Params
 
 __all__ = ["Source", "SparkStatement", "to_spark"]
 

@@ -3,7 +3,7 @@
 The hub connects to a Spark Connect server (``TAHUB_SPARK_REMOTE``, ``sc://host:15002``: no
 JVM in the hub) or is itself the driver of a cluster (``TAHUB_SPARK_MASTER``). Each statement
 of :mod:`hub.query.sql` / :mod:`hub.query.bounds` is transpiled to Spark SQL
-(:mod:`hub.query.dialect`); the Parquet files it reads become temporary views of this
+(:mod:`hub.engines.dialect`); the Parquet files it reads become temporary views of this
 statement only (dropped when it ends), and its values are literals. Only exact aggregates
 come back; noise is added in the hub by OpenDP, as with DuckDB.
 
@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import structlog
 
+from hub.engines.dialect import Source, SparkStatement, to_spark
+from hub.engines.runner import Params, UnreadableInput
 from hub.errors import Unavailable
-from hub.query.dialect import Source, SparkStatement, to_spark
-from hub.query.runner import Params, UnreadableInput
 from hub.settings import Settings
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SparkRunner"]
 
-_log = structlog.get_logger("hub.query.spark")
+_log = structlog.get_logger("hub.engines.spark")
 _T = TypeVar("_T")
 #: What Spark's messages say of a Parquet file that cannot be decoded (its own fault).
 _UNREADABLE = ("ParquetDecodingException", "ChecksumException", "CORRUPTED_PAGE",
