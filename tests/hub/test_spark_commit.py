@@ -95,6 +95,20 @@ def commit_both(tmp: Path, runner: Runner, contract: Contract,
     return embedded, cluster
 
 
+def refused_alike(tmp: Path, cluster: ClusterCommit, contract: Contract,
+                  rows: list[dict[str, Any]]) -> None:
+    """``rows`` (in ``tmp/shared/work``) are refused by both commits with the same errors."""
+    raw = write_extract(tmp / "shared" / "work" / "upload.parquet", contract, rows)
+    with pytest.raises(ExtractInvalid) as embedded:
+        check_extract(raw, contract, canonical=tmp / "e.parquet",
+                      units=UnitIndex(tmp / "units"), partner=ORG, duck=LIMITS)
+    with pytest.raises(ExtractInvalid) as clustered:
+        check_extract(raw, contract, canonical=raw.with_name("extract.parquet"), partner=ORG,
+                      cluster=cluster)
+    assert clustered.value.detail == embedded.value.detail
+    assert clustered.value.errors == embedded.value.errors
+
+
 extracts_strategy = st.lists(
     st.tuples(st.lists(st.integers(0, 6), min_size=1, max_size=12),
               st.lists(st.sampled_from(AWKWARD), max_size=4)),
@@ -152,15 +166,7 @@ def test_a_cluster_commit_refuses_broken_rows_as_the_embedded_commit_and_keeps_n
     work.mkdir(parents=True)
     rows = extract_rows(contract, [1, 2, 3], 0, [])
     rows[1]["typology"] = "not-a-code"
-    raw = write_extract(work / "upload.parquet", contract, rows)
-    with pytest.raises(ExtractInvalid) as embedded:
-        check_extract(raw, contract, canonical=tmp_path / "e.parquet",
-                      units=UnitIndex(tmp_path / "units"), partner=ORG, duck=LIMITS)
-    with pytest.raises(ExtractInvalid) as clustered:
-        check_extract(raw, contract, canonical=work / "extract.parquet", partner=ORG,
-                      cluster=cluster)
-    assert clustered.value.detail == embedded.value.detail
-    assert clustered.value.errors == embedded.value.errors
+    refused_alike(tmp_path, cluster, contract, rows)
     assert not (work / "extract.parquet").exists()
     assert cluster.state(contract.dataset).version == 0
 
@@ -206,15 +212,7 @@ def test_a_spark_commit_refuses_broken_rows_and_corrupt_pages_and_keeps_no_state
     rows = extract_rows(contract, [1, 2, 3, 4], 0, [])
     rows[2]["exploitation_type"] = "Unknown"
     rows[3]["means_of_control"] = ["DebtBondage", "DebtBondage"]
-    raw = write_extract(work / "upload.parquet", contract, rows)
-    with pytest.raises(ExtractInvalid) as embedded:
-        check_extract(raw, contract, canonical=tmp_path / "e.parquet",
-                      units=UnitIndex(tmp_path / "units"), partner=ORG, duck=LIMITS)
-    with pytest.raises(ExtractInvalid) as clustered:
-        check_extract(raw, contract, canonical=work / "extract.parquet", partner=ORG,
-                      cluster=cluster)
-    assert clustered.value.detail == embedded.value.detail
-    assert clustered.value.errors == embedded.value.errors
+    refused_alike(tmp_path, cluster, contract, rows)
 
     good = extract_rows(contract, list(range(400)), 0, [])
     work = tmp_path / "shared" / "work2"  # a commit's own work folder
