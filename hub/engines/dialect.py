@@ -120,6 +120,7 @@ def _source(fn: exp.ReadParquet, values: Mapping[str, Any]) -> Source:
         raise ValueError("read_parquet takes its files as a parameter")
     files = values[first.name]
     files = (files,) if isinstance(files, str) else tuple(str(f) for f in files)
+
     def option(name: str) -> bool:
         return any(isinstance(o, exp.EQ) and o.this.name == name
                    and isinstance(o.expression, exp.Boolean) and o.expression.this

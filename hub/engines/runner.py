@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import duckdb
 
+from hub.errors import Unavailable
 from hub.storage.sandbox import DuckLimits, sandboxed_duckdb
 
 __all__ = ["DuckRunner", "Params", "Runner", "UnreadableInput"]
@@ -30,9 +31,10 @@ __all__ = ["DuckRunner", "Params", "Runner", "UnreadableInput"]
 Params = Sequence[Any] | Mapping[str, Any]
 
 
-class UnreadableInput(Exception):
+class UnreadableInput(Unavailable):
     """A file the statement reads cannot be decoded (a corrupt page, a checksum that does
-    not match): the file's fault, not the engine's (an uploaded extract is refused)."""
+    not match): an uploaded extract's fault (it is refused: :mod:`hub.ingest.extracts`), or,
+    for a committed one, a 503 like any failure of the engine."""
 
 
 class Runner(Protocol):

@@ -125,7 +125,8 @@ class SparkRunner:
             _log.error("spark.statement_failed", error=type(exc).__name__,
                        timed_out=expired.is_set(), detail=str(exc)[:500])
             if not expired.is_set() and any(m in str(exc) for m in _UNREADABLE):
-                raise UnreadableInput("a file the statement reads cannot be decoded") from None
+                raise UnreadableInput("a file the query reads cannot be decoded; retry later",
+                                      rule="spark") from None
             if expired.is_set():
                 raise Unavailable(
                     f"the query ran longer than the cluster's limit of {timeout} s and was "
