@@ -43,7 +43,6 @@ new token, on one executor, which spills to its disk); every other step is parti
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import secrets
@@ -53,6 +52,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -70,6 +70,8 @@ from hub.ingest.units import (
     FixedColumn,
     UnitNumbering,
     anchor_sql,
+    dataset_name,
+    exclusive,
     prio_sql,
 )
 from hub.storage.objects import COMMON_METADATA, parquet_parts
@@ -115,32 +117,30 @@ class ClusterCommit:
         work = canonical.parent
         checked = work / "checked"
         source = (f"(SELECT *, file_row_number + 1 AS {_ROW} "
-                  "FROM read_parquet(?, file_row_number = true))")
-        self.runner.write(validation_sql(contract, source, Side.HUB), [str(raw)], checked,
-                          [raw])
-        parts = parquet_parts(checked)
-        files = [[str(p) for p in parts]]
-        (summary,) = self.runner.fetch(summary_sql("read_parquet(?)"), files, parts)
-        listed = self.runner.fetch(listed_sql("read_parquet(?)", max_errors), files, parts)
+                  "FROM read_parquet($raw, file_row_number = true))")
+        self._write(validation_sql(contract, source, Side.HUB), checked, raw=raw)
+        (summary,) = self._fetch(summary_sql("read_parquet($checked)"), checked=checked)
+        listed = self._fetch(listed_sql("read_parquet($checked)", max_errors), checked=checked)
         result = result_of(str(checked), summary, listed)
         if result.rows == 0 or result.total_errors:
             return result
         with self._locked(contract.dataset) as folder:
             state = self._moved(contract.dataset, folder)
-            tokens = self._tokens(contract, checked, folder, state, work)
-            out = self.runner.write(*_numbered(contract, partner, state.salt, checked, tokens),
-                                    canonical, [*parts, *parquet_parts(tokens)])
+            index = folder / f"v{state.version:08d}" if state.version else None
+            tokens = self._tokens(contract, checked, index, state.last_unit, work)
+            out = self._write(_numbered(contract, state.salt), canonical, partner=partner,
+                              checked=checked, tokens=tokens)
             if out != result.rows:  # every valid row has an anchor: never seen
                 raise Unavailable(f"{out} of {result.rows} rows were numbered; retry later")
-            ((last,),) = self.runner.fetch("SELECT coalesce(max(unit), 0) FROM read_parquet(?)",
-                                           [[str(p) for p in parquet_parts(tokens)]],
-                                           parquet_parts(tokens))
+            ((last,),) = self._fetch("SELECT coalesce(max(unit), 0) FROM read_parquet($tokens)",
+                                     tokens=tokens)
             nxt = folder / f"v{state.version + 1:08d}"
             _remove(nxt)  # what a commit that failed before its CURRENT left
-            self._next_index(folder, state, tokens, nxt)
+            self._next_index(index, tokens, nxt)
             _commit_state(folder, IndexState(state.version + 1, max(int(last), state.last_unit),
                                              state.salt))
-            _remove(folder / f"v{state.version:08d}")
+            if index is not None:
+                _remove(index)
         _as_folder(canonical)
         pq.write_metadata(schema, canonical / COMMON_METADATA)
         return result
@@ -190,82 +190,84 @@ class ClusterCommit:
             *(table[c].to_pylist() for c in ("token", "unit", "rows_seen")), strict=True)}
 
     # -- the statements --------------------------------------------------------------------
-    def _tokens(self, contract: Contract, checked: Path, folder: Path, state: IndexState,
+    def _tokens(self, contract: Contract, checked: Path, index: Path | None, last_unit: int,
                 work: Path) -> Path:
         """``tokens`` (tok, n, new, unit, seen): statement 2 then 3."""
-        parts = parquet_parts(checked)
-        valid = (f"(SELECT {_ROW}, {anchor_sql(contract)} AS tok FROM read_parquet(?) "
-                 f"WHERE {_valid()})")
-        counts = (f"SELECT tok, count(*) AS n, min({_ROW}) AS first FROM {valid} "
-                  "WHERE tok IS NOT NULL GROUP BY tok")
-        params: list[object] = [[str(p) for p in parts]]
-        read = list(parts)
-        if state.version:
-            index = parquet_parts(folder / f"v{state.version:08d}")
-            sql = (f"SELECT t.tok, t.n, t.first, u.unit, u.rows_seen FROM ({counts}) t "
-                   "LEFT JOIN read_parquet(?) u ON u.token = t.tok")
-            params.append([str(p) for p in index])
-            read += index
-        else:
-            sql = (f"SELECT tok, n, first, CAST(NULL AS BIGINT) AS unit, "
-                   f"CAST(NULL AS BIGINT) AS rows_seen FROM ({counts})")
+        counts = (f"SELECT tok, count(*) AS n, min({_ROW}) AS first FROM "
+                  f"(SELECT {_ROW}, {anchor_sql(contract)} AS tok FROM read_parquet($checked) "
+                  f"WHERE {_valid()}) WHERE tok IS NOT NULL GROUP BY tok")
         counted = work / "counted"
-        self.runner.write(sql, params, counted, read)
-        c = parquet_parts(counted)
+        if index is None:
+            self._write(f"SELECT tok, n, first, CAST(NULL AS BIGINT) AS unit, "
+                        f"CAST(NULL AS BIGINT) AS rows_seen FROM ({counts})", counted,
+                        checked=checked)
+        else:
+            self._write(f"SELECT t.tok, t.n, t.first, u.unit, u.rows_seen FROM ({counts}) t "
+                        "LEFT JOIN read_parquet($index) u ON u.token = t.tok", counted,
+                        checked=checked, index=index)
         tokens = work / "tokens"
-        self.runner.write(
-            "SELECT tok, n, false AS new, unit, rows_seen AS seen FROM read_parquet(?) "
-            "WHERE unit IS NOT NULL UNION ALL "
-            "SELECT tok, n, true AS new, CAST(? + row_number() OVER (ORDER BY first) AS BIGINT) "
-            "AS unit, CAST(0 AS BIGINT) AS seen FROM read_parquet(?) WHERE unit IS NULL",
-            [[str(p) for p in c], state.last_unit, [str(p) for p in c]], tokens, c)
+        self._write(
+            "SELECT tok, n, false AS new, unit, rows_seen AS seen FROM read_parquet($counted) "
+            "WHERE unit IS NOT NULL UNION ALL SELECT tok, n, true AS new, "
+            "CAST($last + row_number() OVER (ORDER BY first) AS BIGINT) AS unit, "
+            "CAST(0 AS BIGINT) AS seen FROM read_parquet($counted) WHERE unit IS NULL",
+            tokens, counted=counted, last=last_unit)
         return tokens
 
-    def _next_index(self, folder: Path, state: IndexState, tokens: Path, out: Path) -> None:
+    def _next_index(self, index: Path | None, tokens: Path, out: Path) -> None:
         """Statement 5: the index with this extract's tokens counted, written at ``out``."""
-        t = parquet_parts(tokens)
-        counted = "SELECT tok AS token, unit, seen + n AS rows_seen FROM read_parquet(?)"
-        if not state.version:
-            self.runner.write(counted, [[str(p) for p in t]], out, t)
-            return
-        index = parquet_parts(folder / f"v{state.version:08d}")
-        self.runner.write(
-            "SELECT u.token, u.unit, u.rows_seen FROM read_parquet(?) u "
-            f"ANTI JOIN read_parquet(?) k ON u.token = k.tok UNION ALL {counted}",
-            [[str(p) for p in index], [str(p) for p in t], [str(p) for p in t]], out,
-            [*index, *t])
+        counted = "SELECT tok AS token, unit, seen + n AS rows_seen FROM read_parquet($tokens)"
+        if index is None:
+            self._write(counted, out, tokens=tokens)
+        else:
+            self._write("SELECT u.token, u.unit, u.rows_seen FROM read_parquet($index) u "
+                        f"ANTI JOIN read_parquet($tokens) k ON u.token = k.tok UNION ALL "
+                        f"{counted}", out, index=index, tokens=tokens)
+
+    def _write(self, sql: str, out: Path, **values: object) -> int:
+        params, read = _bound(values)
+        return self.runner.write(sql, params, out, read)
+
+    def _fetch(self, sql: str, **values: object) -> list[tuple[Any, ...]]:
+        params, read = _bound(values)
+        return self.runner.fetch(sql, params, read)
 
     @contextmanager
     def _locked(self, dataset: str) -> Iterator[Path]:
-        folder = self._index / dataset
-        if not folder.resolve().is_relative_to(self._index.resolve()) or "/" in dataset:
-            raise ValueError(f"not a dataset name: {dataset!r}")
-        folder.mkdir(parents=True, exist_ok=True)
-        with self._lock, open(folder / "lock", "a+b") as lock_file:
-            fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
-            try:
-                yield folder
-            finally:
-                fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+        folder = self._index / dataset_name(dataset)
+        with exclusive(folder / "lock", self._lock):
+            yield folder
 
 
-def _numbered(contract: Contract, partner: str, salt: str, checked: Path, tokens: Path
-              ) -> tuple[str, list[object]]:
-    """Statement 4: the canonical copy's rows (module docstring), and its parameters."""
+def _bound(values: dict[str, object]) -> tuple[dict[str, object], list[Path]]:
+    """``$name`` parameters of a statement, and the files it reads: a Path value stands for
+    its Parquet parts (a file, or a folder Spark wrote)."""
+    params: dict[str, object] = {}
+    read: list[Path] = []
+    for name, value in values.items():
+        if isinstance(value, Path):
+            parts = parquet_parts(value)
+            read += parts
+            value = [str(p) for p in parts]
+        params[name] = value
+    return params, read
+
+
+def _numbered(contract: Contract, salt: str) -> str:
+    """Statement 4: the canonical copy's rows (module docstring), from ``$checked``,
+    ``$tokens`` and ``$partner``."""
     cols = ", ".join(f"c.{quote_ident(f.name)}" for f in contract.extract_fields)
     fixed = "".join(f", {c.select('c.' + quote_ident(c.field))}"
                     for c in FixedColumn.of(contract))
-    sql = (
+    return (
         f"SELECT {cols}, c.unit AS {UNIT_COLUMN}, c.seq AS {SEQ_COLUMN}, "
-        f"CAST(? AS VARCHAR) AS {PARTNER_COLUMN}, "
+        f"CAST($partner AS VARCHAR) AS {PARTNER_COLUMN}, "
         f"{prio_sql(contract, 'c', salt)} * {2**31} + c.seq AS {PRIO_COLUMN}{fixed} "
         f"FROM (SELECT r.*, k.unit, CAST(least(k.seen + row_number() OVER "
         f"(PARTITION BY k.unit ORDER BY r.{_ROW}), {_MAX_SEQ}) AS INTEGER) AS seq "
-        f"FROM read_parquet(?) r JOIN read_parquet(?) k ON {anchor_sql(contract, 'r')} = k.tok "
-        f"WHERE {_valid('r')}) c"
+        f"FROM read_parquet($checked) r JOIN read_parquet($tokens) k "
+        f"ON {anchor_sql(contract, 'r')} = k.tok WHERE {_valid('r')}) c"
     )
-    return sql, [partner, [str(p) for p in parquet_parts(checked)],
-                 [str(p) for p in parquet_parts(tokens)]]
 
 
 def _state(folder: Path) -> IndexState:

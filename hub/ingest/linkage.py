@@ -42,7 +42,6 @@ rebuild it from the visible extracts, so hubs that share a PostgreSQL store agre
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -62,7 +61,7 @@ from scipy.sparse.csgraph import connected_components
 
 from hub.contracts.model import Contract
 from hub.contracts.validation import quote_ident
-from hub.ingest.units import UNIT_COLUMN
+from hub.ingest.units import UNIT_COLUMN, exclusive
 from hub.storage.objects import parquet_parts, parquet_schema
 from hub.storage.sandbox import DuckLimits, sandboxed_duckdb
 
@@ -237,17 +236,11 @@ class LinkIndex:
     def _locked(self, sources: Sequence[LinkSource]) -> Iterator[duckdb.DuckDBPyConnection]:
         """The index's database, locked across processes, in a DuckDB sandbox that reads the
         sources' extracts and writes this folder only."""
-        self._folder.mkdir(parents=True, exist_ok=True)
-        with self._lock, open(self._folder / "links.lock", "a+b") as lock_file:
-            fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
-            try:
-                with sandboxed_duckdb(self._limits, database=self._folder / _DB,
-                                      read=[p for s in sources
-                                            for p in parquet_parts(s.path)],
-                                      folders=[self._folder]) as con:
-                    yield con
-            finally:
-                fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+        with (exclusive(self._folder / "links.lock", self._lock),
+              sandboxed_duckdb(self._limits, database=self._folder / _DB,
+                               read=[p for s in sources for p in parquet_parts(s.path)],
+                               folders=[self._folder]) as con):
+            yield con
 
     def _maps(self, con: duckdb.DuckDBPyConnection, sources: Sequence[LinkSource],
               digest: str) -> dict[str, Path | None]:

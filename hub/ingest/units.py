@@ -112,6 +112,8 @@ __all__ = [
     "UnitIndex",
     "UnitNumbering",
     "anchor_sql",
+    "dataset_name",
+    "exclusive",
     "open_unit_index",
 ]
 
@@ -238,20 +240,13 @@ class UnitIndex:
         return (self._folder,)
 
     def path(self, dataset: str) -> Path:
-        if not _DATASET_RE.match(dataset):
-            raise ValueError(f"not a dataset name: {dataset!r}")
-        return self._folder / f"{dataset}.duckdb"
+        return self._folder / f"{dataset_name(dataset)}.duckdb"
 
     @contextmanager
     def _locked(self, dataset: str) -> Iterator[Path]:
         path = self.path(dataset)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock, open(path.with_suffix(".lock"), "a+b") as lock_file:
-            fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
-            try:
-                yield path
-            finally:
-                fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+        with exclusive(path.with_suffix(".lock"), self._lock):
+            yield path
 
     def number(
         self,
@@ -371,7 +366,7 @@ class PostgresUnitIndex:
 
         A metadata store that cannot be reached raises :class:`~hub.errors.Unavailable`.
         """
-        dataset = _dataset(contract.dataset)
+        dataset = dataset_name(contract.dataset)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {_COUNTS_TABLE} AS "
                     f"{_counts_sql(contract, table)}")
         try:
@@ -447,7 +442,7 @@ class PostgresUnitIndex:
         try:
             with self._engine.connect() as conn:
                 rows = conn.execute(sa.select(ut.c.token, ut.c.unit, ut.c.rows_seen)
-                                    .where(ut.c.dataset == _dataset(dataset))).all()
+                                    .where(ut.c.dataset == dataset_name(dataset))).all()
         except SQLAlchemyError as exc:
             raise Unavailable("the metadata store is unavailable; retry later") from exc
         return {str(t): (int(u), int(n)) for t, u, n in rows}
@@ -457,7 +452,7 @@ class PostgresUnitIndex:
         try:
             with self._engine.connect() as conn:
                 found = conn.execute(sa.select(ud.c.salt)
-                                     .where(ud.c.dataset == _dataset(dataset))).scalar()
+                                     .where(ud.c.dataset == dataset_name(dataset))).scalar()
         except SQLAlchemyError as exc:
             raise Unavailable("the metadata store is unavailable; retry later") from exc
         return None if found is None else str(found)
@@ -472,8 +467,22 @@ def open_unit_index(engine: sa.Engine, folder: Path) -> UnitNumbering:
     return UnitIndex(folder)
 
 
+@contextmanager
+def exclusive(lock: Path, held: threading.Lock) -> Iterator[None]:
+    """``held`` (this process's threads), then an ``fcntl`` lock on the file ``lock`` (other
+    processes sharing the folder), until the block ends."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with held, open(lock, "a+b") as lock_file:
+        fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+
+
 # -- the SQL both indexes share ----------------------------------------------------------------
-def _dataset(name: str) -> str:
+def dataset_name(name: str) -> str:
+    """``name``, refused unless it is a dataset name (safe as a file name)."""
     if not _DATASET_RE.match(name):
         raise ValueError(f"not a dataset name: {name!r}")
     return name
