@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Request, Response, expect, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -52,3 +52,14 @@ def screenshot(page: Page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path))
     return path
+
+
+def query_request(request: Request) -> bool:
+    """The question the page asks (POST /v1/queries), not the history it refreshes after
+    each answer (GET /v1/queries), which a test waiting on the URL alone can catch instead."""
+    return request.method == "POST" and request.url.endswith("/v1/queries")
+
+
+def query_response(response: Response) -> bool:
+    """The answer to :func:`query_request`."""
+    return query_request(response.request)

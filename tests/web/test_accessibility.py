@@ -11,6 +11,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from hub.actors import Role
 from tests.api.conftest import Hub
+from tests.web.conftest import query_response
 from tests.web.test_governance_console import hub  # noqa: F401 - the module's data hub
 from tests.web.test_signin_pages import PASSWORD, _sign_in
 
@@ -62,7 +63,7 @@ def test_the_workspace_works_from_the_keyboard(page: Page, hub: Hub) -> None:  #
     expect(box).to_be_checked()
     expect(page.locator("#expected")).to_be_visible()
     page.get_by_role("button", name=re.compile("Run the query")).focus()
-    with page.expect_response(re.compile(r"/v1/queries$")):
+    with page.expect_response(query_response):
         page.keyboard.press("Enter")
     expect(page.locator("#chart svg")).to_be_visible()
     expect(page.locator("#chart")).to_have_attribute("data-kind", "bars")

@@ -24,7 +24,7 @@ from hub.actors import MemberKind, Role
 from tests.api.conftest import Hub, running_hub, upload_extract
 from tests.hub.extract_files import token, valid_rows, write_extract
 from tests.osint.accepted import accept, route
-from tests.web.conftest import screenshot
+from tests.web.conftest import query_request, query_response, screenshot
 from tests.web.test_signin_pages import PASSWORD, _sign_in
 
 RUN = "Run the query (spends budget)"
@@ -145,7 +145,7 @@ def _estimate_with_target(response: Response, **shape: Any) -> bool:
 
 
 def _run(page: Page) -> dict[str, Any]:
-    with page.expect_response(re.compile(r"/v1/queries$")) as answer:
+    with page.expect_response(query_response) as answer:
         page.get_by_role("button", name=RUN).click()
     result: dict[str, Any] = answer.value.json()
     assert answer.value.status == 200, result
@@ -263,7 +263,7 @@ def test_the_default_cost_is_solved_from_a_target_accuracy_and_said(page: Page,
         f"fits what you can spend on one query now (rho {decimal(can_spend)})")
     expect(page.locator("#expected tbody td").first).to_have_text(
         f"± {solved['measures'][0]['halfwidth_95']:g}")
-    with page.expect_request(re.compile(r"/v1/queries$")) as sent:
+    with page.expect_request(query_request) as sent:
         result = _run(page)
     assert sent.value.post_data_json["cost"] == proposed
     assert result["charged"]["amount"] == proposed
@@ -307,7 +307,7 @@ def test_the_largest_routes_list_the_pooled_route_first(page: Page, hub: Hub) ->
         "Route: source_country → transit_country → destination_country")
     expect(page.locator("#cost-why")).to_contain_text(
         f"Recommended cost rho {decimal(asked.value.json()['cost']['amount'])}")
-    with page.expect_request(re.compile(r"/v1/queries$")) as sent:
+    with page.expect_request(query_request) as sent:
         result = _run(page)
     assert sent.value.post_data_json["measures"] == ["count_units"]
     assert result["route"]["stages"] == ["source_country", "transit_country",
@@ -508,7 +508,7 @@ def test_the_incidents_are_set_beside_the_case_records_routes(page: Page, hub: H
     choices = page.locator("#beside-dataset option")
     expect(choices).to_have_count(1)  # bank_alerts has no route of these stages
     expect(choices).to_have_text("incidents")
-    with page.expect_response(re.compile(r"/v1/queries$")) as answer:
+    with page.expect_response(query_response) as answer:
         page.get_by_role("button", name="Ask it the same question (spends its budget)").click()
     second = answer.value.json()
     assert answer.value.status == 200, second
