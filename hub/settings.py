@@ -360,8 +360,18 @@ class Settings(BaseSettings):
         default=None,
         description="With `TAHUB_ENGINE=spark`: a folder that the hub processes and every "
         "Spark node mount at the same path (NFS, CephFS, a shared volume). The cluster "
-        "reads the extracts there (`TAHUB_STORAGE` must be a `file://` folder on it) and "
-        "reads and writes contribution bounding's cut files and the persons map under it.",
+        "checks and writes commits in work folders there, and reads and writes contribution "
+        "bounding's cut files and the persons map under it. It reads the extracts from "
+        "`TAHUB_STORAGE`: a `file://` folder on this shared folder, or S3 through Hadoop's "
+        "S3A connector (`TAHUB_SPARK_S3_CREDENTIALS`).",
+    )
+    spark_s3_credentials: Literal["hub", "cluster"] = Field(
+        default="hub",
+        description="With `TAHUB_ENGINE=spark` and `s3://` storage, whose credentials the "
+        "cluster reads the bucket with: `hub` (the hub's own `TAHUB_S3_ACCESS_KEY` and "
+        "`TAHUB_S3_SECRET_KEY`, passed in the Spark session's settings, which Spark "
+        "redacts) or `cluster` (those its operators configured, e.g. an instance role or "
+        "a read-only user: the hub passes only the endpoint and region).",
     )
     spark_query_timeout: int = Field(
         default=600, ge=1, le=86400,
@@ -549,10 +559,10 @@ class Settings(BaseSettings):
         if self.spark_shared_dir is None:
             raise ValueError("TAHUB_ENGINE=spark needs TAHUB_SPARK_SHARED_DIR, a folder the hub "
                              "and every Spark node mount at the same path")
-        if not self.storage.startswith("file://"):
+        if not self.storage.startswith(("file://", "s3://")):
             raise ValueError("TAHUB_ENGINE=spark reads the extracts from a folder the cluster "
-                             "shares: TAHUB_STORAGE must be file:///<a folder in "
-                             "TAHUB_SPARK_SHARED_DIR> (S3 through s3a is not supported yet)")
+                             "shares or from S3: TAHUB_STORAGE must be file:///<a folder in "
+                             "TAHUB_SPARK_SHARED_DIR> or s3://<bucket>[/<prefix>]")
 
     @property
     def work_dir(self) -> Path:

@@ -4,8 +4,11 @@ Started from the PySpark package's own scripts (``bin/spark-class``, ``bin/spark
 with the machine's Java (Debian's, installed by ``./dev setup`` and ``.ci/run``; nothing is
 downloaded): a master, two workers of one core each, and a Spark Connect server (the jar is
 in PySpark's ``jars/``) that runs its driver against the master. The hub reaches it as
-``TAHUB_SPARK_REMOTE=sc://127.0.0.1:<port>``. Storage is the local folders the tests use:
-every process runs on this machine, so a ``file://`` path is the same for all of them.
+``TAHUB_SPARK_REMOTE=sc://127.0.0.1:<port>``. Storage is the local folders the tests use
+(every process runs on this machine, so a ``file://`` path is the same for all of them), or
+an S3 bucket on a moto server (``tests/s3server.py``) read through Hadoop's S3A connector:
+its jars (:data:`S3A_JARS`, fetched by ``./dev setup`` from tests/s3a-jars.txt) are on the
+Connect server's classpath and shipped to the executors.
 
 Registered as a pytest plugin by ``tests/conftest.py``: ``spark_cluster`` (module) starts
 one cluster for a test module and stops it (and every process it started) when the module
@@ -20,6 +23,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -33,6 +37,14 @@ __all__ = ["SparkCluster", "spark_cluster"]
 
 START_TIMEOUT = 120.0
 WORKERS = 2
+#: Hadoop's S3A connector: hadoop-aws and the AWS SDK it was built against.
+S3A_JARS = [Path(sys.prefix) / "share" / "tahub" / "spark-jars" / name
+            for name in ("hadoop-aws-3.3.1.jar", "aws-java-sdk-bundle-1.11.901.jar")]
+# hadoop-aws 3.3.1 reads these as plain numbers, and PySpark's Hadoop 3.4 defaults write
+# them with units ("60s"): the 3.4 defaults, as numbers (a cluster built with the
+# hadoop-aws of its own Hadoop needs none of this: docs/production.md, "Apache Spark").
+_S3A_NUMBERS = {"threads.keepalivetime": "60", "connection.establish.timeout": "30000",
+                "connection.timeout": "200000", "multipart.purge.age": "86400"}
 
 
 def _free_port() -> int:
@@ -47,6 +59,17 @@ def _java_home() -> str:
         raise RuntimeError("the Spark tests need Java 17 or newer on PATH: ./dev setup "
                            "installs Debian's openjdk-17-jre-headless")
     return str(Path(java).resolve().parents[1])
+
+
+def _s3a_arguments() -> list[str]:
+    """The S3A connector's jars and settings, for the Connect server (and its executors)."""
+    missing = [str(j) for j in S3A_JARS if not j.is_file()]
+    if missing:
+        raise RuntimeError(f"the Spark tests need Hadoop's S3A connector ({', '.join(missing)}"
+                           " missing): run ./dev setup")
+    numbers = (f"spark.hadoop.fs.s3a.{k}={v}" for k, v in _S3A_NUMBERS.items())
+    return ["--jars", ",".join(map(str, S3A_JARS)),
+            *(arg for n in numbers for arg in ("--conf", n))]
 
 
 def _listening(port: int) -> bool:
@@ -109,7 +132,8 @@ class SparkCluster:
             # (docs/production.md, "Apache Spark": what a cluster for tahub sets)
             "--conf", "spark.task.reaper.enabled=true",
             "--conf", "spark.task.reaper.killTimeout=10s",
-            "--conf", f"spark.local.dir={self.folder / 'local'}"])
+            "--conf", f"spark.local.dir={self.folder / 'local'}",
+            *_s3a_arguments()])
         self._wait(lambda: _listening(self.connect_port), "the Spark Connect server")
 
     def stop(self) -> None:

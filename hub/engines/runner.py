@@ -23,12 +23,17 @@ from typing import Any, Protocol
 import duckdb
 
 from hub.errors import Unavailable
+from hub.storage.folders import parquet_parts
+from hub.storage.objects import ObjectStore
 from hub.storage.sandbox import DuckLimits, sandboxed_duckdb
 
-__all__ = ["DuckRunner", "Params", "Runner", "UnreadableInput"]
+__all__ = ["DuckRunner", "Location", "Params", "Runner", "UnreadableInput"]
 
 #: Bound parameters of a statement: positional (``?``) or by name (``$name``).
 Params = Sequence[Any] | Mapping[str, Any]
+#: A Parquet file or folder a statement reads: a local path, or the URI under which a
+#: cluster reads an object (``ObjectStore.cluster_location``: ``file://``, ``s3a://``).
+Location = str | Path
 
 
 class UnreadableInput(Unavailable):
@@ -47,13 +52,17 @@ class Runner(Protocol):
         before a query's charge, so that an outage spends nothing)."""
         ...
 
-    def fetch(self, sql: str, params: Params, read: Sequence[Path]) -> list[tuple[Any, ...]]:
+    def fetch(self, sql: str, params: Params, read: Sequence[Location]) -> list[tuple[Any, ...]]:
         """The rows of ``sql``, which reads only the files ``read``."""
         ...
 
-    def write(self, sql: str, params: Params, out: Path, read: Sequence[Path]) -> int:
+    def write(self, sql: str, params: Params, out: Path, read: Sequence[Location]) -> int:
         """Write the rows of ``sql`` as Parquet at ``out`` (a file, or for Spark a folder of
         files; ``out``'s folder must exist) and return how many there are."""
+        ...
+
+    def locate(self, store: ObjectStore, key: str) -> list[Location]:
+        """What a statement reads for the object ``key`` of ``store``."""
         ...
 
     def close(self) -> None: ...
@@ -74,15 +83,20 @@ class DuckRunner:
     def ready(self) -> None:
         """Always: DuckDB runs in this process."""
 
-    def fetch(self, sql: str, params: Params, read: Sequence[Path]) -> list[tuple[Any, ...]]:
-        with self._cursor(read) as con:
+    def fetch(self, sql: str, params: Params, read: Sequence[Location]) -> list[tuple[Any, ...]]:
+        with self._cursor([Path(r) for r in read]) as con:
             return con.execute(sql, params).fetchall()
 
-    def write(self, sql: str, params: Params, out: Path, read: Sequence[Path]) -> int:
+    def write(self, sql: str, params: Params, out: Path, read: Sequence[Location]) -> int:
         copy, bound = _copy(sql, params, out)
-        with sandboxed_duckdb(self._limits, read=read, folders=[out.parent]) as con:
+        with sandboxed_duckdb(self._limits, read=[Path(r) for r in read],
+                              folders=[out.parent]) as con:
             ((count,),) = con.execute(copy, bound).fetchall()
         return int(count)
+
+    def locate(self, store: ObjectStore, key: str) -> list[Location]:
+        """The object's local files (downloaded first from S3: hub.storage.extractcache)."""
+        return list(parquet_parts(store.local_path(key)))
 
     def close(self) -> None:
         """Nothing of its own: the sandboxes are their owner's (hub.query.engine)."""

@@ -34,10 +34,11 @@ import pyarrow.parquet as pq
 import structlog
 
 from hub.engines.dialect import Source, SparkStatement, to_spark
-from hub.engines.runner import Params, UnreadableInput
-from hub.errors import Unavailable
+from hub.engines.runner import Location, Params, UnreadableInput
+from hub.errors import NotFound, Unavailable
 from hub.settings import Settings
-from hub.storage.objects import parquet_parts
+from hub.storage.objects import ObjectStore, parquet_parts
+from hub.storage.s3 import s3a_options
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -67,21 +68,26 @@ class SparkRunner:
         try:
             _ = self._spark().version
         except _failures() as exc:
-            _log.error("spark.unreachable", error=type(exc).__name__, detail=str(exc)[:500])
-            raise Unavailable("the Spark cluster could not be reached; retry later",
-                              rule="spark") from None
+            raise _unreachable(exc) from None
 
-    def fetch(self, sql: str, params: Params, read: Sequence[Path]) -> list[tuple[Any, ...]]:
+    def fetch(self, sql: str, params: Params, read: Sequence[Location]) -> list[tuple[Any, ...]]:
         return self._run(sql, params, lambda spark, stmt: [
             tuple(row) for row in spark.sql(stmt.sql).collect()])
 
-    def write(self, sql: str, params: Params, out: Path, read: Sequence[Path]) -> int:
+    def write(self, sql: str, params: Params, out: Path, read: Sequence[Location]) -> int:
         def write(spark: SparkSession, stmt: SparkStatement) -> int:
             spark.sql(stmt.sql).write.mode("error").parquet(out.resolve().as_uri())
             # the parts' footers count the rows: no second job that reads them back
             return sum(pq.read_metadata(p).num_rows for p in parquet_parts(out))
 
         return self._run(sql, params, write)
+
+    def locate(self, store: ObjectStore, key: str) -> list[Location]:
+        """The object as the cluster reads it (a file or a folder of parts, from a folder
+        it shares or from S3), listed by the cluster itself."""
+        if not store.exists(key):
+            raise NotFound(f"object {key!r} does not exist")
+        return [store.cluster_location(key)]
 
     def close(self) -> None:
         with self._lock:
@@ -93,7 +99,10 @@ class SparkRunner:
     def _spark(self) -> SparkSession:
         with self._lock:
             if self._session is None:
-                self._session = _connect(self._settings)
+                try:
+                    self._session = _connect(self._settings)
+                except _failures() as exc:
+                    raise _unreachable(exc) from None
             return self._session
 
     def _run(self, sql: str, params: Params,
@@ -106,7 +115,8 @@ class SparkRunner:
                 # pages written with CRC checksums are verified as they are read
                 reader = (spark.read.option("mergeSchema", str(source.merge).lower())
                           .option("parquet.page.verify-checksum.enabled", "true"))
-                df = reader.parquet(*(Path(f).resolve().as_uri() for f in source.files))
+                df = reader.parquet(*(f if "://" in f else Path(f).resolve().as_uri()
+                                      for f in source.files))
                 if source.row_number:  # DuckDB's file_row_number: Spark's row index
                     df = df.selectExpr("*", "_metadata.row_index AS file_row_number")
                 frames[source.view] = df
@@ -145,6 +155,11 @@ class SparkRunner:
                 _quietly(partial(spark.catalog.dropTempView, view))
 
 
+def _unreachable(exc: BaseException) -> Unavailable:
+    _log.error("spark.unreachable", error=type(exc).__name__, detail=str(exc)[:500])
+    return Unavailable("the Spark cluster could not be reached; retry later", rule="spark")
+
+
 def _failures() -> tuple[type[BaseException], ...]:
     """What a statement raises when the cluster fails it or cannot be reached."""
     import grpc
@@ -154,7 +169,21 @@ def _failures() -> tuple[type[BaseException], ...]:
 
 
 def _connect(settings: Settings) -> SparkSession:
-    """A session on the configured cluster (its address is checked by the settings)."""
+    """A session on the configured cluster (its address is checked by the settings), which
+    reads an ``s3://`` store through S3A with :func:`~hub.storage.s3.s3a_options` (session
+    settings: Spark copies them into the Hadoop settings of the files its statements read)."""
+    session = _session(settings)
+    if settings.storage.startswith("s3://"):
+        try:
+            for name, value in s3a_options(settings).items():
+                session.conf.set(name, value)
+        except BaseException:
+            _quietly(session.stop)
+            raise
+    return session
+
+
+def _session(settings: Settings) -> SparkSession:
     from pyspark.sql import SparkSession
 
     if settings.spark_remote is not None:

@@ -64,7 +64,6 @@ from hub.actors import Actor, Role
 from hub.contracts.model import ContractRegistry
 from hub.engines import cluster_runner
 from hub.errors import (
-    ConfigError,
     Conflict,
     EmptyExtract,
     ExtractInvalid,
@@ -83,7 +82,7 @@ from hub.ingest.units import open_unit_index
 from hub.metrics import Metrics
 from hub.settings import Settings
 from hub.storage.db import MEMBER_LIMITS, extracts, organisations, uploads, utcnow
-from hub.storage.objects import LocalFolderStore, MultipartStore, ObjectStore
+from hub.storage.objects import MultipartStore, ObjectStore
 from hub.storage.s3 import S3Store
 from hub.storage.sandbox import DuckLimits
 
@@ -558,10 +557,7 @@ class IngestService:
         extract_id = up.extract_id or _new_id("ext_")
         key = object_key(actor.org, up.dataset, extract_id)
         self._set_receiving(up.id, extract_id=extract_id, updated_at=now)
-        if canonical.is_dir():  # written by the cluster (settings: a folder store)
-            if not isinstance(self._store, LocalFolderStore):
-                raise ConfigError("extracts committed on Spark need TAHUB_STORAGE=file://...",
-                                  field="TAHUB_STORAGE")
+        if canonical.is_dir():  # written by the cluster
             self._store.put_folder(key, canonical)
         else:
             self._store.put_file(key, canonical)

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub.contracts.validation import quote_ident
-from hub.engines.runner import Runner
+from hub.engines.runner import Location, Runner
 from hub.ingest.linkage import PERSON_COLUMN
 from hub.ingest.units import PRIO_COLUMN, SEQ_COLUMN, UNIT_COLUMN
 
@@ -107,7 +107,7 @@ def _tmp(path: Path) -> Path:
                           f"{secrets.token_hex(4)}.tmp")
 
 
-def _source(paths: Sequence[Path], persons: Path | None) -> tuple[dict[str, object], str]:
+def _source(paths: Sequence[Location], persons: Path | None) -> tuple[dict[str, object], str]:
     """The parameters and SQL relation of the canonical rows of ``paths``, read through the
     person map when there is one."""
     params: dict[str, object] = {"files": [str(p) for p in paths]}
@@ -146,7 +146,7 @@ class BoundCuts:
         self._folder = folder
         self._runner = runner
 
-    def cuts(self, dataset: str, extract_ids: Sequence[str], paths: Sequence[Path],
+    def cuts(self, dataset: str, extract_ids: Sequence[str], paths: Sequence[Location],
              columns: frozenset[str], bound: Bound,
              persons: Path | None = None) -> Path | None:
         """The Parquet file of (``__unit``[, ``__p``], ``__cut``, ``__cut_origin``) for the
@@ -194,7 +194,7 @@ class BoundCuts:
         count = self._runner.write(sql, params, tmp, read)
         return self._keep(tmp, path if count else None, empty, prefix)
 
-    def dropped(self, dataset: str, extract_ids: Sequence[str], paths: Sequence[Path],
+    def dropped(self, dataset: str, extract_ids: Sequence[str], paths: Sequence[Location],
                 columns: frozenset[str], bound: Bound, cuts: Path,
                 persons: Path | None = None) -> Path | None:
         """The Parquet file of the rows that the cut file ``cuts`` (of these files, this

@@ -31,7 +31,7 @@ import structlog
 
 from hub.contracts.model import FieldType
 from hub.engines import cluster_runner
-from hub.engines.runner import DuckRunner
+from hub.engines.runner import DuckRunner, Location
 from hub.errors import NotFound, OutOfCapacity, Unavailable
 from hub.ingest.service import IngestService
 from hub.ingest.units import PARTNER_COLUMN, SEQ_COLUMN, UNIT_COLUMN, FixedColumn
@@ -44,7 +44,7 @@ from hub.query.bounds import (
 from hub.query.plan import QueryPlan
 from hub.query.sql import Part, compile_plan, compile_subtracted, subtractable
 from hub.settings import Settings
-from hub.storage.objects import ObjectStore, parquet_parts, parquet_schema
+from hub.storage.objects import ObjectStore
 from hub.storage.sandbox import DuckLimits, sandboxed_duckdb
 
 __all__ = ["QueryEngine"]
@@ -59,14 +59,14 @@ class _Files:
     """The visible extracts of a dataset as local files, and what the SQL needs of them."""
 
     ids: list[str]
-    paths: list[Path]
+    paths: list[Location]
     columns: frozenset[str]  # the union of their columns
     uniform: bool  # every file has the same columns (no need to match them by name)
     fixed: dict[str, FixedColumn]  # fixed-point columns every file has alike
     persons: Path | None = None  # units linked into persons (hub.ingest.linkage)
 
     @property
-    def readable(self) -> list[Path]:
+    def readable(self) -> list[Location]:
         """The files a query of them may read (its DuckDB sandbox's allowed paths)."""
         return [*self.paths, *([self.persons] if self.persons is not None else [])]
 
@@ -290,18 +290,18 @@ class QueryEngine:
         has the same columns, and the fixed-point columns every file has with the same
         clamp and decimals."""
         ids: list[str] = []
-        paths: list[Path] = []
+        paths: list[Location] = []
         layouts: list[_Layout] = []
         for extract in self._ingest.visible_extracts(dataset):
+            key = extract.object_key
             try:
-                path = self._store.local_path(extract.object_key)
+                paths.extend(self._runner.locate(self._store, key))
+                layout = self._layouts.get(key)
+                if layout is None:
+                    layout = self._layouts[key] = _layout(extract.id, self._store, key)
             except NotFound as exc:  # withdrawn meanwhile
                 raise Unavailable("the dataset changed while the query ran; retry") from exc
-            layout = self._layouts.get(extract.object_key)
-            if layout is None:
-                layout = self._layouts[extract.object_key] = _layout(extract.id, path)
             layouts.append(layout)
-            paths.extend(parquet_parts(path))
             ids.append(extract.id)
         columns = frozenset().union(*(names for names, _ in layouts))
         shared = dict(layouts[0][1]) if layouts else {}
@@ -356,11 +356,11 @@ class QueryEngine:
 _Layout = tuple[frozenset[str], dict[str, FixedColumn]]
 
 
-def _layout(extract_id: str, path: Path) -> _Layout:
-    """The file's columns and fixed-point columns; refused if it lacks the bounding columns
-    (hub.ingest.units)."""
+def _layout(extract_id: str, store: ObjectStore, key: str) -> _Layout:
+    """The object's columns and fixed-point columns; refused if it lacks the bounding
+    columns (hub.ingest.units)."""
     try:
-        schema = parquet_schema(path)
+        schema = store.schema(key)
     except (pa.ArrowException, OSError) as exc:
         raise Unavailable("the dataset changed while the query ran; retry") from exc
     names = frozenset(schema.names)

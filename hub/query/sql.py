@@ -58,6 +58,7 @@ from typing import Any, Literal
 from hub.contracts.model import ContractField, FieldType
 from hub.contracts.model import Role as FieldRole
 from hub.contracts.validation import quote_ident
+from hub.engines.runner import Location
 from hub.errors import InvalidInput
 from hub.ingest.units import PARTNER_COLUMN, UNIT_COLUMN, FixedColumn
 from hub.query.bounds import PERIOD_KEY, kept_sql, period_key, persons_source, prio_sql
@@ -148,7 +149,7 @@ def _clamp(part: Part) -> tuple[float, float]:
 def compile_plan(
     plan: QueryPlan,
     parts: Sequence[Part],
-    paths: Sequence[Path],
+    paths: Sequence[Location],
     columns: frozenset[str] | None = None,
     *,
     union: bool = True,
@@ -308,7 +309,7 @@ def subtractable(plan: QueryPlan, parts: Sequence[Part]) -> bool:
 def compile_subtracted(
     plan: QueryPlan,
     parts: Sequence[Part],
-    paths: Sequence[Path],
+    paths: Sequence[Location],
     columns: frozenset[str] | None = None,
     *,
     union: bool = True,

@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from hub.errors import ConfigError, NotFound, Unavailable
+from hub.storage.folders import COMMON_METADATA, parquet_parts, parquet_schema
 from hub.storage.objectkeys import TMP_PREFIX, check_key, check_prefix
 from hub.storage.s3 import MultipartUpload, S3Store, UploadPart, open_s3
 
@@ -54,22 +54,6 @@ __all__ = [
     "parquet_parts",
     "parquet_schema",
 ]
-
-#: The file of a folder object that holds its schema and ``tahub.*`` metadata (Parquet's
-#: dataset convention; Spark and DuckDB skip files that start with an underscore).
-COMMON_METADATA = "_common_metadata"
-
-
-def parquet_parts(path: Path) -> list[Path]:
-    """The Parquet files of an extract object: the file itself, or a folder object's parts
-    (an extract Spark committed, :mod:`hub.ingest.clustered`)."""
-    return sorted(path.glob("*.parquet")) if path.is_dir() else [path]
-
-
-def parquet_schema(path: Path) -> pa.Schema:
-    """The schema and ``tahub.*`` metadata of an extract object (:func:`parquet_parts`)."""
-    return pq.read_schema(path / COMMON_METADATA if path.is_dir() else path)
-
 
 @runtime_checkable
 class ObjectStore(Protocol):
@@ -97,6 +81,21 @@ class ObjectStore(Protocol):
 
     def ping(self) -> None:
         """Check the store can be written now (readiness); ``Unavailable`` if not."""
+        ...
+
+    def put_folder(self, key: str, source: Path) -> None:
+        """Store ``source``, a folder object (:mod:`hub.storage.folders`), under ``key``;
+        it becomes visible whole or not at all."""
+        ...
+
+    def schema(self, key: str) -> pa.Schema:
+        """The object's schema and ``tahub.*`` metadata, without reading its rows where
+        the store can (``NotFound`` when there is no object)."""
+        ...
+
+    def cluster_location(self, key: str) -> str:
+        """The URI under which a Spark cluster reads the object (a file or a folder of
+        parts): ``file://`` for a folder the cluster shares, ``s3a://`` for S3."""
         ...
 
 
@@ -196,6 +195,12 @@ class LocalFolderStore:
             raise NotFound(f"object {key!r} does not exist")
         return path
 
+    def schema(self, key: str) -> pa.Schema:
+        return parquet_schema(self.local_path(key))
+
+    def cluster_location(self, key: str) -> str:
+        return self._path(key).resolve().as_uri()
+
     def exists(self, key: str) -> bool:
         path = self._path(key)
         return path.is_file() or (path / COMMON_METADATA).is_file()
@@ -274,6 +279,17 @@ class MemoryStore:
 
     def exists(self, key: str) -> bool:
         return check_key(key) in self._objects
+
+    def put_folder(self, key: str, source: Path) -> None:
+        raise ConfigError("memory:// storage holds files only, not an extract written by "
+                          "Spark", field="TAHUB_STORAGE")
+
+    def schema(self, key: str) -> pa.Schema:
+        return parquet_schema(self.local_path(key))
+
+    def cluster_location(self, key: str) -> str:
+        raise ConfigError("a Spark cluster cannot read memory:// storage",
+                          field="TAHUB_STORAGE")
 
     def ping(self) -> None:
         """Always reachable."""

@@ -28,27 +28,33 @@ import re
 import tempfile
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import SplitResult, urlsplit
 
 import certifi
+import pyarrow as pa
+import pyarrow.parquet as pq
 import structlog
 import urllib3
 from minio import Minio
 from minio.datatypes import Part
+from minio.deleteobjects import DeleteObject
 from minio.error import MinioException, S3Error
 from minio.helpers import DictType, check_bucket_name
 from minio.sse import Sse, SseKMS, SseS3
 
 from hub.errors import ConfigError, InvalidInput, NotFound, TahubError, Unavailable
 from hub.storage.extractcache import IN_USE_SECONDS, ExtractCache
+from hub.storage.folders import COMMON_METADATA, FOLDER_ENTRY, parquet_parts, parquet_schema
 from hub.storage.objectkeys import TMP_PREFIX, check_key, check_prefix, is_key
 
 if TYPE_CHECKING:
     from hub.settings import Settings
 
-__all__ = ["RETRY_AFTER_SECONDS", "MultipartUpload", "S3Store", "UploadPart", "open_s3"]
+__all__ = ["RETRY_AFTER_SECONDS", "MultipartUpload", "S3Store", "UploadPart", "open_s3",
+           "s3a_options"]
 
 _log = structlog.get_logger("hub.storage.s3")
 
@@ -182,39 +188,82 @@ class S3Store:
                               retry_after=RETRY_AFTER_SECONDS)
         self.cache.discard(self._cache_name(key))
 
-    def local_path(self, key: str) -> Path:
-        name = self._name(key)
+    def put_folder(self, key: str, source: Path) -> None:
+        """Upload a folder object (:mod:`hub.storage.folders`): its parts under
+        ``<key>/``, each as :meth:`put_file` does, then its ``_common_metadata``, which makes
+        it whole (:meth:`exists`); a folder left without it by a failure is removed here, or
+        else swept as an orphan (:meth:`keys` lists it under ``key``)."""
+        if not (source / COMMON_METADATA).is_file():
+            raise ValueError("a folder object needs its _common_metadata")
         try:
-            return self.cache.fetch(
-                self._cache_name(key), lambda tmp: self._fetch(key, name, tmp, required=True)
-            )
+            for part in parquet_parts(source):
+                self.put_file(f"{key}/{part.name}", part)
+            self.put_file(f"{key}/{COMMON_METADATA}", source / COMMON_METADATA)
+        except BaseException:
+            with contextlib.suppress(TahubError):
+                self.delete(key)
+            raise
+
+    def local_path(self, key: str) -> Path:
+        check_key(key)
+        try:
+            return self.cache.fetch(self._cache_name(key), partial(self._fill, key))
         except OSError as exc:
             _log.error("storage.cache_failed", key=key, error=type(exc).__name__)
             raise Unavailable("the hub could not keep a local copy of an extract; retry "
                               "later", retry_after=RETRY_AFTER_SECONDS) from exc
 
     def exists(self, key: str) -> bool:
-        name = self._name(key)
-        try:
-            with self._errors(key):
-                self._client.stat_object(self.bucket, name)
-        except NotFound:
-            return False
-        return True
+        return self._stat(key) or self._is_folder(key)
 
     def delete(self, key: str) -> None:
         name = self._name(key)
         self.cache.discard(self._cache_name(key))  # first: no copy outlives a withdrawal
         with self._errors(key):
             self._client.remove_object(self.bucket, name)
+            inside = [DeleteObject(o.object_name) for o in self._client.list_objects(
+                self.bucket, prefix=name + "/", recursive=True) if o.object_name]
+            failed = list(self._client.remove_objects(self.bucket, inside)) if inside else []
+        if failed:
+            _log.error("storage.delete_failed", key=key, objects=len(failed))
+            raise Unavailable(f"the object store kept {len(failed)} objects of {key!r}; "
+                              "retry later", retry_after=RETRY_AFTER_SECONDS)
 
     def keys(self, prefix: str = "") -> Iterator[str]:
+        """Every key under ``prefix``; a folder object's entries are listed as its key,
+        once (whole or not: an incomplete folder is an orphan to sweep)."""
         check_prefix(prefix)
         with self._errors():
             names = [o.object_name for o in self._client.list_objects(
                 self.bucket, prefix=self._names + prefix, recursive=True)]
-        found = (n[len(self._names):] for n in names if n and n.startswith(self._names))
-        return iter(sorted(k for k in found if is_key(k)))
+        found = set()
+        for name in names:
+            if not name or not name.startswith(self._names):
+                continue
+            key = name[len(self._names):]
+            folder, _, entry = key.rpartition("/")
+            found.add(folder if folder and FOLDER_ENTRY.match(entry) else key)
+        return iter(sorted(k for k in found if is_key(k) and k.startswith(prefix)))
+
+    def schema(self, key: str) -> pa.Schema:
+        """A folder object's ``_common_metadata`` (a few KB), else the file's footer from
+        its local copy."""
+        if not self._is_folder(key):
+            return parquet_schema(self.local_path(key))
+        with self._errors(key):
+            response = self._client.get_object(self.bucket,
+                                               self._name(f"{key}/{COMMON_METADATA}"))
+            try:
+                data = response.read()
+            finally:
+                response.close()
+                response.release_conn()
+        return pq.read_schema(pa.BufferReader(data))
+
+    def cluster_location(self, key: str) -> str:
+        """``s3a://<bucket>/<prefix>/<key>``: Hadoop's S3A connector, configured by
+        :func:`s3a_options`."""
+        return f"s3a://{self.bucket}/{self._name(key)}"
 
     def ping(self) -> None:
         """One ``HEAD`` of the bucket, with a short timeout and no retry."""
@@ -333,6 +382,46 @@ class S3Store:
 
     def _cache_name(self, key: str) -> str:
         return f"{self.bucket}/{self._names}{key}"
+
+    def _stat(self, key: str) -> bool:
+        """Whether the object ``key`` (a file, not a folder) exists."""
+        try:
+            with self._errors(key):
+                self._client.stat_object(self.bucket, self._name(key))
+        except NotFound:
+            return False
+        return True
+
+    def _is_folder(self, key: str) -> bool:
+        """Whether ``key`` is a whole folder object (its ``_common_metadata`` is there)."""
+        return self._stat(f"{check_key(key)}/{COMMON_METADATA}")
+
+    def _fill(self, key: str, dest: Path) -> None:
+        """A cache miss: the object, or a folder object as one file of its parts."""
+        if self._is_folder(key):
+            self._fetch_folder(key, dest)
+        else:
+            self._fetch(key, self._name(key), dest, required=True)
+
+    def _fetch_folder(self, key: str, dest: Path) -> None:
+        """A folder object as one local Parquet file: each part downloaded and checked as
+        :meth:`_fetch` does, then its row groups written in the parts' order, under the
+        folder's schema and metadata (what DuckDB and the persons map read)."""
+        with self._errors(key):
+            names = sorted(o.object_name for o in self._client.list_objects(
+                self.bucket, prefix=self._name(key) + "/", recursive=True)
+                if o.object_name and o.object_name.endswith(".parquet"))
+        with tempfile.TemporaryDirectory(prefix=TMP_PREFIX, dir=dest.parent) as tmp:
+            parts = []
+            for i, name in enumerate(names):
+                parts.append(Path(tmp) / f"{i:06d}.parquet")
+                self._fetch(name[len(self._names):], name, parts[-1], required=True)
+            metadata = self.schema(key).metadata
+            first = pq.read_schema(parts[0]) if parts else self.schema(key)
+            with pq.ParquetWriter(dest, first.with_metadata(metadata), compression="zstd",
+                                  write_page_checksum=True) as out:
+                for part in parts:
+                    out.write_table(pq.read_table(part).replace_schema_metadata(metadata))
 
     def _bucket_exists(self, client: Minio | None = None) -> bool:
         with self._errors():
@@ -458,3 +547,23 @@ def open_s3(url: str, parts: SplitResult, settings: Settings | None) -> S3Store:
                           "create it first (the hub never creates buckets)",
                           field="TAHUB_STORAGE")
     return store
+
+
+def s3a_options(settings: Settings) -> dict[str, str]:
+    """The Hadoop S3A settings under which a Spark cluster reads ``TAHUB_STORAGE``'s bucket
+    as the hub does: its endpoint and region, and with ``TAHUB_SPARK_S3_CREDENTIALS=hub``
+    the hub's own keys (docs/production.md, "Apache Spark")."""
+    host, secure = _parse_endpoint(settings.s3_endpoint, "TAHUB_S3_ENDPOINT")
+    options = {
+        "fs.s3a.endpoint": f"{'https' if secure else 'http'}://{host}",
+        "fs.s3a.endpoint.region": settings.s3_region,
+        "fs.s3a.connection.ssl.enabled": str(secure).lower(),
+        # MinIO and most S3-compatible stores serve buckets by path, not by host name
+        "fs.s3a.path.style.access": str(not host.endswith("amazonaws.com")).lower(),
+    }
+    if settings.spark_s3_credentials == "hub":
+        options |= {"fs.s3a.access.key": settings.s3_access_key,
+                    "fs.s3a.secret.key": settings.s3_secret_key.get_secret_value(),
+                    "fs.s3a.aws.credentials.provider":
+                        "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"}
+    return options

@@ -34,7 +34,7 @@ from hub.storage.objects import (
     S3Store,
     open_store,
 )
-from hub.storage.s3 import RETRY_AFTER_SECONDS
+from hub.storage.s3 import RETRY_AFTER_SECONDS, s3a_options
 from tests.s3server import ACCESS_KEY, SECRET_KEY, S3Bucket
 
 KEY = "extracts/org_1/bank_alerts/ext_1.parquet"
@@ -118,6 +118,30 @@ def test_bad_s3_settings_are_config_errors_naming_the_setting(
 def test_an_s3_url_without_settings_names_the_setting() -> None:
     with pytest.raises(ConfigError, match="TAHUB_S3_"):
         open_store("s3://bucket/prefix")
+
+
+def test_a_spark_cluster_reads_the_bucket_at_the_hubs_endpoint_with_the_chosen_keys(
+    tmp_path: Path,
+) -> None:
+    """TAHUB_ENGINE=spark over s3://: the S3A settings the hub gives the cluster's session
+    (hub.engines.spark): the hub's endpoint and region, its keys unless the cluster has its
+    own; AWS by host name and TLS, MinIO and the like by path."""
+    spark = {"data_dir": tmp_path, "engine": "spark", "spark_remote": "sc://h:15002",
+             "spark_shared_dir": tmp_path, "storage": "s3://tahub/extracts",
+             "s3_access_key": "AKIA-HUB", "s3_secret_key": "hub-secret", "s3_region": "eu-west-3"}
+    minio = s3a_options(Settings(**spark, s3_endpoint="http://minio:9000"))
+    assert minio == {
+        "fs.s3a.endpoint": "http://minio:9000", "fs.s3a.endpoint.region": "eu-west-3",
+        "fs.s3a.connection.ssl.enabled": "false", "fs.s3a.path.style.access": "true",
+        "fs.s3a.access.key": "AKIA-HUB", "fs.s3a.secret.key": "hub-secret",
+        "fs.s3a.aws.credentials.provider":
+            "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"}
+    aws = s3a_options(Settings(**spark, spark_s3_credentials="cluster"))
+    assert aws == {
+        "fs.s3a.endpoint": "https://s3.amazonaws.com", "fs.s3a.endpoint.region": "eu-west-3",
+        "fs.s3a.connection.ssl.enabled": "true", "fs.s3a.path.style.access": "false"}
+    with pytest.raises(pydantic.ValidationError, match="spark_s3_credentials"):
+        Settings(**spark, spark_s3_credentials="both")
 
 
 @pytest.mark.parametrize("sse", ["aes", "kms:", "KMS:x", "s3 "])

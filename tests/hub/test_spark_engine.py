@@ -1,7 +1,9 @@
 """The Spark engine (hub.engines.spark, hub.engines.dialect) equals DuckDB's, cell for cell, before
 noise: random plans over random extracts, committed through the real IngestService, run by
 the real query engine on DuckDB and on a real Spark standalone cluster on loopback (a
-master, two workers and a Spark Connect server; tests/sparkcluster.py).
+master, two workers and a Spark Connect server; tests/sparkcluster.py). Over S3 storage (a
+moto server, tests/s3server.py) the cluster reads the bucket itself through Hadoop's S3A
+connector (hub.storage.s3.s3a_options).
 
 Run alone with ``pytest -m spark``."""
 
@@ -36,6 +38,8 @@ from hub.query.engine import QueryEngine
 from hub.query.plan import QueryPlan
 from hub.query.sql import Part
 from hub.settings import Settings
+from hub.storage.folders import COMMON_METADATA
+from hub.storage.s3 import S3Store
 from tests.api.conftest import Hub, running_hub
 from tests.hub.extract_files import token, valid_rows
 from tests.hub.pooled import ORGS, Pool, plan
@@ -49,6 +53,7 @@ from tests.hub.test_engine import (
     drawn,
 )
 from tests.osint.accepted import accept, route
+from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY, S3Bucket
 from tests.sparkcluster import SparkCluster
 from tests.tcpproxy import TcpProxy
 
@@ -269,6 +274,62 @@ def test_a_hub_on_spark_answers_exactly_the_truth_and_charges_its_dp_queries(
             assert again["reused"] and again["rows"] == dp["rows"]
 
 
+# -- S3 storage: the cluster reads the bucket itself, through Hadoop's S3A connector -------------
+NEWS = {"group_by": ["source_country", "destination_country"], "measures": ["count"],
+        "filters": {"source_type": ["news"]}}  # public rows: the exact counts, no noise
+
+
+def _counts(answer: dict[str, Any]) -> Counter[tuple[str, str]]:
+    return Counter({(r["source_country"], r["destination_country"]): r["count"]["value"]
+                    for r in answer["rows"] if r["count"]["value"]})
+
+
+def test_a_hub_on_spark_over_s3_commits_folder_objects_the_cluster_reads_itself(
+    tmp_path: Path, cluster: SparkCluster, s3_bucket: S3Bucket,
+) -> None:
+    """Commit on the cluster -> a folder object in the bucket; queries on the cluster read
+    it through s3a (the hub downloads nothing) and answer the truth; the same bucket on
+    DuckDB answers the same from local copies of the folder objects; the bucket down is a
+    503 with Retry-After."""
+    data = tmp_path / "hub"
+    s3 = {"storage": s3_bucket.url, "s3_endpoint": s3_bucket.server.endpoint,
+          "s3_access_key": ACCESS_KEY, "s3_secret_key": SECRET_KEY, "s3_region": REGION}
+    spark = {"engine": "spark", "spark_remote": cluster.remote, "spark_shared_dir": data}
+    with running_hub(data, **spark, **s3) as hub:
+        store = hub.services.store
+        assert isinstance(store, S3Store)
+        truth = _incidents(hub)
+        (key,) = list(store.keys("extracts/"))
+        names = {o.object_name.rsplit("/", 1)[1] for o in s3_bucket.server.client().list_objects(
+            s3_bucket.name, prefix=f"{s3_bucket.prefix}/{key}/", recursive=True)}
+        assert COMMON_METADATA in names and any(n.startswith("part-") for n in names)
+        assert not list((data / "commits").glob("*"))  # the work folder is gone
+        creds = hub.member("Analysts Inc", (Role.ANALYST,), MemberKind.NGO)
+        with hub.authed(creds) as analyst:
+            assert _counts(_ask(analyst, NEWS)) == truth["news"]
+            dp = _ask(analyst, {"group_by": ["destination_country"], "measures": ["count"]})
+            assert dp["charged"]["amount"] == "1/10" and dp["measures"][0]["noise_scale"] > 0
+        assert store.cache.size() == 0  # the cluster read the bucket, not the hub
+
+    with running_hub(data, **s3) as hub, hub.authed(creds) as analyst:  # DuckDB, same bucket
+        by_destination = _ask(analyst, {**NEWS, "group_by": ["destination_country"]})
+        got = {r["destination_country"]: r["count"]["value"] for r in by_destination["rows"]}
+        for destination in ("IT", "GB"):
+            assert got[destination] == sum(n for (_, d), n in truth["news"].items()
+                                           if d == destination)
+        store = hub.services.store
+        assert isinstance(store, S3Store) and store.cache.size() > 0  # a local copy of it
+
+    with running_hub(data, **spark, **s3) as hub, hub.authed(creds) as analyst:
+        with s3_bucket.server.down():
+            refused = analyst.post("/v1/queries", json={
+                "dataset": "incidents", "cost": "1/10", "group_by": ["source_country"],
+                "measures": ["count"]})
+        s3_bucket.recreate()  # moto keeps its buckets in memory
+    assert refused.status_code == 503, refused.text
+    assert int(refused.headers["Retry-After"]) >= 1
+
+
 def test_an_unreachable_cluster_refuses_a_query_before_its_charge(
     tmp_path: Path, cluster: SparkCluster,
 ) -> None:
@@ -428,7 +489,7 @@ def _closed_port() -> int:
     ({"spark_remote": "sc://h:15002", "spark_master": "spark://h:7077"}, "TAHUB_SPARK_REMOTE"),
     ({"spark_remote": "sc://h:15002"}, "TAHUB_SPARK_SHARED_DIR"),
     ({"spark_remote": "sc://h:15002", "spark_shared_dir": "/shared",
-      "storage": "s3://bucket/extracts"}, "TAHUB_STORAGE must be file://"),
+      "storage": "memory://"}, "TAHUB_STORAGE must be file:///.* or s3://"),
     ({"spark_master": "http://h:7077", "spark_shared_dir": "/shared"}, "spark_master"),
 ])
 def test_a_spark_engine_without_what_it_needs_is_refused_at_start(

@@ -16,6 +16,7 @@ from hub.storage.objects import (
     LocalFolderStore,
     MemoryStore,
     ObjectStore,
+    S3Store,
     open_store,
     parquet_parts,
     parquet_schema,
@@ -123,37 +124,84 @@ def test_folder_keys_skip_temporary_files_and_delete_prunes_empty_folders(tmp_pa
     assert root.is_dir()
 
 
-def test_a_folder_object_is_one_key_read_through_its_parts_and_common_metadata(
-    tmp_path: Path,
-) -> None:
-    """What a Spark commit stores (hub.ingest.clustered): a folder of Parquet parts and its
-    _common_metadata, put by one rename, listed, found and deleted as one object."""
-    root = tmp_path / "objects"
-    store = LocalFolderStore(root)
-    other = "extracts/org_1/bank_alerts/ext_2.parquet"
-    store.put_file(other, _file(tmp_path, "b", b"y"))
+@pytest.fixture(params=["folder", "s3"])
+def folder_store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
+    """The stores a Spark commit can publish to."""
+    if request.param == "folder":
+        return LocalFolderStore(tmp_path / "objects")
+    bucket: S3Bucket = request.getfixturevalue("s3_bucket")
+    return open_store(bucket.url, bucket.settings(tmp_path / "data"))
+
+
+def _written(tmp_path: Path, schema: pa.Schema) -> Path:
+    """A folder as Spark writes it: two parts and _SUCCESS (no _common_metadata yet)."""
     folder = tmp_path / "written"
     folder.mkdir()
-    schema = pa.schema([("n", pa.int64())], metadata={"tahub.dataset": "bank_alerts"})
     for i in range(2):
         pq.write_table(pa.table({"n": [i, i + 10]}, schema=schema),
                        folder / f"part-{i}.parquet")
     (folder / "_SUCCESS").write_bytes(b"")
+    return folder
+
+
+def test_a_folder_object_is_one_key_read_through_its_parts_and_common_metadata(
+    folder_store: ObjectStore, tmp_path: Path,
+) -> None:
+    """What a Spark commit stores (hub.ingest.clustered): a folder of Parquet parts and its
+    _common_metadata, listed, found, read and deleted as one object; its schema read from
+    _common_metadata alone; the cluster reads it where it is (file:// or s3a://)."""
+    store = folder_store
+    other = "extracts/org_1/bank_alerts/ext_2.parquet"
+    store.put_file(other, _file(tmp_path, "b", b"y"))
+    schema = pa.schema([("n", pa.int64())], metadata={"tahub.dataset": "bank_alerts"})
+    folder = _written(tmp_path, schema)
     with pytest.raises(ValueError, match="_common_metadata"):
         store.put_folder(KEY, folder)
     assert not store.exists(KEY)
     pq.write_metadata(schema, folder / COMMON_METADATA)
     store.put_folder(KEY, folder)
-    assert not folder.exists() and store.exists(KEY)
+    assert store.exists(KEY)
     assert list(store.keys("extracts/")) == [KEY, other]
-    path = store.local_path(KEY)
-    assert [p.name for p in parquet_parts(path)] == ["part-0.parquet", "part-1.parquet"]
+    assert store.schema(KEY).metadata == {b"tahub.dataset": b"bank_alerts"}
+    path = store.local_path(KEY)  # the folder itself, or from S3 one file of its parts
     assert parquet_schema(path).metadata == {b"tahub.dataset": b"bank_alerts"}
     assert pq.ParquetDataset(parquet_parts(path)).read()["n"].to_pylist() == [0, 10, 1, 11]
+    location = store.cluster_location(KEY)
+    if isinstance(store, S3Store):
+        assert location == f"s3a://{store.bucket}/{store.prefix}/{KEY}"
+    else:
+        assert not folder.exists()  # moved in by one rename
+        assert location == path.resolve().as_uri()
     store.delete(KEY)
     assert not store.exists(KEY) and list(store.keys()) == [other]
     with pytest.raises(NotFound):
         store.local_path(KEY)
+
+
+def test_a_memory_store_holds_no_folder_a_cluster_could_read(tmp_path: Path) -> None:
+    folder = _written(tmp_path, pa.schema([("n", pa.int64())]))
+    with pytest.raises(ConfigError, match="memory://"):
+        MemoryStore().put_folder(KEY, folder)
+    with pytest.raises(ConfigError, match="memory://"):
+        MemoryStore().cluster_location(KEY)
+
+
+def test_a_folder_left_incomplete_in_s3_is_one_orphan_key_and_no_object(
+    s3_bucket: S3Bucket, tmp_path: Path,
+) -> None:
+    """Parts whose _common_metadata never arrived (the hub died while uploading them) are
+    not an object, and are listed as one key, which the sweep removes whole."""
+    store = open_store(s3_bucket.url, s3_bucket.settings(tmp_path / "data"))
+    folder = _written(tmp_path, pa.schema([("n", pa.int64())]))
+    for part in sorted(folder.iterdir()):
+        store.put_file(f"{KEY}/{part.name}", part)
+    assert not store.exists(KEY)
+    assert list(store.keys("extracts/")) == [KEY]
+    with pytest.raises(NotFound):
+        store.local_path(KEY)
+    store.delete(KEY)
+    assert list(store.keys()) == []
+    assert not list(s3_bucket.server.client().list_objects(s3_bucket.name, recursive=True))
 
 
 def test_open_store_reads_file_and_memory_urls(tmp_path: Path) -> None:
