@@ -29,10 +29,11 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from hub.actors import MemberKind, Role
+from hub.actors import Actor, MemberKind, Role
 from hub.contracts.model import Contract, ContractRegistry
 from hub.engines.spark import SparkRunner
 from hub.errors import ConfigError, Unavailable
+from hub.ingest.service import staging_key
 from hub.query import bounds
 from hub.query.engine import QueryEngine
 from hub.query.plan import QueryPlan
@@ -41,8 +42,9 @@ from hub.settings import Settings
 from hub.storage.folders import COMMON_METADATA
 from hub.storage.s3 import S3Store
 from tests.api.conftest import Hub, running_hub
-from tests.hub.extract_files import token, valid_rows
+from tests.hub.extract_files import token, valid_rows, write_extract
 from tests.hub.pooled import ORGS, Pool, plan
+from tests.hub.test_direct_uploads import _put, _start
 from tests.hub.test_engine import (
     ALL_PARTS,
     SHAPES,
@@ -288,7 +290,8 @@ def test_a_hub_on_spark_over_s3_commits_folder_objects_the_cluster_reads_itself(
     tmp_path: Path, cluster: SparkCluster, s3_bucket: S3Bucket,
 ) -> None:
     """Commit on the cluster -> a folder object in the bucket; queries on the cluster read
-    it through s3a (the hub downloads nothing) and answer the truth; the same bucket on
+    it through s3a (the hub downloads nothing) and answer the truth; a partner's direct
+    upload (parts PUT to the bucket) commits on the cluster too; the same bucket on
     DuckDB answers the same from local copies of the folder objects; the bucket down is a
     503 with Retry-After."""
     data = tmp_path / "hub"
@@ -310,6 +313,19 @@ def test_a_hub_on_spark_over_s3_commits_folder_objects_the_cluster_reads_itself(
             dp = _ask(analyst, {"group_by": ["destination_country"], "measures": ["count"]})
             assert dp["charged"]["amount"] == "1/10" and dp["measures"][0]["noise_scale"] > 0
         assert store.cache.size() == 0  # the cluster read the bucket, not the hub
+        # a partner's parts PUT straight to the bucket, committed on the cluster
+        alerts = hub.services.registry.get("bank_alerts", 1)
+        rows = valid_rows(alerts, 300)
+        path = write_extract(tmp_path / "alerts.parquet", alerts, rows)
+        bank = hub.member("Bank A", (Role.PARTNER,), MemberKind.BANK)
+        partner = Actor(bank.client_id, bank.org_id, bank.org_name, frozenset({Role.PARTNER}))
+        up = _start(hub.services.ingest, partner, path, alerts, transfer="direct")
+        _put(hub.services.ingest, partner, up, path, list(range(1, (up.parts or 0) + 1)))
+        committed = hub.services.ingest.commit_upload(partner, up.id).extract
+        (extract,) = hub.services.ingest.visible_extracts("bank_alerts")
+        assert extract.id == committed.id and committed.rows == len(rows)
+        assert not store.exists(staging_key(bank.org_id, up.id))
+        assert pq.read_metadata(store.local_path(extract.object_key)).num_rows == len(rows)
 
     with running_hub(data, **s3) as hub, hub.authed(creds) as analyst:  # DuckDB, same bucket
         by_destination = _ask(analyst, {**NEWS, "group_by": ["destination_country"]})
