@@ -56,7 +56,8 @@ PREFETCH_FRESH = 1.0
 
 @dataclass(frozen=True)
 class _Files:
-    """The visible extracts of a dataset as local files, and what the SQL needs of them."""
+    """The visible extracts of a dataset as its runner reads them (local files, or where
+    the cluster reads them: ``Runner.locate``), and what the SQL needs of them."""
 
     ids: list[str]
     paths: list[Location]
@@ -286,9 +287,9 @@ class QueryEngine:
 
     # -- helpers -------------------------------------------------------------------------
     def _files(self, dataset: str) -> _Files:
-        """The visible extracts' local files, the union of their columns, whether every file
-        has the same columns, and the fixed-point columns every file has with the same
-        clamp and decimals."""
+        """The visible extracts' files as the runner reads them, the union of their columns,
+        whether every file has the same columns, and the fixed-point columns every file has
+        with the same clamp and decimals."""
         ids: list[str] = []
         paths: list[Location] = []
         layouts: list[_Layout] = []

@@ -10,8 +10,9 @@ which objects are visible; the store only holds bytes. Three backends:
 * :class:`MemoryStore` (``memory://``), for unit tests;
 * :class:`S3Store` (``s3://bucket[/prefix]``), S3 or MinIO (:mod:`hub.storage.s3`): sha256
   metadata on every object, server-side encryption, a local cache of extracts for queries,
-  and the multipart primitives of :class:`MultipartStore` (parts sent by the connector
-  straight to the bucket through presigned URLs).
+  folder objects a Spark cluster reads through S3A, and the multipart primitives of
+  :class:`MultipartStore` (parts sent by the connector straight to the bucket through
+  presigned URLs).
 
 Key rules are in :mod:`hub.storage.objectkeys`. ``ping()`` is the readiness check; a store that
 cannot be reached raises :class:`~hub.errors.Unavailable`, never a driver exception.

@@ -9,6 +9,11 @@
 * queries read local copies (``local_path``) from an
   :class:`~hub.storage.extractcache.ExtractCache`: one download per extract and host, not
   one per query;
+* an extract committed on Spark is a folder object (:mod:`hub.storage.folders`): its parts
+  under ``<key>/``, then ``<key>/_common_metadata``; listed, found and deleted as one key,
+  its schema read from ``_common_metadata`` alone, served to DuckDB as one local file of
+  its parts, and read by the cluster itself through S3A (``cluster_location``,
+  :func:`s3a_options`);
 * large uploads go straight from the connector to the bucket: the hub starts a multipart
   upload, presigns one ``PUT`` URL per part (with ``TAHUB_S3_PUBLIC_ENDPOINT``), lists the
   parts that arrived and completes or aborts the upload;
