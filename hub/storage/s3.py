@@ -52,7 +52,7 @@ from minio.sse import Sse, SseKMS, SseS3
 
 from hub.errors import ConfigError, InvalidInput, NotFound, TahubError, Unavailable
 from hub.storage.extractcache import IN_USE_SECONDS, ExtractCache
-from hub.storage.folders import COMMON_METADATA, FOLDER_ENTRY, parquet_parts, parquet_schema
+from hub.storage.folders import COMMON_METADATA, FOLDER_ENTRY, parquet_parts
 from hub.storage.objectkeys import TMP_PREFIX, check_key, check_prefix, is_key
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ RETRY_AFTER_SECONDS = 5
 #: Parts of the hub's own uploads (``put_file``); S3 allows at most 10,000 per object.
 _PART_BYTES = 16 * 1024 * 1024
 _CHUNK_BYTES = 1024 * 1024  # read size when streaming a download to a file
+_FOOTER_GUESS = 64 * 1024  # the tail read for a file's schema (a longer footer: one more read)
 _MAX_PARTS = 10_000
 _SHA256_HEADER = "x-amz-meta-sha256"
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -251,19 +252,19 @@ class S3Store:
         return iter(sorted(k for k in found if is_key(k) and k.startswith(prefix)))
 
     def schema(self, key: str) -> pa.Schema:
-        """A folder object's ``_common_metadata`` (a few KB), else the file's footer from
-        its local copy."""
-        if not self._is_folder(key):
-            return parquet_schema(self.local_path(key))
+        """The schema and metadata without the rows: a folder object's ``_common_metadata``
+        (a few KB), else the file's footer (its last bytes, by ranged reads)."""
+        if self._is_folder(key):
+            return pq.read_schema(pa.BufferReader(self._bytes(f"{key}/{COMMON_METADATA}")))
         with self._errors(key):
-            response = self._client.get_object(self.bucket,
-                                               self._name(f"{key}/{COMMON_METADATA}"))
-            try:
-                data = response.read()
-            finally:
-                response.close()
-                response.release_conn()
-        return pq.read_schema(pa.BufferReader(data))
+            size = self._client.stat_object(self.bucket, self._name(key)).size or 0
+        tail = self._bytes(key, max(size - _FOOTER_GUESS, 0))
+        # Parquet ends with the footer, its length (4 bytes, little-endian) and "PAR1"
+        footer = int.from_bytes(tail[-8:-4], "little") + 8
+        if footer > len(tail) and footer <= size:
+            tail = self._bytes(key, size - footer)
+        # the footer after the leading magic: what a reader of the schema needs of the file
+        return pq.read_schema(pa.BufferReader(b"PAR1" + tail[-footer:]))
 
     def cluster_location(self, key: str) -> str:
         """``s3a://<bucket>/<prefix>/<key>``: Hadoop's S3A connector, configured by
@@ -387,6 +388,16 @@ class S3Store:
 
     def _cache_name(self, key: str) -> str:
         return f"{self.bucket}/{self._names}{key}"
+
+    def _bytes(self, key: str, offset: int = 0) -> bytes:
+        """The object's bytes from ``offset`` to its end, in memory (small reads only)."""
+        with self._errors(key):
+            response = self._client.get_object(self.bucket, self._name(key), offset=offset)
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
 
     def _stat(self, key: str) -> bool:
         """Whether the object ``key`` (a file, not a folder) exists."""

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pydantic
 import pytest
 
@@ -279,6 +281,24 @@ def test_a_cached_extract_is_served_without_the_store(
         assert time.monotonic() - started < FAST
         assert err.value.extra["retry_after"] == RETRY_AFTER_SECONDS
     assert _cached(store) == [f"{s3_bucket.name}/hub/{KEY}"]
+
+
+@pytest.mark.parametrize("columns", [3, 2000])  # a footer of a few hundred bytes, of >64 KiB
+def test_a_files_schema_is_read_from_its_footer_without_a_local_copy(
+    store: S3Store, tmp_path: Path, columns: int,
+) -> None:
+    """What a query on Spark needs of an extract committed on DuckDB (hub.query.engine):
+    its columns and tahub.* metadata, from ranged reads of the file's end."""
+    table = pa.table({f"c{i}": list(range(5000)) for i in range(columns)})
+    path = tmp_path / "wide.parquet"
+    pq.write_table(table.replace_schema_metadata({"tahub.dataset": "bank_alerts"}), path)
+    store.put_file(KEY, path)
+    assert pq.read_metadata(path).serialized_size > 64 * 1024 or columns == 3
+    assert store.schema(KEY) == pq.read_schema(path)
+    assert store.schema(KEY).metadata == {b"tahub.dataset": b"bank_alerts"}
+    assert _cached(store) == []  # nothing downloaded
+    with pytest.raises(NotFound):
+        store.schema("extracts/org_1/bank_alerts/missing.parquet")
 
 
 def test_put_and_delete_drop_the_local_copy(store: S3Store, tmp_path: Path) -> None:
