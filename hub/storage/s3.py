@@ -432,12 +432,15 @@ class S3Store:
             for i, name in enumerate(names):
                 parts.append(Path(tmp) / f"{i:06d}.parquet")
                 self._fetch(name[len(self._names):], name, parts[-1], required=True)
-            metadata = self.schema(key).metadata
-            first = pq.read_schema(parts[0]) if parts else self.schema(key)
-            with pq.ParquetWriter(dest, first.with_metadata(metadata), compression="zstd",
-                                  write_page_checksum=True) as out:
-                for part in parts:
-                    out.write_table(pq.read_table(part).replace_schema_metadata(metadata))
+            common = self.schema(key)
+            first = pq.read_schema(parts[0]) if parts else common
+            with pq.ParquetWriter(dest, first.with_metadata(common.metadata),
+                                  compression="zstd", write_page_checksum=True) as out:
+                for part in parts:  # a row group at a time: memory bounded by one group
+                    with pq.ParquetFile(part) as rows:
+                        for group in range(rows.num_row_groups):
+                            out.write_table(rows.read_row_group(group)
+                                            .replace_schema_metadata(common.metadata))
 
     def _bucket_exists(self, client: Minio | None = None) -> bool:
         with self._errors():
