@@ -74,7 +74,6 @@ DuckDB side (token counts, the window, the returned SQL).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import re
 import secrets
@@ -99,6 +98,7 @@ from hub.contracts.validation import ERRORS_COLUMN, ROW_COLUMN, quote_ident
 from hub.errors import Unavailable
 from hub.privacy.noise import sum_decimals, to_fixed
 from hub.storage.db import unit_datasets, unit_tokens
+from hub.storage.locks import file_lock
 
 __all__ = [
     "BOUND_FIELDS",
@@ -469,15 +469,10 @@ def open_unit_index(engine: sa.Engine, folder: Path) -> UnitNumbering:
 
 @contextmanager
 def exclusive(lock: Path, held: threading.Lock) -> Iterator[None]:
-    """``held`` (this process's threads), then an ``fcntl`` lock on the file ``lock`` (other
-    processes sharing the folder), until the block ends."""
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with held, open(lock, "a+b") as lock_file:
-        fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+    """``held`` (this process's threads), then :func:`~hub.storage.locks.file_lock` on
+    ``lock`` (other processes sharing the folder), until the block ends."""
+    with held, file_lock(lock):
+        yield
 
 
 # -- the SQL both indexes share ----------------------------------------------------------------

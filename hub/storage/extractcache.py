@@ -24,13 +24,14 @@ keeps, unlike access times.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import tempfile
 import time
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
+
+from hub.storage.locks import file_lock
 
 __all__ = ["ExtractCache"]
 
@@ -176,23 +177,11 @@ class ExtractCache:
 
     @contextlib.contextmanager
     def _folder_lock(self, *, exclusive: bool) -> Iterator[None]:
-        with _flock(self.root / ".lock", exclusive=exclusive):
+        with file_lock(self.root / ".lock", exclusive=exclusive):
             yield
 
     @contextlib.contextmanager
     def _name_lock(self, name: str) -> Iterator[None]:
         stripe = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") % _STRIPES
-        with _flock(self.root / ".locks" / f"{stripe:03d}", exclusive=True):
+        with file_lock(self.root / ".locks" / f"{stripe:03d}", exclusive=True):
             yield
-
-
-@contextlib.contextmanager
-def _flock(path: Path, *, exclusive: bool) -> Iterator[None]:
-    """An advisory lock between processes (and threads: each call opens its own file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
