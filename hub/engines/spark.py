@@ -35,7 +35,7 @@ import structlog
 
 from hub.engines.dialect import Source, SparkStatement, to_spark
 from hub.engines.runner import Location, Params, UnreadableInput
-from hub.errors import NotFound, Unavailable
+from hub.errors import Unavailable
 from hub.settings import Settings
 from hub.storage.objects import ObjectStore, parquet_parts
 from hub.storage.s3 import s3a_options
@@ -84,9 +84,8 @@ class SparkRunner:
 
     def locate(self, store: ObjectStore, key: str) -> list[Location]:
         """The object as the cluster reads it (a file or a folder of parts, from a folder
-        it shares or from S3), listed by the cluster itself."""
-        if not store.exists(key):
-            raise NotFound(f"object {key!r} does not exist")
+        it shares or from S3), listed by the cluster itself: no request to the store (the
+        query engine reads each object's schema once, which finds a missing one)."""
         return [store.cluster_location(key)]
 
     def close(self) -> None:

@@ -296,10 +296,10 @@ class QueryEngine:
         for extract in self._ingest.visible_extracts(dataset):
             key = extract.object_key
             try:
-                paths.extend(self._runner.locate(self._store, key))
                 layout = self._layouts.get(key)
                 if layout is None:
                     layout = self._layouts[key] = _layout(extract.id, self._store, key)
+                paths.extend(self._runner.locate(self._store, key))
             except NotFound as exc:  # withdrawn meanwhile
                 raise Unavailable("the dataset changed while the query ran; retry") from exc
             layouts.append(layout)
