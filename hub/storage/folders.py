@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["COMMON_METADATA", "FOLDER_ENTRY", "parquet_parts", "parquet_schema"]
+__all__ = ["COMMON_METADATA", "FOLDER_ENTRY", "check_folder", "parquet_parts", "parquet_schema"]
 
 #: The file of a folder object that holds its schema and ``tahub.*`` metadata (Spark and
 #: DuckDB skip files that start with an underscore).
@@ -31,3 +31,11 @@ def parquet_parts(path: Path) -> list[Path]:
 def parquet_schema(path: Path) -> pa.Schema:
     """The schema and ``tahub.*`` metadata of an extract object (:func:`parquet_parts`)."""
     return pq.read_schema(path / COMMON_METADATA if path.is_dir() else path)
+
+
+def check_folder(source: Path) -> Path:
+    """``source``, refused unless it is a whole folder object (its ``_common_metadata``
+    written): what a store's ``put_folder`` takes."""
+    if not (source / COMMON_METADATA).is_file():
+        raise ValueError("a folder object needs its _common_metadata")
+    return source

@@ -34,7 +34,7 @@ from urllib.parse import unquote, urlsplit
 import pyarrow as pa
 
 from hub.errors import ConfigError, NotFound, Unavailable
-from hub.storage.folders import COMMON_METADATA, parquet_parts, parquet_schema
+from hub.storage.folders import COMMON_METADATA, check_folder, parquet_parts, parquet_schema
 from hub.storage.objectkeys import TMP_PREFIX, check_key, check_prefix
 from hub.storage.s3 import MultipartUpload, S3Store, UploadPart, open_s3
 
@@ -183,8 +183,7 @@ class LocalFolderStore:
         """Move ``source``, a folder of Parquet parts with its ``_common_metadata`` (an
         extract Spark wrote: :mod:`hub.ingest.clustered`), to ``key`` in one rename; it
         must be on this store's file system."""
-        if not (source / COMMON_METADATA).is_file():
-            raise ValueError("a folder object needs its _common_metadata")
+        check_folder(source)
         dest = self._path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.rename(source, dest)

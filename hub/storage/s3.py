@@ -52,7 +52,7 @@ from minio.sse import Sse, SseKMS, SseS3
 
 from hub.errors import ConfigError, InvalidInput, NotFound, TahubError, Unavailable
 from hub.storage.extractcache import IN_USE_SECONDS, ExtractCache
-from hub.storage.folders import COMMON_METADATA, FOLDER_ENTRY, parquet_parts
+from hub.storage.folders import COMMON_METADATA, FOLDER_ENTRY, check_folder, parquet_parts
 from hub.storage.objectkeys import TMP_PREFIX, check_key, check_prefix, is_key
 
 if TYPE_CHECKING:
@@ -199,8 +199,7 @@ class S3Store:
         ``<key>/``, each as :meth:`put_file` does, then its ``_common_metadata``, which makes
         it whole (:meth:`exists`); a folder left without it by a failure is removed here, or
         else swept as an orphan (:meth:`keys` lists it under ``key``)."""
-        if not (source / COMMON_METADATA).is_file():
-            raise ValueError("a folder object needs its _common_metadata")
+        check_folder(source)
         try:
             for part in parquet_parts(source):
                 self.put_file(f"{key}/{part.name}", part)
@@ -255,7 +254,7 @@ class S3Store:
         """The schema and metadata without the rows: a folder object's ``_common_metadata``
         (a few KB), else the file's footer (its last bytes, by ranged reads)."""
         if self._is_folder(key):
-            return pq.read_schema(pa.BufferReader(self._bytes(f"{key}/{COMMON_METADATA}")))
+            return self._common(key)
         with self._errors(key):
             size = self._client.stat_object(self.bucket, self._name(key)).size or 0
         tail = self._bytes(key, max(size - _FOOTER_GUESS, 0))
@@ -399,6 +398,10 @@ class S3Store:
                 response.close()
                 response.release_conn()
 
+    def _common(self, key: str) -> pa.Schema:
+        """The schema and metadata of the folder object ``key`` (its ``_common_metadata``)."""
+        return pq.read_schema(pa.BufferReader(self._bytes(f"{key}/{COMMON_METADATA}")))
+
     def _stat(self, key: str) -> bool:
         """Whether the object ``key`` (a file, not a folder) exists."""
         try:
@@ -432,7 +435,7 @@ class S3Store:
             for i, name in enumerate(names):
                 parts.append(Path(tmp) / f"{i:06d}.parquet")
                 self._fetch(name[len(self._names):], name, parts[-1], required=True)
-            common = self.schema(key)
+            common = self._common(key)
             first = pq.read_schema(parts[0]) if parts else common
             with pq.ParquetWriter(dest, first.with_metadata(common.metadata),
                                   compression="zstd", write_page_checksum=True) as out:

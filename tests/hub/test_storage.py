@@ -26,14 +26,19 @@ from tests.s3server import S3Bucket
 KEY = "extracts/org_1/bank_alerts/ext_1.parquet"
 
 
-@pytest.fixture(params=["folder", "memory", "s3"])
-def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
+def _opened(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
+    """The store ``request.param`` names, empty."""
     if request.param == "folder":
         return LocalFolderStore(tmp_path / "objects")
     if request.param == "s3":  # a real S3 server process (tests/s3server.py)
         bucket: S3Bucket = request.getfixturevalue("s3_bucket")
         return open_store(bucket.url, bucket.settings(tmp_path / "data"))
     return MemoryStore()
+
+
+@pytest.fixture(params=["folder", "memory", "s3"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
+    return _opened(request, tmp_path)
 
 
 def _file(tmp_path: Path, name: str, data: bytes) -> Path:
@@ -127,10 +132,7 @@ def test_folder_keys_skip_temporary_files_and_delete_prunes_empty_folders(tmp_pa
 @pytest.fixture(params=["folder", "s3"])
 def folder_store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
     """The stores a Spark commit can publish to."""
-    if request.param == "folder":
-        return LocalFolderStore(tmp_path / "objects")
-    bucket: S3Bucket = request.getfixturevalue("s3_bucket")
-    return open_store(bucket.url, bucket.settings(tmp_path / "data"))
+    return _opened(request, tmp_path)
 
 
 def _written(tmp_path: Path, schema: pa.Schema) -> Path:
